@@ -1,0 +1,425 @@
+"""AirHockey-v0: hit a puck into a chosen one of five buttons (seed 000, section 5)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import mujoco
+import numpy as np
+from gymnasium import spaces
+from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+from numpy.typing import NDArray
+
+MODEL_PATH = Path(__file__).parent / "assets" / "air_hockey.xml"
+
+N_BUTTONS = 5
+BUTTON_RED = np.array([0.9, 0.08, 0.08, 1.0], dtype=np.float32)
+BUTTON_GREEN = np.array([0.05, 0.6, 0.15, 1.0], dtype=np.float32)
+
+OBS_TYPES = ("state", "pixels", "state_pixels")
+TARGET_PRESETS = {"leftright": (0, N_BUTTONS - 1), "all": tuple(range(N_BUTTONS))}
+
+# Layout of the state observation, in order; each entry is (name, size).
+STATE_LAYOUT = (
+    ("bar_pos", 2),
+    ("bar_vel", 2),
+    ("puck_pos", 2),
+    ("puck_vel", 2),
+    ("target", N_BUTTONS),
+)
+STATE_SIZE = sum(size for _, size in STATE_LAYOUT)
+
+MAX_PUCK_SPEED = 8.0  # m/s; the bar at full speed gives the puck under 3 m/s
+REST_SPEED = 0.05  # m/s; a puck slower than this is taken to be at rest
+# The bar reaches up to y = -0.05 + 0.025 (its half-thickness); a puck centred beyond this line
+# (bar reach + puck radius + margin) can no longer be touched by the bar.
+OUT_OF_REACH_Y = 0.1
+
+
+def _render_modes() -> list[str]:
+    """``"rgb_array"`` always; ``"human"`` only where a display exists to open a window on."""
+    has_display = not sys.platform.startswith("linux") or bool(
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )
+    return ["human", "rgb_array"] if has_display else ["rgb_array"]
+
+
+def resolve_target_buttons(target_buttons: str | Sequence[int]) -> tuple[int, ...]:
+    """Turns a preset name or a list of button indices into a sorted tuple of indices.
+
+    Args:
+        target_buttons: ``"leftright"`` (buttons 0 and 4), ``"all"`` (0-4), or button indices.
+
+    Returns:
+        The distinct button indices, sorted.
+
+    Raises:
+        ValueError: on an unknown preset, an empty list or an index outside 0-4.
+    """
+    if isinstance(target_buttons, str):
+        if target_buttons not in TARGET_PRESETS:
+            raise ValueError(
+                f"target_buttons must be one of {sorted(TARGET_PRESETS)} or a list of button "
+                f"indices 0-{N_BUTTONS - 1}, got {target_buttons!r}"
+            )
+        return TARGET_PRESETS[target_buttons]
+    buttons = tuple(sorted({int(b) for b in target_buttons}))
+    if not buttons or buttons[0] < 0 or buttons[-1] >= N_BUTTONS:
+        raise ValueError(
+            f"target_buttons must hold button indices 0-{N_BUTTONS - 1}, got {list(target_buttons)}"
+        )
+    return buttons
+
+
+class AirHockeyEnv(MujocoEnv):
+    """Hit the puck into the target button of an air-hockey table.
+
+    ## Description
+    The table of seed 000 (Figure 5), simulated in MuJoCo: a puck slides with almost no friction
+    between stiff, bouncy rims; the agent moves a neon-green bar in its half of the table; five red
+    buttons line the far end, and the one the puck touches turns green and stays green. Each
+    episode names one button as the target. The puck starts at rest in the bar's half, and the
+    agent must strike it so that it reaches the target button.
+
+    The puck is a planar body on two slide joints at a fixed height (its contact with the table
+    surface is excluded), with joint damping as air drag, as in the Robot Air Hockey Challenge
+    table. The buttons are inelastic pads that stop the puck. Button hits are read from MuJoCo
+    contacts: whenever the puck could reach the buttons within a control step, the step is run one
+    physics step at a time and the contacts are read after each, so no hit is missed at any speed.
+
+    ## Action Space
+    `Box(-1, 1, (2,), float32)`: the bar's velocity command along x (across the table) and y (along
+    it), as a fraction of `bar_speed` (default 1.5 m/s). Each axis is a MuJoCo velocity servo, so
+    the bar accelerates towards the command within a few milliseconds. Velocity control was chosen
+    over position control because a strike needs speed: with position targets the policy would have
+    to learn to overshoot. The bar is held in its half of the table by joint limits
+    (x in [-0.35, 0.35] m, y in [-0.57, -0.05] m).
+
+    ## Observation Space
+    With `obs_type="state"` (default), a `Box` of 13 float64 values, each clipped to finite bounds:
+
+    | index | observation                          | unit | bounds          |
+    |-------|--------------------------------------|------|-----------------|
+    | 0-1   | bar position (x, y)                  | m    | joint range     |
+    | 2-3   | bar velocity (x, y)                  | m/s  | +-2 `bar_speed` |
+    | 4-5   | puck position (x, y)                 | m    | table           |
+    | 6-7   | puck velocity (x, y)                 | m/s  | +-8             |
+    | 8-12  | target button, one-hot over 0-4      |      | [0, 1]          |
+
+    With `obs_type="pixels"`, the rendered frame `Box(0, 255, (height, width, 3), uint8)` from
+    `camera_name`; with `"state_pixels"`, a `Dict` with keys `"state"` and `"pixels"`.
+
+    ## Rewards
+    The reward is the sum of the terms below; each is reported in `info` as `reward_<name>`.
+    - `approach`: `approach_reward_weight` x the decrease, this step, of the distance (m) from the
+      bar to the puck, until the puck is first struck (potential-based shaping).
+    - `aim`: `aim_reward_weight` x the decrease, this step, of the distance (m) from the puck to the
+      target button (potential-based shaping).
+    - `outcome`: `success_reward` when the puck hits the target, `wrong_button_reward` when it hits
+      another button, `miss_reward` when the episode ends as a miss (see Episode End); else 0.
+    - `ctrl`: `-ctrl_cost_weight` x the squared norm of the action.
+
+    ## Starting State
+    The bar at rest at (0, -0.5). The puck at rest at a uniform random position with x in
+    [-0.3, 0.3] m and y in [-0.35, -0.15] m (the half of the table opposite the buttons, in front of
+    the bar). The target is drawn uniformly from `target_buttons`, unless `reset(options={"target": k})`
+    names it. All buttons red.
+
+    ## Episode End
+    Terminated when the puck touches a button (hit), or as a miss when it can no longer reach one
+    without another strike: it is beyond the bar's reach (y > 0.1 m) and moving back towards the
+    bar or at rest (speed < 0.05 m/s). Truncated by the `TimeLimit` wrapper after 150 steps (3 s).
+    `info` always holds `hit_button` (0-4, or -1 for none), `target`, `is_success` (hit == target),
+    `buttons_lit` (5 booleans), `struck` (the puck has moved) and every reward term.
+
+    ## Arguments
+    | argument                 | default       | meaning                                                    |
+    |--------------------------|---------------|------------------------------------------------------------|
+    | `render_mode`            | `None`        | `"rgb_array"`, or `"human"` where a display exists         |
+    | `width`, `height`        | 64, 64        | frame size in pixels (render and pixel observations)       |
+    | `camera_name`            | `"top"`       | `"top"` (orthographic, whole table) or `"perspective"`     |
+    | `obs_type`               | `"state"`     | `"state"`, `"pixels"` or `"state_pixels"`                  |
+    | `target_buttons`         | `"leftright"` | `"leftright"` (0 and 4), `"all"`, or a list of indices     |
+    | `frame_skip`             | 10            | physics steps of 2 ms per control step                     |
+    | `bar_speed`              | 1.5           | bar speed (m/s) at action magnitude 1                      |
+    | `approach_reward_weight` | 1.0           | see Rewards                                                |
+    | `aim_reward_weight`      | 5.0           | see Rewards                                                |
+    | `success_reward`         | 10.0          | see Rewards                                                |
+    | `wrong_button_reward`    | -2.0          | see Rewards                                                |
+    | `miss_reward`            | -1.0          | see Rewards                                                |
+    | `ctrl_cost_weight`       | 0.01          | see Rewards                                                |
+
+    ## Version History
+    - v0: first version.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": _render_modes()}
+
+    def __init__(
+        self,
+        *,
+        render_mode: str | None = None,
+        width: int = 64,
+        height: int = 64,
+        camera_name: str = "top",
+        obs_type: str = "state",
+        target_buttons: str | Sequence[int] = "leftright",
+        frame_skip: int = 10,
+        bar_speed: float = 1.5,
+        approach_reward_weight: float = 1.0,
+        aim_reward_weight: float = 5.0,
+        success_reward: float = 10.0,
+        wrong_button_reward: float = -2.0,
+        miss_reward: float = -1.0,
+        ctrl_cost_weight: float = 0.01,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            modes = self.metadata["render_modes"]
+            hint = " (no display found for 'human')" if render_mode == "human" else ""
+            raise ValueError(f"render_mode must be one of {modes} or None, got {render_mode!r}{hint}")
+        if obs_type not in OBS_TYPES:
+            raise ValueError(f"obs_type must be one of {list(OBS_TYPES)}, got {obs_type!r}")
+        for name, value in (("width", width), ("height", height), ("frame_skip", frame_skip)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not bar_speed > 0:
+            raise ValueError(f"bar_speed must be positive, got {bar_speed!r}")
+        self.obs_type = obs_type
+        self.target_buttons = resolve_target_buttons(target_buttons)
+        self.bar_speed = float(bar_speed)
+        self.reward_weights = {
+            "approach": float(approach_reward_weight),
+            "aim": float(aim_reward_weight),
+            "success": float(success_reward),
+            "wrong_button": float(wrong_button_reward),
+            "miss": float(miss_reward),
+            "ctrl": float(ctrl_cost_weight),
+        }
+
+        super().__init__(
+            str(MODEL_PATH),
+            int(frame_skip),
+            observation_space=None,
+            render_mode=render_mode,
+            width=int(width),
+            height=int(height),
+            camera_name=camera_name,
+        )
+        cameras = [self.model.camera(i).name for i in range(self.model.ncam)]
+        if camera_name not in cameras:
+            raise ValueError(f"camera_name must be one of {cameras}, got {camera_name!r}")
+        self.metadata = {**self.metadata, "render_fps": int(np.round(1.0 / self.dt))}
+
+        self._puck_geom = self.model.geom("puck").id
+        self._button_geoms = np.array([self.model.geom(f"button{k}").id for k in range(N_BUTTONS)])
+        # geom id -> button index, -1 for geoms that are not buttons
+        self._button_of_geom = np.full(self.model.ngeom, -1, dtype=np.int64)
+        self._button_of_geom[self._button_geoms] = np.arange(N_BUTTONS)
+        self._button_face_y = float(
+            self.model.geom_pos[self._button_geoms[0], 1] - self.model.geom_size[self._button_geoms[0], 1]
+        )
+        self._puck_radius = float(self.model.geom_size[self._puck_geom, 0])
+        self._button_pos = self.model.geom_pos[self._button_geoms, :2].copy()
+        self._bar_qpos = slice(2, 4)
+        self._puck_qpos = slice(0, 2)
+
+        bar_range = self.model.jnt_range[2:4]
+        puck_range = self.model.jnt_range[0:2]
+        bar_vmax = 2.0 * self.bar_speed
+        low = np.concatenate(
+            [bar_range[:, 0], [-bar_vmax] * 2, puck_range[:, 0], [-MAX_PUCK_SPEED] * 2, np.zeros(N_BUTTONS)]
+        )
+        high = np.concatenate(
+            [bar_range[:, 1], [bar_vmax] * 2, puck_range[:, 1], [MAX_PUCK_SPEED] * 2, np.ones(N_BUTTONS)]
+        )
+        self._state_low, self._state_high = low, high
+        state_space = spaces.Box(low=low, high=high, dtype=np.float64)
+        pixel_space = spaces.Box(0, 255, (self.height, self.width, 3), dtype=np.uint8)
+        self.observation_space = {
+            "state": state_space,
+            "pixels": pixel_space,
+            "state_pixels": spaces.Dict({"state": state_space, "pixels": pixel_space}),
+        }[obs_type]
+
+        self.target = int(self.target_buttons[0])
+        self.hit_button = -1
+        self.buttons_lit = np.zeros(N_BUTTONS, dtype=bool)
+        self._prev_bar_puck_dist = 0.0
+        self._prev_puck_target_dist = 0.0
+        self._struck = False
+
+    def _set_action_space(self) -> spaces.Box:
+        self.action_space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
+        return self.action_space
+
+    # ----------------------------------------------------------------------------------- state
+    @property
+    def bar_pos(self) -> NDArray[np.float64]:
+        """Bar centre (x, y) in metres, shape (2,)."""
+        return self.data.qpos[self._bar_qpos].copy()
+
+    @property
+    def puck_pos(self) -> NDArray[np.float64]:
+        """Puck centre (x, y) in metres, shape (2,)."""
+        return self.data.qpos[self._puck_qpos].copy()
+
+    def physical_state(self) -> dict[str, NDArray]:
+        """The per-frame physical state: positions and velocities (m, m/s) and lit buttons.
+
+        Returns:
+            ``bar_pos``, ``bar_vel``, ``puck_pos``, ``puck_vel`` (each float64, shape (2,)) and
+            ``buttons_lit`` (bool, shape (5,)).
+        """
+        return {
+            "bar_pos": self.data.qpos[self._bar_qpos].copy(),
+            "bar_vel": self.data.qvel[self._bar_qpos].copy(),
+            "puck_pos": self.data.qpos[self._puck_qpos].copy(),
+            "puck_vel": self.data.qvel[self._puck_qpos].copy(),
+            "buttons_lit": self.buttons_lit.copy(),
+        }
+
+    def _state_obs(self) -> NDArray[np.float64]:
+        target = np.zeros(N_BUTTONS)
+        target[self.target] = 1.0
+        state = np.concatenate(
+            [self.data.qpos[2:4], self.data.qvel[2:4], self.data.qpos[0:2], self.data.qvel[0:2], target]
+        )
+        return np.clip(state, self._state_low, self._state_high)
+
+    def _pixels(self) -> NDArray[np.uint8]:
+        return np.ascontiguousarray(self.mujoco_renderer.render("rgb_array"))
+
+    def _get_obs(self) -> NDArray | dict[str, NDArray]:
+        if self.obs_type == "state":
+            return self._state_obs()
+        if self.obs_type == "pixels":
+            return self._pixels()
+        return {"state": self._state_obs(), "pixels": self._pixels()}
+
+    def _distances(self) -> tuple[float, float]:
+        """Distances (m) from bar to puck and from puck to the target button's centre."""
+        puck = self.data.qpos[0:2]
+        bar_puck = float(np.hypot(*(self.data.qpos[2:4] - puck)))
+        puck_target = float(np.hypot(*(self._button_pos[self.target] - puck)))
+        return bar_puck, puck_target
+
+    # ----------------------------------------------------------------------------------- physics
+    def _touched_button(self) -> int:
+        """Index of a button in contact with the puck now, or -1."""
+        ncon = self.data.ncon
+        if ncon == 0:
+            return -1
+        geoms = self.data.contact.geom[:ncon]
+        hits = self._button_of_geom[geoms[geoms[:, 0] == self._puck_geom, 1]]
+        hits = np.concatenate([hits, self._button_of_geom[geoms[geoms[:, 1] == self._puck_geom, 0]]])
+        hits = hits[hits >= 0]
+        if hits.size == 0:
+            return -1
+        # The puck can wedge against two neighbours at once: credit the one nearest its centre.
+        return int(hits[np.argmin(np.abs(self._button_pos[hits, 0] - self.data.qpos[0]))])
+
+    def _simulate(self, ctrl: NDArray[np.float64]) -> int:
+        """Advances one control step; returns the first button the puck touched during it, or -1."""
+        self.data.ctrl[:] = ctrl
+        puck_y = self.data.qpos[1]
+        speed_bound = float(np.hypot(*self.data.qvel[0:2])) + 2.0 * self.bar_speed
+        reach = self._button_face_y - self._puck_radius - speed_bound * self.dt - 0.01
+        if puck_y < reach:
+            # The puck cannot touch a button during this step: step the physics in one call.
+            mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+            return -1
+        hit = -1
+        for _ in range(self.frame_skip):
+            mujoco.mj_step(self.model, self.data)
+            if hit < 0:
+                hit = self._touched_button()
+        return hit
+
+    def _light(self, button: int) -> None:
+        self.buttons_lit[button] = True
+        self.model.geom_rgba[self._button_geoms[button]] = BUTTON_GREEN
+
+    # ----------------------------------------------------------------------------------- API
+    def step(self, action: NDArray[np.float32]) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        action = np.clip(np.asarray(action, dtype=np.float64).reshape(2), -1.0, 1.0)
+        hit = self._simulate(action * self.bar_speed)
+        if hit >= 0 and self.hit_button < 0:
+            self.hit_button = hit
+            self._light(hit)
+
+        puck_vel = self.data.qvel[0:2]
+        if not self._struck and float(np.hypot(*puck_vel)) > 1e-3:
+            self._struck = True
+        bar_puck, puck_target = self._distances()
+        w = self.reward_weights
+        rewards = {
+            "approach": 0.0,
+            "aim": w["aim"] * (self._prev_puck_target_dist - puck_target),
+            "outcome": 0.0,
+            "ctrl": -w["ctrl"] * float(action @ action),
+        }
+        if not self._approach_done:
+            rewards["approach"] = w["approach"] * (self._prev_bar_puck_dist - bar_puck)
+            self._approach_done = self._struck
+        self._prev_bar_puck_dist, self._prev_puck_target_dist = bar_puck, puck_target
+
+        missed = bool(
+            self.hit_button < 0
+            and self.data.qpos[1] > OUT_OF_REACH_Y
+            and (puck_vel[1] < 0.0 or np.hypot(*puck_vel) < REST_SPEED)
+        )
+        if self.hit_button >= 0:
+            rewards["outcome"] = w["success"] if self.hit_button == self.target else w["wrong_button"]
+        elif missed:
+            rewards["outcome"] = w["miss"]
+        terminated = self.hit_button >= 0 or missed
+
+        if self.render_mode == "human":
+            self.render()
+        return self._get_obs(), float(sum(rewards.values())), terminated, False, self._info(rewards)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Resets the table; ``options={"target": k}`` sets the target button to k (0-4)."""
+        self._reset_options = options or {}
+        return super().reset(seed=seed, options=options)
+
+    def reset_model(self) -> NDArray | dict[str, NDArray]:
+        target = self._reset_options.get("target")
+        if target is None:
+            target = self.np_random.choice(self.target_buttons)
+        elif int(target) != target or not 0 <= target < N_BUTTONS:
+            raise ValueError(f"options['target'] must be a button index 0-{N_BUTTONS - 1}, got {target!r}")
+        self.target = int(target)
+        self.hit_button = -1
+        self.buttons_lit[:] = False
+        self.model.geom_rgba[self._button_geoms] = BUTTON_RED
+        self._struck = False
+        self._approach_done = False
+
+        qpos = np.zeros(self.model.nq)
+        qpos[0] = self.np_random.uniform(-0.3, 0.3)
+        qpos[1] = self.np_random.uniform(-0.35, -0.15)
+        qpos[2:4] = (0.0, -0.5)
+        self.set_state(qpos, np.zeros(self.model.nv))
+        self._prev_bar_puck_dist, self._prev_puck_target_dist = self._distances()
+        return self._get_obs()
+
+    def _get_reset_info(self) -> dict[str, Any]:
+        return self._info(dict.fromkeys(("approach", "aim", "outcome", "ctrl"), 0.0))
+
+    def _info(self, rewards: dict[str, float]) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "hit_button": self.hit_button,
+            "target": self.target,
+            "is_success": self.hit_button == self.target,
+            "buttons_lit": self.buttons_lit.copy(),
+            "struck": self._struck,
+        }
+        info.update({f"reward_{name}": value for name, value in rewards.items()})
+        return info

@@ -1,0 +1,242 @@
+"""AirHockey-v0 through its public API: spaces, checkers, determinism, physics, rendering."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import airhockey
+from airhockey.envs import N_BUTTONS, AirHockeyEnv
+from airhockey.envs.airhockey_v0 import MAX_PUCK_SPEED
+
+TABLE_HALF_X, TABLE_HALF_Y = 0.45, 0.6
+
+
+def make(**kwargs) -> gym.Env:
+    return gym.make(airhockey.ENV_ID, **kwargs)
+
+
+def top_pixel(env: AirHockeyEnv, xy: tuple[float, float]) -> tuple[int, int]:
+    """Row and column of table point ``xy`` in a frame from the orthographic ``top`` camera."""
+    cam = env.model.camera("top")
+    extent = float(env.model.cam_fovy[cam.id])  # visible height in metres
+    ppm = env.height / extent
+    col = int(env.width / 2 + (xy[0] - env.model.cam_pos[cam.id][0]) * ppm)
+    row = int(env.height / 2 - (xy[1] - env.model.cam_pos[cam.id][1]) * ppm)
+    return row, col
+
+
+def launch_puck(env: gym.Env, pos: tuple[float, float], vel: tuple[float, float]) -> None:
+    u = env.unwrapped
+    qpos, qvel = u.data.qpos.copy(), u.data.qvel.copy()
+    qpos[0:2], qvel[0:2] = pos, vel
+    u.set_state(qpos, qvel)
+
+
+@pytest.mark.parametrize("obs_type", ["state", "pixels", "state_pixels"])
+def test_gymnasium_and_sb3_checkers_pass_without_warnings(obs_type):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gym_check_env(make(render_mode="rgb_array", obs_type=obs_type).unwrapped)
+        sb3_check_env(make(render_mode="rgb_array", obs_type=obs_type).unwrapped, warn=True)
+
+
+def test_spaces_and_observation_layout():
+    env = make(obs_type="state_pixels", width=48, height=40)
+    obs, info = env.reset(seed=3)
+    assert env.action_space.shape == (2,) and env.action_space.dtype == np.float32
+    assert np.all(env.action_space.low == -1) and np.all(env.action_space.high == 1)
+    assert obs["pixels"].shape == (40, 48, 3) and obs["pixels"].dtype == np.uint8
+    state = obs["state"]
+    assert state.shape == (13,) and np.all(np.isfinite(env.observation_space["state"].high))
+    np.testing.assert_allclose(state[0:2], [0.0, -0.5])  # bar starts centred
+    assert -0.3 <= state[4] <= 0.3 and -0.35 <= state[5] <= -0.15  # puck in the bar's half
+    np.testing.assert_array_equal(state[2:4], 0.0)
+    np.testing.assert_array_equal(state[6:8], 0.0)  # at rest
+    assert state[8 + info["target"]] == 1.0 and state[8:].sum() == 1.0
+    assert info["target"] in (0, N_BUTTONS - 1)
+
+
+def test_reset_info_and_step_info_hold_every_field_and_reward_is_the_sum_of_terms():
+    env = make(target_buttons="all")
+    _, info = env.reset(seed=0)
+    keys = {"hit_button", "target", "is_success", "buttons_lit", "struck"}
+    terms = {"reward_approach", "reward_aim", "reward_outcome", "reward_ctrl"}
+    assert keys | terms <= set(info)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        _, reward, terminated, truncated, info = env.step(rng.uniform(-1, 1, 2))
+        assert keys | terms <= set(info)
+        assert reward == pytest.approx(sum(info[t] for t in terms))
+        if terminated or truncated:
+            env.reset()
+
+
+def rollout(seed: int, steps: int = 300) -> list:
+    env = make(target_buttons="all")
+    obs, info = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    trace = [(obs, info)]
+    for _ in range(steps):
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        trace.append((obs, reward, terminated, truncated, info))
+        if terminated or truncated:
+            trace.append(env.reset())
+    return trace
+
+
+def flatten(trace: list) -> list:
+    out = []
+    for item in trace:
+        for x in item:
+            out.extend(np.asarray(v).tolist() for v in x.values()) if isinstance(x, dict) else out.append(
+                np.asarray(x).tolist()
+            )
+    return out
+
+
+def test_same_seed_same_rollout_across_resets_and_different_seeds_differ():
+    a, b, c = rollout(7), rollout(7), rollout(8)
+    assert sum(len(t) == 2 for t in a) >= 2, "the rollout should cross at least one reset"
+    assert flatten(a) == flatten(b)
+    assert flatten(a) != flatten(c)
+
+
+@pytest.mark.parametrize("button", range(N_BUTTONS))
+def test_puck_driven_into_each_button_hits_it_terminates_and_turns_it_green(button):
+    env = make(render_mode="rgb_array", target_buttons="all")
+    env.reset(seed=button, options={"target": button})
+    u = env.unwrapped
+    x = float(u.model.geom(f"button{button}").pos[0])
+    row, col = top_pixel(u, (x, 0.57))
+    before = env.render()[row, col].astype(int)
+    assert before[0] > 150 and before[1] < 80, f"button {button} should start red, got {before}"
+
+    launch_puck(env, (x, 0.0), (0.0, 2.5))
+    for _ in range(40):
+        _, _reward, terminated, truncated, info = env.step(np.zeros(2))
+        if terminated:
+            break
+    assert terminated and not truncated
+    assert info["hit_button"] == button and info["is_success"]
+    assert info["buttons_lit"].tolist() == [k == button for k in range(N_BUTTONS)]
+    assert info["reward_outcome"] == u.reward_weights["success"]
+    after = env.render()[row, col].astype(int)
+    assert after[1] > 100 and after[0] < 80, f"button {button} should turn green, got {after}"
+    for other in set(range(N_BUTTONS)) - {button}:
+        r, c = top_pixel(u, (float(u.model.geom(f"button{other}").pos[0]), 0.57))
+        assert env.render()[r, c][0] > 150, "the other buttons stay red"
+
+
+def test_hitting_another_button_is_a_failure_and_reset_turns_it_red_again():
+    env = make(render_mode="rgb_array")
+    env.reset(seed=0, options={"target": 0})
+    launch_puck(env, (0.0, 0.0), (0.0, 3.0))
+    for _ in range(40):
+        _, _, terminated, _, info = env.step(np.zeros(2))
+        if terminated:
+            break
+    assert info["hit_button"] == 2 and not info["is_success"]
+    assert info["reward_outcome"] == env.unwrapped.reward_weights["wrong_button"]
+    env.reset(seed=1)
+    row, col = top_pixel(env.unwrapped, (0.0, 0.57))
+    assert env.render()[row, col][0] > 150
+
+
+def test_puck_sent_back_from_the_far_half_is_a_miss():
+    env = make()
+    env.reset(seed=0)
+    launch_puck(env, (0.0, 0.3), (0.5, -1.0))
+    _, _, terminated, _, info = env.step(np.zeros(2))
+    assert terminated and info["hit_button"] == -1 and not info["is_success"]
+    assert info["reward_outcome"] == env.unwrapped.reward_weights["miss"]
+
+
+@pytest.mark.parametrize("start", [(0.0, -0.3), (0.3, 0.2), (-0.35, 0.45)])
+def test_puck_fired_at_top_speed_in_any_direction_never_leaves_the_table(start):
+    env = make()
+    radius = env.unwrapped.model.geom("puck").size[0]
+    rng = np.random.default_rng(0)
+    for angle in np.linspace(0, 2 * np.pi, 24, endpoint=False):
+        env.reset(seed=0)
+        launch_puck(env, start, (MAX_PUCK_SPEED * np.cos(angle), MAX_PUCK_SPEED * np.sin(angle)))
+        for _ in range(60):
+            _, _, terminated, _, _ = env.step(rng.uniform(-1, 1, 2))
+            x, y = env.unwrapped.puck_pos
+            assert abs(x) <= TABLE_HALF_X - radius + 0.03 and abs(y) <= TABLE_HALF_Y - radius + 0.03
+            if terminated:
+                break
+
+
+def test_bar_stays_in_its_half():
+    env = make()
+    env.reset(seed=0)
+    for action in ([1, 1], [-1, 1], [-1, -1], [1, -1]):
+        for _ in range(60):
+            env.step(np.array(action, dtype=np.float32))
+        x, y = env.unwrapped.bar_pos
+        assert abs(x) <= 0.36 and -0.58 <= y <= -0.04
+
+
+def test_async_vector_env_and_standard_wrappers_compose():
+    vec = gym.make_vec(airhockey.ENV_ID, num_envs=2, vectorization_mode="async")
+    obs, info = vec.reset(seed=[1, 2])
+    assert obs.shape == (2, 13) and info["target"].shape == (2,)
+    obs, reward, _terminated, _truncated, info = vec.step(np.zeros((2, 2), dtype=np.float32))
+    assert obs.shape == (2, 13) and reward.shape == (2,)
+    vec.close()
+
+    env = make(render_mode="rgb_array")
+    env = gym.wrappers.AddRenderObservation(env, render_only=True)
+    env = gym.wrappers.ResizeObservation(env, (32, 32))
+    env = gym.wrappers.FrameStackObservation(env, 4)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (4, 32, 32, 3)
+    obs, *_ = env.step(env.action_space.sample())
+    assert obs.shape == (4, 32, 32, 3)
+
+
+def test_truncated_by_time_limit():
+    env = make()
+    env.reset(seed=0)
+    steps, truncated, terminated = 0, False, False
+    while not (truncated or terminated):
+        _, _, terminated, truncated, _ = env.step(np.zeros(2))  # the bar never moves
+        steps += 1
+    assert truncated and not terminated and steps == env.spec.max_episode_steps
+
+
+def test_make_by_module_path_without_import():
+    code = "import gymnasium as gym; e = gym.make('airhockey:AirHockey-v0'); print(e.reset(seed=0)[0].shape)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "(13,)"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"obs_type": "rgb"}, "obs_type must be one of"),
+        ({"target_buttons": "middle"}, "target_buttons must be one of"),
+        ({"target_buttons": [0, 7]}, "button indices 0-4"),
+        ({"camera_name": "side"}, "camera_name must be one of"),
+        ({"width": 0}, "width must be a positive integer"),
+        ({"render_mode": "video"}, "render_mode must be one of"),
+    ],
+)
+def test_bad_arguments_give_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make(**kwargs)
+
+
+def test_reset_target_option_is_checked():
+    env = make()
+    assert env.reset(seed=0, options={"target": 3})[1]["target"] == 3
+    with pytest.raises(ValueError, match="button index 0-4"):
+        env.reset(seed=0, options={"target": 5})
