@@ -125,14 +125,274 @@ def env_preview(
 
 # --------------------------------------------------------------------------------------- agent
 # (agent commands: train, eval, record)
+PolicyOption = Annotated[
+    str,
+    typer.Option(
+        help="'bundled' (the shipped agent), a run folder or a model .zip. "
+        "Loading unpickles the files, which can run code: pass only files you trust."
+    ),
+]
+TargetsOption = Annotated[str, typer.Option(help="Target buttons: 'leftright' or 'all'.")]
+
+
+@agent_app.command("train")
+@user_errors
+def agent_train(
+    out: Annotated[Path, typer.Option(help="Run folder to create, or with --resume to continue.")],
+    timesteps: Annotated[int, typer.Option(min=1, help="Environment steps, all sessions.")] = 1_000_000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes stepping the envs, this one included (see docs/agent.md).")
+    ] = 1,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of network, sampling and training envs.")] = 0,
+    targets: TargetsOption = "leftright",
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    device: Annotated[str, typer.Option(help="Torch device; 'cpu' runs are reproducible.")] = "cpu",
+    eval_every: Annotated[
+        int, typer.Option(min=0, help="Steps between evaluations and checkpoints; 0: at start and end only.")
+    ] = 20_480,
+    eval_episodes: Annotated[int, typer.Option(min=1, help="Episodes per evaluation.")] = 100,
+    hp: Annotated[
+        list[str] | None,
+        typer.Option(help="Override a hyperparameter of agents/hyperparams/ppo.yml: NAME=VALUE; repeatable."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train PPO into a run folder: config, command, eval CSV, curve, checkpoints, model and stats."""
+    from airhockey.agents import TrainConfig, load_hyperparams, train
+
+    config = TrainConfig(
+        out=out,
+        timesteps=timesteps,
+        workers=workers,
+        seed=seed,
+        target_buttons=targets,
+        device=device,
+        eval_every=eval_every,
+        eval_episodes=eval_episodes,
+        resume=resume,
+        progress_bar=progress,
+        hyperparams=load_hyperparams().with_overrides(hp or []),
+    )
+    summary = train(config)
+    last = summary.rows[-1]
+    typer.echo(
+        f"trained {summary.timesteps:,} steps in {summary.wall_seconds / 60:.1f} min "
+        f"({summary.steps_per_second:,.0f} steps/s); validation success {last.success_rate:.1%} "
+        f"[{last.success_low:.1%}, {last.success_high:.1%}]"
+    )
+    typer.echo(f"wrote {out}/ (model.zip, model_vecnormalize.pkl, eval.csv, curve.png)")
+
+
+@agent_app.command("eval")
+@user_errors
+def agent_eval(
+    policy: PolicyOption = "bundled",
+    episodes: Annotated[int, typer.Option(min=1, help="Episodes, one seed each.")] = 100,
+    seed: Annotated[
+        int, typer.Option(min=0, help="First reset seed; 1,000,000 up are never used in training.")
+    ] = 1_000_000,
+    targets: TargetsOption = "leftright",
+) -> None:
+    """Print the success rate (95% interval), the target x hit-button table and the mean length."""
+    from airhockey.agents import evaluate, load_policy
+
+    loaded = load_policy(policy)
+    result = evaluate(loaded, episodes, seed, targets)
+    typer.echo(f"policy:          {loaded.name} (sha256 {loaded.sha256})")
+    typer.echo(f"targets:         {targets}")
+    typer.echo(result.report())
+
+
+@agent_app.command("record")
+@user_errors
+def agent_record(
+    policy: PolicyOption = "bundled",
+    out: Annotated[Path, typer.Option(help="Video file to write: .mp4 or .gif.")] = Path("agent.mp4"),
+    episodes: Annotated[int, typer.Option(min=1, help="Episodes to play, one after another.")] = 3,
+    seed: Annotated[int, typer.Option(help="Reset seed of the first episode; the next ones follow.")] = 0,
+    targets: TargetsOption = "leftright",
+) -> None:
+    """Play a few episodes with an agent and write them as one video (256x256, top camera)."""
+    env_preview(out=out, policy=policy, episodes=episodes, seed=seed, targets=targets)
 
 
 # --------------------------------------------------------------------------------------- generate / data
 # (generate command and data commands: verify, inspect, preview)
+@app.command("generate")
+@user_errors
+def generate_command(
+    out_dir: Annotated[Path, typer.Argument(help="Dataset directory to create or, with --resume, complete.")],
+    episodes: Annotated[int, typer.Option(min=1, help="Labelled episodes to write.")],
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes. Default: the available CPU cores.")
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Generator seed: the same seed, the same dataset.")] = 0,
+    width: Annotated[int, typer.Option(min=16, help="Frame width in pixels.")] = 64,
+    height: Annotated[int, typer.Option(min=16, help="Frame height in pixels.")] = 64,
+    camera: Annotated[str, typer.Option(help="Camera: 'top' or 'perspective'.")] = "top",
+    labels: Annotated[
+        str,
+        typer.Option(
+            help="'leftright': classes left/right (buttons 0 and 4), other outcomes discarded; "
+            "'all': class k is button k, misses discarded."
+        ),
+    ] = "leftright",
+    policy: Annotated[
+        str,
+        typer.Option(
+            help="'bundled' (the shipped agent), a saved agent's run folder or model .zip (unpickled: "
+            "pass only files you trust), or 'scripted' (a hand-written baseline controller)."
+        ),
+    ] = "bundled",
+    shard_size: Annotated[int, typer.Option(min=1, help="Episodes per shard file.")] = 50,
+    resume: Annotated[
+        bool, typer.Option(help="Complete an interrupted run in OUT_DIR; give the same arguments.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Play a policy and write its episodes, rendered and labelled by the button hit, as HDF5 shards."""
+    from airhockey.generate import GenerateConfig, generate
+
+    config = GenerateConfig(episodes, seed, width, height, camera, labels, policy, shard_size)
+    manifest = generate(config, out_dir, workers=workers, resume=resume, progress=progress)
+    counts = zip(manifest["label_names"], manifest["class_counts"], strict=True)
+    classes = ", ".join(f"{name} {count}" for name, count in counts)
+    discarded = sum(manifest["discards"].values())
+    typer.echo(
+        f"wrote {out_dir}/: {manifest['episodes']} episodes ({classes}), {manifest['frames']:,} frames "
+        f"in {len(manifest['shards'])} shards; discarded {discarded} of {manifest['attempts']} attempts"
+    )
+
+
+@data_app.command("verify")
+@user_errors
+def data_verify(path: Annotated[Path, typer.Argument(help="Dataset directory.")]) -> None:
+    """Recompute checksums, check schema and counts, and check each label against the button states."""
+    from airhockey.generate import verify_dataset
+
+    result = verify_dataset(path)
+    for problem in result.problems:
+        typer.echo(f"error: {problem}", err=True)
+    if not result.ok:
+        raise typer.Exit(1)
+    typer.echo(f"ok: {path}: {result.shards} shards, {result.episodes} episodes verified")
+
+
+@data_app.command("inspect")
+@user_errors
+def data_inspect(path: Annotated[Path, typer.Argument(help="Dataset directory.")]) -> None:
+    """Print a summary: counts per class, lengths, discards, policy, frame size, size on disk."""
+    from airhockey.generate import describe_dataset
+
+    typer.echo(describe_dataset(path))
+
+
+@data_app.command("preview")
+@user_errors
+def data_preview(
+    path: Annotated[Path, typer.Argument(help="Dataset directory or shard file.")],
+    episode: Annotated[int, typer.Option(min=0, help="Index of the episode in the dataset.")] = 0,
+    out: Annotated[Path, typer.Option(help="Video file to write: .mp4 or .gif.")] = Path("clip.mp4"),
+) -> None:
+    """Write one episode as a video, its label drawn above the frames."""
+    from airhockey.generate import preview_episode
+
+    typer.echo(f"wrote {preview_episode(path, episode, out)}")
 
 
 # --------------------------------------------------------------------------------------- learn
 # (learn commands: pretext, predict, classify, compare; and pipeline)
+@learn_app.command("pretext")
+@user_errors
+def learn_pretext(
+    data: Annotated[Path, typer.Argument(help="Dataset directory written by 'airhockey generate'.")],
+    out: Annotated[Path, typer.Option(help="Run folder to create, or with --resume to continue.")],
+    minutes: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Wall-clock budget of this session's training, validations included."),
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(min=1, help="Most epochs in all. Default: 30, or unlimited when --minutes is given."),
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the initial weights and the clip order.")] = 0,
+    device: Annotated[str, typer.Option(help="Torch device: 'cpu' (reproducible) or 'cuda'.")] = "cpu",
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out where it stopped, with its own settings.")
+    ] = False,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="Torch CPU threads. Default: the available CPU cores.")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1, help="Clips per optimiser step.")] = 16,
+    lr: Annotated[float, typer.Option(min=0.0, help="AdamW learning rate.")] = 2e-3,
+    frames_in: Annotated[int, typer.Option(min=1, help="Context frames per clip (model setting).")] = 8,
+    frames_predicted: Annotated[
+        int, typer.Option(min=1, help="Frames predicted after the context, fed back (model setting).")
+    ] = 1,
+    hidden_channels: Annotated[int, typer.Option(min=1, help="ConvLSTM channels (model setting).")] = 16,
+    clip_stride: Annotated[int, typer.Option(min=1, help="Frames between successive clips' starts.")] = 4,
+    split_seed: Annotated[int, typer.Option(min=0, help="Seed of the by-episode train/val/test split.")] = 0,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train the ConvLSTM autoencoder on next-frame prediction; write checkpoints, log.csv, metrics.json.
+
+    With --resume the model settings come from the run and are not read from the options.
+    """
+    import torch
+
+    from airhockey.generate.executor import available_cpus
+    from airhockey.learn.autoencoder import AutoencoderConfig
+    from airhockey.learn.pretext import PretextConfig, train_pretext_on_dataset
+
+    torch.set_num_threads(threads or available_cpus())
+    config = PretextConfig(
+        epochs=epochs or (1_000_000 if minutes else PretextConfig.epochs),
+        minutes=minutes,
+        batch_size=batch_size,
+        lr=lr,
+        clip_stride=clip_stride,
+        split_seed=split_seed,
+        seed=seed,
+        device=device,
+        workers=workers,
+    )
+    model_config = AutoencoderConfig(
+        frames_in=frames_in, frames_predicted=frames_predicted, hidden_channels=hidden_channels
+    )
+    m = train_pretext_on_dataset(
+        data,
+        out,
+        config,
+        None if resume else model_config,
+        resume=resume,
+        progress=progress,
+        command=" ".join(["airhockey", *sys.argv[1:]]),
+    )
+    typer.echo(
+        f"stopped by {m['stopped_by']} after {m['steps']} steps; best epoch {m['best_epoch']}: "
+        f"val MSE {m['val_mse']:.6f} vs copy-last {m['baseline_copy_last_mse']:.6f} "
+        f"({m['val_mse_vs_copy_last']:+.1%} lower), mean-frame {m['baseline_mean_frame_mse']:.6f}; "
+        f"moving-pixel MSE {m['val_moving_mse']:.5f} vs copy-last {m['baseline_copy_last_moving_mse']:.5f}"
+    )
+    typer.echo(f"wrote {out}/ (best.pt, last.pt, log.csv, metrics.json, config.json)")
+
+
+@learn_app.command("predict")
+@user_errors
+def learn_predict(
+    run: Annotated[Path, typer.Argument(help="Pretext run folder or checkpoint file.")],
+    data: Annotated[Path, typer.Option(help="Dataset directory or shard file.")],
+    episode: Annotated[int, typer.Option(min=0, help="Index of the episode in the dataset.")] = 0,
+    out: Annotated[Path, typer.Option(help="Video file to write: .mp4 or .gif.")] = Path("pred.mp4"),
+    steps: Annotated[int, typer.Option(min=1, help="How far ahead the rollout panel predicts.")] = 4,
+    device: Annotated[str, typer.Option(help="Torch device: 'cpu' or 'cuda'.")] = "cpu",
+) -> None:
+    """Write an episode as three panels: truth, one-step prediction, prediction --steps frames ahead."""
+    from airhockey.learn.pretext import predict_dataset_episode
+
+    path = predict_dataset_episode(run, data, episode, out, steps, device)
+    typer.echo(f"wrote {path} (truth | one step ahead | {steps} steps ahead, predictions fed back)")
 
 
 def main() -> None:  # pragma: no cover - console entry point

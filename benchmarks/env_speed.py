@@ -10,14 +10,16 @@ environment is held to (``env.step`` >= 0.5 x physics, step+render >= 0.8 x raw 
 
 from __future__ import annotations
 
+# isort: off
+import airhockey  # first: selects the headless GL backend before MuJoCo loads
+
+# isort: on
 import argparse
 
 import gymnasium as gym
 import mujoco
 import numpy as np
 from common import print_table, rate
-
-import airhockey
 
 
 def main() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+import gymnasium as gym
 import mujoco
 import numpy as np
 from gymnasium import spaces
@@ -144,7 +146,7 @@ class AirHockeyEnv(MujocoEnv):
     | `camera_name`            | `"top"`       | `"top"` (orthographic, whole table) or `"perspective"`     |
     | `obs_type`               | `"state"`     | `"state"`, `"pixels"` or `"state_pixels"`                  |
     | `target_buttons`         | `"leftright"` | `"leftright"` (0 and 4), `"all"`, or a list of indices     |
-    | `frame_skip`             | 10            | physics steps of 2 ms per control step                     |
+    | `frame_skip`             | 5             | physics steps of 4 ms per control step                     |
     | `bar_speed`              | 1.5           | bar speed (m/s) at action magnitude 1                      |
     | `approach_reward_weight` | 1.0           | see Rewards                                                |
     | `aim_reward_weight`      | 5.0           | see Rewards                                                |
@@ -168,7 +170,7 @@ class AirHockeyEnv(MujocoEnv):
         camera_name: str = "top",
         obs_type: str = "state",
         target_buttons: str | Sequence[int] = "leftright",
-        frame_skip: int = 10,
+        frame_skip: int = 5,
         bar_speed: float = 1.5,
         approach_reward_weight: float = 1.0,
         aim_reward_weight: float = 5.0,
@@ -213,6 +215,9 @@ class AirHockeyEnv(MujocoEnv):
         if camera_name not in cameras:
             raise ValueError(f"camera_name must be one of {cameras}, got {camera_name!r}")
         self.metadata = {**self.metadata, "render_fps": int(np.round(1.0 / self.dt))}
+        self._camera_id = self.model.camera(camera_name).id
+        self._step_seconds = self.dt
+        self._renderer: mujoco.Renderer | None = None
 
         self._puck_geom = self.model.geom("puck").id
         self._button_geoms = np.array([self.model.geom(f"button{k}").id for k in range(N_BUTTONS)])
@@ -283,15 +288,37 @@ class AirHockeyEnv(MujocoEnv):
         }
 
     def _state_obs(self) -> NDArray[np.float64]:
-        target = np.zeros(N_BUTTONS)
-        target[self.target] = 1.0
-        state = np.concatenate(
-            [self.data.qpos[2:4], self.data.qvel[2:4], self.data.qpos[0:2], self.data.qvel[0:2], target]
-        )
-        return np.clip(state, self._state_low, self._state_high)
+        qpos, qvel = self.data.qpos, self.data.qvel
+        state = np.empty(STATE_SIZE)
+        state[0:2], state[2:4], state[4:6], state[6:8] = qpos[2:4], qvel[2:4], qpos[0:2], qvel[0:2]
+        state[8:] = 0.0
+        state[8 + self.target] = 1.0
+        # Clip to the declared bounds (ufuncs directly: np.clip's dispatch costs more than the work).
+        np.maximum(state, self._state_low, out=state)
+        return np.minimum(state, self._state_high, out=state)
 
     def _pixels(self) -> NDArray[np.uint8]:
-        return np.ascontiguousarray(self.mujoco_renderer.render("rgb_array"))
+        # MuJoCo's own Renderer, with an offscreen buffer of exactly the frame size: the fastest
+        # offscreen path; Gymnasium's MujocoRenderer is kept for the "human" window only.
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.model, self.height, self.width)
+        self._renderer.update_scene(self.data, camera=self._camera_id)
+        return self._renderer.render()
+
+    def render(self) -> NDArray[np.uint8] | None:
+        """The current frame, (height, width, 3) uint8, with ``render_mode="rgb_array"``."""
+        if self.render_mode == "rgb_array":
+            return self._pixels()
+        if self.render_mode is None:
+            gym.logger.warn("render() called with render_mode=None: pass render_mode='rgb_array' to gym.make")
+            return None
+        return super().render()
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        super().close()
 
     def _get_obs(self) -> NDArray | dict[str, NDArray]:
         if self.obs_type == "state":
@@ -302,10 +329,9 @@ class AirHockeyEnv(MujocoEnv):
 
     def _distances(self) -> tuple[float, float]:
         """Distances (m) from bar to puck and from puck to the target button's centre."""
-        puck = self.data.qpos[0:2]
-        bar_puck = float(np.hypot(*(self.data.qpos[2:4] - puck)))
-        puck_target = float(np.hypot(*(self._button_pos[self.target] - puck)))
-        return bar_puck, puck_target
+        px, py, bx, by = self.data.qpos.tolist()
+        tx, ty = self._button_pos[self.target].tolist()
+        return math.hypot(bx - px, by - py), math.hypot(tx - px, ty - py)
 
     # ----------------------------------------------------------------------------------- physics
     def _touched_button(self) -> int:
@@ -322,13 +348,13 @@ class AirHockeyEnv(MujocoEnv):
         # The puck can wedge against two neighbours at once: credit the one nearest its centre.
         return int(hits[np.argmin(np.abs(self._button_pos[hits, 0] - self.data.qpos[0]))])
 
-    def _simulate(self, ctrl: NDArray[np.float64]) -> int:
+    def _simulate(self, ctrl: tuple[float, float]) -> int:
         """Advances one control step; returns the first button the puck touched during it, or -1."""
         self.data.ctrl[:] = ctrl
-        puck_y = self.data.qpos[1]
-        speed_bound = float(np.hypot(*self.data.qvel[0:2])) + 2.0 * self.bar_speed
-        reach = self._button_face_y - self._puck_radius - speed_bound * self.dt - 0.01
-        if puck_y < reach:
+        vx, vy = self.data.qvel[0:2].tolist()
+        speed_bound = math.hypot(vx, vy) + 2.0 * self.bar_speed
+        reach = self._button_face_y - self._puck_radius - speed_bound * self._step_seconds - 0.01
+        if self.data.qpos[1] < reach:
             # The puck cannot touch a button during this step: step the physics in one call.
             mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
             return -1
@@ -345,14 +371,17 @@ class AirHockeyEnv(MujocoEnv):
 
     # ----------------------------------------------------------------------------------- API
     def step(self, action: NDArray[np.float32]) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        action = np.clip(np.asarray(action, dtype=np.float64).reshape(2), -1.0, 1.0)
-        hit = self._simulate(action * self.bar_speed)
+        ax, ay = np.asarray(action, dtype=np.float64).reshape(2).tolist()
+        ax, ay = min(max(ax, -1.0), 1.0), min(max(ay, -1.0), 1.0)
+        hit = self._simulate((ax * self.bar_speed, ay * self.bar_speed))
         if hit >= 0 and self.hit_button < 0:
             self.hit_button = hit
             self._light(hit)
 
-        puck_vel = self.data.qvel[0:2]
-        if not self._struck and float(np.hypot(*puck_vel)) > 1e-3:
+        py = float(self.data.qpos[1])
+        vx, vy = self.data.qvel[0:2].tolist()
+        speed = math.hypot(vx, vy)
+        if not self._struck and speed > 1e-3:
             self._struck = True
         bar_puck, puck_target = self._distances()
         w = self.reward_weights
@@ -360,18 +389,14 @@ class AirHockeyEnv(MujocoEnv):
             "approach": 0.0,
             "aim": w["aim"] * (self._prev_puck_target_dist - puck_target),
             "outcome": 0.0,
-            "ctrl": -w["ctrl"] * float(action @ action),
+            "ctrl": -w["ctrl"] * (ax * ax + ay * ay),
         }
         if not self._approach_done:
             rewards["approach"] = w["approach"] * (self._prev_bar_puck_dist - bar_puck)
             self._approach_done = self._struck
         self._prev_bar_puck_dist, self._prev_puck_target_dist = bar_puck, puck_target
 
-        missed = bool(
-            self.hit_button < 0
-            and self.data.qpos[1] > OUT_OF_REACH_Y
-            and (puck_vel[1] < 0.0 or np.hypot(*puck_vel) < REST_SPEED)
-        )
+        missed = self.hit_button < 0 and py > OUT_OF_REACH_Y and (vy < 0.0 or speed < REST_SPEED)
         if self.hit_button >= 0:
             rewards["outcome"] = w["success"] if self.hit_button == self.target else w["wrong_button"]
         elif missed:
@@ -380,7 +405,8 @@ class AirHockeyEnv(MujocoEnv):
 
         if self.render_mode == "human":
             self.render()
-        return self._get_obs(), float(sum(rewards.values())), terminated, False, self._info(rewards)
+        reward = rewards["approach"] + rewards["aim"] + rewards["outcome"] + rewards["ctrl"]
+        return self._get_obs(), reward, terminated, False, self._info(rewards)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -392,7 +418,7 @@ class AirHockeyEnv(MujocoEnv):
     def reset_model(self) -> NDArray | dict[str, NDArray]:
         target = self._reset_options.get("target")
         if target is None:
-            target = self.np_random.choice(self.target_buttons)
+            target = self.target_buttons[int(self.np_random.integers(len(self.target_buttons)))]
         elif int(target) != target or not 0 <= target < N_BUTTONS:
             raise ValueError(f"options['target'] must be a button index 0-{N_BUTTONS - 1}, got {target!r}")
         self.target = int(target)

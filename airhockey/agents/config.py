@@ -1,0 +1,191 @@
+"""PPO hyperparameters: a typed dataclass, loaded from ``hyperparams/ppo.yml`` by env id."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import airhockey
+from airhockey.errors import UserError
+
+HYPERPARAMS_PATH = Path(__file__).parent / "hyperparams" / "ppo.yml"
+ACTIVATIONS = ("tanh", "relu")
+
+
+@dataclass(frozen=True)
+class PPOHyperparams:
+    """Everything that sets up PPO and its vectorised, normalised environments."""
+
+    n_envs: int
+    """Environments stepped in parallel; a rollout holds ``n_envs * n_steps`` transitions."""
+    n_steps: int
+    """Steps per environment in each rollout."""
+    batch_size: int
+    """Transitions per gradient step."""
+    n_epochs: int
+    """Passes over each rollout."""
+    learning_rate: float
+    """Adam step size (constant)."""
+    gamma: float
+    """Discount factor, also used by VecNormalize to scale rewards."""
+    gae_lambda: float
+    """Bias/variance trade-off of generalised advantage estimation."""
+    clip_range: float
+    """PPO's ratio clipping."""
+    ent_coef: float
+    """Weight of the entropy bonus."""
+    vf_coef: float
+    """Weight of the value loss."""
+    max_grad_norm: float
+    """Gradient-norm clipping."""
+    target_kl: float | None
+    """Stop an update's epochs early beyond this approximate KL divergence; null: never."""
+    policy: str
+    """stable-baselines3 policy class name; the state observation needs ``MlpPolicy``."""
+    net_arch: list[int]
+    """Hidden layer widths, shared by the separate actor and critic networks."""
+    activation_fn: str
+    """Hidden activation: ``tanh`` or ``relu``."""
+    log_std_init: float
+    """Initial log standard deviation of the Gaussian action distribution."""
+    norm_obs: bool
+    """Normalise observations by running mean and variance (VecNormalize)."""
+    norm_reward: bool
+    """Scale rewards by the running standard deviation of the discounted return (VecNormalize)."""
+    clip_obs: float
+    """Clip normalised observations to +-this."""
+
+    def __post_init__(self) -> None:
+        positive = ("n_envs", "n_steps", "batch_size", "n_epochs", "learning_rate", "clip_range", "clip_obs")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise UserError(f"hyperparameter {name} must be positive, got {getattr(self, name)!r}")
+        for name in ("gamma", "gae_lambda"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise UserError(f"hyperparameter {name} must be in (0, 1], got {getattr(self, name)!r}")
+        if self.activation_fn not in ACTIVATIONS:
+            raise UserError(f"hyperparameter activation_fn must be one of {list(ACTIVATIONS)}")
+        if not self.net_arch or min(self.net_arch) < 1:
+            raise UserError(f"hyperparameter net_arch must list positive widths, got {self.net_arch!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str) -> PPOHyperparams:
+        """Builds hyperparameters from plain values, checking names and types.
+
+        Args:
+            values: one value for every field.
+            source: where the values came from, for error messages.
+
+        Raises:
+            UserError: on an unknown or missing name, or a value of the wrong type.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise UserError(f"unknown hyperparameter(s) {unknown} in {source}; known: {names}")
+        missing = [name for name in names if name not in values]
+        if missing:
+            raise UserError(f"hyperparameter(s) {missing} missing from {source}")
+        hints = typing.get_type_hints(cls)
+        return cls(**{name: _coerce(name, hints[name], values[name], source) for name in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as plain values, as written to a run's resolved config."""
+        return dataclasses.asdict(self)
+
+    def with_overrides(self, assignments: Iterable[str]) -> PPOHyperparams:
+        """Returns a copy with ``NAME=VALUE`` assignments applied (values parsed as YAML).
+
+        Raises:
+            UserError: on a malformed assignment, an unknown name or a value of the wrong type.
+        """
+        import yaml
+
+        values = self.to_dict()
+        for assignment in assignments:
+            name, sep, text = assignment.partition("=")
+            if not sep or not name.strip():
+                raise UserError(f"hyperparameter override must look like NAME=VALUE, got {assignment!r}")
+            values[name.strip()] = yaml.safe_load(text)
+        return PPOHyperparams.from_dict(values, "the overrides")
+
+    def ppo_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``stable_baselines3.PPO`` (all but env, seed and device)."""
+        import torch
+
+        activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[self.activation_fn]
+        return {
+            "policy": self.policy,
+            "n_steps": self.n_steps,
+            "batch_size": self.batch_size,
+            "n_epochs": self.n_epochs,
+            "learning_rate": self.learning_rate,
+            "gamma": self.gamma,
+            "gae_lambda": self.gae_lambda,
+            "clip_range": self.clip_range,
+            "ent_coef": self.ent_coef,
+            "vf_coef": self.vf_coef,
+            "max_grad_norm": self.max_grad_norm,
+            "target_kl": self.target_kl,
+            "policy_kwargs": {
+                "net_arch": list(self.net_arch),
+                "activation_fn": activation,
+                "log_std_init": self.log_std_init,
+            },
+        }
+
+
+def _coerce(name: str, hint: Any, value: Any, source: str) -> Any:
+    """Checks ``value`` against the field type ``hint``; floats may be given as ints or strings."""
+    wrong = UserError(f"hyperparameter {name} in {source} has the wrong type: {value!r}")
+    if hint is bool or hint is str:
+        if not isinstance(value, hint):
+            raise wrong
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong
+        return value
+    if hint is float or hint == (float | None):
+        if value is None and hint is not float:
+            return None
+        if isinstance(value, str):
+            # PyYAML reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise wrong from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise wrong
+        return float(value)
+    if hint == list[int]:
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise wrong
+        return list(value)
+    raise TypeError(f"no coercion for hyperparameter {name} of type {hint}")
+
+
+def load_hyperparams(env_id: str = airhockey.ENV_ID, path: Path = HYPERPARAMS_PATH) -> PPOHyperparams:
+    """Reads the hyperparameters of ``env_id``: the file's ``default`` entry updated by the env's own.
+
+    Args:
+        env_id: a key of the file; an env with no entry gets ``default``.
+        path: a YAML file keyed by env id, each entry a mapping of field names to values.
+
+    Raises:
+        UserError: when the file is missing or malformed, or a value is unknown or mistyped.
+    """
+    import yaml
+
+    try:
+        table = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise UserError(f"cannot read hyperparameters from {path}: {err}".replace("\n", " ")) from None
+    if not isinstance(table, dict) or not isinstance(table.get("default"), dict):
+        raise UserError(f"{path} must map env ids to hyperparameters and hold a 'default' entry")
+    values = {**table["default"], **(table.get(env_id) or {})}
+    return PPOHyperparams.from_dict(values, f"{path} ({env_id})")

@@ -1,0 +1,176 @@
+"""Saved agents: where their files lie, loading them, and acting on raw AirHockey-v0 observations.
+
+A saved agent is two files: a stable-baselines3 PPO model zip and, beside it, the VecNormalize
+statistics it was trained with (``<name>.zip`` and ``<name>_vecnormalize.pkl``). Loading either
+unpickles Python objects, which can run arbitrary code: load only files you trust, from paths you
+give. The package never loads a policy from anywhere but such a path or its own bundled files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import pickle
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import VecNormalize
+
+from airhockey.envs.airhockey_v0 import STATE_SIZE
+from airhockey.errors import UserError
+
+BUNDLED = "bundled"
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+BUNDLED_MODEL = ASSETS_DIR / "ppo_leftright.zip"
+"""The bundled agent, trained with target buttons ``leftright``."""
+MODEL_FILE = "model.zip"
+"""The final model's name in a run folder."""
+STATS_SUFFIX = "_vecnormalize.pkl"
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Runs the block with torch on one intra-op thread, then restores the previous setting.
+
+    The agent's small MLPs gain little from more; on a busy machine, threads that wait for a core
+    made a batch of 64 observations five times slower.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def stats_path(model_path: Path) -> Path:
+    """The VecNormalize statistics saved beside a model zip: ``a/b.zip`` -> ``a/b_vecnormalize.pkl``."""
+    return model_path.with_name(model_path.stem + STATS_SUFFIX)
+
+
+@dataclass(frozen=True)
+class PolicyFiles:
+    """The two files of a saved agent; finding them reads no file's contents."""
+
+    model: Path
+    """The stable-baselines3 PPO model zip."""
+    stats: Path
+    """The pickled VecNormalize holding the observation statistics."""
+
+    def sha256(self) -> str:
+        """Hex SHA-256 of the model's bytes followed by the statistics' bytes: the agent's identity."""
+        digest = hashlib.sha256()
+        for path in (self.model, self.stats):
+            digest.update(path.read_bytes())
+        return digest.hexdigest()
+
+
+def find_policy_files(policy: str | Path) -> PolicyFiles:
+    """Resolves ``"bundled"``, a run folder or a model zip to the agent's two files.
+
+    Raises:
+        UserError: when a file is missing.
+    """
+    if str(policy) == BUNDLED:
+        if not BUNDLED_MODEL.is_file():
+            raise UserError(
+                f"the bundled policy is not installed ({BUNDLED_MODEL} is missing); "
+                "train one with 'airhockey agent train' and pass its run folder with --policy"
+            )
+        model = BUNDLED_MODEL
+    else:
+        path = Path(policy).expanduser()
+        model = path / MODEL_FILE if path.is_dir() else path
+        if not model.is_file():
+            where = f"run folder {path} holds no {MODEL_FILE}" if path.is_dir() else f"{path} does not exist"
+            raise UserError(f"cannot load policy: {where}; pass 'bundled', a run folder or a model .zip")
+    stats = stats_path(model)
+    if not stats.is_file():
+        raise UserError(f"cannot load policy {model}: its normalisation statistics {stats.name} are missing")
+    return PolicyFiles(model, stats)
+
+
+class AgentPolicy:
+    """A PPO model with its observation normalisation, acting on raw AirHockey-v0 state observations.
+
+    Args:
+        model: the trained model.
+        normalizer: the VecNormalize whose observation statistics the model was trained with; it is
+            only read (its statistics are not updated), so a training run's own may be passed.
+        name: where the policy came from, for messages.
+        sha256: the identity of its files (``PolicyFiles.sha256``), or None when not from files.
+    """
+
+    def __init__(self, model: PPO, normalizer: VecNormalize, name: str, sha256: str | None = None) -> None:
+        self.model = model
+        self.normalizer = normalizer
+        self.name = name
+        self.sha256 = sha256
+
+    def predict(
+        self, obs: NDArray[np.floating], deterministic: bool = True
+    ) -> tuple[NDArray[np.float32], Any]:
+        """Acts on one observation of shape (13,) or a batch of shape (N, 13).
+
+        Call it inside ``one_torch_thread()`` when acting on many batches, as ``evaluate`` does.
+
+        Returns:
+            The action, shape (2,) or (N, 2), clipped to [-1, 1]; and the recurrent state (None),
+            as ``stable_baselines3`` models return.
+        """
+        obs = np.asarray(obs, dtype=np.float64)
+        if obs.shape[-1:] != (STATE_SIZE,) or obs.ndim > 2:
+            raise ValueError(f"expected an observation of shape (13,) or (N, 13), got {obs.shape}")
+        return self.model.predict(self.normalizer.normalize_obs(obs), deterministic=deterministic)
+
+    def __repr__(self) -> str:
+        return f"AgentPolicy({self.name!r})"
+
+
+def load_policy(policy: str | Path = BUNDLED, device: str = "cpu") -> AgentPolicy:
+    """Loads a saved agent that acts on raw AirHockey-v0 state observations.
+
+    Loading unpickles the files, which can run code: pass only paths you trust.
+
+    Args:
+        policy: ``"bundled"`` (the agent shipped in ``airhockey/assets/``), a training run folder
+            (its final ``model.zip``) or a model zip with its ``_vecnormalize.pkl`` beside it.
+        device: torch device for the network.
+
+    Returns:
+        An object with ``predict(obs, deterministic=True) -> (action, state)``.
+
+    Raises:
+        UserError: when a file is missing, corrupt, or not an AirHockey-v0 state policy.
+    """
+    files = find_policy_files(policy)
+    try:
+        model = PPO.load(files.model, device=device)
+    except Exception as err:  # any failure to read a user's file is a user error
+        raise UserError(_unreadable(files.model, "a stable-baselines3 PPO model zip", err)) from None
+    try:
+        with files.stats.open("rb") as f:
+            normalizer = pickle.load(f)  # what VecNormalize.load does, without needing an env
+    except Exception as err:
+        raise UserError(_unreadable(files.stats, "pickled VecNormalize statistics", err)) from None
+    if not isinstance(normalizer, VecNormalize):
+        kind = type(normalizer).__name__
+        raise UserError(f"cannot load policy: {files.stats} holds a {kind}, not VecNormalize statistics")
+    if model.observation_space.shape != (STATE_SIZE,):
+        raise UserError(
+            f"cannot load policy {files.model}: it observes shape {model.observation_space.shape}, "
+            f"not the ({STATE_SIZE},) AirHockey-v0 state"
+        )
+    name = BUNDLED if str(policy) == BUNDLED else str(files.model)
+    return AgentPolicy(model, normalizer, name, files.sha256())
+
+
+def _unreadable(path: Path, what: str, err: Exception) -> str:
+    detail = " ".join(str(err).split())[:200]
+    return f"cannot load policy: {path} is not {what} ({type(err).__name__}: {detail})"

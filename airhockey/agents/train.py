@@ -1,0 +1,326 @@
+"""Training the PPO agent with stable-baselines3, into a self-describing run folder.
+
+A run folder holds everything needed to reproduce, resume and reload the run::
+
+    config.json                   the resolved TrainConfig (hyperparameters included) and versions
+    command.txt                   the command line of each session that trained it
+    eval.csv                      one row per evaluation on the validation seeds (runlog.EvalRow)
+    curve.png                     success rate against env steps and wall-clock time
+    model.zip                     the final model ...
+    model_vecnormalize.pkl        ... and its VecNormalize statistics (load with load_policy(run))
+    checkpoint/                   the same two files and state.json, written at each evaluation
+
+Seeding: the network's initialisation and PPO's sampling follow ``seed``; environment ``i`` is
+first reset with seed ``base + i``, ``base`` drawn from ``SeedSequence([seed, start_timesteps])``
+into ``[TRAIN_SEED_BASE, TRAIN_SEED_BASE + 2**30)``, above every evaluation seed. On CPU a run is
+reproducible for a given seed, whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecNormalize
+
+import airhockey
+from airhockey.agents import runlog
+from airhockey.agents.config import PPOHyperparams, load_hyperparams
+from airhockey.agents.evaluate import TRAIN_SEED_BASE, VALIDATION_SEED, evaluate
+from airhockey.agents.policy import MODEL_FILE, AgentPolicy, one_torch_thread, stats_path
+from airhockey.agents.vec_env import ParallelVecEnv, env_fns
+from airhockey.envs import resolve_target_buttons
+from airhockey.errors import UserError
+
+CONFIG_FILE = "config.json"
+COMMAND_FILE = "command.txt"
+CSV_FILE = "eval.csv"
+CURVE_FILE = "curve.png"
+CHECKPOINT_DIR = "checkpoint"
+STATE_FILE = "state.json"
+# Settings a resumed run must share with the run it continues; the others may change.
+RUN_DEFINING = ("seed", "target_buttons", "eval_every", "eval_episodes", "hyperparams")
+
+
+@dataclass
+class TrainConfig:
+    """One training run."""
+
+    out: Path
+    """The run folder; must not exist (or be empty) unless resuming."""
+    timesteps: int = 1_000_000
+    """Environment steps to train for, in total over all sessions of the run."""
+    workers: int = 1
+    """Processes that step the environments, this one included (see ParallelVecEnv)."""
+    seed: int = 0
+    """Seed of the network initialisation, PPO's sampling and the training environments."""
+    target_buttons: str = "leftright"
+    """Which buttons episodes target: ``leftright`` (0 and 4) or ``all``."""
+    device: str = "cpu"
+    """Torch device; runs are reproducible only on ``cpu``."""
+    eval_every: int = 20_480
+    """Environment steps between evaluations (and checkpoints); 0: only at the start and end."""
+    eval_episodes: int = 100
+    """Episodes per evaluation, on validation seeds 900,000 up."""
+    resume: bool = False
+    """Continue the run in ``out`` from its last checkpoint (or start it, if ``out`` is empty)."""
+    progress_bar: bool = True
+    """Show a progress bar on stderr."""
+    hyperparams: PPOHyperparams = field(default_factory=load_hyperparams)
+    """PPO and environment hyperparameters (default: ``hyperparams/ppo.yml`` for AirHockey-v0)."""
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        n_envs = self.hyperparams.n_envs
+        if self.timesteps < 1:
+            raise UserError(f"timesteps must be positive, got {self.timesteps}")
+        if not 1 <= self.workers <= n_envs:
+            raise UserError(f"workers must be between 1 and n_envs ({n_envs}), got {self.workers}")
+        if self.seed < 0:
+            raise UserError(f"seed must be non-negative, got {self.seed}")
+        if self.eval_every < 0 or self.eval_episodes < 1:
+            raise UserError("eval_every must be >= 0 and eval_episodes >= 1")
+        if not isinstance(self.target_buttons, str):
+            raise UserError(f"target_buttons must be 'leftright' or 'all', got {self.target_buttons!r}")
+        try:
+            resolve_target_buttons(self.target_buttons)
+        except ValueError as err:
+            raise UserError(str(err)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, as written to ``config.json``."""
+        values = dataclasses.asdict(self)
+        values["out"] = str(self.out)
+        return values
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """What a call to ``train`` did."""
+
+    run_dir: Path
+    """The run folder."""
+    timesteps: int
+    """Environment steps the model has now been trained on, over all sessions."""
+    wall_seconds: float
+    """Wall-clock seconds of the run so far, over all sessions."""
+    steps_per_second: float
+    """Environment steps per second of this session's training, evaluations excluded."""
+    rows: list[runlog.EvalRow]
+    """The run's evaluations so far."""
+
+
+class _RunCallback(BaseCallback):
+    """Evaluates, logs to CSV, checkpoints and drives the progress bar during ``PPO.learn``."""
+
+    def __init__(self, config: TrainConfig, venv: VecNormalize, wall_offset: float, last_eval: int) -> None:
+        super().__init__()
+        self.config = config
+        self.venv = venv
+        self.wall_offset = wall_offset
+        self.last_eval = last_eval
+        self.eval_seconds = 0.0
+        self.start = time.perf_counter()
+        self.bar: Any = None
+
+    def wall_seconds(self) -> float:
+        return self.wall_offset + time.perf_counter() - self.start
+
+    def _on_training_start(self) -> None:
+        if self.config.progress_bar:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=self.config.timesteps, initial=self.model.num_timesteps, unit="step", dynamic_ncols=True
+            )
+        if self.last_eval < 0:
+            self.evaluate()
+
+    def _on_step(self) -> bool:
+        if self.bar is not None:
+            self.bar.update(self.training_env.num_envs)
+        return True
+
+    def _on_rollout_start(self) -> None:
+        every = self.config.eval_every
+        if every and self.model.num_timesteps - self.last_eval >= every:
+            self.evaluate()
+
+    def _on_training_end(self) -> None:
+        if self.model.num_timesteps != self.last_eval:
+            self.evaluate()
+        if self.bar is not None:
+            self.bar.close()
+
+    def evaluate(self) -> None:
+        """Evaluates on the validation seeds, appends a CSV row and writes a checkpoint."""
+        begin, timesteps = time.perf_counter(), self.model.num_timesteps
+        policy = AgentPolicy(self.model, self.venv, "training")
+        result = evaluate(policy, self.config.eval_episodes, VALIDATION_SEED, self.config.target_buttons)
+        low, high = result.interval
+        row = runlog.EvalRow(
+            timesteps,
+            self.wall_seconds(),
+            result.success_rate,
+            low,
+            high,
+            result.mean_return,
+            result.mean_length,
+        )
+        runlog.append_row(self.config.out / CSV_FILE, row)
+        _save(self.model, self.venv, self.config.out / CHECKPOINT_DIR / MODEL_FILE)
+        state = {"timesteps": timesteps, "wall_seconds": row.wall_seconds}
+        _write_atomic(self.config.out / CHECKPOINT_DIR / STATE_FILE, json.dumps(state))
+        self.last_eval = timesteps
+        self.eval_seconds += time.perf_counter() - begin
+        if self.bar is not None:
+            self.bar.set_postfix(success=f"{row.success_rate:.0%}", refresh=False)
+
+
+def train(config: TrainConfig, command: str | None = None) -> TrainSummary:
+    """Trains PPO on AirHockey-v0 into the run folder ``config.out``, or resumes it there.
+
+    Args:
+        config: the run's settings.
+        command: the command line to record; default: this process's ``sys.argv``.
+
+    Returns:
+        What was trained, with the run's evaluations.
+
+    Raises:
+        UserError: when the run folder is in the way, or a resumed run is at odds with ``config``.
+    """
+    out = config.out
+    resume_state = _resume_state(config)
+    start, wall_offset = resume_state or (0, 0.0)
+    (out / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
+    with (out / COMMAND_FILE).open("a") as f:
+        f.write((command if command is not None else shlex.join(sys.argv)) + "\n")
+    if resume_state is None:
+        _write_atomic(out / CONFIG_FILE, json.dumps({**_versions(), "config": config.to_dict()}, indent=2))
+    else:
+        runlog.keep_rows_until(out / CSV_FILE, start)
+
+    venv_fns = env_fns(config.hyperparams.n_envs, config.target_buttons)
+    with one_torch_thread(), contextlib.closing(ParallelVecEnv(venv_fns, config.workers)) as base_venv:
+        model, venv = _build_model(config, base_venv, resume=resume_state is not None)
+        env_seed = _train_env_seed(config.seed, start)
+        # PPO seeds the global generators and the envs from the run seed; a resumed session must
+        # not replay the first session's randomness, and the envs take seeds above the eval range.
+        model.set_random_seed(env_seed)
+        venv.seed(TRAIN_SEED_BASE + env_seed)
+
+        callback = _RunCallback(config, venv, wall_offset, last_eval=start if resume_state else -1)
+        learn_start = time.perf_counter()
+        model.learn(
+            config.timesteps - start,
+            callback=callback,
+            reset_num_timesteps=resume_state is None,
+            progress_bar=False,
+        )
+        learn_seconds = time.perf_counter() - learn_start - callback.eval_seconds
+        _save(model, venv, out / MODEL_FILE)
+
+    rows = runlog.read_rows(out / CSV_FILE)
+    title = f"PPO on {airhockey.ENV_ID} ({config.target_buttons}), seed {config.seed}"
+    runlog.plot_curve(rows, out / CURVE_FILE, title)
+    return TrainSummary(
+        out, model.num_timesteps, callback.wall_seconds(), (model.num_timesteps - start) / learn_seconds, rows
+    )
+
+
+def _resume_state(config: TrainConfig) -> tuple[int, float] | None:
+    """Timesteps and wall seconds of the checkpoint to resume from, or None to start afresh.
+
+    Raises:
+        UserError: when ``out`` holds files but is not to be resumed (or cannot be), when the
+            saved run differs from ``config`` in a run-defining setting, or has trained enough.
+    """
+    out = config.out
+    state_file = out / CHECKPOINT_DIR / STATE_FILE
+    if not (config.resume and state_file.exists()):
+        if out.exists() and any(out.iterdir()):
+            hint = "it has no checkpoint to resume from" if config.resume else "pass --resume to continue it"
+            raise UserError(f"run folder {out} exists and is not empty; {hint}, or choose another --out")
+        return None
+    try:
+        saved = json.loads((out / CONFIG_FILE).read_text())["config"]
+        state = json.loads(state_file.read_text())
+        start, wall_seconds = int(state["timesteps"]), float(state["wall_seconds"])
+    except (OSError, ValueError, KeyError) as err:
+        raise UserError(
+            f"cannot resume {out}: its {CONFIG_FILE} or checkpoint is unreadable ({err!r})"
+        ) from None
+    given = config.to_dict()
+    for name in RUN_DEFINING:
+        if saved.get(name) != given[name]:
+            raise UserError(
+                f"cannot resume {out}: {name} was {saved.get(name)!r}, now {given[name]!r}; "
+                "resume with the run's own settings (see its config.json)"
+            )
+    if config.timesteps <= start:
+        raise UserError(f"run {out} has trained {start} steps already; pass a larger --timesteps")
+    return start, wall_seconds
+
+
+def _build_model(config: TrainConfig, base_venv: ParallelVecEnv, resume: bool) -> tuple[PPO, VecNormalize]:
+    """A new PPO model and VecNormalize around ``base_venv``, or both restored from the checkpoint."""
+    hp = config.hyperparams
+    if resume:
+        checkpoint = config.out / CHECKPOINT_DIR / MODEL_FILE
+        venv = VecNormalize.load(str(stats_path(checkpoint)), base_venv)
+        return PPO.load(checkpoint, env=venv, device=config.device), venv
+    venv = VecNormalize(
+        base_venv, norm_obs=hp.norm_obs, norm_reward=hp.norm_reward, clip_obs=hp.clip_obs, gamma=hp.gamma
+    )
+    return PPO(env=venv, seed=config.seed, device=config.device, verbose=0, **hp.ppo_kwargs()), venv
+
+
+def _train_env_seed(seed: int, start_timesteps: int) -> int:
+    """A seed in [0, 2**30) for a training session, different for each seed and starting point."""
+    return int(np.random.SeedSequence([seed, start_timesteps]).generate_state(1)[0] >> 2)
+
+
+def _save(model: PPO, venv: VecNormalize, path: Path) -> None:
+    """Saves the model zip and its VecNormalize statistics beside it, each replaced atomically."""
+    tmp = path.with_name("tmp_" + path.name)
+    model.save(tmp)
+    os.replace(tmp, path)
+    venv.save(stats_path(tmp))
+    os.replace(stats_path(tmp), stats_path(path))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name("tmp_" + path.name)
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _versions() -> dict[str, Any]:
+    import gymnasium
+    import mujoco
+    import stable_baselines3
+
+    return {
+        "env_id": airhockey.ENV_ID,
+        "versions": {
+            "airhockey": airhockey.__version__,
+            "stable_baselines3": stable_baselines3.__version__,
+            "torch": torch.__version__,
+            "gymnasium": gymnasium.__version__,
+            "mujoco": mujoco.__version__,
+            "python": sys.version.split()[0],
+        },
+    }
