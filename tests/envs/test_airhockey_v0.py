@@ -162,7 +162,6 @@ def test_puck_sent_back_from_the_far_half_is_a_miss():
 @pytest.mark.parametrize("start", [(0.0, -0.3), (0.3, 0.2), (-0.35, 0.45)])
 def test_puck_fired_at_top_speed_in_any_direction_never_leaves_the_table(start):
     env = make()
-    radius = env.unwrapped.model.geom("puck").size[0]
     rng = np.random.default_rng(0)
     for angle in np.linspace(0, 2 * np.pi, 24, endpoint=False):
         env.reset(seed=0)
