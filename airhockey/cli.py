@@ -309,7 +309,7 @@ def learn_pretext(
     out: Annotated[Path, typer.Option(help="Run folder to create, or with --resume to continue.")],
     minutes: Annotated[
         float | None,
-        typer.Option(min=0.0, help="Wall-clock budget of this session's training, validations included."),
+        typer.Option(min=0.0, help="Wall-clock budget of this session's training and validations."),
     ] = None,
     epochs: Annotated[
         int | None,
@@ -343,11 +343,11 @@ def learn_pretext(
 
     from airhockey.generate.executor import available_cpus
     from airhockey.learn.autoencoder import AutoencoderConfig
-    from airhockey.learn.pretext import PretextConfig, train_pretext_on_dataset
+    from airhockey.learn.pretext import PretextConfig, train_pretext
 
     torch.set_num_threads(threads or available_cpus())
     config = PretextConfig(
-        epochs=epochs or (1_000_000 if minutes else PretextConfig.epochs),
+        epochs=epochs or (None if minutes else PretextConfig.epochs),
         minutes=minutes,
         batch_size=batch_size,
         lr=lr,
@@ -360,7 +360,7 @@ def learn_pretext(
     model_config = AutoencoderConfig(
         frames_in=frames_in, frames_predicted=frames_predicted, hidden_channels=hidden_channels
     )
-    m = train_pretext_on_dataset(
+    m = train_pretext(
         data,
         out,
         config,
@@ -369,10 +369,12 @@ def learn_pretext(
         progress=progress,
         command=" ".join(["airhockey", *sys.argv[1:]]),
     )
+    gain = m["val_mse_vs_copy_last"]
     typer.echo(
         f"stopped by {m['stopped_by']} after {m['steps']} steps; best epoch {m['best_epoch']}: "
         f"val MSE {m['val_mse']:.6f} vs copy-last {m['baseline_copy_last_mse']:.6f} "
-        f"({m['val_mse_vs_copy_last']:+.1%} lower), mean-frame {m['baseline_mean_frame_mse']:.6f}; "
+        f"({abs(gain):.1%} {'lower' if gain >= 0 else 'higher'}), "
+        f"mean-frame {m['baseline_mean_frame_mse']:.6f}; "
         f"moving-pixel MSE {m['val_moving_mse']:.5f} vs copy-last {m['baseline_copy_last_moving_mse']:.5f}"
     )
     typer.echo(f"wrote {out}/ (best.pt, last.pt, log.csv, metrics.json, config.json)")
@@ -393,6 +395,229 @@ def learn_predict(
 
     path = predict_dataset_episode(run, data, episode, out, steps, device)
     typer.echo(f"wrote {path} (truth | one step ahead | {steps} steps ahead, predictions fed back)")
+
+
+# Options shared by the classifier commands (classify, compare); defaults are ClassifyConfig's.
+EpochsOption = Annotated[int, typer.Option(min=1, help="Epochs in all, frozen ones included.")]
+FreezeEpochsOption = Annotated[
+    int, typer.Option(min=0, help="First epochs with the encoder frozen (only the head trains).")
+]
+LrOption = Annotated[float, typer.Option(min=0.0, help="AdamW learning rate of the head.")]
+EncoderLrOption = Annotated[
+    float, typer.Option(min=0.0, help="AdamW learning rate of the encoder once unfrozen.")
+]
+FrameStrideOption = Annotated[
+    int, typer.Option(min=1, help="Train on every N-th frame of each episode (testing reads all).")
+]
+AfterHitOption = Annotated[
+    bool,
+    typer.Option(help="Also train and score on frames with a lit button (they give the label away)."),
+]
+ThreadsOption = Annotated[
+    int | None, typer.Option(min=1, help="Torch CPU threads. Default: the available CPU cores.")
+]
+DeviceOption = Annotated[str, typer.Option(help="Torch device: 'cpu' (reproducible) or 'cuda'.")]
+
+
+def _set_threads(threads: int | None) -> None:
+    import torch
+
+    from airhockey.generate.executor import available_cpus
+
+    torch.set_num_threads(threads or available_cpus())
+
+
+def _echo_comparison(results: dict[str, Any]) -> None:
+    for b in results["budgets"]:
+        ssl, sup, diff = b["self_supervised"], b["supervised"], b["paired_difference"]
+        typer.echo(
+            f"{b['labelled_episodes']:>4} labelled episodes: self-supervised {ssl['accuracy_mean']:.1%}, "
+            f"supervised {sup['accuracy_mean']:.1%}, difference {100 * diff['mean']:+.1f} points "
+            f"(95% interval {100 * diff['ci95'][0]:+.1f} to {100 * diff['ci95'][1]:+.1f})"
+        )
+
+
+@learn_app.command("classify")
+@user_errors
+def learn_classify(
+    data: Annotated[Path, typer.Argument(help="Dataset directory written by 'airhockey generate'.")],
+    out: Annotated[Path, typer.Option(help="Run folder to create.")],
+    pretext: Annotated[
+        Path | None,
+        typer.Option(help="Pretext run: its encoder's weights (unless --scratch), sizes and data split."),
+    ] = None,
+    scratch: Annotated[
+        bool, typer.Option("--scratch", help="Random initial weights: the supervised arm.")
+    ] = False,
+    labelled_episodes: Annotated[
+        int | None,
+        typer.Option(min=1, help="Training episodes with labels, drawn class-balanced. Default: all."),
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the labelled draw, weights and frame order.")] = 0,
+    device: DeviceOption = "cpu",
+    epochs: EpochsOption = 10,
+    freeze_epochs: FreezeEpochsOption = 3,
+    lr: LrOption = 1e-3,
+    encoder_lr: EncoderLrOption = 1e-4,
+    frame_stride: FrameStrideOption = 1,
+    include_after_hit: AfterHitOption = False,
+    hidden: Annotated[int, typer.Option(min=1, help="Units of the classifier's hidden layer.")] = 64,
+    split_seed: Annotated[
+        int, typer.Option(min=0, help="Seed of the train/val/test split, without --pretext.")
+    ] = 0,
+    threads: ThreadsOption = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train one direction classifier (encoder -> hidden layer -> softmax) and test it on held-out episodes.
+
+    With --pretext RUN the encoder starts from the run's weights, frozen for --freeze-epochs, then
+    fine-tuned at --encoder-lr; with --scratch the same model and schedule start from random weights
+    (with --pretext too, only the run's sizes and split are taken).
+    """
+    from airhockey.learn.classify import ClassifyConfig, classify_on_dataset
+
+    _set_threads(threads)
+    config = ClassifyConfig(
+        epochs=epochs,
+        freeze_epochs=freeze_epochs,
+        lr=lr,
+        encoder_lr=encoder_lr,
+        frame_stride=frame_stride,
+        include_after_hit=include_after_hit,
+        seed=seed,
+        device=device,
+    )
+    m = classify_on_dataset(
+        data,
+        out,
+        config,
+        pretext=pretext,
+        scratch=scratch,
+        labelled_episodes=labelled_episodes,
+        hidden=hidden,
+        split_seed=split_seed,
+        progress=progress,
+        command=" ".join(["airhockey", *sys.argv[1:]]),
+    )
+    frames = "all frames" if include_after_hit else "frames before the hit"
+    typer.echo(
+        f"{m['labelled_episodes']} labelled episodes ({m['train_frames']} frames): test accuracy "
+        f"{m['accuracy']:.1%} on {m['test_frames']} {frames} of the test episodes; on frames with a lit "
+        f"button {m['accuracy_after_hit']:.1%}"
+    )
+    typer.echo(f"wrote {out}/ (model.pt, log.csv, metrics.json, config.json)")
+
+
+@learn_app.command("compare")
+@user_errors
+def learn_compare(
+    data: Annotated[Path, typer.Argument(help="Dataset directory written by 'airhockey generate'.")],
+    pretext: Annotated[Path, typer.Option(help="Pretext run whose encoder the self-supervised arm loads.")],
+    out: Annotated[Path, typer.Option(help="Report folder to create.")],
+    budgets: Annotated[
+        str, typer.Option(help="Labelled training episodes per run, comma-separated; 'all' for every one.")
+    ] = "4,16,64,all",
+    repeats: Annotated[
+        int, typer.Option(min=2, help="Runs per budget and arm, each on another subset with another seed.")
+    ] = 3,
+    seed: Annotated[int, typer.Option(min=0, help="Root seed of the subsets and runs.")] = 0,
+    device: DeviceOption = "cpu",
+    epochs: EpochsOption = 10,
+    freeze_epochs: FreezeEpochsOption = 3,
+    lr: LrOption = 1e-3,
+    encoder_lr: EncoderLrOption = 1e-4,
+    frame_stride: FrameStrideOption = 1,
+    include_after_hit: AfterHitOption = False,
+    scratch_schedule: Annotated[
+        str,
+        typer.Option(
+            help="'same': the supervised arm runs the exact schedule (random encoder frozen, then at "
+            "--encoder-lr); 'unfrozen': its encoder trains from the start at --lr."
+        ),
+    ] = "same",
+    after_hit_effect: Annotated[
+        bool, typer.Option(help="Run the largest budget again with the other --include-after-hit setting.")
+    ] = True,
+    threads: ThreadsOption = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Compare the self-supervised and supervised classifiers over label budgets and repeats.
+
+    Writes OUT/results.json, accuracy_vs_budget.png, accuracy_by_position.png, learning_curves.png
+    and report.md.
+    """
+    from airhockey.learn.classify import ClassifyConfig
+    from airhockey.learn.compare import CompareConfig, compare_on_dataset, parse_budgets
+
+    _set_threads(threads)
+    training = ClassifyConfig(
+        epochs=epochs,
+        freeze_epochs=freeze_epochs,
+        lr=lr,
+        encoder_lr=encoder_lr,
+        frame_stride=frame_stride,
+        include_after_hit=include_after_hit,
+        device=device,
+    )
+    config = CompareConfig(
+        budgets=parse_budgets(budgets),
+        repeats=repeats,
+        training=training,
+        scratch_schedule=scratch_schedule,
+        after_hit_effect=after_hit_effect,
+        seed=seed,
+    )
+    results = compare_on_dataset(
+        data, pretext, out, config, progress=progress, command=" ".join(["airhockey", *sys.argv[1:]])
+    )
+    _echo_comparison(results)
+    typer.echo(f"wrote {out}/ (results.json, report.md and three plots) in {results['seconds'] / 60:.1f} min")
+
+
+@app.command("pipeline")
+@user_errors
+def pipeline_command(
+    out: Annotated[Path, typer.Argument(help="Folder for the data, the pretext run and the report.")],
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A small run that shows every output in minutes on 2 CPU cores.")
+    ] = False,
+    policy: Annotated[
+        str,
+        typer.Option(
+            help="Policy that plays the episodes: 'bundled', a saved agent's run folder or model .zip "
+            "(unpickled: pass only files you trust), or 'scripted'."
+        ),
+    ] = "bundled",
+    seed: Annotated[
+        int, typer.Option(min=0, help="Seed of the data, the pretext run and the comparison.")
+    ] = 0,
+    device: DeviceOption = "cpu",
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Processes generating the data. Default: the available CPU cores."),
+    ] = None,
+    threads: ThreadsOption = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Generate a dataset, train the pretext model on it, and compare the two classifiers: the whole study.
+
+    Run it again with the same arguments to finish an interrupted run. The settings are
+    airhockey.learn.pipeline.FULL, or QUICK with --quick.
+    """
+    from airhockey.learn.pipeline import FULL, QUICK, run_pipeline
+
+    _set_threads(threads)
+    config = (QUICK if quick else FULL).with_overrides(policy=policy, seed=seed, device=device)
+    results = run_pipeline(
+        out,
+        config,
+        workers=workers,
+        progress=progress,
+        command=" ".join(["airhockey", *sys.argv[1:]]),
+        say=typer.echo,
+    )
+    _echo_comparison(results)
+    typer.echo(f"wrote {out}/report/report.md")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,0 +1,262 @@
+"""Checking, summarising and previewing a generated dataset (``airhockey data verify|inspect|preview``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from numpy.typing import NDArray
+
+from airhockey.errors import UserError
+from airhockey.generate.config import GenerateConfig
+from airhockey.generate.hdf5 import (
+    EPISODES_GROUP,
+    INDEX_FIELDS,
+    episode_table,
+    open_shard,
+    sha256_file,
+    shard_attrs,
+)
+from airhockey.generate.manifest import build_manifest, read_manifest, shard_entries
+from airhockey.generate.records import (
+    ARRAY_FIELDS,
+    LABEL_MODES,
+    SCALAR_FIELDS,
+    first_lit_frame,
+    label_of_button,
+)
+from airhockey.generate.shards import open_shards
+
+
+@dataclass
+class Verification:
+    """The outcome of ``verify_dataset``."""
+
+    shards: int = 0
+    """Shard files checked."""
+    episodes: int = 0
+    """Episodes checked."""
+    problems: list[str] = field(default_factory=list)
+    """One line per problem, each starting with the file it concerns."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether no problem was found."""
+        return not self.problems
+
+
+def dataset_manifest(path: str | Path) -> dict[str, Any]:
+    """The manifest of a dataset directory.
+
+    Raises:
+        UserError: when ``path`` is not a directory holding a readable manifest.
+    """
+    path = Path(path)
+    manifest = read_manifest(path) if path.is_dir() else None
+    if manifest is None:
+        raise UserError(f"{path}: not a generated dataset directory (no manifest.json)")
+    return manifest
+
+
+def verify_dataset(path: str | Path) -> Verification:
+    """Checks a dataset directory: checksums, schema, counts, and every label against the frames' states.
+
+    Args:
+        path: the dataset directory.
+
+    Returns:
+        What was checked and the problems found (none for a sound, complete dataset).
+
+    Raises:
+        UserError: when ``path`` is not a dataset directory with a readable manifest.
+    """
+    path = Path(path)
+    manifest = dataset_manifest(path)
+    config = GenerateConfig(**manifest["config"])
+    result = Verification()
+    if not manifest["complete"]:
+        result.problems.append(
+            f"{path}: incomplete ({len(manifest['shards'])} of {config.num_shards} shards): "
+            "rerun the same `airhockey generate` command with --resume"
+        )
+    listed = {entry["file"] for entry in manifest["shards"]}
+    for stray in sorted(p.name for p in path.glob("shard-*.h5") if p.name not in listed):
+        result.problems.append(f"{stray}: not listed in the manifest")
+    for entry in manifest["shards"]:
+        result.shards += 1
+        result.episodes += entry["episodes"]
+        problems = _check_shard(path / entry["file"], entry, manifest)
+        result.problems.extend(f"{entry['file']}: {p}" for p in problems)
+    expected = build_manifest(config, manifest["policy"], shard_entries(manifest))
+    for name in ("complete", "episodes", "frames", "class_counts", "attempts", "discards"):
+        if manifest[name] != expected[name]:
+            result.problems.append(
+                f"manifest.json: {name} is {manifest[name]}, its shards make {expected[name]}"
+            )
+    return result
+
+
+def _check_shard(path: Path, entry: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
+    """Problems of one shard against its manifest entry."""
+    if not path.is_file():
+        return ["missing"]
+    if sha256_file(path) != entry["sha256"]:
+        return ["SHA-256 differs from the manifest: the file changed or is corrupt since it was written"]
+    try:
+        with open_shard(path) as f:
+            attrs = shard_attrs(f)
+            problems = [
+                f"attribute {name} is {attrs.get(name)!r}, the manifest says {expected!r}"
+                for name, expected in (
+                    ("config", manifest["config"]),
+                    ("shard_index", entry["index"]),
+                    ("episodes", entry["episodes"]),
+                    ("class_counts", entry["class_counts"]),
+                    ("frames", entry["frames"]),
+                )
+                if attrs.get(name) != expected
+            ]
+            kwargs = manifest["env_kwargs"]
+            frame_shape = (kwargs["height"], kwargs["width"], 3)
+            return problems + check_shard_contents(f, manifest["config"]["labels"], frame_shape)
+    except UserError as err:
+        return [str(err).removeprefix(f"{path}: ")]
+    except (OSError, KeyError, ValueError, TypeError) as err:
+        return [f"unreadable ({type(err).__name__}: {err})"]
+
+
+def check_shard_contents(f: h5py.File, labels: str, frame_shape: tuple[int, ...]) -> list[str]:
+    """Problems of an open shard's contents: schema, episode table, counts, and every label
+    against the per-frame button states.
+
+    Args:
+        f: the open shard.
+        labels: the dataset's label mode.
+        frame_shape: (H, W, 3).
+    """
+    missing = [n for n in ARRAY_FIELDS if n not in f]
+    missing += [n for n in (*INDEX_FIELDS, *SCALAR_FIELDS) if n not in f[EPISODES_GROUP]]
+    if missing:
+        return [f"missing datasets {missing}"]
+    table = episode_table(f)
+    lengths = table["length"]
+    n_frames, n_episodes = int(lengths.sum()), len(lengths)
+    problems = []
+    for name, (dtype, trailing, per) in ARRAY_FIELDS.items():
+        shape = (n_frames - n_episodes * (per == "step"), *(frame_shape if name == "frames" else trailing))
+        if f[name].dtype != dtype or f[name].shape != shape:
+            problems.append(f"{name} is {f[name].dtype} {f[name].shape}, expected {dtype} {shape}")
+    starts = {
+        "frame_start": np.concatenate([[0], np.cumsum(lengths)[:-1]]),
+        "step_start": np.concatenate([[0], np.cumsum(lengths - 1)[:-1]]),
+        "id": f.attrs["first_episode"] + np.arange(n_episodes),
+    }
+    problems += [
+        f"episodes/{name} is not {values.tolist()}"
+        for name, values in starts.items()
+        if not np.array_equal(table[name], values)
+    ]
+    if problems:
+        return problems
+    counts = np.bincount(table["label"].clip(0), minlength=len(LABEL_MODES[labels])).tolist()
+    stated = np.asarray(f.attrs["class_counts"]).tolist()
+    if counts != stated or int(f.attrs["episodes"]) != n_episodes:
+        problems.append(f"the episode table's labels count {counts}, the attributes say {stated}")
+    lit = f["buttons_lit"][()]
+    for i in range(n_episodes):
+        row = {name: int(values[i]) for name, values in table.items()}
+        episode_lit = lit[row["frame_start"] : row["frame_start"] + row["length"]]
+        problems += [f"episode {i}: {p}" for p in _check_label(episode_lit, row, labels)]
+    return problems
+
+
+def _check_label(lit: NDArray[np.bool_], row: dict[str, int], labels: str) -> list[str]:
+    """Problems of one episode's label, hit button and hit frame against its (T, 5) button states."""
+    hit_frame, hit_button = first_lit_frame(lit)
+    if (hit_frame, hit_button) != (row["hit_frame"], row["hit_button"]):
+        return [
+            f"buttons_lit first shows button {hit_button} at frame {hit_frame}, but hit_button is "
+            f"{row['hit_button']} and hit_frame {row['hit_frame']}"
+        ]
+    if hit_frame >= 0 and not (lit[hit_frame:, hit_button].all() and lit.sum(axis=1).max() == 1):
+        return ["buttons_lit: the hit button does not stay lit alone"]
+    if label_of_button(labels, hit_button) != row["label"]:
+        return [
+            f"label {row['label']} does not match hit_button {hit_button} "
+            f"(classes are buttons {list(LABEL_MODES[labels])})"
+        ]
+    return []
+
+
+def describe_dataset(path: str | Path) -> str:
+    """A summary table of a dataset: counts, classes, lengths, discards, policy, size on disk."""
+    path = Path(path)
+    manifest = dataset_manifest(path)
+    config, kwargs, policy = manifest["config"], manifest["env_kwargs"], manifest["policy"]
+    with open_shards(path) as episodes:
+        lengths = episodes.table()["length"] if len(episodes) else np.zeros(1, dtype=np.int64)
+    size = sum((path / s["file"]).stat().st_size for s in manifest["shards"])
+    classes = ", ".join(
+        f"{n} {c}" for n, c in zip(manifest["label_names"], manifest["class_counts"], strict=True)
+    )
+    discards = ", ".join(f"{k} {v}" for k, v in sorted(manifest["discards"].items()))
+    rows = {
+        "dataset": f"{path} ({'complete' if manifest['complete'] else 'INCOMPLETE'})",
+        "shards": f"{len(manifest['shards'])} of {GenerateConfig(**config).num_shards}",
+        "episodes": f"{manifest['episodes']} of {config['episodes']} ({classes})",
+        "frames": f"{manifest['frames']} (per episode: mean {lengths.mean():.1f}, "
+        f"min {lengths.min()}, max {lengths.max()})",
+        "attempts": f"{manifest['attempts']} (discarded {sum(manifest['discards'].values())}: {discards})",
+        "frame size": f"{kwargs['width']}x{kwargs['height']}, camera {kwargs['camera_name']!r}",
+        "labels": f"{config['labels']} ({', '.join(manifest['label_names'])})",
+        "policy": f"{config['policy']}: {policy.get('name')}, sha256 {str(policy.get('sha256'))[:16]}",
+        "seed": str(config["seed"]),
+        "on disk": f"{size / 1e6:.1f} MB, {size / max(manifest['frames'], 1):.0f} bytes per frame",
+        "format": f"{manifest['format']} v{manifest['format_version']}, "
+        f"written by airhockey {manifest['package_version']}",
+    }
+    width = max(map(len, rows))
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows.items())
+
+
+def preview_episode(path: str | Path, episode: int, out: str | Path) -> Path:
+    """Writes one episode as a video (.mp4 or .gif) with its label's name drawn above the frames.
+
+    Args:
+        path: a dataset directory or shard file.
+        episode: the episode's index in the dataset.
+        out: the video file to write.
+
+    Returns:
+        The path written.
+    """
+    from airhockey.generate.rollout import make_env
+    from airhockey.video import check_video_path, write_video
+
+    out = check_video_path(out)
+    with open_shards(path) as episodes:
+        if not 0 <= episode < len(episodes):
+            raise UserError(f"episode must be in 0-{len(episodes) - 1}, got {episode}")
+        record = episodes[episode]
+        frames, label = record["frames"], record["label"]
+        names, env_kwargs = episodes.label_names, record["env_kwargs"]
+    env = make_env(env_kwargs)  # for its frame rate only: it renders nothing
+    fps = env.unwrapped.metadata["render_fps"]
+    env.close()
+    banner = _banner(frames.shape[2], names[label])
+    write_video([np.concatenate([banner, frame]) for frame in frames], out, fps=fps)
+    return out
+
+
+def _banner(width: int, text: str) -> NDArray[np.uint8]:
+    """A dark strip (H, width, 3) with ``text`` in white, to stack above a frame."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    height = max(12, width // 6)
+    image = Image.new("RGB", (width, height), (20, 20, 20))
+    font = ImageFont.load_default(size=height - 3)
+    ImageDraw.Draw(image).text((2, 1), text, fill=(255, 255, 255), font=font)
+    return np.asarray(image)

@@ -1,0 +1,71 @@
+"""The settings of one ``airhockey generate`` run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from airhockey.errors import UserError
+from airhockey.generate.records import LABEL_MODES, LABEL_NAMES
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Everything that determines a generated dataset; equal configs give identical datasets.
+
+    The number of worker processes is not here: it changes how fast, never what, is written.
+    """
+
+    episodes: int
+    """Labelled episodes to write."""
+    seed: int = 0
+    """Generator seed: the root of every shard's seed sequence."""
+    width: int = 64
+    """Frame width in pixels."""
+    height: int = 64
+    """Frame height in pixels."""
+    camera: str = "top"
+    """Camera name: ``top`` or ``perspective``."""
+    labels: str = "leftright"
+    """``leftright``: classes left/right (buttons 0 and 4), other outcomes discarded;
+    ``all``: class k is button k, misses discarded."""
+    policy: str = "bundled"
+    """``bundled``, the path of a saved agent, or ``scripted`` (the baseline controller)."""
+    shard_size: int = 50
+    """Episodes per shard file (the last shard may hold fewer)."""
+    lockstep_envs: int = 16
+    """Envs each shard job plays in lockstep, sharing one batched policy call per step."""
+
+    def __post_init__(self) -> None:
+        for name in ("episodes", "width", "height", "shard_size", "lockstep_envs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise UserError(f"{name} must be a positive integer, got {value!r}")
+        if self.labels not in LABEL_MODES:
+            raise UserError(f"labels must be one of {sorted(LABEL_MODES)}, got {self.labels!r}")
+        if not 0 <= self.seed < 2**63:
+            raise UserError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """Class names, by class index."""
+        return LABEL_NAMES[self.labels]
+
+    @property
+    def num_shards(self) -> int:
+        """Shard files in the finished dataset."""
+        return -(-self.episodes // self.shard_size)
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``gym.make`` for the env that renders the stored frames."""
+        return {
+            "render_mode": "rgb_array",
+            "width": self.width,
+            "height": self.height,
+            "camera_name": self.camera,
+            "target_buttons": self.labels,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields, for JSON."""
+        return asdict(self)

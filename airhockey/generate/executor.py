@@ -1,0 +1,233 @@
+"""Running a generation: shard jobs in worker processes, progress, manifest, resume, locking.
+
+Workers are started with the ``spawn`` method (EGL contexts do not survive ``fork``); each loads
+the policy once and runs whole shard jobs. Only this process writes the manifest, after each
+finished shard, so an interrupted run leaves finished shards (listed or not yet listed) and at
+most one ``.partial`` file per worker, which ``resume`` deletes and redoes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import multiprocessing
+import os
+import queue
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from airhockey.errors import UserError
+from airhockey.generate.config import GenerateConfig
+from airhockey.generate.hdf5 import open_shard, sha256_file, shard_attrs
+from airhockey.generate.jobs import ShardEntry, ShardJob, plan_shards, run_shard
+from airhockey.generate.manifest import build_manifest, read_manifest, shard_entries, write_manifest
+from airhockey.generate.policy import load_policy, policy_identity
+from airhockey.generate.rollout import Policy
+
+LOCK = ".lock"
+
+
+def available_cpus() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def generate(
+    config: GenerateConfig,
+    out_dir: str | Path,
+    *,
+    workers: int | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Generates a labelled episode dataset into ``out_dir``: shards and a manifest.
+
+    Args:
+        config: what to generate.
+        out_dir: the dataset directory; it must be new or empty unless ``resume``.
+        workers: worker processes (default: the available CPU cores); 1 runs in this process.
+        resume: complete an interrupted run with the same ``config``: keep its finished
+            shards, redo the rest.
+        progress: show a progress bar on stderr.
+
+    Returns:
+        The final manifest.
+
+    Raises:
+        UserError: on a non-empty ``out_dir`` without ``resume``, a ``resume`` with other
+            settings, another run writing to ``out_dir``, or a policy that cannot be loaded.
+    """
+    out_dir = Path(out_dir)
+    workers = available_cpus() if workers is None else workers
+    if workers < 1:
+        raise UserError(f"workers must be at least 1, got {workers}")
+    identity = policy_identity(config.policy)
+    jobs = plan_shards(config, identity)
+    with _locked(out_dir):
+        done = _finished_shards(out_dir, config, identity, jobs, resume)
+        write_manifest(out_dir, build_manifest(config, identity, done.values()))
+        pending = [job for job in jobs if job.index not in done]
+        with _Progress(config.episodes, sum(e.episodes for e in done.values()), progress) as bar:
+            for entry in _run_jobs(pending, out_dir, min(workers, len(pending)), bar.attempt):
+                done[entry.index] = entry
+                write_manifest(out_dir, build_manifest(config, identity, done.values()))
+    return build_manifest(config, identity, done.values())
+
+
+@contextmanager
+def _locked(out_dir: Path) -> Iterator[None]:
+    """Holds an exclusive lock on ``out_dir`` (released by the kernel, even after ``kill -9``)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / LOCK, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{out_dir}: another generate is writing to this directory") from None
+        yield
+
+
+def _finished_shards(
+    out_dir: Path, config: GenerateConfig, identity: dict[str, str], jobs: list[ShardJob], resume: bool
+) -> dict[int, ShardEntry]:
+    """The shards a resumed run keeps, by index; deletes partial and damaged ones."""
+    manifest = read_manifest(out_dir)
+    if not resume:
+        if any(not p.name.startswith(".") for p in out_dir.iterdir()):
+            raise UserError(
+                f"{out_dir} is not empty: pass --resume to complete the dataset in it, "
+                "or choose a new directory"
+            )
+        return {}
+    if manifest is None:
+        if any(out_dir.glob("shard-*.h5")):
+            raise UserError(f"{out_dir} holds shards but no manifest.json: it is not a resumable run")
+        return {}
+    differ = [k for k, v in config.to_dict().items() if manifest["config"].get(k) != v]
+    if manifest["policy"] != identity:
+        differ.append("policy identity (the policy's files changed)")
+    if differ:
+        raise UserError(
+            f"{out_dir} was generated with other settings (differing: {', '.join(differ)}): "
+            "resume with the same arguments, or choose a new directory"
+        )
+    for partial in out_dir.glob(".*.partial"):
+        partial.unlink()
+    listed = {entry.index: entry for entry in shard_entries(manifest)}
+    done = {}
+    for job in jobs:
+        path = out_dir / job.filename
+        if not path.exists():
+            continue
+        entry = listed.get(job.index) or _entry_from_file(path, job)
+        if entry is not None and sha256_file(path) == entry.sha256:
+            done[job.index] = entry
+        else:
+            path.unlink()
+    return done
+
+
+def _entry_from_file(path: Path, job: ShardJob) -> ShardEntry | None:
+    """The manifest entry of a finished shard that the manifest does not list yet, or None if damaged."""
+    try:
+        with open_shard(path) as f:
+            attrs = shard_attrs(f)
+    except UserError:
+        return None
+    if attrs.get("config") != job.config.to_dict() or attrs.get("shard_index") != job.index:
+        return None
+    return ShardEntry(
+        path.name,
+        job.index,
+        attrs["episodes"],
+        attrs["frames"],
+        attrs["class_counts"],
+        attrs["attempts"],
+        attrs["discards"],
+        path.stat().st_size,
+        sha256_file(path),
+    )
+
+
+def _run_jobs(
+    jobs: list[ShardJob], out_dir: Path, workers: int, on_attempt: Callable[[bool], None]
+) -> Iterator[ShardEntry]:
+    """Runs shard jobs and yields their entries as they finish: here, or in ``workers`` processes."""
+    if not jobs:
+        return
+    if workers <= 1:
+        policy = load_policy(jobs[0].config.policy)
+        for job in jobs:
+            yield run_shard(job, policy, out_dir, on_attempt)
+        return
+    context = multiprocessing.get_context("spawn")
+    events = context.Queue()
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(jobs[0].config.policy, events)
+    ) as pool:
+        futures: set[Future[ShardEntry]] = {pool.submit(_run_in_worker, job, out_dir) for job in jobs}
+        try:
+            while futures:
+                finished, futures = wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
+                _drain(events, on_attempt)
+                for future in finished:
+                    yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+    _drain(events, on_attempt)
+
+
+_worker: dict[str, Any] = {}
+"""Per worker process: the policy and the queue of progress events."""
+
+
+def _init_worker(policy_spec: str, events: multiprocessing.Queue) -> None:
+    _worker["policy"] = load_policy(policy_spec)
+    _worker["events"] = events
+    if "torch" in sys.modules:
+        # One thread per worker: parallelism comes from the workers, not from inside each.
+        sys.modules["torch"].set_num_threads(1)
+
+
+def _run_in_worker(job: ShardJob, out_dir: Path) -> ShardEntry:
+    policy: Policy = _worker["policy"]
+    return run_shard(job, policy, out_dir, _worker["events"].put)
+
+
+def _drain(events: multiprocessing.Queue, on_attempt: Callable[[bool], None]) -> None:
+    while True:
+        try:
+            on_attempt(events.get_nowait())
+        except queue.Empty:
+            return
+
+
+class _Progress:
+    """A tqdm bar over labelled episodes, showing episodes/s, ETA and the discard rate."""
+
+    def __init__(self, total: int, initial: int, enabled: bool) -> None:
+        self.total, self.initial, self.enabled = total, initial, enabled
+        self.attempts = self.discarded = 0
+
+    def __enter__(self) -> _Progress:
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=self.total, initial=self.initial, unit="ep", desc="generate", disable=not self.enabled
+        )
+        return self
+
+    def attempt(self, kept: bool) -> None:
+        """Counts one finished attempt."""
+        self.attempts += 1
+        if kept:
+            self.bar.update(1)
+        else:
+            self.discarded += 1
+        self.bar.set_postfix_str(f"discarded {self.discarded / self.attempts:.0%}", refresh=False)
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()

@@ -1,0 +1,253 @@
+"""The HDF5 backend: writing one shard file crash-safely, and opening one with clear errors.
+
+A shard is one HDF5 file holding its episodes end to end::
+
+    /                  attributes: format, format_version, package_version, env_id, env_kwargs,
+                       policy, generator_seed, config, shard_index, first_episode, label_names,
+                       episodes, frames, class_counts, attempts, discards
+    /frames            (F, H, W, 3) uint8    all episodes' frames, one after another
+    /bar_pos, /bar_vel, /puck_pos, /puck_vel   (F, 2) float64
+    /buttons_lit       (F, 5) bool
+    /actions           (S, 2) float32        S = F - number of episodes
+    /episodes/         one (E,) int64 array per field: frame_start, step_start, length, and the
+                       scalars of records.SCALAR_FIELDS (id, label, hit_button, target, ...)
+
+Episode i is ``frames[frame_start[i] : frame_start[i] + length[i]]`` (and so on for the per-frame
+arrays) and ``actions[step_start[i] : step_start[i] + length[i] - 1]``. Laid end to end, a shard
+costs a few datasets however many episodes it holds, and a clip is one slice of one dataset.
+``docs/dataset.md`` documents the same layout for readers that use h5py alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import h5py
+import numpy as np
+from numpy.typing import NDArray
+
+from airhockey.errors import UserError
+from airhockey.generate.records import ARRAY_FIELDS, FORMAT, FORMAT_VERSION, SCALAR_FIELDS, EpisodeRecord
+
+EPISODES_GROUP = "episodes"
+INDEX_FIELDS = ("frame_start", "step_start", "length")
+"""Per-episode arrays under ``/episodes`` that locate each episode's rows."""
+JSON_ATTRS = ("env_kwargs", "policy", "config", "discards")
+"""Shard attributes stored as JSON text (the others are numbers, strings or arrays)."""
+FLUSH_BYTES = 1 << 20
+"""Rows of a dataset wait in memory until about this many bytes of whole chunks are there."""
+STATE_CHUNK_ROWS = 1024
+"""Rows per chunk of the small per-frame and per-step arrays (compressed like the frames, so that
+the unused tail of a shard's last chunk costs nothing)."""
+
+
+@dataclass(frozen=True)
+class FrameLayout:
+    """How the ``frames`` dataset is chunked and compressed."""
+
+    compression: str | None = "gzip"
+    """HDF5 filter: ``gzip``, ``lzf`` or None."""
+    level: int | None = 1
+    """gzip level (1-9); None for other filters."""
+    frames_per_chunk: int = 8
+    """Frames per chunk."""
+
+
+FRAME_LAYOUT = FrameLayout()
+"""The layout ``airhockey generate`` writes: gzip level 1, 8 frames per chunk. Measured by
+``benchmarks/shard_formats.py`` (table in docs/dataset.md): 20x smaller than raw frames for about a
+fifth of a render's CPU time per frame; higher levels save disk but cost generation speed, and
+8-frame chunks keep a random 10-frame clip to two or three chunks to inflate."""
+
+
+def fsync_rename(tmp: Path, final: Path) -> None:
+    """Flushes ``tmp`` to disk and renames it to ``final``, so ``final`` appears only complete."""
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    directory = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Writes ``text`` to ``path`` through a temporary file, fsync and rename."""
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text)
+    fsync_rename(tmp, path)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _Column:
+    """An extensible dataset written in whole chunks: rows wait in memory until about
+    ``FLUSH_BYTES`` of whole chunks are there, so that each compressed chunk is written, and
+    compressed, once, and h5py is called once per many chunks."""
+
+    def __init__(self, file: h5py.File, name: str, example: NDArray, chunk_rows: int, layout: FrameLayout):
+        trailing = example.shape[1:]
+        self.chunk_rows = chunk_rows
+        self.flush_rows = chunk_rows * max(1, FLUSH_BYTES // (example[:1].nbytes * chunk_rows))
+        self.dataset = file.create_dataset(
+            name,
+            shape=(0, *trailing),
+            maxshape=(None, *trailing),
+            chunks=(chunk_rows, *trailing),
+            dtype=ARRAY_FIELDS[name][0],
+            compression=layout.compression,
+            compression_opts=layout.level,
+        )
+        self.pending: list[NDArray] = []
+        self.pending_rows = 0
+
+    def append(self, rows: NDArray) -> None:
+        self.pending.append(rows)
+        self.pending_rows += len(rows)
+        if self.pending_rows >= self.flush_rows:
+            self.flush(whole_chunks_only=True)
+
+    def flush(self, whole_chunks_only: bool = False) -> None:
+        if not self.pending_rows:
+            return
+        data = np.concatenate(self.pending)
+        n = len(data) - len(data) % self.chunk_rows if whole_chunks_only else len(data)
+        start = self.dataset.shape[0]
+        self.dataset.resize(start + n, axis=0)
+        self.dataset[start:] = data[:n]
+        self.pending = [data[n:]]
+        self.pending_rows = len(data) - n
+
+
+class ShardWriter:
+    """Writes episodes to ``.<name>.partial`` next to ``path``; ``finish`` makes ``path`` appear.
+
+    Use as a context manager: leaving it by an exception deletes the partial file.
+
+    Args:
+        path: the final shard path.
+        layout: chunking and compression of the frames.
+    """
+
+    def __init__(self, path: Path, layout: FrameLayout = FRAME_LAYOUT) -> None:
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.partial")
+        self.layout = layout
+        self._file = h5py.File(self.tmp, "w", libver=("v110", "v110"))
+        self._columns: dict[str, _Column] = {}
+        self._table: dict[str, list[int]] = {name: [] for name in (*INDEX_FIELDS, *SCALAR_FIELDS)}
+        self._rows = {"frame": 0, "step": 0}
+
+    @property
+    def count(self) -> int:
+        """Episodes added so far."""
+        return len(self._table["length"])
+
+    def add(self, record: EpisodeRecord) -> None:
+        """Appends one episode."""
+        length = len(record.frames)
+        for name, value in (
+            ("frame_start", self._rows["frame"]),
+            ("step_start", self._rows["step"]),
+            ("length", length),
+            *record.scalars().items(),
+        ):
+            self._table[name].append(value)
+        self._rows["frame"] += length
+        self._rows["step"] += length - 1
+        for name, rows in record.arrays().items():
+            if name not in self._columns:
+                chunk_rows = self.layout.frames_per_chunk if name == "frames" else STATE_CHUNK_ROWS
+                self._columns[name] = _Column(self._file, name, rows, chunk_rows, self.layout)
+            self._columns[name].append(rows)
+
+    def finish(self, attrs: dict[str, Any]) -> str:
+        """Writes the episode table and the shard's attributes, closes, fsyncs, renames into place.
+
+        Returns:
+            The SHA-256 of the finished file.
+        """
+        for column in self._columns.values():
+            column.flush()
+        table = self._file.create_group(EPISODES_GROUP)
+        for name, values in self._table.items():
+            table.create_dataset(name, data=np.array(values, dtype=np.int64))
+        for name, value in {"format": FORMAT, "format_version": FORMAT_VERSION, **attrs}.items():
+            self._file.attrs[name] = json.dumps(value, sort_keys=True) if name in JSON_ATTRS else value
+        self._file.close()
+        fsync_rename(self.tmp, self.path)
+        return sha256_file(self.path)
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None:
+            self._file.close()
+            self.tmp.unlink(missing_ok=True)
+
+
+def open_shard(path: Path) -> h5py.File:
+    """Opens a shard for reading, checking that it is one this package can read.
+
+    Raises:
+        UserError: one line naming the file, when it is missing, not HDF5 (truncated or foreign),
+            not an episode shard, or of a newer format version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such shard file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        reason = str(err).split("(", 1)[-1].rstrip(")") if "(" in str(err) else str(err)
+        raise UserError(
+            f"{path}: not a readable HDF5 file ({reason}): truncated, corrupt or not a shard"
+        ) from None
+    if f.attrs.get("format") != FORMAT or EPISODES_GROUP not in f:
+        f.close()
+        raise UserError(f"{path}: an HDF5 file but not an airhockey episode shard (no format={FORMAT!r})")
+    version = int(f.attrs.get("format_version", -1))
+    if version > FORMAT_VERSION:
+        f.close()
+        raise UserError(
+            f"{path}: shard format version {version} is newer than this package reads "
+            f"({FORMAT_VERSION}); upgrade airhockey"
+        )
+    return f
+
+
+def shard_attrs(f: h5py.File) -> dict[str, Any]:
+    """The shard's attributes, JSON ones decoded, arrays as lists."""
+    out: dict[str, Any] = {}
+    for name, value in f.attrs.items():
+        if name in JSON_ATTRS:
+            out[name] = json.loads(value)
+        elif isinstance(value, np.ndarray):
+            out[name] = value.tolist()
+        elif isinstance(value, np.generic):
+            out[name] = value.item()
+        else:
+            out[name] = value
+    return out
+
+
+def episode_table(f: h5py.File) -> dict[str, NDArray[np.int64]]:
+    """The shard's per-episode arrays (``INDEX_FIELDS`` and ``SCALAR_FIELDS``), each (E,) int64."""
+    return {name: f[EPISODES_GROUP][name][()] for name in (*INDEX_FIELDS, *SCALAR_FIELDS)}

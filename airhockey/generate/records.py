@@ -1,0 +1,99 @@
+"""The episode record and the shard schema: one place that says what an episode holds.
+
+Every stored episode has the per-frame and per-step arrays of ``ARRAY_FIELDS`` and the scalars of
+``SCALAR_FIELDS``. With T frames, frames[0] is the frame after reset and frames[t] the frame after
+action t, so there are T - 1 actions; the per-frame state arrays are aligned with the frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from airhockey.envs import N_BUTTONS
+
+FORMAT = "airhockey-episodes"
+"""The value of the ``format`` attribute of every shard and of the manifest."""
+FORMAT_VERSION = 1
+"""Bumped whenever the layout changes in a way an old reader would misread."""
+
+# name -> (dtype, trailing shape, per "frame" (T rows) or per "step" (T - 1 rows)).
+ARRAY_FIELDS: dict[str, tuple[np.dtype, tuple[int, ...], str]] = {
+    "frames": (np.dtype(np.uint8), (), "frame"),  # trailing shape (H, W, 3), set by the dataset
+    "actions": (np.dtype(np.float32), (2,), "step"),
+    "bar_pos": (np.dtype(np.float64), (2,), "frame"),
+    "bar_vel": (np.dtype(np.float64), (2,), "frame"),
+    "puck_pos": (np.dtype(np.float64), (2,), "frame"),
+    "puck_vel": (np.dtype(np.float64), (2,), "frame"),
+    "buttons_lit": (np.dtype(bool), (N_BUTTONS,), "frame"),
+}
+SCALAR_FIELDS = ("id", "label", "hit_button", "target", "hit_frame", "seed")
+"""Per-episode integers, stored as attributes of the episode's group."""
+
+LABEL_MODES: dict[str, tuple[int, ...]] = {"leftright": (0, N_BUTTONS - 1), "all": tuple(range(N_BUTTONS))}
+"""Label mode -> the button each class stands for: class k is a hit of button LABEL_MODES[mode][k]."""
+LABEL_NAMES: dict[str, tuple[str, ...]] = {
+    "leftright": ("left", "right"),
+    "all": tuple(f"button{k}" for k in range(N_BUTTONS)),
+}
+
+
+def label_of_button(mode: str, hit_button: int) -> int | None:
+    """The class of an episode that hit ``hit_button`` (-1 for none), or None when it has no class."""
+    buttons = LABEL_MODES[mode]
+    return buttons.index(hit_button) if hit_button in buttons else None
+
+
+def first_lit_frame(buttons_lit: NDArray[np.bool_]) -> tuple[int, int]:
+    """The first frame where a button is lit and that button, from per-frame states (T, 5).
+
+    Returns:
+        ``(hit_frame, hit_button)``, or ``(-1, -1)`` when no button is ever lit.
+    """
+    lit_frames = np.flatnonzero(buttons_lit.any(axis=1))
+    if lit_frames.size == 0:
+        return -1, -1
+    frame = int(lit_frames[0])
+    return frame, int(np.flatnonzero(buttons_lit[frame])[0])
+
+
+@dataclass
+class EpisodeRecord:
+    """One played, rendered and labelled episode, as written to a shard."""
+
+    id: int
+    """Position of the episode in the whole dataset (0-based)."""
+    seed: int
+    """The env reset seed."""
+    target: int
+    """The target button the policy was given (0-4)."""
+    hit_button: int
+    """The button the puck hit (0-4), or -1."""
+    hit_frame: int
+    """Index of the first frame in which a button is lit, or -1."""
+    label: int
+    """The class, from ``hit_button`` (see ``LABEL_MODES``)."""
+    frames: NDArray[np.uint8]
+    """(T, H, W, 3) rendered frames."""
+    actions: NDArray[np.float32]
+    """(T - 1, 2) actions, exactly as passed to ``env.step``."""
+    bar_pos: NDArray[np.float64]
+    """(T, 2) bar centre (m)."""
+    bar_vel: NDArray[np.float64]
+    """(T, 2) bar velocity (m/s)."""
+    puck_pos: NDArray[np.float64]
+    """(T, 2) puck centre (m)."""
+    puck_vel: NDArray[np.float64]
+    """(T, 2) puck velocity (m/s)."""
+    buttons_lit: NDArray[np.bool_]
+    """(T, 5) which buttons are lit in each frame."""
+
+    def arrays(self) -> dict[str, NDArray]:
+        """The array fields, by the names of ``ARRAY_FIELDS``."""
+        return {name: getattr(self, name) for name in ARRAY_FIELDS}
+
+    def scalars(self) -> dict[str, int]:
+        """The scalar fields, by the names of ``SCALAR_FIELDS``."""
+        return {name: int(getattr(self, name)) for name in SCALAR_FIELDS}

@@ -1,0 +1,131 @@
+"""Playing a policy in several envs in lockstep, and replaying an episode to render its frames.
+
+Generation runs in two passes. The first plays attempts on state observations only, in a batch of
+envs that share one ``policy.predict`` call per step, and keeps the actions. The second replays a
+kept attempt's actions from its reset seed in an env that renders, recording the frames and the
+per-frame state. Discarded attempts are never rendered, and every stored frame is, by
+construction, what the documented replay (``gym.make(**env_kwargs)``, ``reset``, ``step``) gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+from numpy.typing import NDArray
+
+import airhockey
+
+
+class Policy(Protocol):
+    """What generation needs of a policy: stable-baselines3's ``predict`` on a batch."""
+
+    def predict(
+        self, observation: NDArray[np.float64], deterministic: bool = True
+    ) -> tuple[NDArray[np.float32], Any]:
+        """(N, 13) state observations -> ((N, 2) actions, recurrent state or None)."""
+        ...
+
+
+@dataclass
+class Attempt:
+    """One episode played on state observations, not yet rendered."""
+
+    seed: int
+    """The env reset seed."""
+    target: int
+    """The target button, forced at reset."""
+    actions: NDArray[np.float32]
+    """(T - 1, 2) the actions passed to ``env.step``."""
+    hit_button: int
+    """The button hit, or -1."""
+
+
+def reset_options(target: int) -> dict[str, int]:
+    """The ``reset`` options that force the target button: the one place that spells them."""
+    return {"target": int(target)}
+
+
+def play_lockstep(
+    envs: list[gym.Env], policy: Policy, next_attempt: Callable[[], tuple[int, int] | None]
+) -> Iterator[Attempt]:
+    """Plays attempts in ``envs`` in lockstep and yields each as it ends.
+
+    Every env that is free asks ``next_attempt()`` for a ``(seed, target)`` and plays it; ``None``
+    leaves the env idle. All running envs share one ``policy.predict`` call per step. Attempts
+    that end on the same step are yielded in env order, and ``next_attempt`` is called after the
+    consumer has seen the attempts yielded before, so the sequence depends only on the policy,
+    the envs' number and ``next_attempt``. Stop early by leaving the loop.
+
+    Args:
+        envs: envs of AirHockey-v0 with state observations.
+        policy: gives actions for a batch of observations.
+        next_attempt: the next attempt's reset seed and target, or None.
+
+    Yields:
+        Finished attempts, in the order they end.
+    """
+    n = len(envs)
+    obs = np.zeros((n, *envs[0].observation_space.shape))
+    running: list[tuple[int, int] | None] = [None] * n
+    actions: list[list[NDArray[np.float32]]] = [[] for _ in range(n)]
+
+    def start(i: int) -> None:
+        running[i] = next_attempt()
+        if running[i] is not None:
+            seed, target = running[i]
+            obs[i], _ = envs[i].reset(seed=seed, options=reset_options(target))
+            actions[i] = []
+
+    for i in range(n):
+        start(i)
+    while any(r is not None for r in running):
+        active = [i for i in range(n) if running[i] is not None]
+        batch, _ = policy.predict(obs[active], deterministic=True)
+        batch = np.asarray(batch, dtype=np.float32).reshape(len(active), -1)
+        ended = []
+        for i, action in zip(active, batch, strict=True):
+            obs[i], _, terminated, truncated, info = envs[i].step(action)
+            actions[i].append(action)
+            if terminated or truncated:
+                ended.append((i, info["hit_button"]))
+        for i, hit_button in ended:
+            seed, target = running[i]
+            yield Attempt(seed, target, np.array(actions[i], dtype=np.float32), hit_button)
+            start(i)
+
+
+def replay(
+    env: gym.Env, seed: int, target: int, actions: NDArray[np.float32]
+) -> tuple[dict[str, NDArray], dict[str, Any]]:
+    """Replays an episode in a rendering env and records its frames and per-frame state.
+
+    Args:
+        env: AirHockey-v0 made with ``render_mode="rgb_array"``.
+        seed: the reset seed.
+        target: the target button.
+        actions: (T - 1, 2) actions.
+
+    Returns:
+        ``(arrays, info)``: ``frames`` (T, H, W, 3) uint8 and the fields of ``physical_state()``,
+        each stacked to (T, ...); and the ``info`` of the last step.
+    """
+    _, info = env.reset(seed=seed, options=reset_options(target))
+    length = len(actions) + 1
+    arrays: dict[str, NDArray] = {}
+    for t in range(length):
+        if t > 0:
+            _, _, _, _, info = env.step(actions[t - 1])
+        for name, value in {"frames": env.render(), **env.unwrapped.physical_state()}.items():
+            if t == 0:  # the first frame fixes each field's shape: fill (T, ...) arrays in place
+                arrays[name] = np.empty((length, *value.shape), dtype=value.dtype)
+            arrays[name][t] = value
+    return arrays, info
+
+
+def make_env(env_kwargs: dict[str, Any]) -> gym.Env:
+    """``gym.make`` of AirHockey-v0 with the given keyword arguments."""
+    return gym.make(airhockey.ENV_ID, **env_kwargs)

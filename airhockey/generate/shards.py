@@ -1,0 +1,204 @@
+"""Reading a dataset: ``open_shards`` gives a sequence of episodes over lazily opened shard files."""
+
+from __future__ import annotations
+
+import bisect
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, overload
+
+import h5py
+import numpy as np
+from numpy.typing import NDArray
+
+from airhockey.errors import UserError
+from airhockey.generate.hdf5 import episode_table, open_shard, shard_attrs
+from airhockey.generate.manifest import read_manifest
+from airhockey.generate.records import ARRAY_FIELDS, SCALAR_FIELDS
+
+
+class _OpenShard:
+    """A shard opened in this process: its file, its episode table and its datasets, looked up once."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = open_shard(path)
+        self.table = episode_table(self.file)
+        self._datasets: dict[str, h5py.Dataset] = {}
+
+    def dataset(self, name: str) -> h5py.Dataset:
+        if name not in self._datasets:
+            self._datasets[name] = self.file[name]
+        return self._datasets[name]
+
+
+class Episode(Mapping[str, Any]):
+    """One stored episode: a read-only mapping of its fields, arrays read from the file on access.
+
+    Keys: the arrays of ``records.ARRAY_FIELDS`` (numpy arrays: ``frames`` (T, H, W, 3),
+    ``actions`` (T - 1, 2), per-frame state (T, ...)), the integers of ``records.SCALAR_FIELDS``,
+    and ``env_kwargs`` (the dict to pass to ``gym.make`` to replay it).
+    """
+
+    def __init__(self, shard: _OpenShard, row: dict[str, int], env_kwargs: dict[str, Any]) -> None:
+        self._shard, self._row, self._env_kwargs = shard, row, env_kwargs
+
+    def __getitem__(self, key: str) -> Any:
+        if key in ARRAY_FIELDS:
+            per_step = ARRAY_FIELDS[key][2] == "step"
+            start = self._row["step_start" if per_step else "frame_start"]
+            return self._shard.dataset(key)[start : start + self._row["length"] - per_step]
+        if key in SCALAR_FIELDS:
+            return self._row[key]
+        if key == "env_kwargs":
+            return dict(self._env_kwargs)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from ARRAY_FIELDS
+        yield from SCALAR_FIELDS
+        yield "env_kwargs"
+
+    def __len__(self) -> int:
+        return len(ARRAY_FIELDS) + len(SCALAR_FIELDS) + 1
+
+    def __repr__(self) -> str:
+        scalars = ", ".join(f"{k}={self._row[k]}" for k in SCALAR_FIELDS)
+        return f"Episode({scalars}, length={self._row['length']})"
+
+
+class EpisodeShards(Sequence[Episode]):
+    """The episodes of a set of shard files, in order, with files opened on first use.
+
+    Safe to pickle and to use after ``fork``: each process opens its own file handles. Besides
+    indexing, ``info(i)`` gives an episode's scalar fields and length, ``frames(i, start, stop)``
+    reads part of its frames, and ``table()`` the scalar fields of all episodes at once.
+
+    Args:
+        paths: shard files, in dataset order.
+        counts: episodes in each file, where known (from a manifest); else each file is opened
+            once to count them.
+        attrs: the dataset's attributes, where known; else those of the first shard.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        counts: Sequence[int] | None = None,
+        attrs: dict[str, Any] | None = None,
+    ) -> None:
+        self.paths = [Path(p) for p in paths]
+        self._open: dict[int, _OpenShard] = {}
+        self._pid = os.getpid()
+        if counts is None:
+            counts = [len(self._shard(i).table["length"]) for i in range(len(self.paths))]
+            attrs = attrs or (shard_attrs(self._shard(0).file) if self.paths else {})
+            self.close()
+        self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.attrs: dict[str, Any] = attrs or {}
+        """The dataset's attributes: env_kwargs, policy, config, label_names, ..."""
+
+    @property
+    def label_names(self) -> list[str]:
+        """Class names, by label."""
+        return list(self.attrs.get("label_names", []))
+
+    def _shard(self, shard: int) -> _OpenShard:
+        """A shard, opened in this process on first use."""
+        if os.getpid() != self._pid:
+            # Handles inherited through fork belong to the parent: forget them, never close them.
+            self._open, self._pid = {}, os.getpid()
+        if shard not in self._open:
+            self._open[shard] = _OpenShard(self.paths[shard])
+        return self._open[shard]
+
+    def _locate(self, index: int) -> tuple[_OpenShard, dict[str, int]]:
+        """The shard holding an episode and the episode's row of the episode table."""
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"episode {index} out of range for {n} episodes")
+        index %= n
+        shard = bisect.bisect_right(self._starts, index) - 1
+        row = index - int(self._starts[shard])
+        found = self._shard(shard)
+        return found, {name: int(values[row]) for name, values in found.table.items()}
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    @overload
+    def __getitem__(self, index: int) -> Episode: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Episode]: ...
+    def __getitem__(self, index: int | slice) -> Episode | list[Episode]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        shard, row = self._locate(int(index))
+        return Episode(shard, row, self.attrs.get("env_kwargs", {}))
+
+    def info(self, index: int) -> dict[str, int]:
+        """An episode's scalar fields and its ``length`` in frames, without reading arrays."""
+        _, row = self._locate(index)
+        return {name: row[name] for name in (*SCALAR_FIELDS, "length")}
+
+    def frames(self, index: int, start: int = 0, stop: int | None = None) -> NDArray[np.uint8]:
+        """Frames ``start:stop`` (default: to the end) of an episode, (stop - start, H, W, 3) uint8."""
+        shard, row = self._locate(index)
+        stop = row["length"] if stop is None else min(stop, row["length"])
+        return shard.dataset("frames")[row["frame_start"] + start : row["frame_start"] + stop]
+
+    def table(self) -> dict[str, NDArray[np.int64]]:
+        """The scalar fields and ``length`` of every episode, each an (N,) int64 array."""
+        tables = [self._shard(i).table for i in range(len(self.paths))]
+        return {name: np.concatenate([t[name] for t in tables]) for name in (*SCALAR_FIELDS, "length")}
+
+    def close(self) -> None:
+        """Closes the file handles this process opened."""
+        if os.getpid() == self._pid:
+            for shard in self._open.values():
+                shard.file.close()
+        self._open = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_open": {}, "_pid": -1}
+
+    def __enter__(self) -> EpisodeShards:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_shards(path: str | Path | Sequence[str | Path]) -> EpisodeShards:
+    """Opens a dataset as a sequence of episodes.
+
+    Args:
+        path: a dataset directory (its manifest's shards, else its ``shard-*.h5`` files), one
+            shard file, or a list of shard files.
+
+    Returns:
+        An ``EpisodeShards``: ``len``, indexing (each item an ``Episode`` mapping), partial reads.
+
+    Raises:
+        UserError: one line naming the file, for a missing, truncated or foreign file.
+    """
+    if not isinstance(path, (str, Path)):
+        return EpisodeShards([Path(p) for p in path])
+    path = Path(path)
+    if path.is_file():
+        return EpisodeShards([path])
+    if not path.is_dir():
+        raise UserError(f"{path}: no such dataset directory or shard file")
+    manifest = read_manifest(path)
+    if manifest is None:
+        paths = sorted(path.glob("shard-*.h5"))
+        if not paths:
+            raise UserError(f"{path}: no shards found (run `airhockey generate {path} --episodes N`)")
+        return EpisodeShards(paths)
+    paths = [path / entry["file"] for entry in manifest["shards"]]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise UserError(
+            f"{missing[0]}: listed in the manifest but missing; run `airhockey data verify {path}`"
+        )
+    return EpisodeShards(paths, [entry["episodes"] for entry in manifest["shards"]], manifest)

@@ -1,0 +1,75 @@
+"""Checkpoint files of the learning stage: one dict per file, holding what rebuilds the model.
+
+A run folder holds ``last.pt`` (written after every epoch, for ``--resume``) and ``best.pt`` (the
+epoch with the lowest validation loss, what later stages load). Each file is a dict with at least
+``format_version``, ``kind``, ``model_config`` (a plain dict of the model's config dataclass) and
+``model`` (the state dict); training adds optimizer and progress fields.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import airhockey
+from airhockey.errors import UserError
+
+FORMAT_VERSION = 1
+BEST = "best.pt"
+LAST = "last.pt"
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Writes ``payload`` to ``path`` atomically (a temporary file, then a rename).
+
+    ``format_version`` and ``package_version`` are added; an interrupted write never leaves a
+    truncated checkpoint behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"format_version": FORMAT_VERSION, "package_version": airhockey.__version__, **payload}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def resolve_checkpoint(run_or_file: str | Path, name: str = BEST) -> Path:
+    """The checkpoint file meant by a run folder (its ``name``) or by a file path.
+
+    Raises:
+        UserError: when there is no such file.
+    """
+    path = Path(run_or_file)
+    if path.is_dir():
+        path = path / name
+    if not path.is_file():
+        raise UserError(
+            f"no checkpoint at {str(path)!r}: give a run folder or a .pt file written by training"
+        )
+    return path
+
+
+def load_checkpoint(run_or_file: str | Path, kind: str, name: str = BEST) -> dict[str, Any]:
+    """Loads a checkpoint dict (tensors on the CPU) and checks its format and kind.
+
+    Args:
+        run_or_file: a run folder (then its file ``name`` is read) or a checkpoint file.
+        kind: the kind of run expected, e.g. ``"pretext"``.
+        name: the file to read inside a run folder.
+
+    Raises:
+        UserError: when the file is missing, unreadable, of another format version or another kind.
+    """
+    path = resolve_checkpoint(run_or_file, name)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises a variety of types for a corrupt or foreign file
+        raise UserError(f"cannot read checkpoint {str(path)!r}: {err}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"{str(path)!r} is not a checkpoint of format version {FORMAT_VERSION}")
+    if ckpt.get("kind") != kind:
+        raise UserError(f"{str(path)!r} holds a {ckpt.get('kind')!r} model, expected a {kind!r} one")
+    return ckpt

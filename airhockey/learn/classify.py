@@ -1,0 +1,565 @@
+"""Training and testing one direction classifier (one arm of the comparison, seed 000 section 4.4).
+
+The schedule: for the first ``freeze_epochs`` epochs only the head trains (the encoder is frozen
+while the head calibrates), then the encoder trains too, at its own, lower learning rate. The
+self-supervised arm starts from a pretext run's encoder, the supervised arm from random weights;
+both run the same model and the same schedule. ``classify_on_dataset`` trains one arm and writes a
+run folder:
+
+    RUN/config.json    model and training settings, data split, labelled episodes, the command
+    RUN/model.pt       the classifier after the last epoch (``load_classifier(RUN)``)
+    RUN/log.csv        one row per epoch: phase, training loss, validation accuracy, seconds
+    RUN/metrics.json   test accuracy, overall and by position in the episode
+
+Frames in which a button is already lit (``frame_index >= hit_frame``) give the label away; they
+are left out of training, validation and the headline test accuracy unless ``include_after_hit``.
+Test episodes come from the split the pretext run used and are never read by either training.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from airhockey.errors import UserError
+from airhockey.generate.shards import EpisodeShards
+from airhockey.learn.autoencoder import AutoencoderConfig
+from airhockey.learn.classifier import (
+    KIND,
+    MODEL_FILE,
+    ClassifierConfig,
+    DirectionClassifier,
+    build_classifier,
+    encoder_config,
+)
+from airhockey.learn.data import EpisodeSplit, FrameDataset, frames_to_tensor, split_episodes
+from airhockey.learn.pretext import check_device
+
+FRACTION_BINS = 10
+"""Equal bins of the fraction of the time to the hit, ``frame_index / hit_frame`` in [0, 1)."""
+HISTORY_FIELDS = ("epoch", "encoder_frozen", "train_loss", "train_accuracy", "val_accuracy", "elapsed_s")
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """Settings of one classifier training run (the model's sizes are in ``ClassifierConfig``)."""
+
+    epochs: int = 10
+    """Epochs in all, frozen ones included."""
+    freeze_epochs: int = 3
+    """First epochs with the encoder frozen (only the head trains); ``epochs`` for a linear probe."""
+    batch_size: int = 64
+    """Frames per optimiser step."""
+    lr: float = 1e-3
+    """AdamW learning rate of the head, throughout."""
+    encoder_lr: float = 1e-4
+    """AdamW learning rate of the encoder once unfrozen."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    min_epoch_frames: int = 2048
+    """Frames an epoch draws at least, passing over a small training set several times, so that a
+    run on a few labelled episodes still takes enough optimiser steps to train."""
+    frame_stride: int = 1
+    """Train on every ``frame_stride``-th frame of each episode (validation and test read all)."""
+    include_after_hit: bool = False
+    """Train, validate and score on frames with a lit button too (they give the label away)."""
+    seed: int = 0
+    """Seed of the initial weights, the order of the frames and dropout."""
+    device: str = "cpu"
+    """Torch device: 'cpu' (reproducible), 'cuda' or 'cuda:N'."""
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "min_epoch_frames", "frame_stride"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.freeze_epochs <= self.epochs:
+            raise ValueError(f"freeze_epochs must be in 0-{self.epochs} (epochs), got {self.freeze_epochs}")
+        if self.lr <= 0 or self.encoder_lr < 0 or self.weight_decay < 0:
+            raise ValueError("lr must be positive, encoder_lr and weight_decay non-negative")
+
+
+@dataclass(frozen=True)
+class FrameSet:
+    """Labelled frames held in memory, with where each one sits in its episode; all arrays (N, ...)."""
+
+    frames: NDArray[np.uint8]
+    """(N, H, W, 3) the frames."""
+    label: NDArray[np.int64]
+    """(N,) the class of the frame's episode."""
+    episode: NDArray[np.int64]
+    """(N,) the episode's dataset-wide index."""
+    frame_index: NDArray[np.int64]
+    """(N,) the frame's index in its episode."""
+    hit_frame: NDArray[np.int64]
+    """(N,) the index of the episode's first frame with a button lit."""
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    @property
+    def after_hit(self) -> NDArray[np.bool_]:
+        """(N,) whether a button is lit in the frame, which gives the label away."""
+        return self.frame_index >= self.hit_frame
+
+    def select(self, mask: NDArray[np.bool_]) -> FrameSet:
+        """The frames where ``mask`` (N,) is True."""
+        return FrameSet(*(getattr(self, f.name)[mask] for f in dataclasses.fields(self)))
+
+    def of_episodes(self, episodes: Sequence[int] | NDArray[np.int64]) -> FrameSet:
+        """The frames of the given episodes."""
+        return self.select(np.isin(self.episode, episodes))
+
+    def for_scoring(self, include_after_hit: bool, stride: int = 1) -> FrameSet:
+        """The frames a run trains or is scored on: before the hit unless ``include_after_hit``,
+        and every ``stride``-th frame of each episode."""
+        keep = self.frame_index % stride == 0
+        return self.select(keep if include_after_hit else keep & ~self.after_hit)
+
+
+def load_frames(episodes: EpisodeShards, ids: Sequence[int] | NDArray[np.int64]) -> FrameSet:
+    """Every frame of the episodes ``ids``, read once into memory (one read per episode)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    index = FrameDataset(episodes, ids).index  # (N, 4): episode, frame index, label, hit frame
+    first = episodes.frames(0, 0, 1)
+    frames = np.concatenate([episodes.frames(int(e)) for e in ids] or [first[:0]])
+    episodes.close()
+    return FrameSet(frames, index[:, 2], index[:, 0], index[:, 1], index[:, 3])
+
+
+def classifier_split(
+    episodes: EpisodeShards, pretext: str | Path | None, split_seed: int = 0
+) -> EpisodeSplit:
+    """The by-episode split of a dataset for classifiers: the pretext run's own, when there is one.
+
+    The split is ``split_episodes(labels, seed=...)`` with the pretext run's ``split_seed``, as
+    ``train_pretext`` makes it from a dataset; where the run folder records its episodes, they are
+    checked to be this split, so that the test episodes are ones the pretext run never read.
+
+    Args:
+        episodes: the dataset.
+        pretext: a pretext run folder or checkpoint file, or None.
+        split_seed: the split's seed when there is no pretext run.
+
+    Raises:
+        UserError: when the pretext run was trained on another split or dataset.
+    """
+    from airhockey.learn.autoencoder import KIND as PRETEXT
+    from airhockey.learn.checkpoint import load_checkpoint
+
+    if pretext is not None:
+        split_seed = int(load_checkpoint(pretext, PRETEXT)["train_config"]["split_seed"])
+    split = split_episodes(episodes.table()["label"], seed=split_seed)
+    recorded = Path(pretext) / "config.json" if pretext is not None else None
+    if recorded is not None and recorded.is_file():
+        data = json.loads(recorded.read_text()).get("data", {})
+        for part in ("train", "val", "test"):
+            stored = data.get(f"{part}_episodes")
+            if stored is not None and sorted(stored) != getattr(split, part).tolist():
+                raise UserError(
+                    f"the pretext run {str(pretext)!r} was trained on another dataset or split "
+                    f"({data.get('path')!r}, split seed {data.get('split_seed')}): its {part} episodes "
+                    "differ from this dataset's; pass the dataset it was trained on"
+                )
+    return split
+
+
+def assert_disjoint(test: NDArray[np.int64], *seen: NDArray[np.int64]) -> None:
+    """Raises AssertionError if a test episode is among episodes a training read."""
+    for episodes in seen:
+        overlap = np.intersect1d(test, episodes)
+        assert overlap.size == 0, f"test episodes {overlap.tolist()} were read in training"
+
+
+def budget_order(
+    labels: NDArray[np.int64], pool: NDArray[np.int64], rng: np.random.Generator
+) -> NDArray[np.int64]:
+    """The episodes of ``pool`` in a random order whose every prefix is as class-balanced as it can be.
+
+    Each class's episodes are shuffled; then rounds take one episode of each class (classes in a
+    shuffled order each round) while a class has episodes left. The first N episodes are the
+    labelled subset of budget N, so the subsets of one order are nested (4 within 16 within 64).
+
+    Args:
+        labels: (E,) the label of every episode of the dataset.
+        pool: dataset-wide indices of the episodes to draw from.
+        rng: the draw's generator.
+    """
+    by_class = [rng.permutation(pool[labels[pool] == c]) for c in np.unique(labels[pool])]
+    order: list[int] = []
+    for r in range(max((len(m) for m in by_class), default=0)):
+        for c in rng.permutation(len(by_class)):
+            if r < len(by_class[c]):
+                order.append(int(by_class[c][r]))
+    return np.asarray(order, dtype=np.int64)
+
+
+def _batches(
+    frames: FrameSet, idx: NDArray[np.int64], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    x = frames_to_tensor(frames.frames[idx]).to(device, non_blocking=True)  # (B, 3, H, W)
+    return x, torch.from_numpy(frames.label[idx]).to(device, non_blocking=True)
+
+
+@torch.no_grad()
+def _in_batches(fn: torch.nn.Module, frames: FrameSet, batch_size: int = 256) -> torch.Tensor:
+    """``fn`` applied, in eval mode, to all the frames in batches; the outputs concatenated (N, ...)."""
+    device = next(fn.parameters()).device
+    was_training = fn.training
+    fn.eval()
+    out = [
+        fn(_batches(frames, np.arange(i, min(i + batch_size, len(frames))), device)[0])
+        for i in range(0, len(frames), batch_size)
+    ]
+    fn.train(was_training)
+    return torch.cat(out)
+
+
+def predict(model: DirectionClassifier, frames: FrameSet) -> NDArray[np.int64]:
+    """The predicted class (N,) of every frame."""
+    if len(frames) == 0:
+        return np.zeros(0, np.int64)
+    return _in_batches(model, frames).argmax(-1).cpu().numpy()
+
+
+def _epoch_order(n: int, frames: int, rng: np.random.Generator) -> NDArray[np.int64]:
+    """Indices of one epoch: shuffled passes over ``n`` items until at least ``frames`` are drawn."""
+    passes = -(-max(frames, n) // n)
+    return np.concatenate([rng.permutation(n) for _ in range(passes)])[: max(frames, n)]
+
+
+def train_classifier(
+    model: DirectionClassifier,
+    train: FrameSet,
+    val: FrameSet,
+    config: ClassifyConfig,
+    *,
+    progress: bool = True,
+    desc: str = "",
+) -> list[dict[str, Any]]:
+    """Trains ``model`` in place with the freeze-then-unfreeze schedule and cross-entropy.
+
+    Args:
+        model: a classifier from ``build_classifier``.
+        train: the frames to learn from (already chosen: budget, stride, hit frames).
+        val: frames of held-out episodes, scored after every epoch (never used to pick a model).
+        config: the schedule; ``seed`` fixes the frame order and dropout.
+        progress: show a progress bar.
+        desc: the progress bar's label.
+
+    Returns:
+        One row per epoch: ``epoch``, ``encoder_frozen``, ``train_loss``, ``train_accuracy`` (on
+        the frames the epoch drew, in training mode), ``val_accuracy``, ``elapsed_s`` (training
+        seconds so far, validation not counted).
+    """
+    from tqdm import tqdm
+
+    if len(train) == 0:
+        raise UserError("no training frames: choose more labelled episodes")
+    device = check_device(config.device)
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": model.head.parameters(), "lr": config.lr},
+            {"params": model.encoder.parameters(), "lr": config.encoder_lr},
+        ],
+        weight_decay=config.weight_decay,
+    )
+    rng = np.random.default_rng(np.random.SeedSequence(config.seed))
+    history: list[dict[str, Any]] = []
+    features: torch.Tensor | None = None
+    elapsed = 0.0
+    bar = tqdm(total=config.epochs, desc=desc, disable=not progress, leave=False)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(config.seed)  # dropout
+        for epoch in range(config.epochs):
+            frozen = epoch < config.freeze_epochs
+            # Frozen weights get no gradient, so AdamW leaves them (and their decay) alone.
+            model.set_encoder_trainable(not frozen)
+            start = time.perf_counter()
+            if frozen and features is None:
+                # A frozen encoder maps each frame to the same features every epoch: compute them once.
+                features = _in_batches(model.encoder, train)  # (N, C, h, w)
+            order = _epoch_order(len(train), config.min_epoch_frames, rng)
+            loss_sum = correct = 0.0
+            for i in range(0, len(order), config.batch_size):
+                idx = order[i : i + config.batch_size]
+                if frozen:
+                    y = torch.from_numpy(train.label[idx]).to(device)
+                    logits = model.head(features[torch.from_numpy(idx).to(device)])  # (B, num_classes)
+                else:
+                    x, y = _batches(train, idx, device)
+                    logits = model(x)  # (B, num_classes)
+                loss = torch.nn.functional.cross_entropy(logits, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.item() * len(y)
+                correct += (logits.argmax(-1) == y).sum().item()
+            elapsed += time.perf_counter() - start
+            val_accuracy = float(np.mean(predict(model, val) == val.label)) if len(val) else math.nan
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "encoder_frozen": frozen,
+                    "train_loss": loss_sum / len(order),
+                    "train_accuracy": correct / len(order),
+                    "val_accuracy": val_accuracy,
+                    "elapsed_s": round(elapsed, 3),
+                }
+            )
+            bar.set_postfix(loss=f"{loss_sum / len(order):.3f}", val=f"{val_accuracy:.3f}")
+            bar.update()
+    bar.close()
+    model.set_encoder_trainable(True)
+    return history
+
+
+def position_accuracy(correct: NDArray[np.bool_], frames: FrameSet) -> dict[str, Any]:
+    """Accuracy by position in the episode, over the frames before the hit.
+
+    Args:
+        correct: (N,) whether each frame of ``frames`` was classified right.
+        frames: the frames scored.
+
+    Returns:
+        ``by_fraction``: accuracy in each of ``FRACTION_BINS`` equal bins of
+        ``frame_index / hit_frame`` (NaN where a bin is empty), ``fraction_frames``: frames per bin;
+        ``by_frames_before_hit``: accuracy at k = 1, 2, ... frames before the hit, up to the
+        longest episode, ``frames_before_hit_frames``: frames at each k.
+    """
+    before = ~frames.after_hit
+    fraction = frames.frame_index[before] / np.maximum(frames.hit_frame[before], 1)
+    fraction_bin = np.minimum((fraction * FRACTION_BINS).astype(np.int64), FRACTION_BINS - 1)
+    k = (frames.hit_frame - frames.frame_index)[before]
+    ok = correct[before].astype(np.float64)
+
+    def binned(bins: NDArray[np.int64], n: int) -> tuple[list[float], list[int]]:
+        count = np.bincount(bins, minlength=n)[:n]
+        hits = np.bincount(bins, weights=ok, minlength=n)[:n]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (hits / count).tolist(), count.tolist()
+
+    by_fraction, fraction_frames = binned(fraction_bin, FRACTION_BINS)
+    longest = int(k.max()) if k.size else 0
+    by_k, k_frames = binned(k - 1, longest)
+    return {
+        "by_fraction": by_fraction,
+        "fraction_frames": fraction_frames,
+        "by_frames_before_hit": by_k,
+        "frames_before_hit_frames": k_frames,
+    }
+
+
+def score_classifier(model: DirectionClassifier, test: FrameSet, include_after_hit: bool) -> dict[str, Any]:
+    """Scores a classifier on every frame of the test episodes.
+
+    Returns:
+        ``accuracy`` (on the frames the setting scores: before the hit unless
+        ``include_after_hit``), ``accuracy_before_hit``, ``accuracy_after_hit``,
+        ``accuracy_all_frames``, ``test_frames`` (frames behind ``accuracy``), and the
+        ``position_accuracy`` fields.
+    """
+    correct = predict(model, test) == test.label
+    after = test.after_hit
+
+    def mean(mask: NDArray[np.bool_]) -> float:
+        return float(correct[mask].mean()) if mask.any() else math.nan
+
+    scored = np.ones_like(after) if include_after_hit else ~after
+    return {
+        "accuracy": mean(scored),
+        "accuracy_before_hit": mean(~after),
+        "accuracy_after_hit": mean(after),
+        "accuracy_all_frames": mean(np.ones_like(after)),
+        "test_frames": int(scored.sum()),
+        **position_accuracy(correct, test),
+    }
+
+
+@dataclass
+class ClassifierData:
+    """A dataset made ready for classifiers: the split, and the frames of its episodes in memory."""
+
+    split: EpisodeSplit
+    label_names: list[str]
+    labels: NDArray[np.int64]
+    """(E,) the label of every episode."""
+    frames: FrameSet
+    """Every frame of the train, val and test episodes."""
+    encoder: AutoencoderConfig
+    """The encoder's sizes: the pretext run's, or the defaults at the data's frame size."""
+
+    @classmethod
+    def load(cls, data: str | Path, pretext: str | Path | None, split_seed: int = 0) -> ClassifierData:
+        """Opens a generated dataset, takes the pretext run's split, and reads the frames.
+
+        Raises:
+            UserError: a missing dataset or pretext run, another split, or frames of another size.
+        """
+        from airhockey.generate import open_shards
+
+        episodes = open_shards(data)
+        split = classifier_split(episodes, pretext, split_seed)
+        if not (len(split.train) and len(split.test)):
+            raise UserError(f"{str(data)!r} is too small to hold out test episodes: generate more episodes")
+        frames = load_frames(episodes, np.concatenate([split.train, split.val, split.test]))
+        size = tuple(frames.frames.shape[1:3])
+        encoder = AutoencoderConfig(image_size=size) if pretext is None else encoder_config(pretext)
+        if encoder.image_size != size:
+            raise UserError(f"the frames are {size}, the pretext model reads {encoder.image_size}")
+        return cls(split, episodes.label_names, episodes.table()["label"], frames, encoder)
+
+    def labelled(self, n: int | None, rng: np.random.Generator) -> NDArray[np.int64]:
+        """The first ``n`` (None: all) training episodes of a fresh ``budget_order``, sorted.
+
+        Raises:
+            UserError: when ``n`` is not in 1 to the number of training episodes.
+        """
+        order = budget_order(self.labels, self.split.train, rng)
+        if n is not None and not 1 <= n <= len(order):
+            raise UserError(f"labelled episodes must be in 1-{len(order)} (the training episodes), got {n}")
+        return np.sort(order[:n])
+
+
+def run_arm(
+    data: ClassifierData,
+    labelled: NDArray[np.int64],
+    config: ClassifyConfig,
+    model_config: ClassifierConfig,
+    pretext: str | Path | None,
+    *,
+    progress: bool = True,
+    desc: str = "",
+) -> tuple[DirectionClassifier, dict[str, Any]]:
+    """Builds, trains and tests one classifier on the ``labelled`` training episodes.
+
+    Returns:
+        The trained model, and its record: ``labelled_episodes``, ``episodes``, ``train_frames``,
+        ``seed``, ``history`` (see ``train_classifier``), ``train_seconds`` and the
+        ``score_classifier`` fields.
+    """
+    assert_disjoint(data.split.test, labelled, data.split.val)
+    train = data.frames.of_episodes(labelled).for_scoring(config.include_after_hit, config.frame_stride)
+    val = data.frames.of_episodes(data.split.val).for_scoring(config.include_after_hit)
+    model = build_classifier(model_config, config.seed, pretext)
+    history = train_classifier(model, train, val, config, progress=progress, desc=desc)
+    record = {
+        "labelled_episodes": len(labelled),
+        "episodes": labelled.tolist(),
+        "train_frames": len(train),
+        "seed": config.seed,
+        "history": history,
+        "train_seconds": history[-1]["elapsed_s"],
+        **score_classifier(model, data.frames.of_episodes(data.split.test), config.include_after_hit),
+    }
+    return model, record
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN floats replaced by None (JSON null), through dicts and lists."""
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Writes ``payload`` as indented JSON, NaN as null."""
+    path.write_text(json.dumps(json_safe(payload), indent=2) + "\n")
+
+
+def classify_on_dataset(
+    data: str | Path,
+    out: str | Path,
+    config: ClassifyConfig,
+    *,
+    pretext: str | Path | None = None,
+    scratch: bool = False,
+    labelled_episodes: int | None = None,
+    hidden: int = ClassifierConfig.hidden,
+    split_seed: int = 0,
+    progress: bool = True,
+    command: str = "",
+) -> dict[str, Any]:
+    """Trains one classifier on a generated dataset and writes the run folder ``out``.
+
+    Args:
+        data: a dataset directory or shard file written by ``airhockey generate``.
+        out: the run folder to create.
+        config: training settings.
+        pretext: a pretext run: its encoder's weights (unless ``scratch``), sizes and split.
+        scratch: start from random weights (the supervised arm); with ``pretext``, its sizes and
+            split are still used.
+        labelled_episodes: training episodes with labels, drawn class-balanced with ``config.seed``
+            (None: all).
+        hidden: units of the classifier's hidden layer.
+        split_seed: the split's seed when there is no ``pretext`` run.
+        progress: show a progress bar.
+        command: the command line, recorded in ``config.json``.
+
+    Returns:
+        What ``metrics.json`` holds.
+
+    Raises:
+        UserError: an existing run in ``out``, neither ``pretext`` nor ``scratch``, a budget out
+            of range, or any error of ``ClassifierData.load``.
+    """
+    from airhockey.learn.checkpoint import save_checkpoint
+
+    out = Path(out)
+    if pretext is None and not scratch:
+        raise UserError("give --pretext RUN (the self-supervised arm) or --scratch (the supervised arm)")
+    if (out / MODEL_FILE).exists():
+        raise UserError(f"{str(out)!r} already holds a classifier: choose another --out")
+    check_device(config.device)
+    prepared = ClassifierData.load(data, pretext, split_seed)
+    model_config = ClassifierConfig(prepared.encoder, len(prepared.label_names), hidden)
+    labelled = prepared.labelled(
+        labelled_episodes, np.random.default_rng(np.random.SeedSequence(config.seed))
+    )
+    model, record = run_arm(
+        prepared, labelled, config, model_config, None if scratch else pretext, progress=progress
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(
+        out / "config.json",
+        {
+            "model": model_config.to_dict(),
+            "training": dataclasses.asdict(config),
+            "arm": "supervised" if scratch else "self_supervised",
+            "pretext": None if pretext is None else str(pretext),
+            "command": command,
+            "data": {
+                "path": str(data),
+                "label_names": prepared.label_names,
+                "labelled_episodes": labelled.tolist(),
+                **{f"{p}_episodes": getattr(prepared.split, p).tolist() for p in ("train", "val", "test")},
+            },
+        },
+    )
+    save_checkpoint(
+        out / MODEL_FILE,
+        {"kind": KIND, "model_config": model_config.to_dict(), "model": model.state_dict()},
+    )
+    with open(out / "log.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(record["history"])
+    metrics = {k: v for k, v in record.items() if k not in ("history", "episodes")}
+    metrics["final_val_accuracy"] = record["history"][-1]["val_accuracy"]
+    write_json(out / "metrics.json", metrics)
+    return metrics
