@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,12 +35,37 @@ STATE_LAYOUT = (
     ("target", N_BUTTONS),
 )
 STATE_SIZE = sum(size for _, size in STATE_LAYOUT)
+REWARD_TERMS = ("approach", "aim", "outcome", "ctrl")
+REWARD_KEYS = {name: f"reward_{name}" for name in REWARD_TERMS}
 
 MAX_PUCK_SPEED = 8.0  # m/s; the bar at full speed gives the puck under 3 m/s
 REST_SPEED = 0.05  # m/s; a puck slower than this is taken to be at rest
 # The bar reaches up to y = -0.05 + 0.025 (its half-thickness); a puck centred beyond this line
 # (bar reach + puck radius + margin) can no longer be touched by the bar.
 OUT_OF_REACH_Y = 0.1
+
+
+# One MuJoCo Renderer (one GL context) per thread and frame size, shared by every env in the
+# process: envs stepped side by side then render without switching GL contexts, which costs about
+# as much as rendering a 64x64 frame. Each env draws its own model and data into the shared scene.
+_RENDERERS: dict[tuple[int, int, int], list] = {}
+
+
+def _acquire_renderer(model: mujoco.MjModel, height: int, width: int) -> mujoco.Renderer:
+    key = (threading.get_ident(), height, width)
+    if key not in _RENDERERS:
+        _RENDERERS[key] = [mujoco.Renderer(model, height, width), 0]
+    _RENDERERS[key][1] += 1
+    return _RENDERERS[key][0]
+
+
+def _release_renderer(renderer: mujoco.Renderer) -> None:
+    for key, entry in list(_RENDERERS.items()):
+        if entry[0] is renderer:
+            entry[1] -= 1
+            if entry[1] == 0:
+                renderer.close()
+                del _RENDERERS[key]
 
 
 def _render_modes() -> list[str]:
@@ -215,7 +241,10 @@ class AirHockeyEnv(MujocoEnv):
         if camera_name not in cameras:
             raise ValueError(f"camera_name must be one of {cameras}, got {camera_name!r}")
         self.metadata = {**self.metadata, "render_fps": int(np.round(1.0 / self.dt))}
-        self._camera_id = self.model.camera(camera_name).id
+        self._camera = mujoco.MjvCamera()
+        self._camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
+        self._camera.fixedcamid = self.model.camera(camera_name).id
+        self._scene_option = mujoco.MjvOption()
         self._step_seconds = self.dt
         self._renderer: mujoco.Renderer | None = None
 
@@ -251,6 +280,8 @@ class AirHockeyEnv(MujocoEnv):
         }[obs_type]
 
         self.target = int(self.target_buttons[0])
+        self._target_onehot = [float(k == self.target) for k in range(N_BUTTONS)]
+        self._target_xy = self._button_pos[self.target].tolist()
         self.hit_button = -1
         self.buttons_lit = np.zeros(N_BUTTONS, dtype=bool)
         self._prev_bar_puck_dist = 0.0
@@ -288,11 +319,10 @@ class AirHockeyEnv(MujocoEnv):
         }
 
     def _state_obs(self) -> NDArray[np.float64]:
-        qpos, qvel = self.data.qpos, self.data.qvel
-        state = np.empty(STATE_SIZE)
-        state[0:2], state[2:4], state[4:6], state[6:8] = qpos[2:4], qvel[2:4], qpos[0:2], qvel[0:2]
-        state[8:] = 0.0
-        state[8 + self.target] = 1.0
+        # Built from Python floats in one np.array call: at 13 values, per-slice copies cost more.
+        px, py, bx, by = self.data.qpos.tolist()
+        pvx, pvy, bvx, bvy = self.data.qvel.tolist()
+        state = np.array([bx, by, bvx, bvy, px, py, pvx, pvy, *self._target_onehot])
         # Clip to the declared bounds (ufuncs directly: np.clip's dispatch costs more than the work).
         np.maximum(state, self._state_low, out=state)
         return np.minimum(state, self._state_high, out=state)
@@ -301,8 +331,16 @@ class AirHockeyEnv(MujocoEnv):
         # MuJoCo's own Renderer, with an offscreen buffer of exactly the frame size: the fastest
         # offscreen path; Gymnasium's MujocoRenderer is kept for the "human" window only.
         if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, self.height, self.width)
-        self._renderer.update_scene(self.data, camera=self._camera_id)
+            self._renderer = _acquire_renderer(self.model, self.height, self.width)
+        mujoco.mjv_updateScene(
+            self.model,
+            self.data,
+            self._scene_option,
+            None,
+            self._camera,
+            mujoco.mjtCatBit.mjCAT_ALL,
+            self._renderer.scene,
+        )
         return self._renderer.render()
 
     def render(self) -> NDArray[np.uint8] | None:
@@ -316,7 +354,7 @@ class AirHockeyEnv(MujocoEnv):
 
     def close(self) -> None:
         if self._renderer is not None:
-            self._renderer.close()
+            _release_renderer(self._renderer)
             self._renderer = None
         super().close()
 
@@ -330,7 +368,7 @@ class AirHockeyEnv(MujocoEnv):
     def _distances(self) -> tuple[float, float]:
         """Distances (m) from bar to puck and from puck to the target button's centre."""
         px, py, bx, by = self.data.qpos.tolist()
-        tx, ty = self._button_pos[self.target].tolist()
+        tx, ty = self._target_xy
         return math.hypot(bx - px, by - py), math.hypot(tx - px, ty - py)
 
     # ----------------------------------------------------------------------------------- physics
@@ -422,6 +460,8 @@ class AirHockeyEnv(MujocoEnv):
         elif int(target) != target or not 0 <= target < N_BUTTONS:
             raise ValueError(f"options['target'] must be a button index 0-{N_BUTTONS - 1}, got {target!r}")
         self.target = int(target)
+        self._target_onehot = [float(k == self.target) for k in range(N_BUTTONS)]
+        self._target_xy = self._button_pos[self.target].tolist()
         self.hit_button = -1
         self.buttons_lit[:] = False
         self.model.geom_rgba[self._button_geoms] = BUTTON_RED
@@ -437,7 +477,7 @@ class AirHockeyEnv(MujocoEnv):
         return self._get_obs()
 
     def _get_reset_info(self) -> dict[str, Any]:
-        return self._info(dict.fromkeys(("approach", "aim", "outcome", "ctrl"), 0.0))
+        return self._info(dict.fromkeys(REWARD_TERMS, 0.0))
 
     def _info(self, rewards: dict[str, float]) -> dict[str, Any]:
         info: dict[str, Any] = {
@@ -447,5 +487,6 @@ class AirHockeyEnv(MujocoEnv):
             "buttons_lit": self.buttons_lit.copy(),
             "struck": self._struck,
         }
-        info.update({f"reward_{name}": value for name, value in rewards.items()})
+        for name, value in rewards.items():
+            info[REWARD_KEYS[name]] = value
         return info

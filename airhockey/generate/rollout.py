@@ -1,10 +1,11 @@
 """Playing a policy in several envs in lockstep, and replaying an episode to render its frames.
 
-Generation runs in two passes. The first plays attempts on state observations only, in a batch of
-envs that share one ``policy.predict`` call per step, and keeps the actions. The second replays a
-kept attempt's actions from its reset seed in an env that renders, recording the frames and the
-per-frame state. Discarded attempts are never rendered, and every stored frame is, by
-construction, what the documented replay (``gym.make(**env_kwargs)``, ``reset``, ``step``) gives.
+Generation plays attempts in a batch of envs that share one ``policy.predict`` call per step.
+With ``record=True`` the envs render every frame as they play (all envs of a process share one GL
+context, see ``airhockey.envs``), and a kept attempt's frames and per-frame state are written as
+they are: one pass, the physics paid once. ``replay`` re-renders an episode from its reset seed and
+actions; the tests check that it gives every stored frame back bit for bit, as the documented
+replay (``gym.make(**env_kwargs)``, ``reset``, ``step``) does.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class Attempt:
     """(T - 1, 2) the actions passed to ``env.step``."""
     hit_button: int
     """The button hit, or -1."""
+    arrays: dict[str, NDArray] | None = None
+    """With ``record``: ``frames`` (T, H, W, 3) uint8 and the ``physical_state()`` fields, (T, ...)."""
 
 
 def reset_options(target: int) -> dict[str, int]:
@@ -50,7 +53,10 @@ def reset_options(target: int) -> dict[str, int]:
 
 
 def play_lockstep(
-    envs: list[gym.Env], policy: Policy, next_attempt: Callable[[], tuple[int, int] | None]
+    envs: list[gym.Env],
+    policy: Policy,
+    next_attempt: Callable[[], tuple[int, int] | None],
+    record: bool = False,
 ) -> Iterator[Attempt]:
     """Plays attempts in ``envs`` in lockstep and yields each as it ends.
 
@@ -64,6 +70,8 @@ def play_lockstep(
         envs: envs of AirHockey-v0 with state observations.
         policy: gives actions for a batch of observations.
         next_attempt: the next attempt's reset seed and target, or None.
+        record: keep every frame (``env.render()``) and ``physical_state()``; the envs must be
+            made with ``render_mode="rgb_array"``.
 
     Yields:
         Finished attempts, in the order they end.
@@ -72,6 +80,11 @@ def play_lockstep(
     obs = np.zeros((n, *envs[0].observation_space.shape))
     running: list[tuple[int, int] | None] = [None] * n
     actions: list[list[NDArray[np.float32]]] = [[] for _ in range(n)]
+    recorded: list[list[dict[str, NDArray]]] = [[] for _ in range(n)]
+
+    def snapshot(i: int) -> None:
+        if record:
+            recorded[i].append({"frames": envs[i].render(), **envs[i].unwrapped.physical_state()})
 
     def start(i: int) -> None:
         running[i] = next_attempt()
@@ -79,6 +92,8 @@ def play_lockstep(
             seed, target = running[i]
             obs[i], _ = envs[i].reset(seed=seed, options=reset_options(target))
             actions[i] = []
+            recorded[i] = []
+            snapshot(i)
 
     for i in range(n):
         start(i)
@@ -90,11 +105,15 @@ def play_lockstep(
         for i, action in zip(active, batch, strict=True):
             obs[i], _, terminated, truncated, info = envs[i].step(action)
             actions[i].append(action)
+            snapshot(i)
             if terminated or truncated:
                 ended.append((i, info["hit_button"]))
         for i, hit_button in ended:
             seed, target = running[i]
-            yield Attempt(seed, target, np.array(actions[i], dtype=np.float32), hit_button)
+            arrays = None
+            if record:
+                arrays = {name: np.stack([r[name] for r in recorded[i]]) for name in recorded[i][0]}
+            yield Attempt(seed, target, np.array(actions[i], dtype=np.float32), hit_button, arrays)
             start(i)
 
 

@@ -254,3 +254,21 @@ def test_reset_target_option_is_checked():
     assert env.reset(seed=0, options={"target": 3})[1]["target"] == 3
     with pytest.raises(ValueError, match="button index 0-4"):
         env.reset(seed=0, options={"target": 5})
+
+
+def test_envs_in_one_process_render_their_own_state_through_the_shared_renderer():
+    envs = [make(render_mode="rgb_array", target_buttons="all") for _ in range(3)]
+    alone = make(render_mode="rgb_array", width=32, height=32)  # another size: another renderer
+    for k, env in enumerate(envs):
+        env.reset(seed=k, options={"target": k})
+    launch_puck(envs[1], (-0.36, 0.3), (0.0, 2.5))
+    for _ in range(30):
+        envs[1].step(np.zeros(2))
+    frames = [env.render() for env in envs]
+    assert not np.array_equal(frames[0], frames[1])  # different puck positions, one lit button
+    row, col = top_pixel(envs[1].unwrapped, (-0.36, 0.57))
+    assert frames[1][row, col][1] > 100 and frames[0][row, col][0] > 150
+    alone.reset(seed=0)
+    assert alone.render().shape == (32, 32, 3)
+    envs[0].close()  # the others keep rendering after one closes
+    np.testing.assert_array_equal(envs[2].render(), frames[2])
