@@ -409,6 +409,11 @@ EncoderLrOption = Annotated[
 FrameStrideOption = Annotated[
     int, typer.Option(min=1, help="Train on every N-th frame of each episode (testing reads all).")
 ]
+BatchSizeOption = Annotated[int, typer.Option(min=1, help="Frames per optimiser step.")]
+MinEpochFramesOption = Annotated[
+    int,
+    typer.Option(min=1, help="Frames an epoch draws at least, passing over few labelled frames repeatedly."),
+]
 AfterHitOption = Annotated[
     bool,
     typer.Option(help="Also train and score on frames with a lit button (they give the label away)."),
@@ -460,6 +465,8 @@ def learn_classify(
     lr: LrOption = 1e-3,
     encoder_lr: EncoderLrOption = 1e-4,
     frame_stride: FrameStrideOption = 1,
+    batch_size: BatchSizeOption = 64,
+    min_epoch_frames: MinEpochFramesOption = 2048,
     include_after_hit: AfterHitOption = False,
     hidden: Annotated[int, typer.Option(min=1, help="Units of the classifier's hidden layer.")] = 64,
     split_seed: Annotated[
@@ -483,6 +490,8 @@ def learn_classify(
         lr=lr,
         encoder_lr=encoder_lr,
         frame_stride=frame_stride,
+        batch_size=batch_size,
+        min_epoch_frames=min_epoch_frames,
         include_after_hit=include_after_hit,
         seed=seed,
         device=device,
@@ -527,6 +536,8 @@ def learn_compare(
     lr: LrOption = 1e-3,
     encoder_lr: EncoderLrOption = 1e-4,
     frame_stride: FrameStrideOption = 1,
+    batch_size: BatchSizeOption = 64,
+    min_epoch_frames: MinEpochFramesOption = 2048,
     include_after_hit: AfterHitOption = False,
     scratch_schedule: Annotated[
         str,
@@ -556,6 +567,8 @@ def learn_compare(
         lr=lr,
         encoder_lr=encoder_lr,
         frame_stride=frame_stride,
+        batch_size=batch_size,
+        min_epoch_frames=min_epoch_frames,
         include_after_hit=include_after_hit,
         device=device,
     )

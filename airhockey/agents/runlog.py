@@ -29,7 +29,7 @@ class EvalRow:
 
 
 COLUMNS = tuple(f.name for f in dataclasses.fields(EvalRow))
-_FORMATS = {"wall_seconds": "{:.2f}", "mean_length": "{:.2f}"}
+_FORMATS = {"timesteps": "{:d}", "wall_seconds": "{:.2f}", "mean_length": "{:.2f}"}
 
 
 def append_row(path: Path, row: EvalRow) -> None:

@@ -119,6 +119,10 @@ class AirHockeyEnv(MujocoEnv):
     contacts: whenever the puck could reach the buttons within a control step, the step is run one
     physics step at a time and the contacts are read after each, so no hit is missed at any speed.
 
+    Frames come from MuJoCo's own offscreen `Renderer`, sized to the frame. All envs of one process
+    (and thread) with the same frame size share one renderer and GL context, each drawing its own
+    model and data, so many envs rendering in turn never switch GL contexts.
+
     ## Action Space
     `Box(-1, 1, (2,), float32)`: the bar's velocity command along x (across the table) and y (along
     it), as a fraction of `bar_speed` (default 1.5 m/s). Each axis is a MuJoCo velocity servo, so

@@ -277,8 +277,12 @@ def train_classifier(
     )
     rng = np.random.default_rng(np.random.SeedSequence(config.seed))
     history: list[dict[str, Any]] = []
-    features: torch.Tensor | None = None
-    elapsed = 0.0
+    start = time.perf_counter()
+    # The encoder's features of the training frames as training starts: they fit the head's
+    # standardisation, and a frozen encoder gives these same features every epoch.
+    features = _in_batches(model.encoder, train)  # (N, C, h, w)
+    model.scaler.fit(features.flatten(1))
+    elapsed = time.perf_counter() - start
     bar = tqdm(total=config.epochs, desc=desc, disable=not progress, leave=False)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)  # dropout
@@ -287,9 +291,6 @@ def train_classifier(
             # Frozen weights get no gradient, so AdamW leaves them (and their decay) alone.
             model.set_encoder_trainable(not frozen)
             start = time.perf_counter()
-            if frozen and features is None:
-                # A frozen encoder maps each frame to the same features every epoch: compute them once.
-                features = _in_batches(model.encoder, train)  # (N, C, h, w)
             order = _epoch_order(len(train), config.min_epoch_frames, rng)
             loss_sum = correct = 0.0
             for i in range(0, len(order), config.batch_size):

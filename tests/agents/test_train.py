@@ -145,3 +145,12 @@ def test_run_folder_conflicts_are_user_errors(tiny_run, tmp_path):
 def test_bad_settings_are_user_errors(tmp_path, changes, message):
     with pytest.raises(UserError, match=message):
         tiny_config(tmp_path / "run", **changes)
+
+
+def test_eval_log_round_trips_step_counts_past_a_million(tmp_path):
+    from airhockey.agents.runlog import EvalRow, append_row, read_rows
+
+    row = EvalRow(2_457_600, 926.49, 0.89, 0.81, 0.94, 12.74, 34.39)
+    append_row(tmp_path / "eval.csv", row)
+    (back,) = read_rows(tmp_path / "eval.csv")
+    assert back.timesteps == 2_457_600 and back.success_rate == 0.89

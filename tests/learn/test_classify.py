@@ -1,0 +1,209 @@
+"""Training one classifier on a tiny generated dataset: the schedule, budgets, the split, the run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from airhockey.cli import app
+from airhockey.errors import UserError
+from airhockey.learn.classifier import ClassifierConfig, build_classifier, load_classifier
+from airhockey.learn.classify import (
+    ClassifierData,
+    FrameSet,
+    budget_order,
+    classify_on_dataset,
+    position_accuracy,
+    predict,
+    run_arm,
+    train_classifier,
+)
+from tests.learn.tiny import SCHEDULE, make_dataset, make_pretext_run
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("classify") / "data")
+
+
+@pytest.fixture(scope="module")
+def pretext(dataset: Path) -> Path:
+    return make_pretext_run(dataset, dataset.parent / "pretext")
+
+
+@pytest.fixture(scope="module")
+def prepared(dataset: Path, pretext: Path) -> ClassifierData:
+    return ClassifierData.load(dataset, pretext)
+
+
+def model_config(prepared: ClassifierData) -> ClassifierConfig:
+    return ClassifierConfig(prepared.encoder, len(prepared.label_names), hidden=8)
+
+
+def test_the_encoder_stays_frozen_for_the_first_epochs_then_fine_tunes(prepared, pretext):
+    labelled = prepared.labelled(4, np.random.default_rng(0))
+    train = prepared.frames.of_episodes(labelled).for_scoring(False, 2)
+    val = prepared.frames.of_episodes(prepared.split.val).for_scoring(False)
+    model = build_classifier(model_config(prepared), seed=0, pretext=pretext)
+    loaded = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    snapshots: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []
+
+    def after_step(optimizer, args, kwargs):
+        snapshots.append(
+            (
+                {k: v.clone() for k, v in model.encoder.state_dict().items()},
+                {k: v.clone() for k, v in model.head.state_dict().items()},
+            )
+        )
+
+    hook = torch.optim.optimizer.register_optimizer_step_post_hook(after_step)
+    try:
+        history = train_classifier(model, train, val, SCHEDULE, progress=False)
+    finally:
+        hook.remove()
+    steps = len(snapshots) // 2  # two epochs of equally many steps
+    assert [h["encoder_frozen"] for h in history] == [True, False]
+    for encoder, _ in snapshots[:steps]:  # the frozen epoch: the encoder is the pretext one
+        assert all(torch.equal(encoder[k], loaded[k]) for k in loaded)
+    assert any(not torch.equal(snapshots[0][1][k], snapshots[steps - 1][1][k]) for k in snapshots[0][1])
+    for encoder, _ in snapshots[steps:]:  # fine-tuning: every step moves the encoder
+        assert any(not torch.equal(encoder[k], loaded[k]) for k in loaded)
+    assert model.encoder_trainable
+
+
+def test_a_probe_schedule_never_changes_the_encoder(prepared, pretext):
+    labelled = prepared.labelled(2, np.random.default_rng(0))
+    model = build_classifier(model_config(prepared), seed=0, pretext=pretext)
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    train = prepared.frames.of_episodes(labelled)
+    train_classifier(model, train, train, dataclasses.replace(SCHEDULE, freeze_epochs=2), progress=False)
+    assert all(torch.equal(v, before[k]) for k, v in model.encoder.state_dict().items())
+
+
+def test_the_same_seed_gives_the_same_run_on_cpu(prepared, pretext):
+    labelled = prepared.labelled(4, np.random.default_rng(1))
+    runs = [
+        run_arm(prepared, labelled, SCHEDULE, model_config(prepared), pretext, progress=False)
+        for _ in range(2)
+    ]
+    (model_a, record_a), (model_b, record_b) = runs
+    assert [{**h, "elapsed_s": 0} for h in record_a["history"]] == [
+        {**h, "elapsed_s": 0} for h in record_b["history"]
+    ]
+    assert record_a["accuracy"] == record_b["accuracy"]
+    for k, v in model_a.state_dict().items():
+        assert torch.equal(v, model_b.state_dict()[k]), k
+
+
+def test_budgets_are_whole_class_balanced_nested_episodes(prepared):
+    labels, pool = prepared.labels, prepared.split.train
+    order = budget_order(labels, pool, np.random.default_rng(0))
+    assert sorted(order.tolist()) == sorted(pool.tolist())
+    for n in range(1, len(order) + 1):
+        counts = np.bincount(labels[order[:n]], minlength=2)
+        assert counts.max() - counts.min() <= 1
+    assert not np.array_equal(order, budget_order(labels, pool, np.random.default_rng(1)))
+    small, large = (prepared.labelled(n, np.random.default_rng(5)) for n in (4, 8))
+    assert set(small) <= set(large) and len(small) == 4
+
+    # A run trains on every frame before the hit of exactly the labelled episodes.
+    _, record = run_arm(
+        prepared,
+        small,
+        dataclasses.replace(SCHEDULE, frame_stride=1),
+        model_config(prepared),
+        None,
+        progress=False,
+    )
+    hit_frames = {
+        int(e): int(h) for e, h in zip(prepared.frames.episode, prepared.frames.hit_frame, strict=True)
+    }
+    assert record["episodes"] == sorted(small.tolist())
+    assert record["train_frames"] == sum(hit_frames[e] for e in small.tolist())
+    with pytest.raises(UserError, match="labelled episodes must be in 1-16"):
+        prepared.labelled(17, np.random.default_rng(0))
+
+
+def test_the_split_is_the_pretext_runs_and_test_episodes_are_never_trained_on(prepared, pretext, tmp_path):
+    recorded = json.loads((pretext / "config.json").read_text())["data"]
+    split = prepared.split
+    assert split.test.tolist() == recorded["test_episodes"] and len(split.test) == 2
+    assert not set(split.test) & set(recorded["train_episodes"] + recorded["val_episodes"])
+    assert not set(split.test) & set(prepared.labelled(None, np.random.default_rng(0)))
+    with pytest.raises(AssertionError, match="test episodes"):
+        run_arm(prepared, split.test, SCHEDULE, model_config(prepared), None, progress=False)
+
+    moved = tmp_path / "pretext"
+    shutil.copytree(pretext, moved)
+    config = json.loads((moved / "config.json").read_text())
+    config["data"]["test_episodes"] = config["data"]["train_episodes"][:2]
+    (moved / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match="another dataset or split"):
+        ClassifierData.load(recorded["path"], moved)
+
+
+def test_frames_with_a_lit_button_are_left_out_unless_asked_for(prepared):
+    frames = prepared.frames
+    assert frames.after_hit.any()
+    assert not frames.for_scoring(False).after_hit.any()
+    assert len(frames.for_scoring(True)) == len(frames)
+    assert set(frames.for_scoring(True, stride=3).frame_index % 3) == {0}
+
+
+def test_accuracy_by_position_on_a_hand_made_episode():
+    n = 12  # frames 0-9 before the hit at frame 10, frames 10-11 after it
+    frames = FrameSet(
+        frames=np.zeros((n, 4, 4, 3), np.uint8),
+        label=np.zeros(n, np.int64),
+        episode=np.zeros(n, np.int64),
+        frame_index=np.arange(n),
+        hit_frame=np.full(n, 10),
+    )
+    correct = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0], bool)
+    result = position_accuracy(correct, frames)
+    assert result["by_fraction"] == [0, 0, 0, 1, 1, 1, 1, 1, 1, 1]  # frame i is at fraction i / 10
+    assert result["fraction_frames"] == [1] * 10
+    assert result["by_frames_before_hit"] == [1, 1, 1, 1, 1, 1, 1, 0, 0, 0]  # k = 10 - i
+    assert result["frames_before_hit_frames"] == [1] * 10
+
+
+def test_a_classify_run_folder_reloads_and_user_mistakes_are_one_line(dataset, pretext, tmp_path):
+    run = tmp_path / "run"
+    metrics = classify_on_dataset(
+        dataset, run, SCHEDULE, pretext=pretext, labelled_episodes=4, hidden=8, progress=False
+    )
+    assert {p.name for p in run.iterdir()} == {"config.json", "model.pt", "log.csv", "metrics.json"}
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["labelled_episodes"] == 4
+    config = json.loads((run / "config.json").read_text())
+    assert config["arm"] == "self_supervised" and len(config["data"]["labelled_episodes"]) == 4
+    model = load_classifier(run)
+    test = ClassifierData.load(dataset, pretext).frames.of_episodes(config["data"]["test_episodes"])
+    accuracy = float(np.mean(predict(model, test.for_scoring(False)) == test.for_scoring(False).label))
+    assert accuracy == pytest.approx(metrics["accuracy"])
+
+    with pytest.raises(UserError, match="already holds"):
+        classify_on_dataset(dataset, run, SCHEDULE, pretext=pretext, progress=False)
+    with pytest.raises(UserError, match="--scratch"):
+        classify_on_dataset(dataset, tmp_path / "other", SCHEDULE, progress=False)
+
+
+def test_classify_through_the_cli(dataset, pretext, tmp_path):
+    common = ["--epochs", "2", "--freeze-epochs", "1", "--frame-stride", "4", "--min-epoch-frames", "32"]
+    common += ["--threads", "1", "--no-progress", "--labelled-episodes", "2"]
+    for arm in (["--pretext", str(pretext)], ["--scratch"]):
+        run = tmp_path / arm[-1].replace("/", "_")
+        result = runner.invoke(app, ["learn", "classify", str(dataset), "--out", str(run), *arm, *common])
+        assert result.exit_code == 0, result.output
+        assert "test accuracy" in result.output and (run / "model.pt").is_file()
+    result = runner.invoke(app, ["learn", "classify", str(dataset), "--out", str(tmp_path / "x"), *common])
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith("error: ") and len(result.stderr.strip().splitlines()) == 1

@@ -1,0 +1,227 @@
+"""The comparison on a tiny generated dataset: results.json's shape, pairing, the report, the pipeline."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from airhockey.cli import app
+from airhockey.errors import UserError
+from airhockey.learn import pipeline
+from airhockey.learn.compare import (
+    ARMS,
+    CompareConfig,
+    compare_on_dataset,
+    earliest_fraction,
+    most_frames_before_hit,
+    paired_difference,
+    parse_budgets,
+    resolve_budgets,
+)
+from airhockey.learn.pipeline import PipelineConfig, run_pipeline
+from tests.learn.tiny import DATA, MODEL, PRETEXT, SCHEDULE, make_dataset, make_pretext_run
+
+runner = CliRunner()
+CONFIG = CompareConfig(budgets=(2, None), repeats=2, training=SCHEDULE, hidden=8)
+PLOTS = ("accuracy_vs_budget.png", "accuracy_by_position.png", "learning_curves.png")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("compare") / "data")
+
+
+@pytest.fixture(scope="module")
+def pretext(dataset: Path) -> Path:
+    return make_pretext_run(dataset, dataset.parent / "pretext")
+
+
+@pytest.fixture(scope="module")
+def report(dataset: Path, pretext: Path) -> Path:
+    out = dataset.parent / "report"
+    compare_on_dataset(dataset, pretext, out, CONFIG, progress=False)
+    return out
+
+
+def assert_interval(summary: dict, mean_key: str, ci_key: str) -> None:
+    lo, hi = summary[ci_key]
+    assert lo <= summary[mean_key] <= hi
+
+
+def test_results_json_has_the_issues_shape(report):
+    results = json.loads((report / "results.json").read_text())
+    assert {"budgets", "accuracy_by_position", "convergence"} <= set(results)
+    assert [b["labelled_episodes"] for b in results["budgets"]] == [2, 16]
+    assert [b["budget"] for b in results["budgets"]] == [2, "all"]
+    for budget in results["budgets"]:
+        for arm in ARMS:
+            summary = budget[arm]
+            assert set(summary) == {"accuracy_mean", "accuracy_ci95", "runs"}
+            assert_interval(summary, "accuracy_mean", "accuracy_ci95")
+            assert len(summary["runs"]) == 2
+            assert all(0.0 <= run["accuracy"] <= 1.0 for run in summary["runs"])
+        assert_interval(budget["paired_difference"], "mean", "ci95")
+    position = results["accuracy_by_position"]["budgets"][0]["self_supervised"]
+    assert len(position["by_fraction"]["accuracy_mean"]) == 10
+    k = position["by_frames_before_hit"]
+    assert k["frames_before_hit"][0] == 1 and len(k["accuracy_mean"]) == len(k["frames_before_hit"])
+    convergence = results["convergence"]["budgets"][1]["supervised"]
+    assert convergence["epochs"] == [1, 2] and convergence["encoder_frozen"] == [True, False]
+    assert len(convergence["val_accuracy_mean"]) == 2 and len(convergence["epochs_to_90"]) == 2
+    after = results["after_hit"]
+    assert after["labelled_episodes"] == 16 and not after["included_by_default"]
+    for setting in ("excluded", "included"):
+        assert 0.0 <= after[setting]["supervised"]["accuracy_after_hit"]["mean"] <= 1.0
+
+
+def test_the_arms_are_paired_and_share_model_and_schedule(report):
+    results = json.loads((report / "results.json").read_text())
+    training = results["settings"]["training"]
+    assert training["self_supervised"] == training["supervised"]
+    for budget in results["budgets"]:
+        ssl, sup = (budget[arm]["runs"] for arm in ARMS)
+        for a, b in zip(ssl, sup, strict=True):
+            assert a["episodes"] == b["episodes"] and a["seed"] == b["seed"]
+            assert a["train_frames"] == b["train_frames"]
+        seeds = {run["seed"] for run in ssl}
+        assert len(seeds) == 2  # the repeats differ
+    small, everything = (
+        set(r["episodes"])
+        for r in (
+            results["budgets"][0]["self_supervised"]["runs"][0],
+            results["budgets"][1]["self_supervised"]["runs"][0],
+        )
+    )
+    assert small <= everything  # nested budgets
+
+
+def test_no_test_episode_is_read_by_the_pretext_run_or_any_classifier(report, pretext):
+    results = json.loads((report / "results.json").read_text())
+    test = set(results["data"]["test_episode_ids"])
+    recorded = json.loads((pretext / "config.json").read_text())["data"]
+    assert test == set(recorded["test_episodes"]) and len(test) == 2
+    assert not test & set(recorded["train_episodes"] + recorded["val_episodes"])
+    for budget in results["budgets"]:
+        for arm in ARMS:
+            for run in budget[arm]["runs"]:
+                assert not test & set(run["episodes"])
+
+
+def test_the_report_embeds_every_plot_and_states_the_numbers(report):
+    text = (report / "report.md").read_text()
+    for plot in PLOTS:
+        assert (report / plot).stat().st_size > 1000
+        assert f"]({plot})" in text
+    assert "## Conclusions" in text and "points" in text and "frames before the hit" in text
+    with pytest.raises(UserError, match="already holds"):
+        compare_on_dataset(report.parent / "data", report.parent / "pretext", report, CONFIG, progress=False)
+
+
+def test_budget_parsing_and_checking():
+    assert parse_budgets("4, 16,all") == (4, 16, None)
+    with pytest.raises(UserError, match="budgets"):
+        parse_budgets("4,zero")
+    assert resolve_budgets((16, 4, None, 4), 20) == [4, 16, 20]
+    with pytest.raises(UserError, match="exceeds the 20 training episodes"):
+        resolve_budgets((64,), 20)
+    with pytest.raises(ValueError, match="repeats"):
+        CompareConfig(repeats=1)
+
+
+def test_earliest_positions_and_paired_differences_by_hand():
+    assert earliest_fraction([0.5, 0.95, 0.8, 0.9, 0.92]) == pytest.approx(0.6)
+    assert earliest_fraction([0.95, 0.95]) == 0.0
+    assert earliest_fraction([0.95, 0.5]) is None
+    assert most_frames_before_hit([0.99, 0.95, 0.7, 0.99]) == 2
+    assert most_frames_before_hit([0.5, 0.99]) is None
+    diff = paired_difference([{"accuracy": 0.9}, {"accuracy": 0.8}], [{"accuracy": 0.7}, {"accuracy": 0.8}])
+    assert diff["mean"] == pytest.approx(0.1) and diff["self_supervised_wins"] == 1 and diff["ties"] == 1
+    assert math.isfinite(diff["ci95"][0])
+
+
+def tiny_pipeline() -> PipelineConfig:
+    return PipelineConfig(DATA, PRETEXT, MODEL, dataclasses.replace(CONFIG, after_hit_effect=False))
+
+
+def test_the_pipeline_runs_end_to_end_and_reuses_finished_stages(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "QUICK", tiny_pipeline())
+    out = tmp_path / "pipe"
+    args = ["pipeline", str(out), "--quick", "--policy", "scripted", "--workers", "1", "--threads", "1"]
+    result = runner.invoke(app, [*args, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "labelled episodes: self-supervised" in result.output
+    for path in (
+        "data/manifest.json",
+        "pretext/best.pt",
+        "report/results.json",
+        "report/report.md",
+        "pipeline.json",
+    ):
+        assert (out / path).is_file(), path
+    assert all((out / "report" / plot).is_file() for plot in PLOTS)
+    record = json.loads((out / "pipeline.json").read_text())
+    assert set(record["seconds"]) == {"generate", "pretext", "compare"}
+
+    result = runner.invoke(app, [*args, "--no-progress"])
+    assert result.exit_code == 0 and "reusing" in result.output
+    result = runner.invoke(app, [*args, "--seed", "1", "--no-progress"])
+    assert result.exit_code == 2 and "other settings" in result.stderr
+
+
+def test_run_pipeline_with_other_settings_into_the_same_folder_is_refused(tmp_path):
+    out = tmp_path / "pipe"
+    out.mkdir()
+    (out / "pipeline.json").write_text(json.dumps({"config": {"data": {}}, "seconds": {}}))
+    with pytest.raises(UserError, match="other settings"):
+        run_pipeline(out, tiny_pipeline(), progress=False, say=lambda line: None)
+
+
+def test_compare_through_the_cli_and_its_one_line_errors(dataset, pretext, tmp_path):
+    out = tmp_path / "report"
+    common = ["--epochs", "2", "--freeze-epochs", "1", "--frame-stride", "4", "--min-epoch-frames", "32"]
+    common += ["--threads", "1", "--no-progress", "--repeats", "2", "--no-after-hit-effect"]
+    result = runner.invoke(
+        app,
+        [
+            "learn",
+            "compare",
+            str(dataset),
+            "--pretext",
+            str(pretext),
+            "--out",
+            str(out),
+            "--budgets",
+            "2,all",
+            "--scratch-schedule",
+            "unfrozen",
+            *common,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["settings"]["training"]["supervised"]["freeze_epochs"] == 0
+    assert results["after_hit"] is None
+    for budgets, fragment in (("2,99", "exceeds"), ("two", "budgets")):
+        result = runner.invoke(
+            app,
+            [
+                "learn",
+                "compare",
+                str(dataset),
+                "--pretext",
+                str(pretext),
+                "--out",
+                str(tmp_path / "x"),
+                "--budgets",
+                budgets,
+                *common,
+            ],
+        )
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0]
