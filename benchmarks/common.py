@@ -20,6 +20,19 @@ def rate(fn: Callable[[], None], n: int, repeats: int = 3) -> float:
     return best
 
 
+def interleaved_rates(fns: dict[str, Callable[[], None]], n: int, repeats: int = 5) -> dict[str, float]:
+    """Best-of-``repeats`` calls per second of each function, timed in turn within each repeat.
+
+    Timing the functions alternately, rather than one after the other, exposes them to the same
+    background load, so their ratios are steadier than their absolute rates.
+    """
+    best = dict.fromkeys(fns, 0.0)
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            best[name] = max(best[name], rate(fn, n, repeats=1))
+    return best
+
+
 def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """Prints a Markdown table with a title line naming the machine."""
     print(f"\n{title}  ({platform.processor() or platform.machine()}, Python {platform.python_version()})\n")

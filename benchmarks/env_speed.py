@@ -19,7 +19,7 @@ import argparse
 import gymnasium as gym
 import mujoco
 import numpy as np
-from common import print_table, rate
+from common import interleaved_rates, print_table
 
 
 def main() -> None:
@@ -38,8 +38,6 @@ def main() -> None:
     def physics() -> None:
         mujoco.mj_step(model, data, nstep=frame_skip)
 
-    physics_rate = rate(physics, n)
-
     actions = np.random.default_rng(0).uniform(-1, 1, (n, 2)).astype(np.float32)
 
     def stepper(e: gym.Env, render: bool):
@@ -56,7 +54,9 @@ def main() -> None:
 
         return step
 
-    env_rate = rate(stepper(env, render=False), n)
+    physics_rate, env_rate = interleaved_rates(
+        {"physics": physics, "env": stepper(env, render=False)}, n
+    ).values()
 
     renv = gym.make(airhockey.ENV_ID, render_mode="rgb_array", width=size, height=size)
     renv.reset(seed=0)
@@ -67,8 +67,9 @@ def main() -> None:
         renderer.render()
 
     nr = max(n // 4, 500)
-    raw_render_rate = rate(raw_render, nr)
-    step_render_rate = rate(stepper(renv, render=True), nr)
+    raw_render_rate, step_render_rate = interleaved_rates(
+        {"raw render": raw_render, "step+render": stepper(renv, render=True)}, nr
+    ).values()
 
     print_table(
         f"AirHockey-v0 speed, one process, {size}x{size} frames, frame_skip={frame_skip}",
