@@ -33,7 +33,7 @@ class GenerateConfig:
     """``bundled``, the path of a saved agent, or ``scripted`` (the baseline controller)."""
     shard_size: int = 50
     """Episodes per shard file (the last shard may hold fewer)."""
-    lockstep_envs: int = 16
+    lockstep_envs: int = 32
     """Envs each shard job plays in lockstep, sharing one batched policy call per step."""
 
     def __post_init__(self) -> None:

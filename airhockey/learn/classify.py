@@ -23,7 +23,6 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,17 +32,15 @@ import torch
 from numpy.typing import NDArray
 
 from airhockey.errors import UserError
-from airhockey.generate.shards import EpisodeShards
-from airhockey.learn.autoencoder import AutoencoderConfig
 from airhockey.learn.classifier import (
     KIND,
     MODEL_FILE,
     ClassifierConfig,
     DirectionClassifier,
     build_classifier,
-    encoder_config,
 )
-from airhockey.learn.data import EpisodeSplit, FrameDataset, frames_to_tensor, split_episodes
+from airhockey.learn.data import frames_to_tensor
+from airhockey.learn.labelled import ClassifierData, FrameSet, assert_disjoint
 from airhockey.learn.pretext import check_device
 
 FRACTION_BINS = 10
@@ -87,121 +84,6 @@ class ClassifyConfig:
             raise ValueError(f"freeze_epochs must be in 0-{self.epochs} (epochs), got {self.freeze_epochs}")
         if self.lr <= 0 or self.encoder_lr < 0 or self.weight_decay < 0:
             raise ValueError("lr must be positive, encoder_lr and weight_decay non-negative")
-
-
-@dataclass(frozen=True)
-class FrameSet:
-    """Labelled frames held in memory, with where each one sits in its episode; all arrays (N, ...)."""
-
-    frames: NDArray[np.uint8]
-    """(N, H, W, 3) the frames."""
-    label: NDArray[np.int64]
-    """(N,) the class of the frame's episode."""
-    episode: NDArray[np.int64]
-    """(N,) the episode's dataset-wide index."""
-    frame_index: NDArray[np.int64]
-    """(N,) the frame's index in its episode."""
-    hit_frame: NDArray[np.int64]
-    """(N,) the index of the episode's first frame with a button lit."""
-
-    def __len__(self) -> int:
-        return len(self.label)
-
-    @property
-    def after_hit(self) -> NDArray[np.bool_]:
-        """(N,) whether a button is lit in the frame, which gives the label away."""
-        return self.frame_index >= self.hit_frame
-
-    def select(self, mask: NDArray[np.bool_]) -> FrameSet:
-        """The frames where ``mask`` (N,) is True."""
-        return FrameSet(*(getattr(self, f.name)[mask] for f in dataclasses.fields(self)))
-
-    def of_episodes(self, episodes: Sequence[int] | NDArray[np.int64]) -> FrameSet:
-        """The frames of the given episodes."""
-        return self.select(np.isin(self.episode, episodes))
-
-    def for_scoring(self, include_after_hit: bool, stride: int = 1) -> FrameSet:
-        """The frames a run trains or is scored on: before the hit unless ``include_after_hit``,
-        and every ``stride``-th frame of each episode."""
-        keep = self.frame_index % stride == 0
-        return self.select(keep if include_after_hit else keep & ~self.after_hit)
-
-
-def load_frames(episodes: EpisodeShards, ids: Sequence[int] | NDArray[np.int64]) -> FrameSet:
-    """Every frame of the episodes ``ids``, read once into memory (one read per episode)."""
-    ids = np.asarray(ids, dtype=np.int64)
-    index = FrameDataset(episodes, ids).index  # (N, 4): episode, frame index, label, hit frame
-    first = episodes.frames(0, 0, 1)
-    frames = np.concatenate([episodes.frames(int(e)) for e in ids] or [first[:0]])
-    episodes.close()
-    return FrameSet(frames, index[:, 2], index[:, 0], index[:, 1], index[:, 3])
-
-
-def classifier_split(
-    episodes: EpisodeShards, pretext: str | Path | None, split_seed: int = 0
-) -> EpisodeSplit:
-    """The by-episode split of a dataset for classifiers: the pretext run's own, when there is one.
-
-    The split is ``split_episodes(labels, seed=...)`` with the pretext run's ``split_seed``, as
-    ``train_pretext`` makes it from a dataset; where the run folder records its episodes, they are
-    checked to be this split, so that the test episodes are ones the pretext run never read.
-
-    Args:
-        episodes: the dataset.
-        pretext: a pretext run folder or checkpoint file, or None.
-        split_seed: the split's seed when there is no pretext run.
-
-    Raises:
-        UserError: when the pretext run was trained on another split or dataset.
-    """
-    from airhockey.learn.autoencoder import KIND as PRETEXT
-    from airhockey.learn.checkpoint import load_checkpoint
-
-    if pretext is not None:
-        split_seed = int(load_checkpoint(pretext, PRETEXT)["train_config"]["split_seed"])
-    split = split_episodes(episodes.table()["label"], seed=split_seed)
-    recorded = Path(pretext) / "config.json" if pretext is not None else None
-    if recorded is not None and recorded.is_file():
-        data = json.loads(recorded.read_text()).get("data", {})
-        for part in ("train", "val", "test"):
-            stored = data.get(f"{part}_episodes")
-            if stored is not None and sorted(stored) != getattr(split, part).tolist():
-                raise UserError(
-                    f"the pretext run {str(pretext)!r} was trained on another dataset or split "
-                    f"({data.get('path')!r}, split seed {data.get('split_seed')}): its {part} episodes "
-                    "differ from this dataset's; pass the dataset it was trained on"
-                )
-    return split
-
-
-def assert_disjoint(test: NDArray[np.int64], *seen: NDArray[np.int64]) -> None:
-    """Raises AssertionError if a test episode is among episodes a training read."""
-    for episodes in seen:
-        overlap = np.intersect1d(test, episodes)
-        assert overlap.size == 0, f"test episodes {overlap.tolist()} were read in training"
-
-
-def budget_order(
-    labels: NDArray[np.int64], pool: NDArray[np.int64], rng: np.random.Generator
-) -> NDArray[np.int64]:
-    """The episodes of ``pool`` in a random order whose every prefix is as class-balanced as it can be.
-
-    Each class's episodes are shuffled; then rounds take one episode of each class (classes in a
-    shuffled order each round) while a class has episodes left. The first N episodes are the
-    labelled subset of budget N, so the subsets of one order are nested (4 within 16 within 64).
-
-    Args:
-        labels: (E,) the label of every episode of the dataset.
-        pool: dataset-wide indices of the episodes to draw from.
-        rng: the draw's generator.
-    """
-    by_class = [rng.permutation(pool[labels[pool] == c]) for c in np.unique(labels[pool])]
-    order: list[int] = []
-    for r in range(max((len(m) for m in by_class), default=0)):
-        for c in rng.permutation(len(by_class)):
-            if r < len(by_class[c]):
-                order.append(int(by_class[c][r]))
-    return np.asarray(order, dtype=np.int64)
 
 
 def _batches(
@@ -388,51 +270,6 @@ def score_classifier(model: DirectionClassifier, test: FrameSet, include_after_h
     }
 
 
-@dataclass
-class ClassifierData:
-    """A dataset made ready for classifiers: the split, and the frames of its episodes in memory."""
-
-    split: EpisodeSplit
-    label_names: list[str]
-    labels: NDArray[np.int64]
-    """(E,) the label of every episode."""
-    frames: FrameSet
-    """Every frame of the train, val and test episodes."""
-    encoder: AutoencoderConfig
-    """The encoder's sizes: the pretext run's, or the defaults at the data's frame size."""
-
-    @classmethod
-    def load(cls, data: str | Path, pretext: str | Path | None, split_seed: int = 0) -> ClassifierData:
-        """Opens a generated dataset, takes the pretext run's split, and reads the frames.
-
-        Raises:
-            UserError: a missing dataset or pretext run, another split, or frames of another size.
-        """
-        from airhockey.generate import open_shards
-
-        episodes = open_shards(data)
-        split = classifier_split(episodes, pretext, split_seed)
-        if not (len(split.train) and len(split.test)):
-            raise UserError(f"{str(data)!r} is too small to hold out test episodes: generate more episodes")
-        frames = load_frames(episodes, np.concatenate([split.train, split.val, split.test]))
-        size = tuple(frames.frames.shape[1:3])
-        encoder = AutoencoderConfig(image_size=size) if pretext is None else encoder_config(pretext)
-        if encoder.image_size != size:
-            raise UserError(f"the frames are {size}, the pretext model reads {encoder.image_size}")
-        return cls(split, episodes.label_names, episodes.table()["label"], frames, encoder)
-
-    def labelled(self, n: int | None, rng: np.random.Generator) -> NDArray[np.int64]:
-        """The first ``n`` (None: all) training episodes of a fresh ``budget_order``, sorted.
-
-        Raises:
-            UserError: when ``n`` is not in 1 to the number of training episodes.
-        """
-        order = budget_order(self.labels, self.split.train, rng)
-        if n is not None and not 1 <= n <= len(order):
-            raise UserError(f"labelled episodes must be in 1-{len(order)} (the training episodes), got {n}")
-        return np.sort(order[:n])
-
-
 def run_arm(
     data: ClassifierData,
     labelled: NDArray[np.int64],
@@ -451,8 +288,8 @@ def run_arm(
         ``score_classifier`` fields.
     """
     assert_disjoint(data.split.test, labelled, data.split.val)
-    train = data.frames.of_episodes(labelled).for_scoring(config.include_after_hit, config.frame_stride)
-    val = data.frames.of_episodes(data.split.val).for_scoring(config.include_after_hit)
+    train = data.frames.of_episodes(labelled).usable(config.include_after_hit, config.frame_stride)
+    val = data.frames.of_episodes(data.split.val).usable(config.include_after_hit)
     model = build_classifier(model_config, config.seed, pretext)
     history = train_classifier(model, train, val, config, progress=progress, desc=desc)
     record = {

@@ -31,7 +31,8 @@ import numpy as np
 
 from airhockey.errors import UserError
 from airhockey.learn.classifier import ClassifierConfig
-from airhockey.learn.classify import FRACTION_BINS, ClassifierData, ClassifyConfig, assert_disjoint, run_arm
+from airhockey.learn.classify import FRACTION_BINS, ClassifyConfig, run_arm
+from airhockey.learn.labelled import ClassifierData, assert_disjoint, run_folder
 from airhockey.learn.stats import mean_ci
 
 ARMS = ("self_supervised", "supervised")
@@ -389,7 +390,7 @@ def compare_on_dataset(
 
 def _pretext_summary(pretext: str | Path) -> dict[str, Any]:
     """The pretext run's path and, where it has one, its ``metrics.json``."""
-    metrics = Path(pretext) / "metrics.json"
+    metrics = run_folder(pretext) / "metrics.json"
     return {
         "path": str(pretext),
         "metrics": json.loads(metrics.read_text()) if metrics.is_file() else None,

@@ -10,21 +10,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 from typer.testing import CliRunner
 
 from airhockey.cli import app
 from airhockey.errors import UserError
 from airhockey.learn.classifier import ClassifierConfig, build_classifier, load_classifier
 from airhockey.learn.classify import (
-    ClassifierData,
-    FrameSet,
-    budget_order,
     classify_on_dataset,
     position_accuracy,
     predict,
     run_arm,
     train_classifier,
 )
+from airhockey.learn.labelled import ClassifierData, FrameSet, budget_order
 from tests.learn.tiny import SCHEDULE, make_dataset, make_pretext_run
 
 runner = CliRunner()
@@ -51,8 +50,8 @@ def model_config(prepared: ClassifierData) -> ClassifierConfig:
 
 def test_the_encoder_stays_frozen_for_the_first_epochs_then_fine_tunes(prepared, pretext):
     labelled = prepared.labelled(4, np.random.default_rng(0))
-    train = prepared.frames.of_episodes(labelled).for_scoring(False, 2)
-    val = prepared.frames.of_episodes(prepared.split.val).for_scoring(False)
+    train = prepared.frames.of_episodes(labelled).usable(False, 2)
+    val = prepared.frames.of_episodes(prepared.split.val).usable(False)
     model = build_classifier(model_config(prepared), seed=0, pretext=pretext)
     loaded = {k: v.clone() for k, v in model.encoder.state_dict().items()}
     snapshots: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []
@@ -65,7 +64,7 @@ def test_the_encoder_stays_frozen_for_the_first_epochs_then_fine_tunes(prepared,
             )
         )
 
-    hook = torch.optim.optimizer.register_optimizer_step_post_hook(after_step)
+    hook = register_optimizer_step_post_hook(after_step)
     try:
         history = train_classifier(model, train, val, SCHEDULE, progress=False)
     finally:
@@ -154,9 +153,9 @@ def test_the_split_is_the_pretext_runs_and_test_episodes_are_never_trained_on(pr
 def test_frames_with_a_lit_button_are_left_out_unless_asked_for(prepared):
     frames = prepared.frames
     assert frames.after_hit.any()
-    assert not frames.for_scoring(False).after_hit.any()
-    assert len(frames.for_scoring(True)) == len(frames)
-    assert set(frames.for_scoring(True, stride=3).frame_index % 3) == {0}
+    assert not frames.usable(False).after_hit.any()
+    assert len(frames.usable(True)) == len(frames)
+    assert set(frames.usable(True, stride=3).frame_index % 3) == {0}
 
 
 def test_accuracy_by_position_on_a_hand_made_episode():
@@ -187,7 +186,7 @@ def test_a_classify_run_folder_reloads_and_user_mistakes_are_one_line(dataset, p
     assert config["arm"] == "self_supervised" and len(config["data"]["labelled_episodes"]) == 4
     model = load_classifier(run)
     test = ClassifierData.load(dataset, pretext).frames.of_episodes(config["data"]["test_episodes"])
-    accuracy = float(np.mean(predict(model, test.for_scoring(False)) == test.for_scoring(False).label))
+    accuracy = float(np.mean(predict(model, test.usable(False)) == test.usable(False).label))
     assert accuracy == pytest.approx(metrics["accuracy"])
 
     with pytest.raises(UserError, match="already holds"):
@@ -207,3 +206,12 @@ def test_classify_through_the_cli(dataset, pretext, tmp_path):
     result = runner.invoke(app, ["learn", "classify", str(dataset), "--out", str(tmp_path / "x"), *common])
     assert result.exit_code == 2
     assert result.stderr.strip().startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_classifier_trains_unchanged_on_cuda(prepared, pretext):
+    labelled = prepared.labelled(2, np.random.default_rng(0))
+    schedule = dataclasses.replace(SCHEDULE, device="cuda")
+    model, record = run_arm(prepared, labelled, schedule, model_config(prepared), pretext, progress=False)
+    assert next(model.parameters()).is_cuda and 0.0 <= record["accuracy"] <= 1.0
