@@ -433,13 +433,20 @@ def _set_threads(threads: int | None) -> None:
 
 
 def _echo_comparison(results: dict[str, Any]) -> None:
-    for b in results["budgets"]:
-        ssl, sup, diff = b["self_supervised"], b["supervised"], b["paired_difference"]
-        typer.echo(
-            f"{b['labelled_episodes']:>4} labelled episodes: self-supervised {ssl['accuracy_mean']:.1%}, "
-            f"supervised {sup['accuracy_mean']:.1%}, difference {100 * diff['mean']:+.1f} points "
-            f"(95% interval {100 * diff['ci95'][0]:+.1f} to {100 * diff['ci95'][1]:+.1f})"
-        )
+    from airhockey.learn.report import conclusions
+
+    typer.echo("\n".join(conclusions(results)))
+
+
+def _classify_config(options: dict[str, Any]) -> Any:
+    """The ``ClassifyConfig`` of a command's options (its ``locals()``): each field from its namesake."""
+    import dataclasses
+
+    from airhockey.learn.classify import ClassifyConfig
+
+    return ClassifyConfig(
+        **{f.name: options[f.name] for f in dataclasses.fields(ClassifyConfig) if f.name in options}
+    )
 
 
 @learn_app.command("classify")
@@ -481,21 +488,10 @@ def learn_classify(
     fine-tuned at --encoder-lr; with --scratch the same model and schedule start from random weights
     (with --pretext too, only the run's sizes and split are taken).
     """
-    from airhockey.learn.classify import ClassifyConfig, classify_on_dataset
+    from airhockey.learn.classify import classify_on_dataset
 
+    config = _classify_config(locals())
     _set_threads(threads)
-    config = ClassifyConfig(
-        epochs=epochs,
-        freeze_epochs=freeze_epochs,
-        lr=lr,
-        encoder_lr=encoder_lr,
-        frame_stride=frame_stride,
-        batch_size=batch_size,
-        min_epoch_frames=min_epoch_frames,
-        include_after_hit=include_after_hit,
-        seed=seed,
-        device=device,
-    )
     m = classify_on_dataset(
         data,
         out,
@@ -557,21 +553,10 @@ def learn_compare(
     Writes OUT/results.json, accuracy_vs_budget.png, accuracy_by_position.png, learning_curves.png
     and report.md.
     """
-    from airhockey.learn.classify import ClassifyConfig
     from airhockey.learn.compare import CompareConfig, compare_on_dataset, parse_budgets
 
+    training = _classify_config(locals())  # its seed: each repeat's replaces it
     _set_threads(threads)
-    training = ClassifyConfig(
-        epochs=epochs,
-        freeze_epochs=freeze_epochs,
-        lr=lr,
-        encoder_lr=encoder_lr,
-        frame_stride=frame_stride,
-        batch_size=batch_size,
-        min_epoch_frames=min_epoch_frames,
-        include_after_hit=include_after_hit,
-        device=device,
-    )
     config = CompareConfig(
         budgets=parse_budgets(budgets),
         repeats=repeats,

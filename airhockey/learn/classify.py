@@ -166,7 +166,7 @@ def train_classifier(
     model.scaler.fit(features.flatten(1))
     elapsed = time.perf_counter() - start
     bar = tqdm(total=config.epochs, desc=desc, disable=not progress, leave=False)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)  # dropout
         for epoch in range(config.epochs):
             frozen = epoch < config.freeze_epochs

@@ -22,7 +22,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ import numpy as np
 
 from airhockey.errors import UserError
 from airhockey.learn.classifier import ClassifierConfig
-from airhockey.learn.classify import FRACTION_BINS, ClassifyConfig, run_arm
+from airhockey.learn.classify import FRACTION_BINS, ClassifyConfig, json_safe, run_arm
 from airhockey.learn.labelled import ClassifierData, assert_disjoint, run_folder
 from airhockey.learn.stats import mean_ci
 
@@ -40,6 +40,8 @@ ARMS = ("self_supervised", "supervised")
 THRESHOLD = 0.9
 """The accuracy that 'converged' and 'enough frames' refer to."""
 SCRATCH_SCHEDULES = ("same", "unfrozen")
+RUN_LOG = "runs.jsonl"
+"""In the report folder: each run's record, one JSON line each, written as the run finishes."""
 
 
 @dataclass(frozen=True)
@@ -263,7 +265,6 @@ def compare_on_dataset(
     *,
     progress: bool = True,
     command: str = "",
-    on_run: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Runs the comparison on a generated dataset and writes the report folder ``out``.
 
@@ -275,7 +276,6 @@ def compare_on_dataset(
         config: the protocol and the schedule.
         progress: show progress bars.
         command: the command line, recorded in ``results.json``.
-        on_run: called with each run's record as it finishes.
 
     Returns:
         What ``results.json`` holds.
@@ -295,6 +295,8 @@ def compare_on_dataset(
         raise UserError(f"{str(out)!r} already holds results.json: choose another --out")
     start = time.monotonic()
     prepared = ClassifierData.load(data, pretext)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RUN_LOG).write_text("")
     split = prepared.split
     # classifier_split checked that this is the pretext run's split: it trained on split.train.
     assert_disjoint(split.test, split.train, split.val)
@@ -324,8 +326,8 @@ def compare_on_dataset(
                 )
                 record = {"arm": arm, "repeat": rep.index, "include_after_hit": after_hit, **record}
                 runs[budget, after_hit][arm].append(record)
-                if on_run is not None:
-                    on_run(record)
+                with open(out / RUN_LOG, "a") as f:
+                    f.write(json.dumps(json_safe(record)) + "\n")
                 bar.set_postfix(accuracy=f"{record['accuracy']:.3f}")
                 bar.update()
     bar.close()

@@ -5,6 +5,7 @@ REPORT/accuracy_vs_budget.png    test accuracy against labelled episodes, 95% in
 REPORT/accuracy_by_position.png  accuracy by fraction of the time to the hit and by frames before it
 REPORT/learning_curves.png       validation accuracy against epochs and against training seconds
 REPORT/report.md                 the tables, the plots, and the conclusions in numbers
+REPORT/runs.jsonl                every run's record as it finished (written by ``compare``)
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,35 +23,30 @@ from airhockey.learn.classify import (
     train_classifier,
 )
 from airhockey.learn.labelled import ClassifierData, FrameSet, budget_order
-from tests.learn.tiny import SCHEDULE, make_dataset, make_pretext_run
+from tests.learn.tiny import SCHEDULE, TinyRuns, tiny_runs
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_dataset(tmp_path_factory.mktemp("classify") / "data")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> TinyRuns:
+    return tiny_runs(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def pretext(dataset: Path) -> Path:
-    return make_pretext_run(dataset, dataset.parent / "pretext")
-
-
-@pytest.fixture(scope="module")
-def prepared(dataset: Path, pretext: Path) -> ClassifierData:
-    return ClassifierData.load(dataset, pretext)
+def prepared(runs: TinyRuns) -> ClassifierData:
+    return ClassifierData.load(runs.data, runs.pretext)
 
 
 def model_config(prepared: ClassifierData) -> ClassifierConfig:
     return ClassifierConfig(prepared.encoder, len(prepared.label_names), hidden=8)
 
 
-def test_the_encoder_stays_frozen_for_the_first_epochs_then_fine_tunes(prepared, pretext):
+def test_the_encoder_stays_frozen_for_the_first_epochs_then_fine_tunes(prepared, runs):
     labelled = prepared.labelled(4, np.random.default_rng(0))
     train = prepared.frames.of_episodes(labelled).usable(False, 2)
     val = prepared.frames.of_episodes(prepared.split.val).usable(False)
-    model = build_classifier(model_config(prepared), seed=0, pretext=pretext)
+    model = build_classifier(model_config(prepared), seed=0, pretext=runs.pretext)
     loaded = {k: v.clone() for k, v in model.encoder.state_dict().items()}
     snapshots: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []
 
@@ -79,19 +73,19 @@ def test_the_encoder_stays_frozen_for_the_first_epochs_then_fine_tunes(prepared,
     assert model.encoder_trainable
 
 
-def test_a_probe_schedule_never_changes_the_encoder(prepared, pretext):
+def test_a_probe_schedule_never_changes_the_encoder(prepared, runs):
     labelled = prepared.labelled(2, np.random.default_rng(0))
-    model = build_classifier(model_config(prepared), seed=0, pretext=pretext)
+    model = build_classifier(model_config(prepared), seed=0, pretext=runs.pretext)
     before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
     train = prepared.frames.of_episodes(labelled)
     train_classifier(model, train, train, dataclasses.replace(SCHEDULE, freeze_epochs=2), progress=False)
     assert all(torch.equal(v, before[k]) for k, v in model.encoder.state_dict().items())
 
 
-def test_the_same_seed_gives_the_same_run_on_cpu(prepared, pretext):
+def test_the_same_seed_gives_the_same_run_on_cpu(prepared, runs):
     labelled = prepared.labelled(4, np.random.default_rng(1))
     runs = [
-        run_arm(prepared, labelled, SCHEDULE, model_config(prepared), pretext, progress=False)
+        run_arm(prepared, labelled, SCHEDULE, model_config(prepared), runs.pretext, progress=False)
         for _ in range(2)
     ]
     (model_a, record_a), (model_b, record_b) = runs
@@ -132,8 +126,17 @@ def test_budgets_are_whole_class_balanced_nested_episodes(prepared):
         prepared.labelled(17, np.random.default_rng(0))
 
 
-def test_the_split_is_the_pretext_runs_and_test_episodes_are_never_trained_on(prepared, pretext, tmp_path):
-    recorded = json.loads((pretext / "config.json").read_text())["data"]
+def test_budgets_of_five_classes_cover_them_in_turn():
+    labels = np.repeat(np.arange(5), 6)  # data generated with --labels all: 6 episodes of each button
+    pool = np.arange(0, 30, 2)  # 15 of them: 3 of each class
+    order = budget_order(labels, pool, np.random.default_rng(0))
+    assert set(order) == set(pool)
+    assert sorted(labels[order[:5]]) == [0, 1, 2, 3, 4]
+    assert np.bincount(labels[order[:10]], minlength=5).tolist() == [2] * 5
+
+
+def test_the_split_is_the_pretext_runs_and_test_episodes_are_never_trained_on(prepared, runs, tmp_path):
+    recorded = json.loads((runs.pretext / "config.json").read_text())["data"]
     split = prepared.split
     assert split.test.tolist() == recorded["test_episodes"] and len(split.test) == 2
     assert not set(split.test) & set(recorded["train_episodes"] + recorded["val_episodes"])
@@ -142,7 +145,7 @@ def test_the_split_is_the_pretext_runs_and_test_episodes_are_never_trained_on(pr
         run_arm(prepared, split.test, SCHEDULE, model_config(prepared), None, progress=False)
 
     moved = tmp_path / "pretext"
-    shutil.copytree(pretext, moved)
+    shutil.copytree(runs.pretext, moved)
     config = json.loads((moved / "config.json").read_text())
     config["data"]["test_episodes"] = config["data"]["train_episodes"][:2]
     (moved / "config.json").write_text(json.dumps(config))
@@ -175,43 +178,45 @@ def test_accuracy_by_position_on_a_hand_made_episode():
     assert result["frames_before_hit_frames"] == [1] * 10
 
 
-def test_a_classify_run_folder_reloads_and_user_mistakes_are_one_line(dataset, pretext, tmp_path):
+def test_a_classify_run_folder_reloads_and_user_mistakes_are_one_line(runs, tmp_path):
     run = tmp_path / "run"
     metrics = classify_on_dataset(
-        dataset, run, SCHEDULE, pretext=pretext, labelled_episodes=4, hidden=8, progress=False
+        runs.data, run, SCHEDULE, pretext=runs.pretext, labelled_episodes=4, hidden=8, progress=False
     )
     assert {p.name for p in run.iterdir()} == {"config.json", "model.pt", "log.csv", "metrics.json"}
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["labelled_episodes"] == 4
     config = json.loads((run / "config.json").read_text())
     assert config["arm"] == "self_supervised" and len(config["data"]["labelled_episodes"]) == 4
     model = load_classifier(run)
-    test = ClassifierData.load(dataset, pretext).frames.of_episodes(config["data"]["test_episodes"])
+    test = ClassifierData.load(runs.data, runs.pretext).frames.of_episodes(config["data"]["test_episodes"])
     accuracy = float(np.mean(predict(model, test.usable(False)) == test.usable(False).label))
     assert accuracy == pytest.approx(metrics["accuracy"])
 
     with pytest.raises(UserError, match="already holds"):
-        classify_on_dataset(dataset, run, SCHEDULE, pretext=pretext, progress=False)
+        classify_on_dataset(runs.data, run, SCHEDULE, pretext=runs.pretext, progress=False)
     with pytest.raises(UserError, match="--scratch"):
-        classify_on_dataset(dataset, tmp_path / "other", SCHEDULE, progress=False)
+        classify_on_dataset(runs.data, tmp_path / "other", SCHEDULE, progress=False)
 
 
-def test_classify_through_the_cli(dataset, pretext, tmp_path):
+def test_classify_through_the_cli(runs, tmp_path):
     common = ["--epochs", "2", "--freeze-epochs", "1", "--frame-stride", "4", "--min-epoch-frames", "32"]
     common += ["--threads", "1", "--no-progress", "--labelled-episodes", "2"]
-    for arm in (["--pretext", str(pretext)], ["--scratch"]):
+    for arm in (["--pretext", str(runs.pretext)], ["--scratch"]):
         run = tmp_path / arm[-1].replace("/", "_")
-        result = runner.invoke(app, ["learn", "classify", str(dataset), "--out", str(run), *arm, *common])
+        result = runner.invoke(app, ["learn", "classify", str(runs.data), "--out", str(run), *arm, *common])
         assert result.exit_code == 0, result.output
         assert "test accuracy" in result.output and (run / "model.pt").is_file()
-    result = runner.invoke(app, ["learn", "classify", str(dataset), "--out", str(tmp_path / "x"), *common])
+    result = runner.invoke(app, ["learn", "classify", str(runs.data), "--out", str(tmp_path / "x"), *common])
     assert result.exit_code == 2
     assert result.stderr.strip().startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_a_classifier_trains_unchanged_on_cuda(prepared, pretext):
+def test_a_classifier_trains_unchanged_on_cuda(prepared, runs):
     labelled = prepared.labelled(2, np.random.default_rng(0))
     schedule = dataclasses.replace(SCHEDULE, device="cuda")
-    model, record = run_arm(prepared, labelled, schedule, model_config(prepared), pretext, progress=False)
+    model, record = run_arm(
+        prepared, labelled, schedule, model_config(prepared), runs.pretext, progress=False
+    )
     assert next(model.parameters()).is_cuda and 0.0 <= record["accuracy"] <= 1.0

@@ -24,7 +24,7 @@ from airhockey.learn.compare import (
     resolve_budgets,
 )
 from airhockey.learn.pipeline import PipelineConfig, run_pipeline
-from tests.learn.tiny import DATA, MODEL, PRETEXT, SCHEDULE, make_dataset, make_pretext_run
+from tests.learn.tiny import DATA, MODEL, PRETEXT, SCHEDULE, TinyRuns, tiny_runs
 
 runner = CliRunner()
 CONFIG = CompareConfig(budgets=(2, None), repeats=2, training=SCHEDULE, hidden=8)
@@ -32,19 +32,14 @@ PLOTS = ("accuracy_vs_budget.png", "accuracy_by_position.png", "learning_curves.
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_dataset(tmp_path_factory.mktemp("compare") / "data")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> TinyRuns:
+    return tiny_runs(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def pretext(dataset: Path) -> Path:
-    return make_pretext_run(dataset, dataset.parent / "pretext")
-
-
-@pytest.fixture(scope="module")
-def report(dataset: Path, pretext: Path) -> Path:
-    out = dataset.parent / "report"
-    compare_on_dataset(dataset, pretext, out, CONFIG, progress=False)
+def report(runs: TinyRuns, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("compare") / "report"
+    compare_on_dataset(runs.data, runs.pretext, out, CONFIG, progress=False)
     return out
 
 
@@ -75,6 +70,8 @@ def test_results_json_has_the_issues_shape(report):
     assert len(convergence["val_accuracy_mean"]) == 2 and len(convergence["epochs_to_90"]) == 2
     after = results["after_hit"]
     assert after["labelled_episodes"] == 16 and not after["included_by_default"]
+    logged = [json.loads(line) for line in (report / "runs.jsonl").read_text().splitlines()]
+    assert len(logged) == 3 * 2 * 2  # (2 budgets + the after-hit rerun) x 2 repeats x 2 arms
     for setting in ("excluded", "included"):
         assert 0.0 <= after[setting]["supervised"]["accuracy_after_hit"]["mean"] <= 1.0
 
@@ -100,10 +97,10 @@ def test_the_arms_are_paired_and_share_model_and_schedule(report):
     assert small <= everything  # nested budgets
 
 
-def test_no_test_episode_is_read_by_the_pretext_run_or_any_classifier(report, pretext):
+def test_no_test_episode_is_read_by_the_pretext_run_or_any_classifier(report, runs):
     results = json.loads((report / "results.json").read_text())
     test = set(results["data"]["test_episode_ids"])
-    recorded = json.loads((pretext / "config.json").read_text())["data"]
+    recorded = json.loads((runs.pretext / "config.json").read_text())["data"]
     assert test == set(recorded["test_episodes"]) and len(test) == 2
     assert not test & set(recorded["train_episodes"] + recorded["val_episodes"])
     for budget in results["budgets"]:
@@ -112,14 +109,14 @@ def test_no_test_episode_is_read_by_the_pretext_run_or_any_classifier(report, pr
                 assert not test & set(run["episodes"])
 
 
-def test_the_report_embeds_every_plot_and_states_the_numbers(report):
+def test_the_report_embeds_every_plot_and_states_the_numbers(report, runs):
     text = (report / "report.md").read_text()
     for plot in PLOTS:
         assert (report / plot).stat().st_size > 1000
         assert f"]({plot})" in text
     assert "## Conclusions" in text and "points" in text and "frames before the hit" in text
     with pytest.raises(UserError, match="already holds"):
-        compare_on_dataset(report.parent / "data", report.parent / "pretext", report, CONFIG, progress=False)
+        compare_on_dataset(runs.data, runs.pretext, report, CONFIG, progress=False)
 
 
 def test_budget_parsing_and_checking():
@@ -154,7 +151,7 @@ def test_the_pipeline_runs_end_to_end_and_reuses_finished_stages(tmp_path, monke
     args = ["pipeline", str(out), "--quick", "--policy", "scripted", "--workers", "1", "--threads", "1"]
     result = runner.invoke(app, [*args, "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "labelled episodes: self-supervised" in result.output
+    assert "labelled episodes: " in result.output and "points, 95% interval" in result.output
     for path in (
         "data/manifest.json",
         "pretext/best.pt",
@@ -181,47 +178,34 @@ def test_run_pipeline_with_other_settings_into_the_same_folder_is_refused(tmp_pa
         run_pipeline(out, tiny_pipeline(), progress=False, say=lambda line: None)
 
 
-def test_compare_through_the_cli_and_its_one_line_errors(dataset, pretext, tmp_path):
+def compare_args(runs, out: Path, budgets: str) -> list[str]:
+    return [
+        "learn",
+        "compare",
+        str(runs.data),
+        "--pretext",
+        str(runs.pretext),
+        "--out",
+        str(out),
+        "--budgets",
+        budgets,
+    ]
+
+
+def test_compare_through_the_cli_and_its_one_line_errors(runs, tmp_path):
     out = tmp_path / "report"
     common = ["--epochs", "2", "--freeze-epochs", "1", "--frame-stride", "4", "--min-epoch-frames", "32"]
     common += ["--threads", "1", "--no-progress", "--repeats", "2", "--no-after-hit-effect"]
     result = runner.invoke(
-        app,
-        [
-            "learn",
-            "compare",
-            str(dataset),
-            "--pretext",
-            str(pretext),
-            "--out",
-            str(out),
-            "--budgets",
-            "2,all",
-            "--scratch-schedule",
-            "unfrozen",
-            *common,
-        ],
+        app, [*compare_args(runs, out, "2,all"), "--scratch-schedule", "unfrozen", *common]
     )
     assert result.exit_code == 0, result.output
+    assert "labelled episodes: " in result.output
     results = json.loads((out / "results.json").read_text())
     assert results["settings"]["training"]["supervised"]["freeze_epochs"] == 0
     assert results["after_hit"] is None
     for budgets, fragment in (("2,99", "exceeds"), ("two", "budgets")):
-        result = runner.invoke(
-            app,
-            [
-                "learn",
-                "compare",
-                str(dataset),
-                "--pretext",
-                str(pretext),
-                "--out",
-                str(tmp_path / "x"),
-                "--budgets",
-                budgets,
-                *common,
-            ],
-        )
+        result = runner.invoke(app, [*compare_args(runs, tmp_path / "x", budgets), *common])
         assert result.exit_code == 2, result.output
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from airhockey.generate import GenerateConfig, generate
 from airhockey.learn.autoencoder import AutoencoderConfig
@@ -17,11 +20,19 @@ SCHEDULE = ClassifyConfig(epochs=2, freeze_epochs=1, batch_size=16, min_epoch_fr
 """One frozen epoch, one fine-tuning epoch, a few steps each."""
 
 
-def make_dataset(path: Path) -> Path:
-    generate(DATA, path, workers=1, progress=False)
-    return path
+@dataclass(frozen=True)
+class TinyRuns:
+    """Where the tiny dataset and the pretext run trained on it lie."""
+
+    data: Path
+    pretext: Path
 
 
-def make_pretext_run(data: Path, path: Path) -> Path:
-    train_pretext(data, path, PRETEXT, MODEL, progress=False)
-    return path
+def tiny_runs(factory: pytest.TempPathFactory) -> TinyRuns:
+    """The tiny dataset and its pretext run, made on the first call of a test session."""
+    root = factory.getbasetemp() / "tiny-runs"
+    runs = TinyRuns(root / "data", root / "pretext")
+    if not (runs.pretext / "metrics.json").is_file():
+        generate(DATA, runs.data, workers=1, progress=False)
+        train_pretext(runs.data, runs.pretext, PRETEXT, MODEL, progress=False)
+    return runs
