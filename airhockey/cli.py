@@ -36,6 +36,7 @@ learn_app = typer.Typer(
 app.add_typer(learn_app, name="learn")
 
 F = TypeVar("F", bound=Callable[..., Any])
+EpisodeIndex = Annotated[int, typer.Option(min=0, help="Index of the episode in the dataset.")]
 
 
 def user_errors(fn: F) -> F:
@@ -291,7 +292,7 @@ def data_inspect(path: Annotated[Path, typer.Argument(help="Dataset directory.")
 @user_errors
 def data_preview(
     path: Annotated[Path, typer.Argument(help="Dataset directory or shard file.")],
-    episode: Annotated[int, typer.Option(min=0, help="Index of the episode in the dataset.")] = 0,
+    episode: EpisodeIndex = 0,
     out: Annotated[Path, typer.Option(help="Video file to write: .mp4 or .gif.")] = Path("clip.mp4"),
 ) -> None:
     """Write one episode as a video, its label drawn above the frames."""
@@ -339,13 +340,10 @@ def learn_pretext(
 
     With --resume the model settings come from the run and are not read from the options.
     """
-    import torch
-
-    from airhockey.generate.executor import available_cpus
     from airhockey.learn.autoencoder import AutoencoderConfig
     from airhockey.learn.pretext import PretextConfig, train_pretext
 
-    torch.set_num_threads(threads or available_cpus())
+    _set_threads(threads)
     config = PretextConfig(
         epochs=epochs or (None if minutes else PretextConfig.epochs),
         minutes=minutes,
@@ -385,7 +383,7 @@ def learn_pretext(
 def learn_predict(
     run: Annotated[Path, typer.Argument(help="Pretext run folder or checkpoint file.")],
     data: Annotated[Path, typer.Option(help="Dataset directory or shard file.")],
-    episode: Annotated[int, typer.Option(min=0, help="Index of the episode in the dataset.")] = 0,
+    episode: EpisodeIndex = 0,
     out: Annotated[Path, typer.Option(help="Video file to write: .mp4 or .gif.")] = Path("pred.mp4"),
     steps: Annotated[int, typer.Option(min=1, help="How far ahead the rollout panel predicts.")] = 4,
     device: Annotated[str, typer.Option(help="Torch device: 'cpu' or 'cuda'.")] = "cpu",
