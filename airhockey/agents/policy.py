@@ -1,4 +1,4 @@
-"""Saved agents: where their files lie, loading them, and acting on raw AirHockey-v0 observations.
+"""Loading saved agents and acting on raw AirHockey-v0 observations (files: ``airhockey.agents.files``).
 
 A saved agent is two files: a stable-baselines3 PPO model zip and, beside it, the VecNormalize
 statistics it was trained with (``<name>.zip`` and ``<name>_vecnormalize.pkl``). Loading either
@@ -9,10 +9,9 @@ give. The package never loads a policy from anywhere but such a path or its own 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import math
 import pickle
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +21,29 @@ from numpy.typing import NDArray
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecNormalize
 
+from airhockey.agents.actor import MLPActor
+from airhockey.agents.files import (
+    BUNDLED,
+    BUNDLED_MODEL,
+    MODEL_FILE,
+    PolicyFiles,
+    find_policy_files,
+    stats_path,
+)
 from airhockey.envs.airhockey_v0 import STATE_SIZE
 from airhockey.errors import UserError
 
-BUNDLED = "bundled"
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
-BUNDLED_MODEL = ASSETS_DIR / "ppo_leftright.zip"
-"""The bundled agent, trained with target buttons ``leftright``."""
-MODEL_FILE = "model.zip"
-"""The final model's name in a run folder."""
-STATS_SUFFIX = "_vecnormalize.pkl"
+__all__ = [
+    "BUNDLED",
+    "BUNDLED_MODEL",
+    "MODEL_FILE",
+    "AgentPolicy",
+    "PolicyFiles",
+    "find_policy_files",
+    "load_policy",
+    "one_torch_thread",
+    "stats_path",
+]
 
 
 @contextlib.contextmanager
@@ -47,53 +59,6 @@ def one_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-def stats_path(model_path: Path) -> Path:
-    """The VecNormalize statistics saved beside a model zip: ``a/b.zip`` -> ``a/b_vecnormalize.pkl``."""
-    return model_path.with_name(model_path.stem + STATS_SUFFIX)
-
-
-@dataclass(frozen=True)
-class PolicyFiles:
-    """The two files of a saved agent; finding them reads no file's contents."""
-
-    model: Path
-    """The stable-baselines3 PPO model zip."""
-    stats: Path
-    """The pickled VecNormalize holding the observation statistics."""
-
-    def sha256(self) -> str:
-        """Hex SHA-256 of the model's bytes followed by the statistics' bytes: the agent's identity."""
-        digest = hashlib.sha256()
-        for path in (self.model, self.stats):
-            digest.update(path.read_bytes())
-        return digest.hexdigest()
-
-
-def find_policy_files(policy: str | Path) -> PolicyFiles:
-    """Resolves ``"bundled"``, a run folder or a model zip to the agent's two files.
-
-    Raises:
-        UserError: when a file is missing.
-    """
-    if str(policy) == BUNDLED:
-        if not BUNDLED_MODEL.is_file():
-            raise UserError(
-                f"the bundled policy is not installed ({BUNDLED_MODEL} is missing); "
-                "train one with 'airhockey agent train' and pass its run folder with --policy"
-            )
-        model = BUNDLED_MODEL
-    else:
-        path = Path(policy).expanduser()
-        model = path / MODEL_FILE if path.is_dir() else path
-        if not model.is_file():
-            where = f"run folder {path} holds no {MODEL_FILE}" if path.is_dir() else f"{path} does not exist"
-            raise UserError(f"cannot load policy: {where}; pass 'bundled', a run folder or a model .zip")
-    stats = stats_path(model)
-    if not stats.is_file():
-        raise UserError(f"cannot load policy {model}: its normalisation statistics {stats.name} are missing")
-    return PolicyFiles(model, stats)
 
 
 class AgentPolicy:
@@ -130,6 +95,39 @@ class AgentPolicy:
             raise ValueError(f"expected an observation of shape (13,) or (N, 13), got {obs.shape}")
         with one_torch_thread():
             return self.model.predict(self.normalizer.normalize_obs(obs), deterministic=deterministic)
+
+    def actor(self) -> MLPActor:
+        """The deterministic actor as numpy arrays (``MLPActor``), for workers that skip torch.
+
+        Raises:
+            UserError: when the policy is not a plain MLP with tanh or ReLU activations.
+        """
+        policy = self.model.policy
+        layers = [*policy.mlp_extractor.policy_net, policy.action_net]
+        linear = [m for m in layers if isinstance(m, torch.nn.Linear)]
+        kinds = {type(m) for m in layers} - {torch.nn.Linear}
+        names = {torch.nn.Tanh: "tanh", torch.nn.ReLU: "relu"}
+        if len(kinds) > 1 or not kinds <= set(names) or getattr(policy, "squash_output", False):
+            raise UserError(
+                f"policy {self.name} is not a plain tanh/ReLU MLP; it cannot be exported to numpy"
+            )
+        rms, space = self.normalizer.obs_rms, self.model.action_space
+        return MLPActor(
+            obs_mean=np.asarray(rms.mean, np.float64).copy()
+            if self.normalizer.norm_obs
+            else np.zeros(STATE_SIZE),
+            obs_var=np.asarray(rms.var, np.float64).copy()
+            if self.normalizer.norm_obs
+            else np.ones(STATE_SIZE),
+            clip_obs=float(self.normalizer.clip_obs) if self.normalizer.norm_obs else math.inf,
+            epsilon=float(self.normalizer.epsilon) if self.normalizer.norm_obs else 0.0,
+            weights=tuple(m.weight.detach().cpu().numpy().T.astype(np.float32).copy() for m in linear),
+            biases=tuple(m.bias.detach().cpu().numpy().astype(np.float32).copy() for m in linear),
+            activation=names[kinds.pop()] if kinds else "tanh",
+            action_low=space.low.astype(np.float32),
+            action_high=space.high.astype(np.float32),
+            name=self.name,
+        )
 
     def __repr__(self) -> str:
         return f"AgentPolicy({self.name!r})"

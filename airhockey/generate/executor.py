@@ -1,9 +1,10 @@
 """Running a generation: shard jobs in worker processes, progress, manifest, resume, locking.
 
-Workers are started with the ``spawn`` method (EGL contexts do not survive ``fork``); each loads
-the policy once and runs whole shard jobs. Only this process writes the manifest, after each
-finished shard, so an interrupted run leaves finished shards (listed or not yet listed) and at
-most one ``.partial`` file per worker, which ``resume`` deletes and redoes.
+Workers are started with the ``spawn`` method (EGL contexts do not survive ``fork``); this process
+loads the policy once and hands it to each worker (a saved agent as its numpy ``MLPActor``, so
+that workers never import torch), and workers run whole shard jobs. Only this process writes the
+manifest, after each finished shard, so an interrupted run leaves finished shards (listed or not
+yet listed) and at most one ``.partial`` file per worker, which ``resume`` deletes and redoes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from airhockey.agents.actor import MLPActor
 from airhockey.errors import UserError
 from airhockey.generate.config import GenerateConfig
 from airhockey.generate.hdf5 import open_shard, sha256_file, shard_attrs
@@ -26,6 +28,7 @@ from airhockey.generate.jobs import ShardEntry, ShardJob, plan_shards, run_shard
 from airhockey.generate.manifest import build_manifest, read_manifest, shard_entries, write_manifest
 from airhockey.generate.policy import load_policy, policy_identity
 from airhockey.generate.rollout import Policy
+from airhockey.generate.scripted import ScriptedPolicy
 
 LOCK = ".lock"
 
@@ -157,15 +160,18 @@ def _run_jobs(
     """Runs shard jobs and yields their entries as they finish: here, or in ``workers`` processes."""
     if not jobs:
         return
+    policy = load_policy(jobs[0].config.policy)
     if workers <= 1:
-        policy = load_policy(jobs[0].config.policy)
         for job in jobs:
             yield run_shard(job, policy, out_dir, on_attempt)
         return
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(jobs[0].config.policy, events)
+        workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(_portable(policy, jobs[0].config.policy), events),
     ) as pool:
         futures: set[Future[ShardEntry]] = {pool.submit(_run_in_worker, job, out_dir) for job in jobs}
         try:
@@ -184,8 +190,13 @@ _worker: dict[str, Any] = {}
 """Per worker process: the policy and the queue of progress events."""
 
 
-def _init_worker(policy_spec: str, events: multiprocessing.Queue) -> None:
-    _worker["policy"] = load_policy(policy_spec)
+def _portable(policy: Policy, spec: str) -> Policy | str:
+    """What a worker gets: plain-array policies as they are, others by name (each worker loads it)."""
+    return policy if isinstance(policy, (MLPActor, ScriptedPolicy)) else spec
+
+
+def _init_worker(policy: Policy | str, events: multiprocessing.Queue) -> None:
+    _worker["policy"] = load_policy(policy) if isinstance(policy, str) else policy
     _worker["events"] = events
     if "torch" in sys.modules:
         # One thread per worker: parallelism comes from the workers, not from inside each.

@@ -66,8 +66,13 @@ def play_lockstep(
     consumer has seen the attempts yielded before, so the sequence depends only on the policy,
     the envs' number and ``next_attempt``. Stop early by leaving the loop.
 
+    The envs are stepped and rendered through ``env.unwrapped`` with the time limit of their
+    spec applied here (Gymnasium's wrappers cost about a tenth of a step), so an attempt is what
+    the wrapped env gives step for step; with ``record``, frames and state go straight into
+    per-env buffers of the longest episode.
+
     Args:
-        envs: envs of AirHockey-v0 with state observations.
+        envs: envs of AirHockey-v0 with state observations, as ``make_env`` makes them.
         policy: gives actions for a batch of observations.
         next_attempt: the next attempt's reset seed and target, or None.
         record: keep every frame (``env.render()``) and ``physical_state()``; the envs must be
@@ -77,22 +82,31 @@ def play_lockstep(
         Finished attempts, in the order they end.
     """
     n = len(envs)
+    raw = [env.unwrapped for env in envs]
+    limit = envs[0].spec.max_episode_steps if envs[0].spec is not None else None
+    if not limit:
+        raise ValueError("play_lockstep needs envs with a time limit (gym.make's max_episode_steps)")
     obs = np.zeros((n, *envs[0].observation_space.shape))
     running: list[tuple[int, int] | None] = [None] * n
-    actions: list[list[NDArray[np.float32]]] = [[] for _ in range(n)]
-    recorded: list[list[dict[str, NDArray]]] = [[] for _ in range(n)]
+    actions = np.zeros((n, limit, *envs[0].action_space.shape), dtype=np.float32)
+    steps = [0] * n
+    buffers: list[dict[str, NDArray]] = [{} for _ in range(n)]
 
     def snapshot(i: int) -> None:
-        if record:
-            recorded[i].append({"frames": envs[i].render(), **envs[i].unwrapped.physical_state()})
+        if not record:
+            return
+        t = steps[i]
+        for name, value in (("frames", raw[i].render()), *raw[i].physical_state().items()):
+            if name not in buffers[i]:  # the first frame fixes each field's shape and dtype
+                buffers[i][name] = np.empty((limit + 1, *value.shape), dtype=value.dtype)
+            buffers[i][name][t] = value
 
     def start(i: int) -> None:
         running[i] = next_attempt()
         if running[i] is not None:
             seed, target = running[i]
             obs[i], _ = envs[i].reset(seed=seed, options=reset_options(target))
-            actions[i] = []
-            recorded[i] = []
+            steps[i] = 0
             snapshot(i)
 
     for i in range(n):
@@ -103,17 +117,17 @@ def play_lockstep(
         batch = np.asarray(batch, dtype=np.float32).reshape(len(active), -1)
         ended = []
         for i, action in zip(active, batch, strict=True):
-            obs[i], _, terminated, truncated, info = envs[i].step(action)
-            actions[i].append(action)
+            obs[i], _, terminated, _, info = raw[i].step(action)
+            actions[i, steps[i]] = action
+            steps[i] += 1
             snapshot(i)
-            if terminated or truncated:
+            if terminated or steps[i] == limit:
                 ended.append((i, info["hit_button"]))
         for i, hit_button in ended:
             seed, target = running[i]
-            arrays = None
-            if record:
-                arrays = {name: np.stack([r[name] for r in recorded[i]]) for name in recorded[i][0]}
-            yield Attempt(seed, target, np.array(actions[i], dtype=np.float32), hit_button, arrays)
+            length = steps[i]
+            arrays = {name: buf[: length + 1].copy() for name, buf in buffers[i].items()} if record else None
+            yield Attempt(seed, target, actions[i, :length].copy(), hit_button, arrays)
             start(i)
 
 

@@ -25,7 +25,7 @@ from airhockey.learn.checkpoint import load_checkpoint
 KIND = "classifier"
 """The ``kind`` recorded in checkpoints of this model."""
 MODEL_FILE = "model.pt"
-"""The trained classifier in a classify run folder (the model after the last epoch)."""
+"""The trained classifier in a classify run folder (the weights of its best validation epoch)."""
 
 
 @dataclass(frozen=True)

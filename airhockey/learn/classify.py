@@ -7,7 +7,7 @@ both run the same model and the same schedule. ``classify_on_dataset`` trains on
 run folder:
 
     RUN/config.json    model and training settings, data split, labelled episodes, the command
-    RUN/model.pt       the classifier after the last epoch (``load_classifier(RUN)``)
+    RUN/model.pt       the classifier of the best validation epoch (``load_classifier(RUN)``)
     RUN/log.csv        one row per epoch: phase, training loss, validation accuracy, seconds
     RUN/metrics.json   test accuracy, overall and by position in the episode
 
@@ -61,7 +61,9 @@ class ClassifyConfig:
     lr: float = 1e-3
     """AdamW learning rate of the head, throughout."""
     encoder_lr: float = 1e-4
-    """AdamW learning rate of the encoder once unfrozen."""
+    """AdamW learning rate of the encoder once unfrozen, reached by a linear warm-up over the first
+    unfrozen epoch (a full step at once knocks the head's fixed standardisation off and can collapse
+    the classifier to one class)."""
     weight_decay: float = 1e-4
     """AdamW weight decay."""
     min_epoch_frames: int = 2048
@@ -71,6 +73,9 @@ class ClassifyConfig:
     """Train on every ``frame_stride``-th frame of each episode (validation and test read all)."""
     include_after_hit: bool = False
     """Train, validate and score on frames with a lit button too (they give the label away)."""
+    select_best: bool = True
+    """Keep the weights of the epoch with the best validation accuracy (validation episodes are
+    never tested on); False keeps the last epoch's."""
     seed: int = 0
     """Seed of the initial weights, the order of the frames and dropout."""
     device: str = "cpu"
@@ -142,7 +147,8 @@ def train_classifier(
     Returns:
         One row per epoch: ``epoch``, ``encoder_frozen``, ``train_loss``, ``train_accuracy`` (on
         the frames the epoch drew, in training mode), ``val_accuracy``, ``elapsed_s`` (training
-        seconds so far, validation not counted).
+        seconds so far, validation not counted). With ``config.select_best`` the model ends with
+        the weights of the first epoch of highest ``val_accuracy`` (``best_epoch(history)``).
     """
     from tqdm import tqdm
 
@@ -165,6 +171,9 @@ def train_classifier(
     features = _in_batches(model.encoder, train)  # (N, C, h, w)
     model.scaler.fit(features.flatten(1))
     elapsed = time.perf_counter() - start
+    best: tuple[float, dict[str, torch.Tensor]] | None = None
+    warmup_steps = -(-max(config.min_epoch_frames, len(train)) // config.batch_size)  # steps per epoch
+    encoder_group = optimizer.param_groups[1]
     bar = tqdm(total=config.epochs, desc=desc, disable=not progress, leave=False)
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)  # dropout
@@ -175,8 +184,10 @@ def train_classifier(
             start = time.perf_counter()
             order = _epoch_order(len(train), config.min_epoch_frames, rng)
             loss_sum = correct = 0.0
-            for i in range(0, len(order), config.batch_size):
+            for step, i in enumerate(range(0, len(order), config.batch_size)):
                 idx = order[i : i + config.batch_size]
+                if not frozen and epoch == config.freeze_epochs:  # warm-up of the encoder's rate
+                    encoder_group["lr"] = config.encoder_lr * (step + 1) / warmup_steps
                 if frozen:
                     y = torch.from_numpy(train.label[idx]).to(device)
                     logits = model.head(features[torch.from_numpy(idx).to(device)])  # (B, num_classes)
@@ -201,11 +212,25 @@ def train_classifier(
                     "elapsed_s": round(elapsed, 3),
                 }
             )
+            if (
+                config.select_best
+                and not math.isnan(val_accuracy)
+                and (best is None or val_accuracy > best[0])
+            ):
+                best = (val_accuracy, {k: v.detach().clone() for k, v in model.state_dict().items()})
             bar.set_postfix(loss=f"{loss_sum / len(order):.3f}", val=f"{val_accuracy:.3f}")
             bar.update()
     bar.close()
+    if best is not None:
+        model.load_state_dict(best[1])
     model.set_encoder_trainable(True)
     return history
+
+
+def best_epoch(history: list[dict[str, Any]]) -> int:
+    """The first epoch (1-based) of highest validation accuracy: the weights ``select_best`` keeps."""
+    scores = [-math.inf if math.isnan(row["val_accuracy"]) else row["val_accuracy"] for row in history]
+    return history[int(np.argmax(scores))]["epoch"]
 
 
 def position_accuracy(correct: NDArray[np.bool_], frames: FrameSet) -> dict[str, Any]:
@@ -284,7 +309,8 @@ def run_arm(
 
     Returns:
         The trained model, and its record: ``labelled_episodes``, ``episodes``, ``train_frames``,
-        ``seed``, ``history`` (see ``train_classifier``), ``train_seconds`` and the
+        ``seed``, ``history`` (see ``train_classifier``), ``train_seconds``, ``best_epoch`` (the
+        epoch whose weights were tested) and the
         ``score_classifier`` fields.
     """
     assert_disjoint(data.split.test, labelled, data.split.val)
@@ -299,6 +325,7 @@ def run_arm(
         "seed": config.seed,
         "history": history,
         "train_seconds": history[-1]["elapsed_s"],
+        "best_epoch": best_epoch(history) if config.select_best else len(history),
         **score_classifier(model, data.frames.of_episodes(data.split.test), config.include_after_hit),
     }
     return model, record

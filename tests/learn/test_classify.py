@@ -16,6 +16,7 @@ from airhockey.cli import app
 from airhockey.errors import UserError
 from airhockey.learn.classifier import ClassifierConfig, build_classifier, load_classifier
 from airhockey.learn.classify import (
+    best_epoch,
     classify_on_dataset,
     position_accuracy,
     predict,
@@ -80,6 +81,20 @@ def test_a_probe_schedule_never_changes_the_encoder(prepared, runs):
     train = prepared.frames.of_episodes(labelled)
     train_classifier(model, train, train, dataclasses.replace(SCHEDULE, freeze_epochs=2), progress=False)
     assert all(torch.equal(v, before[k]) for k, v in model.encoder.state_dict().items())
+
+
+@pytest.mark.parametrize("select_best", [True, False])
+def test_the_model_kept_is_the_best_validation_epochs_or_the_last(prepared, runs, select_best):
+    labelled = prepared.labelled(4, np.random.default_rng(2))
+    train = prepared.frames.of_episodes(labelled).usable(False, 2)
+    val = prepared.frames.of_episodes(prepared.split.val).usable(False)
+    config = dataclasses.replace(SCHEDULE, epochs=4, freeze_epochs=1, select_best=select_best)
+    model = build_classifier(model_config(prepared), seed=0, pretext=runs.pretext)
+    history = train_classifier(model, train, val, config, progress=False)
+    kept = float(np.mean(predict(model, val) == val.label))
+    scores = [h["val_accuracy"] for h in history]
+    assert kept == (max(scores) if select_best else scores[-1])
+    assert best_epoch(history) == 1 + scores.index(max(scores))
 
 
 def test_the_same_seed_gives_the_same_run_on_cpu(prepared, runs):

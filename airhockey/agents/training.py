@@ -8,6 +8,7 @@ A run folder holds everything needed to reproduce, resume and reload the run::
     curve.png                     success rate against env steps and wall-clock time
     model.zip                     the final model ...
     model_vecnormalize.pkl        ... and its VecNormalize statistics (load with load_policy(run))
+    model_actor.npz               ... and its deterministic actor as numpy arrays (for generation)
     checkpoint/                   the same two files and state.json, written at each evaluation
 
 Seeding: the network's initialisation and PPO's sampling follow ``seed``; environment ``i`` is
@@ -38,7 +39,8 @@ from stable_baselines3.common.vec_env import VecNormalize
 import airhockey
 from airhockey.agents import runlog
 from airhockey.agents.config import PPOHyperparams, load_hyperparams
-from airhockey.agents.evaluate import TRAIN_SEED_BASE, VALIDATION_SEED, evaluate
+from airhockey.agents.evaluation import TRAIN_SEED_BASE, VALIDATION_SEED, evaluate
+from airhockey.agents.files import PolicyFiles
 from airhockey.agents.policy import MODEL_FILE, AgentPolicy, one_torch_thread, stats_path
 from airhockey.agents.vec_env import ParallelVecEnv, env_fns
 from airhockey.envs import resolve_target_buttons
@@ -294,12 +296,15 @@ def _train_env_seed(seed: int, start_timesteps: int) -> int:
 
 
 def _save(model: PPO, venv: VecNormalize, path: Path) -> None:
-    """Saves the model zip and its VecNormalize statistics beside it, each replaced atomically."""
+    """Saves the model zip, its VecNormalize statistics and its numpy actor beside it, each
+    replaced atomically."""
     tmp = path.with_name("tmp_" + path.name)
     model.save(tmp)
     os.replace(tmp, path)
     venv.save(stats_path(tmp))
     os.replace(stats_path(tmp), stats_path(path))
+    files = PolicyFiles(path, stats_path(path))
+    AgentPolicy(model, venv, str(path)).actor().save(files.actor, files.sha256())
 
 
 def _write_atomic(path: Path, text: str) -> None:

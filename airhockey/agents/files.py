@@ -1,0 +1,82 @@
+"""Where a saved agent's files lie, and their identity; reading no file's contents and no torch.
+
+A saved agent is a stable-baselines3 PPO model zip and, beside it, the VecNormalize statistics it
+was trained with (``<name>.zip``, ``<name>_vecnormalize.pkl``); both unpickle Python objects when
+loaded, so load only files you trust. Training also writes the deterministic actor as plain arrays
+(``<name>_actor.npz``, see ``airhockey.agents.actor``), which ``airhockey generate`` reads without
+torch and without unpickling anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from airhockey.errors import UserError
+
+BUNDLED = "bundled"
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+BUNDLED_MODEL = ASSETS_DIR / "ppo_leftright.zip"
+"""The bundled agent, trained with target buttons ``leftright``."""
+MODEL_FILE = "model.zip"
+"""The final model's name in a run folder."""
+STATS_SUFFIX = "_vecnormalize.pkl"
+ACTOR_SUFFIX = "_actor.npz"
+
+
+def stats_path(model_path: Path) -> Path:
+    """The VecNormalize statistics saved beside a model zip: ``a/b.zip`` -> ``a/b_vecnormalize.pkl``."""
+    return model_path.with_name(model_path.stem + STATS_SUFFIX)
+
+
+def actor_path(model_path: Path) -> Path:
+    """The exported actor saved beside a model zip: ``a/b.zip`` -> ``a/b_actor.npz``."""
+    return model_path.with_name(model_path.stem + ACTOR_SUFFIX)
+
+
+@dataclass(frozen=True)
+class PolicyFiles:
+    """The files of a saved agent; finding them reads no file's contents."""
+
+    model: Path
+    """The stable-baselines3 PPO model zip."""
+    stats: Path
+    """The pickled VecNormalize holding the observation statistics."""
+
+    @property
+    def actor(self) -> Path:
+        """Where its exported actor lies, if it was exported (``<name>_actor.npz``)."""
+        return actor_path(self.model)
+
+    def sha256(self) -> str:
+        """Hex SHA-256 of the model's bytes followed by the statistics' bytes: the agent's identity."""
+        digest = hashlib.sha256()
+        for path in (self.model, self.stats):
+            digest.update(path.read_bytes())
+        return digest.hexdigest()
+
+
+def find_policy_files(policy: str | Path) -> PolicyFiles:
+    """Resolves ``"bundled"``, a run folder or a model zip to the agent's two files.
+
+    Raises:
+        UserError: when a file is missing.
+    """
+    if str(policy) == BUNDLED:
+        if not BUNDLED_MODEL.is_file():
+            raise UserError(
+                f"the bundled policy is not installed ({BUNDLED_MODEL} is missing); "
+                "train one with 'airhockey agent train' and pass its run folder with --policy"
+            )
+        model = BUNDLED_MODEL
+    else:
+        path = Path(policy).expanduser()
+        model = path / MODEL_FILE if path.is_dir() else path
+        if not model.is_file():
+            where = f"run folder {path} holds no {MODEL_FILE}" if path.is_dir() else f"{path} does not exist"
+            raise UserError(f"cannot load policy: {where}; pass 'bundled', a run folder or a model .zip")
+    stats = stats_path(model)
+    if not stats.is_file():
+        raise UserError(f"cannot load policy {model}: its normalisation statistics {stats.name} are missing")
+    return PolicyFiles(model, stats)
