@@ -29,7 +29,10 @@ class PPOHyperparams:
     n_epochs: int
     """Passes over each rollout."""
     learning_rate: float
-    """Adam step size (constant)."""
+    """Adam step size at the start of training."""
+    learning_rate_end: float | None
+    """Adam step size at the end of the run's timesteps, reached linearly from ``learning_rate``
+    (stable-baselines3's ``LinearSchedule``); null: constant."""
     gamma: float
     """Discount factor, also used by VecNormalize to scale rewards."""
     gae_lambda: float
@@ -67,6 +70,9 @@ class PPOHyperparams:
         for name in ("gamma", "gae_lambda"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise UserError(f"hyperparameter {name} must be in (0, 1], got {getattr(self, name)!r}")
+        end = self.learning_rate_end
+        if end is not None and end < 0:
+            raise UserError(f"hyperparameter learning_rate_end must be null or >= 0, got {end!r}")
         if self.activation_fn not in ACTIVATIONS:
             raise UserError(f"hyperparameter activation_fn must be one of {list(ACTIVATIONS)}")
         if not self.net_arch or min(self.net_arch) < 1:
@@ -116,6 +122,7 @@ class PPOHyperparams:
     def ppo_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``stable_baselines3.PPO`` (all but env, seed and device)."""
         import torch
+        from stable_baselines3.common.utils import LinearSchedule
 
         activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[self.activation_fn]
         return {
@@ -123,7 +130,9 @@ class PPOHyperparams:
             "n_steps": self.n_steps,
             "batch_size": self.batch_size,
             "n_epochs": self.n_epochs,
-            "learning_rate": self.learning_rate,
+            "learning_rate": self.learning_rate
+            if self.learning_rate_end is None
+            else LinearSchedule(self.learning_rate, self.learning_rate_end, 1.0),
             "gamma": self.gamma,
             "gae_lambda": self.gae_lambda,
             "clip_range": self.clip_range,

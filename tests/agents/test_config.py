@@ -29,6 +29,13 @@ def test_overrides_are_parsed_and_type_checked():
     assert hp.with_overrides(["gamma=1"]).gamma == 1.0  # ints are accepted for floats
 
 
+def test_a_learning_rate_end_makes_the_rate_fall_linearly_over_the_run():
+    hp = load_hyperparams().with_overrides(["learning_rate=4e-4", "learning_rate_end=0"])
+    schedule = hp.ppo_kwargs()["learning_rate"]  # of stable-baselines3's progress_remaining, 1 -> 0
+    assert [schedule(p) for p in (1.0, 0.5, 0.0)] == pytest.approx([4e-4, 2e-4, 0.0])
+    assert hp.with_overrides(["learning_rate_end=null"]).ppo_kwargs()["learning_rate"] == 4e-4
+
+
 @pytest.mark.parametrize(
     ("assignment", "message"),
     [
@@ -38,6 +45,7 @@ def test_overrides_are_parsed_and_type_checked():
         ("n_steps", "NAME=VALUE"),
         ("gamma=1.5", "must be in"),
         ("activation_fn=gelu", "activation_fn must be one of"),
+        ("learning_rate_end=-1e-4", "learning_rate_end must be null or >= 0"),
     ],
 )
 def test_bad_overrides_are_user_errors(assignment, message):
