@@ -30,7 +30,7 @@ ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0)}
 class MLPActor:
     """Observation normalisation, then ``tanh``/``relu`` hidden layers, then a linear action layer.
 
-    Picklable (plain arrays), so it travels to worker processes with the jobs.
+    Picklable (plain arrays), so it travels cheaply to generation worker processes.
     """
 
     obs_mean: NDArray[np.float64]
