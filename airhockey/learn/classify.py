@@ -228,8 +228,11 @@ def train_classifier(
 
 
 def best_epoch(history: list[dict[str, Any]]) -> int:
-    """The first epoch (1-based) of highest validation accuracy: the weights ``select_best`` keeps."""
+    """The first epoch (1-based) of highest validation accuracy: the weights ``select_best`` keeps
+    (the last epoch when no epoch was validated)."""
     scores = [-math.inf if math.isnan(row["val_accuracy"]) else row["val_accuracy"] for row in history]
+    if max(scores) == -math.inf:
+        return history[-1]["epoch"]
     return history[int(np.argmax(scores))]["epoch"]
 
 

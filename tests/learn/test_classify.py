@@ -97,6 +97,15 @@ def test_the_model_kept_is_the_best_validation_epochs_or_the_last(prepared, runs
     assert best_epoch(history) == 1 + scores.index(max(scores))
 
 
+def test_best_epoch_is_the_first_of_highest_validation_accuracy_or_the_last_without_any():
+    def rows(scores):
+        return [{"epoch": k + 1, "val_accuracy": v} for k, v in enumerate(scores)]
+
+    assert best_epoch(rows([0.5, 0.8, 0.7, 0.8])) == 2
+    assert best_epoch(rows([float("nan"), 0.6, float("nan")])) == 2
+    assert best_epoch(rows([float("nan")] * 3)) == 3
+
+
 def test_the_same_seed_gives_the_same_run_on_cpu(prepared, runs):
     labelled = prepared.labelled(4, np.random.default_rng(1))
     runs = [
