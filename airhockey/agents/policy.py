@@ -111,16 +111,13 @@ class AgentPolicy:
             raise UserError(
                 f"policy {self.name} is not a plain tanh/ReLU MLP; it cannot be exported to numpy"
             )
-        rms, space = self.normalizer.obs_rms, self.model.action_space
+        rms, space, norm = self.normalizer.obs_rms, self.model.action_space, self.normalizer
         return MLPActor(
-            obs_mean=np.asarray(rms.mean, np.float64).copy()
-            if self.normalizer.norm_obs
-            else np.zeros(STATE_SIZE),
-            obs_var=np.asarray(rms.var, np.float64).copy()
-            if self.normalizer.norm_obs
-            else np.ones(STATE_SIZE),
-            clip_obs=float(self.normalizer.clip_obs) if self.normalizer.norm_obs else math.inf,
-            epsilon=float(self.normalizer.epsilon) if self.normalizer.norm_obs else 0.0,
+            # Without observation normalisation, an identity scaling: mean 0, variance 1, no clip.
+            obs_mean=np.array(rms.mean, np.float64) if norm.norm_obs else np.zeros(STATE_SIZE),
+            obs_var=np.array(rms.var, np.float64) if norm.norm_obs else np.ones(STATE_SIZE),
+            clip_obs=float(norm.clip_obs) if norm.norm_obs else math.inf,
+            epsilon=float(norm.epsilon) if norm.norm_obs else 0.0,
             weights=tuple(m.weight.detach().cpu().numpy().T.astype(np.float32).copy() for m in linear),
             biases=tuple(m.bias.detach().cpu().numpy().astype(np.float32).copy() for m in linear),
             activation=names[kinds.pop()] if kinds else "tanh",

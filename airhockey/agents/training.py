@@ -9,7 +9,7 @@ A run folder holds everything needed to reproduce, resume and reload the run::
     model.zip                     the final model ...
     model_vecnormalize.pkl        ... and its VecNormalize statistics (load with load_policy(run))
     model_actor.npz               ... and its deterministic actor as numpy arrays (for generation)
-    checkpoint/                   the same two files and state.json, written at each evaluation
+    checkpoint/                   the same three files and state.json, written at each evaluation
 
 Seeding: the network's initialisation and PPO's sampling follow ``seed``; environment ``i`` is
 first reset with seed ``base + i``, ``base`` drawn from ``SeedSequence([seed, start_timesteps])``
