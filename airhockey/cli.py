@@ -181,7 +181,14 @@ def agent_train(
         f"({summary.steps_per_second:,.0f} steps/s); validation success {last.success_rate:.1%} "
         f"[{last.success_low:.1%}, {last.success_high:.1%}]"
     )
-    typer.echo(f"wrote {out}/ (model.zip, model_vecnormalize.pkl, eval.csv, curve.png)")
+    best = summary.best
+    typer.echo(
+        f"best validation success {best['success_rate']:.1%} at {int(best['timesteps']):,} steps "
+        f"({best['wall_seconds'] / 60:.1f} min): {out}/best/ (load it with --policy {out}/best)"
+    )
+    typer.echo(
+        f"wrote {out}/ (model.zip, model_vecnormalize.pkl, model_actor.npz, best/, eval.csv, curve.png)"
+    )
 
 
 @agent_app.command("eval")

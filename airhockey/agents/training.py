@@ -10,6 +10,7 @@ A run folder holds everything needed to reproduce, resume and reload the run::
     model_vecnormalize.pkl        ... and its VecNormalize statistics (load with load_policy(run))
     model_actor.npz               ... and its deterministic actor as numpy arrays (for generation)
     checkpoint/                   the same three files and state.json, written at each evaluation
+    best/                         the same for the evaluation with the highest success rate so far
 
 Seeding: the network's initialisation and PPO's sampling follow ``seed``; environment ``i`` is
 first reset with seed ``base + i``, ``base`` drawn from ``SeedSequence([seed, start_timesteps])``
@@ -42,7 +43,7 @@ from airhockey.agents.config import PPOHyperparams, load_hyperparams
 from airhockey.agents.evaluation import TRAIN_SEED_BASE, VALIDATION_SEED, evaluate
 from airhockey.agents.files import PolicyFiles
 from airhockey.agents.policy import MODEL_FILE, AgentPolicy, one_torch_thread, stats_path
-from airhockey.agents.vec_env import ParallelVecEnv, env_fns
+from airhockey.agents.vec_env import ParallelVecEnv, training_venv
 from airhockey.envs import resolve_target_buttons
 from airhockey.errors import UserError
 
@@ -51,6 +52,7 @@ COMMAND_FILE = "command.txt"
 CSV_FILE = "eval.csv"
 CURVE_FILE = "curve.png"
 CHECKPOINT_DIR = "checkpoint"
+BEST_DIR = "best"
 STATE_FILE = "state.json"
 # Settings a resumed run must share with the run it continues; the others may change.
 RUN_DEFINING = ("seed", "target_buttons", "eval_every", "eval_episodes", "hyperparams")
@@ -122,17 +124,23 @@ class TrainSummary:
     """Environment steps per second of this session's training, evaluations excluded."""
     rows: list[runlog.EvalRow]
     """The run's evaluations so far."""
+    best: dict[str, float]
+    """``timesteps``, ``wall_seconds`` and ``success_rate`` of the model in ``best/``: the first
+    evaluation with the run's highest validation success rate."""
 
 
 class _RunCallback(BaseCallback):
     """Evaluates, logs to CSV, checkpoints and drives the progress bar during ``PPO.learn``."""
 
-    def __init__(self, config: TrainConfig, venv: VecNormalize, wall_offset: float, last_eval: int) -> None:
+    def __init__(
+        self, config: TrainConfig, venv: VecNormalize, wall_offset: float, last_eval: int, best_rate: float
+    ) -> None:
         super().__init__()
         self.config = config
         self.venv = venv
         self.wall_offset = wall_offset
         self.last_eval = last_eval
+        self.best_rate = best_rate
         self.eval_seconds = 0.0
         self.start = time.perf_counter()
         self.bar: Any = None
@@ -167,7 +175,8 @@ class _RunCallback(BaseCallback):
             self.bar.close()
 
     def evaluate(self) -> None:
-        """Evaluates on the validation seeds, appends a CSV row and writes a checkpoint."""
+        """Evaluates on the validation seeds, appends a CSV row and writes a checkpoint, and the
+        best model when the success rate beats every earlier evaluation's."""
         begin, timesteps = time.perf_counter(), self.model.num_timesteps
         policy = AgentPolicy(self.model, self.venv, "training")
         result = evaluate(policy, self.config.eval_episodes, VALIDATION_SEED, self.config.target_buttons)
@@ -185,6 +194,11 @@ class _RunCallback(BaseCallback):
         _save(self.model, self.venv, self.config.out / CHECKPOINT_DIR / MODEL_FILE)
         state = {"timesteps": timesteps, "wall_seconds": row.wall_seconds}
         _write_atomic(self.config.out / CHECKPOINT_DIR / STATE_FILE, json.dumps(state))
+        if row.success_rate > self.best_rate:
+            _save(self.model, self.venv, self.config.out / BEST_DIR / MODEL_FILE)
+            best = {**state, "success_rate": row.success_rate}
+            _write_atomic(self.config.out / BEST_DIR / STATE_FILE, json.dumps(best))
+            self.best_rate = row.success_rate
         self.last_eval = timesteps
         self.eval_seconds += time.perf_counter() - begin
         if self.bar is not None:
@@ -208,6 +222,7 @@ def train(config: TrainConfig, command: str | None = None) -> TrainSummary:
     resume_state = _resume_state(config)
     start, wall_offset = resume_state or (0, 0.0)
     (out / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
+    (out / BEST_DIR).mkdir(exist_ok=True)
     with (out / COMMAND_FILE).open("a") as f:
         f.write((command if command is not None else shlex.join(sys.argv)) + "\n")
     if resume_state is None:
@@ -215,8 +230,12 @@ def train(config: TrainConfig, command: str | None = None) -> TrainSummary:
     else:
         runlog.keep_rows_until(out / CSV_FILE, start)
 
-    venv_fns = env_fns(config.hyperparams.n_envs, config.target_buttons)
-    with one_torch_thread(), contextlib.closing(ParallelVecEnv(venv_fns, config.workers)) as base_venv:
+    with (
+        one_torch_thread(),
+        contextlib.closing(
+            training_venv(config.hyperparams.n_envs, config.target_buttons, config.workers)
+        ) as base_venv,
+    ):
         model, venv = _build_model(config, base_venv, resume=resume_state is not None)
         env_seed = _train_env_seed(config.seed, start)
         # PPO seeds the global generators and the envs from the run seed; a resumed session must
@@ -224,7 +243,8 @@ def train(config: TrainConfig, command: str | None = None) -> TrainSummary:
         model.set_random_seed(env_seed)
         venv.seed(TRAIN_SEED_BASE + env_seed)
 
-        callback = _RunCallback(config, venv, wall_offset, last_eval=start if resume_state else -1)
+        best_rate = _best(out, start)["success_rate"] if resume_state else -1.0
+        callback = _RunCallback(config, venv, wall_offset, start if resume_state else -1, best_rate)
         learn_start = time.perf_counter()
         model.learn(
             config.timesteps - start,
@@ -239,8 +259,28 @@ def train(config: TrainConfig, command: str | None = None) -> TrainSummary:
     title = f"PPO on {airhockey.ENV_ID} ({config.target_buttons}), seed {config.seed}"
     runlog.plot_curve(rows, out / CURVE_FILE, title)
     return TrainSummary(
-        out, model.num_timesteps, callback.wall_seconds(), (model.num_timesteps - start) / learn_seconds, rows
+        out,
+        model.num_timesteps,
+        callback.wall_seconds(),
+        (model.num_timesteps - start) / learn_seconds,
+        rows,
+        _best(out, model.num_timesteps),
     )
+
+
+def _best(out: Path, until: int) -> dict[str, float]:
+    """The state of the run's best model, if saved at or before ``until`` steps; else (a resumed
+    run whose best model came from an evaluation after its checkpoint) it is removed and -1 given."""
+    state_file = out / BEST_DIR / STATE_FILE
+    try:
+        best = json.loads(state_file.read_text())
+        if best["timesteps"] <= until:
+            return best
+    except (OSError, ValueError, KeyError):
+        pass
+    for path in (out / BEST_DIR).iterdir():
+        path.unlink()
+    return {"timesteps": -1, "wall_seconds": 0.0, "success_rate": -1.0}
 
 
 def _resume_state(config: TrainConfig) -> tuple[int, float] | None:

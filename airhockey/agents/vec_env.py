@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 import multiprocessing as mp
+import time
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
@@ -26,6 +27,27 @@ import airhockey
 
 EnvFn = Callable[[], gym.Env]
 
+# What stable-baselines3's PPO reads of a step's infos: Monitor's episode summary, DummyVecEnv's
+# terminal observation and truncation flag, and the success flag it logs.
+SB3_INFO_KEYS = ("episode", "terminal_observation", "TimeLimit.truncated", "is_success")
+
+
+def _recv(conn: Connection, spin: float) -> Any:
+    """``conn.recv()``, after checking for up to ``spin`` seconds without sleeping: a process that
+    sleeps through the wait between two steps takes longer to wake than a step of the envs."""
+    if spin > 0:
+        deadline = time.perf_counter() + spin
+        while not conn.poll(0) and time.perf_counter() < deadline:
+            pass
+    return conn.recv()
+
+
+def _keep(infos: list[dict[str, Any]], keys: Sequence[str] | None) -> list[dict[str, Any]]:
+    """``infos`` with only ``keys`` (all of them for None)."""
+    if keys is None:
+        return infos
+    return [{k: info[k] for k in keys if k in info} for info in infos]
+
 
 def _make_env(target_buttons: str) -> gym.Env:
     return Monitor(gym.make(airhockey.ENV_ID, target_buttons=target_buttons))
@@ -36,13 +58,26 @@ def env_fns(n_envs: int, target_buttons: str) -> list[EnvFn]:
     return [functools.partial(_make_env, target_buttons) for _ in range(n_envs)]
 
 
-def _worker(remote: Connection, parent_remote: Connection, fns: list[EnvFn]) -> None:
+def training_venv(n_envs: int, target_buttons: str, workers: int) -> ParallelVecEnv:
+    """The training environments as ``airhockey agent train`` steps them: only the infos PPO reads
+    come back from workers, and each end of a worker's pipe spins for up to 1 ms before sleeping
+    (on the 2-core machine, 16 envs: 1.39x the steps/s of 1 worker, against 1.10x without)."""
+    return ParallelVecEnv(env_fns(n_envs, target_buttons), workers, info_keys=SB3_INFO_KEYS, spin=1e-3)
+
+
+def _worker(
+    remote: Connection,
+    parent_remote: Connection,
+    fns: list[EnvFn],
+    info_keys: Sequence[str] | None,
+    spin: float,
+) -> None:
     """Serves one group: calls a DummyVecEnv method per message and answers with its result."""
     parent_remote.close()
     venv = DummyVecEnv(fns)
     while True:
         try:
-            method, args, kwargs = remote.recv()
+            method, args, kwargs = _recv(remote, spin)
         except (EOFError, KeyboardInterrupt):
             break
         if method == "close":
@@ -54,15 +89,25 @@ def _worker(remote: Connection, parent_remote: Connection, fns: list[EnvFn]) -> 
         except Exception as err:  # handed to the parent, which re-raises it
             remote.send((err, None))
             continue
-        remote.send((result, venv.reset_infos))
+        reset_infos = venv.reset_infos
+        if method == "step":
+            # Auto-resets are the only step that changes reset_infos: send them only then.
+            reset_infos = reset_infos if result[2].any() else None
+            result = (*result[:3], _keep(result[3], info_keys))
+        remote.send((result, reset_infos))
 
 
 class _RemoteGroup:
     """The parent's handle on a group of environments served by ``_worker`` in another process."""
 
-    def __init__(self, fns: list[EnvFn], ctx: mp.context.BaseContext) -> None:
+    def __init__(
+        self, fns: list[EnvFn], ctx: mp.context.BaseContext, info_keys: Sequence[str] | None, spin: float
+    ) -> None:
         self.remote, work_remote = ctx.Pipe()
-        self.process = ctx.Process(target=_worker, args=(work_remote, self.remote, fns), daemon=True)
+        self.spin = spin
+        self.process = ctx.Process(
+            target=_worker, args=(work_remote, self.remote, fns, info_keys, spin), daemon=True
+        )
         self.process.start()
         work_remote.close()
         self.reset_infos: list[dict[str, Any]] = []
@@ -71,10 +116,11 @@ class _RemoteGroup:
         self.remote.send((method, args, kwargs))
 
     def receive(self) -> Any:
-        result, reset_infos = self.remote.recv()
+        result, reset_infos = _recv(self.remote, self.spin)
         if isinstance(result, Exception):
             raise result
-        self.reset_infos = reset_infos
+        if reset_infos is not None:
+            self.reset_infos = reset_infos
         return result
 
     def close(self) -> None:
@@ -86,8 +132,9 @@ class _RemoteGroup:
 class _LocalGroup:
     """A group stepped in this process, with the same send/receive interface as ``_RemoteGroup``."""
 
-    def __init__(self, fns: list[EnvFn]) -> None:
+    def __init__(self, fns: list[EnvFn], info_keys: Sequence[str] | None) -> None:
         self.venv = DummyVecEnv(fns)
+        self.info_keys = info_keys
         self._pending: tuple[str, tuple, dict] | None = None
 
     @property
@@ -101,7 +148,10 @@ class _LocalGroup:
         assert self._pending is not None
         method, args, kwargs = self._pending
         self._pending = None
-        return getattr(self.venv, method)(*args, **kwargs)
+        result = getattr(self.venv, method)(*args, **kwargs)
+        if method == "step":
+            result = (*result[:3], _keep(result[3], self.info_keys))
+        return result
 
     def close(self) -> None:
         self.venv.close()
@@ -120,9 +170,20 @@ class ParallelVecEnv(VecEnv):
         workers: processes that step environments, this one included; 1 runs all of them here.
         start_method: how worker processes start; default ``"forkserver"`` where the platform has
             it, else ``"spawn"`` (``"fork"`` is unsafe once torch has started its threads).
+        info_keys: the keys of each step's infos to return (``SB3_INFO_KEYS``: what PPO reads);
+            None returns them whole. Workers then pickle only these, which costs less than
+            stepping the environments (all of AirHockey-v0's keys: ~20 us per env and step).
+        spin: seconds each end of a worker's pipe checks for the next message before it sleeps.
     """
 
-    def __init__(self, fns: Sequence[EnvFn], workers: int, start_method: str | None = None) -> None:
+    def __init__(
+        self,
+        fns: Sequence[EnvFn],
+        workers: int,
+        start_method: str | None = None,
+        info_keys: Sequence[str] | None = None,
+        spin: float = 0.0,
+    ) -> None:
         if not 1 <= workers <= len(fns):
             raise ValueError(f"workers must be between 1 and the number of envs ({len(fns)}), got {workers}")
         bounds = [round(len(fns) * k / workers) for k in range(workers + 1)]
@@ -131,8 +192,9 @@ class ParallelVecEnv(VecEnv):
             start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
         ctx = mp.get_context(start_method)
         # Workers start first, so that they build their environments while this process builds its own.
-        remote = [_RemoteGroup(list(fns[part]), ctx) for part in self._slices[1:]]
-        local = _LocalGroup(list(fns[self._slices[0]]))
+        keys = None if info_keys is None else tuple(info_keys)
+        remote = [_RemoteGroup(list(fns[part]), ctx, keys, spin) for part in self._slices[1:]]
+        local = _LocalGroup(list(fns[self._slices[0]]), keys)
         self._groups: list[_LocalGroup | _RemoteGroup] = [local, *remote]
         super().__init__(len(fns), local.venv.observation_space, local.venv.action_space)
         self._actions: np.ndarray | None = None

@@ -24,6 +24,10 @@ RUN_FILES = (
     "checkpoint/model.zip",
     "checkpoint/model_vecnormalize.pkl",
     "checkpoint/state.json",
+    "best/model.zip",
+    "best/model_vecnormalize.pkl",
+    "best/model_actor.npz",
+    "best/state.json",
 )
 
 
@@ -97,6 +101,19 @@ def test_run_folder_model_zip_and_checkpoint_all_load(tiny_run):
     assert load_policy(tiny_run.run_dir / "checkpoint").model.num_timesteps == TINY_STEPS
 
 
+def best_row(summary: TrainSummary):
+    """The first evaluation with the highest success rate."""
+    return max(summary.rows, key=lambda r: (r.success_rate, -r.timesteps))
+
+
+def test_best_folder_holds_the_first_evaluation_with_the_top_success_rate(tiny_run):
+    best = best_row(tiny_run)
+    assert tiny_run.best["timesteps"] == best.timesteps
+    assert tiny_run.best["success_rate"] == best.success_rate
+    assert json.loads((tiny_run.run_dir / "best" / "state.json").read_text()) == tiny_run.best
+    assert load_policy(tiny_run.run_dir / "best").model.num_timesteps == best.timesteps
+
+
 def test_same_seed_same_run_whatever_the_workers_and_another_seed_differs(tiny_run, tmp_path):
     again = train(tiny_config(tmp_path / "again", workers=2), command="again")
     assert numbers(again) == numbers(tiny_run)
@@ -121,6 +138,19 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path):
     assert walls == sorted(walls)
     assert (run / "command.txt").read_text() == "first\nsecond\n"
     assert load_policy(run).model.num_timesteps == 256
+    assert resumed.best["timesteps"] == best_row(resumed).timesteps
+    assert load_policy(run / "best").model.num_timesteps == resumed.best["timesteps"]
+
+
+def test_resume_drops_a_best_model_saved_after_the_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config(run, timesteps=128), command="first")
+    state = run / "best" / "state.json"
+    # As if the run had died after saving a best model but before its checkpoint.
+    state.write_text(json.dumps({"timesteps": 999, "wall_seconds": 1.0, "success_rate": 1.0}))
+    resumed = train(tiny_config(run, timesteps=256, resume=True), command="second")
+    assert resumed.best["timesteps"] == 256, "the next evaluation after the checkpoint is the new best"
+    assert load_policy(run / "best").model.num_timesteps == 256
 
 
 def test_run_folder_conflicts_are_user_errors(tiny_run, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from airhockey.agents.vec_env import ParallelVecEnv, env_fns
+from airhockey.agents.vec_env import SB3_INFO_KEYS, ParallelVecEnv, env_fns
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,30 @@ def test_steps_match_dummy_vec_env_across_auto_resets(split_venv):
         dones += int(done.sum())
     assert dones > 0, "the steps should cross auto-resets"
     assert [i["target"] for i in split_venv.reset_infos] == [i["target"] for i in reference.reset_infos]
+
+
+def test_info_keys_keep_only_what_ppo_reads_in_every_group_with_spinning_pipes():
+    full = DummyVecEnv(env_fns(3, "leftright"))
+    slim = ParallelVecEnv(env_fns(3, "leftright"), workers=2, info_keys=SB3_INFO_KEYS, spin=1e-3)
+    try:
+        for venv in (full, slim):
+            venv.seed(5)
+            venv.reset()
+        episodes = 0
+        for action in np.random.default_rng(1).uniform(-1, 1, (120, 3, 2)).astype(np.float32):
+            obs, _, done, infos = slim.step(action)
+            ref_obs, _, _, ref_infos = full.step(action)
+            np.testing.assert_array_equal(obs, ref_obs)
+            for info, ref in zip(infos, ref_infos, strict=True):
+                assert info.keys() == {k for k in SB3_INFO_KEYS if k in ref}
+                assert info["is_success"] == ref["is_success"]
+                if "episode" in ref:
+                    episodes += 1
+                    assert info["episode"]["r"] == ref["episode"]["r"]
+                    np.testing.assert_array_equal(info["terminal_observation"], ref["terminal_observation"])
+        assert episodes > 0, "the steps should end episodes in both groups"
+    finally:
+        slim.close()
 
 
 def test_attributes_and_methods_reach_the_right_environments(split_venv):
