@@ -89,7 +89,10 @@ def env_info() -> None:
 def env_preview(
     out: Annotated[Path, typer.Option(help="Video file to write: .mp4 or .gif.")] = Path("preview.mp4"),
     policy: Annotated[
-        str, typer.Option(help="'random', 'bundled' (the shipped agent) or the path of a saved agent.")
+        str,
+        typer.Option(
+            help="'random', 'bundled' or 'bundled-all' (the shipped agents) or the path of a saved agent."
+        ),
     ] = "random",
     episodes: Annotated[int, typer.Option(min=1, help="Episodes to play, one after another.")] = 3,
     seed: Annotated[int, typer.Option(help="Reset seed of the first episode; the next ones follow.")] = 0,
@@ -127,10 +130,12 @@ def env_preview(
 # --------------------------------------------------------------------------------------- agent
 # (agent commands: train, eval, record)
 PolicyOption = Annotated[
-    str,
+    str | None,
     typer.Option(
-        help="'bundled' (the shipped agent), a run folder or a model .zip. "
-        "Loading unpickles the files, which can run code: pass only files you trust."
+        help="'bundled' or 'bundled-all' (the shipped agents, for targets leftright and all), a run "
+        "folder or a model .zip; default: the bundled agent for --targets. "
+        "Loading unpickles the files, which can run code: pass only files you trust.",
+        show_default=False,
     ),
 ]
 TargetsOption = Annotated[str, typer.Option(help="Target buttons: 'leftright' or 'all'.")]
@@ -194,7 +199,7 @@ def agent_train(
 @agent_app.command("eval")
 @user_errors
 def agent_eval(
-    policy: PolicyOption = "bundled",
+    policy: PolicyOption = None,
     episodes: Annotated[int, typer.Option(min=1, help="Episodes, one seed each.")] = 100,
     seed: Annotated[
         int, typer.Option(min=0, help="First reset seed; 1,000,000 up are never used in training.")
@@ -203,8 +208,9 @@ def agent_eval(
 ) -> None:
     """Print the success rate (95% interval), the target x hit-button table and the mean length."""
     from airhockey.agents import evaluate, load_policy
+    from airhockey.agents.files import bundled_for
 
-    loaded = load_policy(policy)
+    loaded = load_policy(policy or bundled_for(targets))
     result = evaluate(loaded, episodes, seed, targets)
     typer.echo(f"policy:          {loaded.name} (sha256 {loaded.sha256})")
     typer.echo(f"targets:         {targets}")
@@ -214,14 +220,16 @@ def agent_eval(
 @agent_app.command("record")
 @user_errors
 def agent_record(
-    policy: PolicyOption = "bundled",
+    policy: PolicyOption = None,
     out: Annotated[Path, typer.Option(help="Video file to write: .mp4 or .gif.")] = Path("agent.mp4"),
     episodes: Annotated[int, typer.Option(min=1, help="Episodes to play, one after another.")] = 3,
     seed: Annotated[int, typer.Option(help="Reset seed of the first episode; the next ones follow.")] = 0,
     targets: TargetsOption = "leftright",
 ) -> None:
     """Play a few episodes with an agent and write them as one video (256x256, top camera)."""
-    env_preview(out=out, policy=policy, episodes=episodes, seed=seed, targets=targets)
+    from airhockey.agents.files import bundled_for
+
+    env_preview(out=out, policy=policy or bundled_for(targets), episodes=episodes, seed=seed, targets=targets)
 
 
 # --------------------------------------------------------------------------------------- generate / data
@@ -246,12 +254,14 @@ def generate_command(
         ),
     ] = "leftright",
     policy: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="'bundled' (the shipped agent), a saved agent's run folder or model .zip (unpickled: "
-            "pass only files you trust), or 'scripted' (a hand-written baseline controller)."
+            help="'bundled' or 'bundled-all' (the shipped agents, for targets leftright and all), a saved "
+            "agent's run folder or model .zip (unpickled: pass only files you trust), or 'scripted' (a "
+            "hand-written baseline controller); default: the bundled agent for --labels.",
+            show_default=False,
         ),
-    ] = "bundled",
+    ] = None,
     shard_size: Annotated[int, typer.Option(min=1, help="Episodes per shard file.")] = 50,
     resume: Annotated[
         bool, typer.Option(help="Complete an interrupted run in OUT_DIR; give the same arguments.")

@@ -16,9 +16,13 @@ from pathlib import Path
 from airhockey.errors import UserError
 
 BUNDLED = "bundled"
+"""The name of the bundled agent trained with target buttons ``leftright`` (0 and 4)."""
+BUNDLED_ALL = "bundled-all"
+"""The name of the bundled agent trained with target buttons ``all`` (any of the five)."""
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
-BUNDLED_MODEL = ASSETS_DIR / "ppo_leftright.zip"
-"""The bundled agent, trained with target buttons ``leftright``."""
+BUNDLED_MODELS = {BUNDLED: ASSETS_DIR / "ppo_leftright.zip", BUNDLED_ALL: ASSETS_DIR / "ppo_all.zip"}
+"""The bundled agents' model zips, by name."""
+BUNDLED_MODEL = BUNDLED_MODELS[BUNDLED]
 MODEL_FILE = "model.zip"
 """The final model's name in a run folder."""
 STATS_SUFFIX = "_vecnormalize.pkl"
@@ -57,25 +61,32 @@ class PolicyFiles:
         return digest.hexdigest()
 
 
+def bundled_for(targets: str) -> str:
+    """The name of the bundled agent trained for the target preset ``targets``."""
+    return BUNDLED_ALL if targets == "all" else BUNDLED
+
+
 def find_policy_files(policy: str | Path) -> PolicyFiles:
-    """Resolves ``"bundled"``, a run folder or a model zip to the agent's two files.
+    """Resolves ``"bundled"``, ``"bundled-all"``, a run folder or a model zip to the agent's two files.
 
     Raises:
         UserError: when a file is missing.
     """
-    if str(policy) == BUNDLED:
-        if not BUNDLED_MODEL.is_file():
+    if str(policy) in BUNDLED_MODELS:
+        model = BUNDLED_MODELS[str(policy)]
+        if not model.is_file():
             raise UserError(
-                f"the bundled policy is not installed ({BUNDLED_MODEL} is missing); "
+                f"the bundled policy {str(policy)!r} is not installed ({model} is missing); "
                 "train one with 'airhockey agent train' and pass its run folder with --policy"
             )
-        model = BUNDLED_MODEL
     else:
         path = Path(policy).expanduser()
         model = path / MODEL_FILE if path.is_dir() else path
         if not model.is_file():
             where = f"run folder {path} holds no {MODEL_FILE}" if path.is_dir() else f"{path} does not exist"
-            raise UserError(f"cannot load policy: {where}; pass 'bundled', a run folder or a model .zip")
+            raise UserError(
+                f"cannot load policy: {where}; pass 'bundled', 'bundled-all', a run folder or a model .zip"
+            )
     stats = stats_path(model)
     if not stats.is_file():
         raise UserError(f"cannot load policy {model}: its normalisation statistics {stats.name} are missing")

@@ -24,7 +24,9 @@ from stable_baselines3.common.vec_env import VecNormalize
 from airhockey.agents.actor import MLPActor
 from airhockey.agents.files import (
     BUNDLED,
+    BUNDLED_ALL,
     BUNDLED_MODEL,
+    BUNDLED_MODELS,
     MODEL_FILE,
     PolicyFiles,
     find_policy_files,
@@ -35,7 +37,9 @@ from airhockey.errors import UserError
 
 __all__ = [
     "BUNDLED",
+    "BUNDLED_ALL",
     "BUNDLED_MODEL",
+    "BUNDLED_MODELS",
     "MODEL_FILE",
     "AgentPolicy",
     "PolicyFiles",
@@ -136,7 +140,8 @@ def load_policy(policy: str | Path = BUNDLED, device: str = "cpu") -> AgentPolic
     Loading unpickles the files, which can run code: pass only paths you trust.
 
     Args:
-        policy: ``"bundled"`` (the agent shipped in ``airhockey/assets/``), a training run folder
+        policy: ``"bundled"`` or ``"bundled-all"`` (the agents shipped in ``airhockey/assets/``, trained
+            for target buttons ``leftright`` and ``all``), a training run folder
             (its final ``model.zip``) or a model zip with its ``_vecnormalize.pkl`` beside it.
         device: torch device for the network.
 
@@ -164,7 +169,7 @@ def load_policy(policy: str | Path = BUNDLED, device: str = "cpu") -> AgentPolic
             f"cannot load policy {files.model}: it observes shape {model.observation_space.shape}, "
             f"not the ({STATE_SIZE},) AirHockey-v0 state"
         )
-    name = BUNDLED if str(policy) == BUNDLED else str(files.model)
+    name = str(policy) if str(policy) in BUNDLED_MODELS else str(files.model)
     return AgentPolicy(model, normalizer, name, files.sha256())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from airhockey.agents.files import bundled_for
 from airhockey.errors import UserError
 from airhockey.generate.records import LABEL_MODES, LABEL_NAMES
 
@@ -29,8 +30,10 @@ class GenerateConfig:
     labels: str = "leftright"
     """``leftright``: classes left/right (buttons 0 and 4), other outcomes discarded;
     ``all``: class k is button k, misses discarded."""
-    policy: str = "bundled"
-    """``bundled``, the path of a saved agent, or ``scripted`` (the baseline controller)."""
+    policy: str | None = None
+    """``bundled`` (the agent trained for buttons 0 and 4), ``bundled-all`` (for any button), the
+    path of a saved agent, or ``scripted`` (the baseline controller); None: the bundled agent
+    trained for ``labels``."""
     shard_size: int = 50
     """Episodes per shard file (the last shard may hold fewer)."""
     lockstep_envs: int = 32
@@ -45,6 +48,8 @@ class GenerateConfig:
             raise UserError(f"labels must be one of {sorted(LABEL_MODES)}, got {self.labels!r}")
         if not 0 <= self.seed < 2**63:
             raise UserError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.policy is None:
+            object.__setattr__(self, "policy", bundled_for(self.labels))
 
     @property
     def label_names(self) -> tuple[str, ...]:

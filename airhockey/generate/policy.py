@@ -9,7 +9,7 @@ stable-baselines3 (which needs the ``agent`` extra and unpickles the files).
 from __future__ import annotations
 
 from airhockey.agents.actor import MLPActor
-from airhockey.agents.files import BUNDLED, find_policy_files
+from airhockey.agents.files import BUNDLED_MODELS, find_policy_files
 from airhockey.errors import UserError
 from airhockey.generate.rollout import Policy
 from airhockey.generate.scripted import ScriptedPolicy
@@ -18,7 +18,7 @@ SCRIPTED = "scripted"
 
 
 def load_policy(spec: str) -> Policy:
-    """The policy named by ``spec``: ``scripted``, ``bundled`` or the path of a saved agent.
+    """The policy named by ``spec``: ``scripted``, ``bundled``, ``bundled-all`` or a saved agent's path.
 
     Raises:
         UserError: when the agent cannot be loaded.
@@ -26,7 +26,7 @@ def load_policy(spec: str) -> Policy:
     if spec == SCRIPTED:
         return ScriptedPolicy()
     files = find_policy_files(spec)
-    name = BUNDLED if spec == BUNDLED else str(files.model)
+    name = spec if spec in BUNDLED_MODELS else str(files.model)
     if files.actor.is_file():
         actor, source = MLPActor.load(files.actor, name)
         if source == files.sha256():

@@ -16,6 +16,7 @@ def test_train_then_eval_then_record(tmp_path):
     result = runner.invoke(app, [*args, *tiny, "--eval-every", "0", "--eval-episodes", "2", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "trained 64 steps" in result.stdout and (run / "model.zip").is_file()
+    assert f"--policy {run}/best" in result.stdout and (run / "best" / "model.zip").is_file()
 
     result = runner.invoke(app, ["agent", "eval", "--policy", str(run), "--episodes", "4", "--seed", "5"])
     assert result.exit_code == 0, result.output

@@ -47,7 +47,7 @@ def test_info_keys_keep_only_what_ppo_reads_in_every_group_with_spinning_pipes()
             venv.reset()
         episodes = 0
         for action in np.random.default_rng(1).uniform(-1, 1, (120, 3, 2)).astype(np.float32):
-            obs, _, done, infos = slim.step(action)
+            obs, _, _, infos = slim.step(action)
             ref_obs, _, _, ref_infos = full.step(action)
             np.testing.assert_array_equal(obs, ref_obs)
             for info, ref in zip(infos, ref_infos, strict=True):

@@ -89,6 +89,16 @@ def test_all_labels_mode_labels_each_button(tmp_path):
     assert episodes.label_names == ["button0", "button1", "button2", "button3", "button4"]
 
 
+def test_default_policy_is_the_bundled_agent_trained_for_the_labels(tmp_path):
+    assert GenerateConfig(episodes=1).policy == "bundled"
+    assert GenerateConfig(episodes=1, labels="all").policy == "bundled-all"
+    config = GenerateConfig(episodes=5, labels="all", shard_size=5, width=32, height=32)
+    manifest = generate(config, tmp_path / "all", workers=1, progress=False)
+    assert manifest["config"]["policy"] == "bundled-all"
+    assert manifest["policy"]["name"] == "ppo_all.zip"
+    assert sorted(open_shards(tmp_path / "all").table()["label"].tolist()) == [0, 1, 2, 3, 4]
+
+
 class IdlePolicy:
     """Never moves the bar, so never hits a button."""
 
