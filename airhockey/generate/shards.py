@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import hashlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -102,6 +103,15 @@ class EpisodeShards(Sequence[Episode]):
     def label_names(self) -> list[str]:
         """Class names, by label."""
         return list(self.attrs.get("label_names", []))
+
+    @property
+    def fingerprint(self) -> str | None:
+        """SHA-256 of the shards' SHA-256s in dataset order, from the manifest: equal for datasets
+        with the same bytes, and computed without reading the shards; None without a manifest."""
+        shards = self.attrs.get("shards")
+        if not shards:
+            return None
+        return hashlib.sha256("".join(entry["sha256"] for entry in shards).encode()).hexdigest()
 
     def _shard(self, shard: int) -> _OpenShard:
         """A shard, opened in this process on first use."""

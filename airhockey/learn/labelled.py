@@ -84,8 +84,9 @@ def classifier_split(
     """The by-episode split of a dataset for classifiers: the pretext run's own, when there is one.
 
     The split is ``split_episodes(labels, seed=...)`` with the pretext run's ``split_seed``, as
-    ``train_pretext`` makes it from a dataset; where the run folder records its episodes, they are
-    checked to be this split, so that the test episodes are ones the pretext run never read.
+    ``train_pretext`` makes it from a dataset; where the run folder records its dataset's
+    fingerprint (``EpisodeShards.fingerprint``) and its episodes, they are checked to be this
+    dataset's and this split, so that the test episodes are ones the pretext run never read.
 
     Args:
         episodes: the dataset.
@@ -104,6 +105,13 @@ def classifier_split(
     recorded = run_folder(pretext) / "config.json" if pretext is not None else None
     if recorded is not None and recorded.is_file():
         data = json.loads(recorded.read_text()).get("data", {})
+        fingerprint = data.get("fingerprint")
+        if fingerprint and episodes.fingerprint and fingerprint != episodes.fingerprint:
+            raise UserError(
+                f"the pretext run {str(pretext)!r} was trained on another dataset ({data.get('path')!r}, "
+                f"fingerprint {fingerprint[:12]}, this one's {episodes.fingerprint[:12]}): pass the "
+                "dataset it was trained on"
+            )
         for part in ("train", "val", "test"):
             stored = data.get(f"{part}_episodes")
             if stored is not None and sorted(stored) != getattr(split, part).tolist():

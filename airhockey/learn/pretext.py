@@ -285,6 +285,7 @@ def _dataset_clips(
         )
     info = {
         "path": str(path),
+        "fingerprint": episodes.fingerprint,
         "split_seed": config.split_seed,
         **{f"{part}_episodes": getattr(split, part).tolist() for part in ("train", "val", "test")},
     }

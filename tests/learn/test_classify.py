@@ -177,6 +177,23 @@ def test_the_split_is_the_pretext_runs_and_test_episodes_are_never_trained_on(pr
         ClassifierData.load(recorded["path"], moved)
 
 
+def test_a_pretext_run_refuses_another_dataset_with_the_same_split(runs, tmp_path):
+    from airhockey.generate import open_shards
+
+    recorded = json.loads((runs.pretext / "config.json").read_text())["data"]
+    assert recorded["fingerprint"] == open_shards(runs.data).fingerprint
+    # Another dataset with the same labels in the same order (so the same split): here a copy
+    # whose manifest lists other bytes for one shard.
+    other = tmp_path / "other"
+    shutil.copytree(runs.data, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["shards"][0]["sha256"] = "0" * 64
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    assert open_shards(other).fingerprint != recorded["fingerprint"]
+    with pytest.raises(UserError, match="trained on another dataset"):
+        ClassifierData.load(other, runs.pretext)
+
+
 def test_frames_with_a_lit_button_are_left_out_unless_asked_for(prepared):
     frames = prepared.frames
     assert frames.after_hit.any()
