@@ -25,6 +25,7 @@ import os
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +59,7 @@ def main() -> None:
     gl = {name: os.environ.get(name) for name in ("MUJOCO_GL", "LP_NUM_THREADS")}
     print(f"policy: {policy}; {gl}")
 
-    env = gym.make(airhockey.ENV_ID, width=args.size, height=args.size)
-    env.reset(seed=0)
-    renderer = mujoco.Renderer(env.unwrapped.model, args.size, args.size)
-
-    def raw_render() -> None:
-        renderer.update_scene(env.unwrapped.data, camera="top")
-        renderer.render()
+    raw_render = raw_renderer(args.size)
 
     # This machine's speed drifts by tens of percent over minutes (shared virtual cores), so the
     # raw rate is measured before and after each generate run, and the highest is the limit: the
@@ -116,18 +111,27 @@ def main() -> None:
     )
 
 
-def _raw_render_worker(size: int, frames: int, barrier: Any, rates: Any, slot: int) -> None:
+def raw_renderer(size: int, seed: int = 0) -> Callable[[], None]:
+    """The raw render: one frame of the env's model at ``size``, with MuJoCo's own Renderer."""
     env = gym.make(airhockey.ENV_ID, width=size, height=size)
-    env.reset(seed=slot)
+    env.reset(seed=seed)
     renderer = mujoco.Renderer(env.unwrapped.model, size, size)
-    for _ in range(200):  # warm-up
+
+    def render() -> None:
         renderer.update_scene(env.unwrapped.data, camera="top")
         renderer.render()
+
+    return render
+
+
+def _raw_render_worker(size: int, frames: int, barrier: Any, rates: Any, slot: int) -> None:
+    render = raw_renderer(size, seed=slot)
+    for _ in range(200):  # warm-up
+        render()
     barrier.wait()
     start = time.perf_counter()
     for _ in range(frames):
-        renderer.update_scene(env.unwrapped.data, camera="top")
-        renderer.render()
+        render()
     rates[slot] = frames / (time.perf_counter() - start)
 
 

@@ -42,11 +42,13 @@ def _recv(conn: Connection, spin: float) -> Any:
     return conn.recv()
 
 
-def _keep(infos: list[dict[str, Any]], keys: Sequence[str] | None) -> list[dict[str, Any]]:
-    """``infos`` with only ``keys`` (all of them for None)."""
-    if keys is None:
-        return infos
-    return [{k: info[k] for k in keys if k in info} for info in infos]
+def _call(venv: DummyVecEnv, method: str, args: tuple, kwargs: dict, info_keys: Sequence[str] | None) -> Any:
+    """``venv.method(*args, **kwargs)``; a step's infos keep only ``info_keys`` (all for None)."""
+    result = getattr(venv, method)(*args, **kwargs)
+    if method == "step" and info_keys is not None:
+        obs, rewards, dones, infos = result
+        result = (obs, rewards, dones, [{k: info[k] for k in info_keys if k in info} for info in infos])
+    return result
 
 
 def _make_env(target_buttons: str) -> gym.Env:
@@ -85,16 +87,13 @@ def _worker(
             remote.close()
             break
         try:
-            result = getattr(venv, method)(*args, **kwargs)
+            result = _call(venv, method, args, kwargs, info_keys)
         except Exception as err:  # handed to the parent, which re-raises it
             remote.send((err, None))
             continue
-        reset_infos = venv.reset_infos
-        if method == "step":
-            # Auto-resets are the only step that changes reset_infos: send them only then.
-            reset_infos = reset_infos if result[2].any() else None
-            result = (*result[:3], _keep(result[3], info_keys))
-        remote.send((result, reset_infos))
+        # Auto-resets are the only steps that change reset_infos: a step sends them only then.
+        changed = method != "step" or result[2].any()
+        remote.send((result, venv.reset_infos if changed else None))
 
 
 class _RemoteGroup:
@@ -148,10 +147,7 @@ class _LocalGroup:
         assert self._pending is not None
         method, args, kwargs = self._pending
         self._pending = None
-        result = getattr(self.venv, method)(*args, **kwargs)
-        if method == "step":
-            result = (*result[:3], _keep(result[3], self.info_keys))
-        return result
+        return _call(self.venv, method, args, kwargs, self.info_keys)
 
     def close(self) -> None:
         self.venv.close()
