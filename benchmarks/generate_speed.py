@@ -6,11 +6,17 @@ end-to-end labelled frames/s of ``generate`` with 1 and 2 workers (wall clock fr
 finished manifest: worker start-up, policy, physics, rendering, compression and writing all count)
 and their ratio to raw rate x workers (target >= 0.7 with 2 workers), the summed raw render rate of
 two processes rendering at once (what two cores of this machine give together), and the clips/s of a
-shuffled clip DataLoader with 2 workers over the result. On a machine shared with other work the
-wall-clock ratios understate; the CPU columns (CPU time of this process and its workers, per frame
-and as a ratio to the raw render's CPU time per frame) are what other load disturbs least.
+shuffled clip DataLoader with 2 workers over the result.
 
-    python benchmarks/generate_speed.py [--episodes 1000] [--size 64] [--policy auto]
+This machine's speed drifts by tens of percent from one minute to the next, so each generate run
+is paired with the raw rate measured just before and just after it: its ratio is to the mean of
+those two, and the whole sequence (raw, 1 worker, raw, 2 workers, raw) is repeated ``--repeats``
+times; the table gives the median and the range over the repeats, and, as the least favourable
+reading, each median rate against the highest raw rate seen in the whole run. The CPU columns (CPU
+time of this process and its workers per frame, and the raw render's CPU time per frame over it)
+are what other load disturbs least.
+
+    python benchmarks/generate_speed.py [--episodes 1000] [--repeats 3] [--size 64] [--policy auto]
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import argparse
 import multiprocessing
 import os
 import resource
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,6 +42,9 @@ from common import print_table, rate
 
 from airhockey.errors import UserError
 from airhockey.generate import GenerateConfig, generate, policy_identity
+
+RAW_FRAMES = 2000
+"""Frames per raw render measurement (best of 3 timings)."""
 
 
 def choose_policy(spec: str) -> str:
@@ -51,6 +61,7 @@ def choose_policy(spec: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--episodes", type=int, default=1000, help="labelled episodes per generate run")
+    parser.add_argument("--repeats", type=int, default=3, help="times the raw/generate sequence is run")
     parser.add_argument("--size", type=int, default=64, help="frame width and height in pixels")
     parser.add_argument("--policy", default="auto", help="'auto', 'bundled', 'scripted' or a path")
     parser.add_argument("--clip", type=int, default=10, help="frames per clip for the DataLoader")
@@ -60,53 +71,76 @@ def main() -> None:
     print(f"policy: {policy}; {gl}")
 
     raw_render = raw_renderer(args.size)
+    raw_cpus: list[float] = []
 
-    # This machine's speed drifts by tens of percent over minutes (shared virtual cores), so the
-    # raw rate is measured before and after each generate run, and the highest is the limit: the
-    # ratios are then the least favourable the run allows.
-    raws, raw_cpus = [], []
-
-    def measure_raw() -> None:
+    def measure_raw() -> float:
         start = cpu_seconds()
-        raws.append(rate(raw_render, 2000))
-        raw_cpus.append((cpu_seconds() - start) / (3 * 2000))  # rate() makes 3 timings of 2000 frames
+        frames_per_s = rate(raw_render, RAW_FRAMES)
+        raw_cpus.append((cpu_seconds() - start) / (3 * RAW_FRAMES))  # rate() times it 3 times
+        return frames_per_s
 
-    measure_raw()
-    together = raw_render_together(2, args.size)
     config = GenerateConfig(args.episodes, width=args.size, height=args.size, policy=policy)
-    results = []
+    raws = [measure_raw()]
+    runs: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+    together = []
     with tempfile.TemporaryDirectory() as tmp:
-        for workers in (1, 2):
-            start, start_cpu = time.perf_counter(), cpu_seconds()
-            manifest = generate(config, Path(tmp) / f"w{workers}", workers=workers, progress=False)
-            frames_per_s = manifest["frames"] / (time.perf_counter() - start)
-            cpu_per_frame = (cpu_seconds() - start_cpu) / manifest["frames"]
-            discarded = sum(manifest["discards"].values()) / manifest["attempts"]
-            results.append((workers, frames_per_s, cpu_per_frame, discarded))
-            measure_raw()
-        clips = clip_rate(Path(tmp) / "w1", args.clip)
-    raw, raw_cpu = max(raws), min(raw_cpus)
+        for repeat in range(args.repeats):
+            for workers in (1, 2):
+                out = Path(tmp) / f"w{workers}-{repeat}"
+                start, start_cpu = time.perf_counter(), cpu_seconds()
+                manifest = generate(config, out, workers=workers, progress=False)
+                frames_per_s = manifest["frames"] / (time.perf_counter() - start)
+                cpu_per_frame = (cpu_seconds() - start_cpu) / manifest["frames"]
+                raws.append(measure_raw())
+                runs[workers].append(
+                    {
+                        "rate": frames_per_s,
+                        "ratio": frames_per_s / (workers * (raws[-2] + raws[-1]) / 2),
+                        "cpu": cpu_per_frame,
+                        "discarded": sum(manifest["discards"].values()) / manifest["attempts"],
+                    }
+                )
+            together.append(raw_render_together(2, args.size) / (2 * raws[-1]))
+        clips = clip_rate(Path(tmp) / "w1-0", args.clip)
+    best_raw, raw_cpu = max(raws), min(raw_cpus)
+
+    def spread(values: list[float], fmt: str = "{:.2f}") -> str:
+        low, mid, high = (fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
+        return f"{mid} ({low}-{high})"
+
     rows: list[list[object]] = [
-        ["raw render, 1 process (limit: best of 3 runs)", raw, "1.00", 1e6 * raw_cpu, "1.00", ""],
-        ["raw render, 2 processes at once (sum)", together, f"{together / raw / 2:.2f}", "", "", ""],
+        ["raw render, 1 process", spread(raws, "{:,.1f}"), "1.00", "", 1e6 * raw_cpu, "1.00", ""],
+        ["raw render, 2 processes at once (sum)", "", spread(together), "", "", "", ""],
     ]
-    for workers, frames_per_s, cpu_per_frame, discarded in results:
+    for workers, results in runs.items():
+        rates = [r["rate"] for r in results]
+        cpu = statistics.median(r["cpu"] for r in results)
+        discarded = statistics.median(r["discarded"] for r in results)
         rows.append(
             [
                 f"generate, {workers} worker(s), {discarded:.0%} of attempts discarded",
-                frames_per_s,
-                f"{frames_per_s / (raw * workers):.2f}",
-                1e6 * cpu_per_frame,
-                f"{raw_cpu / cpu_per_frame:.2f}",
+                spread(rates, "{:,.1f}"),
+                spread([r["ratio"] for r in results]),
+                f"{statistics.median(rates) / (workers * best_raw):.2f}",
+                1e6 * cpu,
+                f"{raw_cpu / cpu:.2f}",
                 ">= 0.7" if workers == 2 else "",
             ]
         )
-    rows.append(["clip DataLoader, 2 workers (clips/s)", clips, "", "", "", ""])
-    print(f"raw render runs (frames/s): {', '.join(f'{r:,.1f}' for r in raws)}")
-
+    rows.append(["clip DataLoader, 2 workers (clips/s)", f"{clips:,.1f}", "", "", "", "", ""])
+    print(f"raw render runs (frames/s, in order): {', '.join(f'{r:,.1f}' for r in raws)}")
     print_table(
-        f"generate speed, {args.size}x{args.size} frames, {args.episodes} episodes, policy {policy}",
-        ["measure", "frames/s", "ratio to raw x workers", "CPU us/frame", "CPU ratio", "target"],
+        f"generate speed, {args.size}x{args.size} frames, {args.episodes} episodes per run, "
+        f"{args.repeats} repeats, policy {policy}; median (range)",
+        [
+            "measure",
+            "frames/s",
+            "ratio to adjacent raw x workers",
+            "ratio to best raw x workers",
+            "CPU us/frame",
+            "CPU ratio",
+            "target",
+        ],
         rows,
     )
 

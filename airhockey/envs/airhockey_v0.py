@@ -6,7 +6,7 @@ import math
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -45,27 +45,76 @@ REST_SPEED = 0.05  # m/s; a puck slower than this is taken to be at rest
 OUT_OF_REACH_Y = 0.1
 
 
-# One MuJoCo Renderer (one GL context) per thread and frame size, shared by every env in the
-# process: envs stepped side by side then render without switching GL contexts, which costs about
-# as much as rendering a 64x64 frame. Each env draws its own model and data into the shared scene.
-_RENDERERS: dict[tuple[int, int, int], list] = {}
+class _FrameRenderer(mujoco.Renderer):
+    """``mujoco.Renderer`` with a leaner path for frames, shared by the envs of one thread.
+
+    ``Renderer.render`` makes its GL context current before every frame and flips each frame into
+    a new array; at 64x64 on a CPU (llvmpipe), making an already current context current again
+    costs about 5% of a frame. ``frame`` makes the context current only when another one is, reads
+    the pixels into a reused buffer and flips them straight into the caller's array. The pixels
+    are ``Renderer.render``'s (a test checks).
+    """
+
+    def __init__(self, model: mujoco.MjModel, height: int, width: int) -> None:
+        super().__init__(model, height, width, max_geom=1000)
+        self._pixels = np.empty((height, width, 3), dtype=np.uint8)
+        self._is_current = _current_context_check(self._gl_context)
+        self.users = 0
+
+    def frame(self, out: NDArray[np.uint8] | None = None) -> NDArray[np.uint8]:
+        """The scene as (height, width, 3) uint8 pixels, written into ``out`` when given."""
+        if self._gl_context is None:  # a backend without an OpenGL context (no flip needed)
+            return self.render(out=out)
+        if not self._is_current():
+            self._gl_context.make_current()
+        mujoco.mjr_render(self._rect, self._scene, self._mjr_context)
+        mujoco.mjr_readPixels(self._pixels, None, self._rect, self._mjr_context)
+        flipped = self._pixels[::-1]  # OpenGL's rows run bottom up
+        if out is None:
+            return flipped.copy()
+        np.copyto(out, flipped)
+        return out
 
 
-def _acquire_renderer(model: mujoco.MjModel, height: int, width: int) -> mujoco.Renderer:
+def _current_context_check(gl_context: Any) -> Callable[[], bool]:
+    """A check that MuJoCo's ``gl_context`` is this thread's current GL context, as its own
+    ``as_current`` checks; with EGL through a bare ctypes call (PyOpenGL's wrapper costs about
+    ten times more). Always False for other backends: their context is made current every frame.
+    """
+    handle = getattr(gl_context, "_context", None)
+    if os.environ.get("MUJOCO_GL", "").lower() != "egl" or handle is None:
+        return lambda: False
+    import ctypes
+
+    from OpenGL.platform import PLATFORM
+
+    # A handle of its own on the library PyOpenGL loaded, so that PyOpenGL's functions keep their types.
+    get_current = ctypes.CDLL(PLATFORM.EGL._name).eglGetCurrentContext
+    get_current.restype, get_current.argtypes = ctypes.c_void_p, []
+    address = handle.address
+    return lambda: get_current() == address
+
+
+# One renderer (one GL context) per thread and frame size, shared by every env in the process:
+# envs stepped side by side then render without switching GL contexts, which costs about as much
+# as rendering a 64x64 frame. Each env draws its own model and data into the shared scene.
+_RENDERERS: dict[tuple[int, int, int], _FrameRenderer] = {}
+
+
+def _acquire_renderer(model: mujoco.MjModel, height: int, width: int) -> _FrameRenderer:
     key = (threading.get_ident(), height, width)
     if key not in _RENDERERS:
-        _RENDERERS[key] = [mujoco.Renderer(model, height, width), 0]
-    _RENDERERS[key][1] += 1
-    return _RENDERERS[key][0]
+        _RENDERERS[key] = _FrameRenderer(model, height, width)
+    _RENDERERS[key].users += 1
+    return _RENDERERS[key]
 
 
-def _release_renderer(renderer: mujoco.Renderer) -> None:
-    for key, entry in list(_RENDERERS.items()):
-        if entry[0] is renderer:
-            entry[1] -= 1
-            if entry[1] == 0:
-                renderer.close()
-                del _RENDERERS[key]
+def _release_renderer(renderer: _FrameRenderer) -> None:
+    renderer.users -= 1
+    if renderer.users == 0:
+        renderer.close()
+        for key in [k for k, r in _RENDERERS.items() if r is renderer]:
+            del _RENDERERS[key]
 
 
 def _render_modes() -> list[str]:
@@ -250,7 +299,7 @@ class AirHockeyEnv(MujocoEnv):
         self._camera.fixedcamid = self.model.camera(camera_name).id
         self._scene_option = mujoco.MjvOption()
         self._step_seconds = self.dt
-        self._renderer: mujoco.Renderer | None = None
+        self._renderer: _FrameRenderer | None = None
 
         self._puck_geom = self.model.geom("puck").id
         self._button_geoms = np.array([self.model.geom(f"button{k}").id for k in range(N_BUTTONS)])
@@ -264,6 +313,8 @@ class AirHockeyEnv(MujocoEnv):
         self._button_pos = self.model.geom_pos[self._button_geoms, :2].copy()
         self._bar_qpos = slice(2, 4)
         self._puck_qpos = slice(0, 2)
+        # Views on the MjData arrays (each attribute access through the bindings builds a new one).
+        self._qpos, self._qvel, self._ctrl = self.data.qpos, self.data.qvel, self.data.ctrl
 
         bar_range = self.model.jnt_range[2:4]
         puck_range = self.model.jnt_range[0:2]
@@ -314,25 +365,26 @@ class AirHockeyEnv(MujocoEnv):
             ``bar_pos``, ``bar_vel``, ``puck_pos``, ``puck_vel`` (each float64, shape (2,)) and
             ``buttons_lit`` (bool, shape (5,)).
         """
+        qpos, qvel = self._qpos.copy(), self._qvel.copy()  # the fields are views of these copies
         return {
-            "bar_pos": self.data.qpos[self._bar_qpos].copy(),
-            "bar_vel": self.data.qvel[self._bar_qpos].copy(),
-            "puck_pos": self.data.qpos[self._puck_qpos].copy(),
-            "puck_vel": self.data.qvel[self._puck_qpos].copy(),
+            "bar_pos": qpos[self._bar_qpos],
+            "bar_vel": qvel[self._bar_qpos],
+            "puck_pos": qpos[self._puck_qpos],
+            "puck_vel": qvel[self._puck_qpos],
             "buttons_lit": self.buttons_lit.copy(),
         }
 
     def _state_obs(self) -> NDArray[np.float64]:
         # Built from Python floats in one np.array call: at 13 values, per-slice copies cost more.
-        px, py, bx, by = self.data.qpos.tolist()
-        pvx, pvy, bvx, bvy = self.data.qvel.tolist()
+        px, py, bx, by = self._qpos.tolist()
+        pvx, pvy, bvx, bvy = self._qvel.tolist()
         state = np.array([bx, by, bvx, bvy, px, py, pvx, pvy, *self._target_onehot])
         # Clip to the declared bounds (ufuncs directly: np.clip's dispatch costs more than the work).
         np.maximum(state, self._state_low, out=state)
         return np.minimum(state, self._state_high, out=state)
 
-    def _pixels(self) -> NDArray[np.uint8]:
-        # MuJoCo's own Renderer, with an offscreen buffer of exactly the frame size: the fastest
+    def _pixels(self, out: NDArray[np.uint8] | None = None) -> NDArray[np.uint8]:
+        # MuJoCo's own renderer, with an offscreen buffer of exactly the frame size: the fastest
         # offscreen path; Gymnasium's MujocoRenderer is kept for the "human" window only.
         if self._renderer is None:
             self._renderer = _acquire_renderer(self.model, self.height, self.width)
@@ -345,7 +397,18 @@ class AirHockeyEnv(MujocoEnv):
             mujoco.mjtCatBit.mjCAT_ALL,
             self._renderer.scene,
         )
-        return self._renderer.render()
+        return self._renderer.frame(out)
+
+    def render_into(self, out: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        """``render()`` written into ``out``, a (height, width, 3) uint8 array (any render mode).
+
+        For recorders that keep every frame: it saves allocating and copying one array per frame.
+        """
+        if out.shape != (self.height, self.width, 3) or out.dtype != np.uint8:
+            raise ValueError(
+                f"out must be a ({self.height}, {self.width}, 3) uint8 array, got {out.shape} {out.dtype}"
+            )
+        return self._pixels(out)
 
     def render(self) -> NDArray[np.uint8] | None:
         """The current frame, (height, width, 3) uint8, with ``render_mode="rgb_array"``."""
@@ -371,7 +434,7 @@ class AirHockeyEnv(MujocoEnv):
 
     def _distances(self) -> tuple[float, float]:
         """Distances (m) from bar to puck and from puck to the target button's centre."""
-        px, py, bx, by = self.data.qpos.tolist()
+        px, py, bx, by = self._qpos.tolist()
         tx, ty = self._target_xy
         return math.hypot(bx - px, by - py), math.hypot(tx - px, ty - py)
 
@@ -392,11 +455,11 @@ class AirHockeyEnv(MujocoEnv):
 
     def _simulate(self, ctrl: tuple[float, float]) -> int:
         """Advances one control step; returns the first button the puck touched during it, or -1."""
-        self.data.ctrl[:] = ctrl
-        vx, vy = self.data.qvel[0:2].tolist()
+        self._ctrl[:] = ctrl
+        vx, vy = self._qvel[0:2].tolist()
         speed_bound = math.hypot(vx, vy) + 2.0 * self.bar_speed
         reach = self._button_face_y - self._puck_radius - speed_bound * self._step_seconds - 0.01
-        if self.data.qpos[1] < reach:
+        if self._qpos[1] < reach:
             # The puck cannot touch a button during this step: step the physics in one call.
             mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
             return -1
@@ -413,15 +476,18 @@ class AirHockeyEnv(MujocoEnv):
 
     # ----------------------------------------------------------------------------------- API
     def step(self, action: NDArray[np.float32]) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        ax, ay = np.asarray(action, dtype=np.float64).reshape(2).tolist()
+        if type(action) is np.ndarray and action.shape == (2,) and action.dtype.kind == "f":
+            ax, ay = action.tolist()  # the same floats, without a float64 copy
+        else:
+            ax, ay = np.asarray(action, dtype=np.float64).reshape(2).tolist()
         ax, ay = min(max(ax, -1.0), 1.0), min(max(ay, -1.0), 1.0)
         hit = self._simulate((ax * self.bar_speed, ay * self.bar_speed))
         if hit >= 0 and self.hit_button < 0:
             self.hit_button = hit
             self._light(hit)
 
-        py = float(self.data.qpos[1])
-        vx, vy = self.data.qvel[0:2].tolist()
+        py = float(self._qpos[1])
+        vx, vy = self._qvel[0:2].tolist()
         speed = math.hypot(vx, vy)
         if not self._struck and speed > 1e-3:
             self._struck = True

@@ -1,10 +1,11 @@
 """Running a generation: shard jobs in worker processes, progress, manifest, resume, locking.
 
-Workers are started with the ``spawn`` method (EGL contexts do not survive ``fork``); this process
-loads the policy once and hands it to each worker (a saved agent as its numpy ``MLPActor``, so
-that workers never import torch), and workers run whole shard jobs. Only this process writes the
-manifest, after each finished shard, so an interrupted run leaves finished shards (listed or not
-yet listed) and at most one ``.partial`` file per worker, which ``resume`` deletes and redoes.
+With W workers, this process runs shard jobs itself beside W - 1 processes started with the
+``spawn`` method (EGL contexts do not survive ``fork``); it loads the policy once and hands it to
+each of them (a saved agent as its numpy ``MLPActor``, so that they never import torch). Only this
+process writes the manifest, after each finished shard, so an interrupted run leaves finished
+shards (listed or not yet listed) and at most one ``.partial`` file per worker, which ``resume``
+deletes and redoes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import multiprocessing
 import os
 import queue
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -51,7 +53,8 @@ def generate(
     Args:
         config: what to generate.
         out_dir: the dataset directory; it must be new or empty unless ``resume``.
-        workers: worker processes (default: the available CPU cores); 1 runs in this process.
+        workers: processes that play shards, this one included (default: the available CPU
+            cores); 1 runs everything in this process.
         resume: complete an interrupted run with the same ``config``: keep its finished
             shards, redo the rest.
         progress: show a progress bar on stderr.
@@ -157,7 +160,13 @@ def _entry_from_file(path: Path, job: ShardJob) -> ShardEntry | None:
 def _run_jobs(
     jobs: list[ShardJob], out_dir: Path, workers: int, on_attempt: Callable[[bool], None]
 ) -> Iterator[ShardEntry]:
-    """Runs shard jobs and yields their entries as they finish: here, or in ``workers`` processes."""
+    """Runs shard jobs and yields their entries as they finish.
+
+    With one worker, here. With ``workers`` W > 1, here and in W - 1 spawned processes: this
+    process already has its imports and the policy, so it plays its first shard while the others
+    start up (about a second each), and it takes the next job whenever it is free. Each process
+    keeps one job queued, so that none waits while this one plays a shard.
+    """
     if not jobs:
         return
     policy = load_policy(jobs[0].config.policy)
@@ -167,23 +176,54 @@ def _run_jobs(
         return
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
-    with ProcessPoolExecutor(
-        workers,
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(_portable(policy, jobs[0].config.policy), events),
-    ) as pool:
-        futures: set[Future[ShardEntry]] = {pool.submit(_run_in_worker, job, out_dir) for job in jobs}
+    pending = deque(jobs)
+
+    def relay(kept: bool) -> None:
+        on_attempt(kept)
+        _drain(events, on_attempt)
+
+    with (
+        _one_torch_thread(),
+        ProcessPoolExecutor(
+            workers - 1,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(_portable(policy, jobs[0].config.policy), events),
+        ) as pool,
+    ):
+        futures: set[Future[ShardEntry]] = set()
         try:
-            while futures:
-                finished, futures = wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
+            while pending or futures:
+                while len(pending) > 1 and len(futures) < 2 * (workers - 1):  # one left for here
+                    futures.add(pool.submit(_run_in_worker, pending.popleft(), out_dir))
+                if pending:
+                    yield run_shard(pending.popleft(), policy, out_dir, relay)
+                else:
+                    wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
                 _drain(events, on_attempt)
+                finished = {future for future in futures if future.done()}
+                futures -= finished
                 for future in finished:
                     yield future.result()
         finally:
             for future in futures:
                 future.cancel()
     _drain(events, on_attempt)
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """While this process plays shards beside workers, a torch policy uses one thread here."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 _worker: dict[str, Any] = {}

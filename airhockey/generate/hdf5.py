@@ -47,23 +47,42 @@ STATE_CHUNK_ROWS = 1024
 the unused tail of a shard's last chunk costs nothing)."""
 
 
+DEFLATERS = ("isal", "hdf5")
+"""Who compresses ``gzip`` chunks: ``isal`` (ISA-L's deflate, here, chunks written directly) or
+``hdf5`` (HDF5's own filter, zlib)."""
+
+
 @dataclass(frozen=True)
 class FrameLayout:
-    """How the ``frames`` dataset is chunked and compressed."""
+    """How the datasets of a shard are chunked and compressed (the chunking applies to ``frames``)."""
 
     compression: str | None = "gzip"
     """HDF5 filter: ``gzip``, ``lzf`` or None."""
     level: int | None = 1
-    """gzip level (1-9); None for other filters."""
+    """gzip level: 0-3 with ``deflater="isal"``, 1-9 with ``"hdf5"``; None for other filters."""
     frames_per_chunk: int = 8
     """Frames per chunk."""
+    deflater: str = "isal"
+    """With ``gzip``: ``isal`` or ``hdf5``, see ``DEFLATERS``."""
+
+    def __post_init__(self) -> None:
+        if self.deflater not in DEFLATERS:
+            raise ValueError(f"deflater must be one of {DEFLATERS}, got {self.deflater!r}")
+        if self.compression == "gzip" and self.deflater == "isal" and self.level not in range(4):
+            raise ValueError(f"ISA-L's deflate levels are 0-3, got {self.level!r}")
+
+    @property
+    def direct(self) -> bool:
+        """Chunks are compressed here and written past HDF5's filter pipeline."""
+        return self.compression == "gzip" and self.deflater == "isal"
 
 
 FRAME_LAYOUT = FrameLayout()
-"""The layout ``airhockey generate`` writes: gzip level 1, 8 frames per chunk. Measured by
-``benchmarks/shard_formats.py`` (table in docs/dataset.md): 20x smaller than raw frames for about a
-fifth of a render's CPU time per frame; higher levels save disk but cost generation speed, and
-8-frame chunks keep a random 10-frame clip to two or three chunks to inflate."""
+"""The layout ``airhockey generate`` writes: gzip streams made by ISA-L at its level 1, 8 frames
+per chunk. Measured by ``benchmarks/shard_formats.py`` (table in docs/dataset.md): 60x smaller than
+raw frames, and 3x smaller than zlib's level 1, for about 1% of a render's CPU time per frame. Any
+HDF5 reader inflates them with its standard gzip filter. 8-frame chunks keep a random 10-frame clip
+to two or three chunks to inflate."""
 
 
 def fsync_rename(tmp: Path, final: Path) -> None:
@@ -96,13 +115,23 @@ def sha256_file(path: Path) -> str:
 
 class _Column:
     """An extensible dataset written in whole chunks: rows wait in memory until about
-    ``FLUSH_BYTES`` of whole chunks are there, so that each compressed chunk is written, and
-    compressed, once, and h5py is called once per many chunks."""
+    ``FLUSH_BYTES`` of whole chunks are there, so that each chunk is compressed and written once.
+
+    With a ``direct`` layout, each chunk is deflated here by ISA-L and written with
+    ``write_direct_chunk``: the dataset still declares HDF5's gzip filter, so any reader inflates
+    it, but writing skips HDF5's chunk cache and zlib (several times slower on these frames).
+    """
 
     def __init__(self, file: h5py.File, name: str, example: NDArray, chunk_rows: int, layout: FrameLayout):
         trailing = example.shape[1:]
         self.chunk_rows = chunk_rows
         self.flush_rows = chunk_rows * max(1, FLUSH_BYTES // (example[:1].nbytes * chunk_rows))
+        self.level = layout.level
+        self.direct = layout.direct
+        if self.direct:
+            from isal import isal_zlib  # writers only: reading needs nothing beyond h5py
+
+            self.deflate = isal_zlib.compress
         self.dataset = file.create_dataset(
             name,
             shape=(0, *trailing),
@@ -110,6 +139,7 @@ class _Column:
             chunks=(chunk_rows, *trailing),
             dtype=ARRAY_FIELDS[name][0],
             compression=layout.compression,
+            # HDF5 records the level but never needs it to inflate; ISA-L's levels are not zlib's.
             compression_opts=layout.level,
         )
         self.pending: list[NDArray] = []
@@ -128,9 +158,24 @@ class _Column:
         n = len(data) - len(data) % self.chunk_rows if whole_chunks_only else len(data)
         start = self.dataset.shape[0]
         self.dataset.resize(start + n, axis=0)
-        self.dataset[start:] = data[:n]
+        if self.direct:
+            self._write_chunks(start, data[:n])
+        else:
+            self.dataset[start:] = data[:n]
         self.pending = [data[n:]]
         self.pending_rows = len(data) - n
+
+    def _write_chunks(self, start: int, data: NDArray) -> None:
+        """Deflates and writes ``data``, rows from ``start`` (a chunk boundary) on."""
+        zeros = (0,) * (data.ndim - 1)
+        for k in range(0, len(data), self.chunk_rows):
+            chunk = data[k : k + self.chunk_rows]
+            if len(chunk) < self.chunk_rows:  # HDF5 stores an edge chunk whole: pad it
+                chunk = np.concatenate(
+                    [chunk, np.zeros((self.chunk_rows - len(chunk), *chunk.shape[1:]), chunk.dtype)]
+                )
+            payload = self.deflate(np.ascontiguousarray(chunk), self.level)
+            self.dataset.id.write_direct_chunk((start + k, *zeros), payload)
 
 
 class ShardWriter:

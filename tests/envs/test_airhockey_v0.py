@@ -272,3 +272,38 @@ def test_envs_in_one_process_render_their_own_state_through_the_shared_renderer(
     assert alone.render().shape == (32, 32, 3)
     envs[0].close()  # the others keep rendering after one closes
     np.testing.assert_array_equal(envs[2].render(), frames[2])
+
+
+def test_frames_are_mujoco_renderers_pixels_even_after_another_gl_context_renders():
+    import mujoco  # here, after airhockey chose the headless GL backend
+
+    env = make(render_mode="rgb_array")
+    env.reset(seed=3)
+    before = env.render()
+    for _ in range(10):
+        env.step(np.array([0.5, 1.0], dtype=np.float32))
+    u = env.unwrapped
+    reference = mujoco.Renderer(u.model, 64, 64)
+    reference.update_scene(u.data, camera="top")
+    expected = reference.render()
+    assert not np.array_equal(before, expected)
+    # Another model's renderer with a smaller offscreen buffer: its GL context is current after it
+    # renders, and a frame drawn there instead of in the env's own context would come out clipped.
+    small = mujoco.MjModel.from_xml_string(
+        '<mujoco><visual><global offwidth="32" offheight="32"/></visual>'
+        '<worldbody><geom type="box" size=".1 .1 .1"/></worldbody></mujoco>'
+    )
+    other = mujoco.Renderer(small, 32, 32)
+    other.update_scene(mujoco.MjData(small))
+    other.render()
+    out = np.zeros((64, 64, 3), dtype=np.uint8)
+    assert u.render_into(out) is out
+    np.testing.assert_array_equal(out, expected)
+    env.reset(seed=3)
+    other.render()
+    np.testing.assert_array_equal(env.render(), before)
+    with pytest.raises(ValueError, match="out must be a"):
+        u.render_into(np.zeros((32, 32, 3), dtype=np.uint8))
+    for renderer in (other, reference):
+        renderer.close()
+    env.close()
