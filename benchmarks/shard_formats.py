@@ -26,17 +26,17 @@ from airhockey.generate.hdf5 import FRAME_LAYOUT, FrameLayout, ShardWriter
 
 LAYOUTS = [
     FrameLayout(None, None, 8),
-    FrameLayout("lzf", None, 1),
     FrameLayout("lzf", None, 8),
-    FrameLayout("lzf", None, 32),
+    FrameLayout("gzip", 1, 8, deflater="hdf5"),
+    FrameLayout("gzip", 4, 8, deflater="hdf5"),
+    FrameLayout("gzip", 9, 8, deflater="hdf5"),
+    FrameLayout("gzip", 0, 8),
     FrameLayout("gzip", 1, 1),
     FrameLayout("gzip", 1, 4),
     FrameLayout("gzip", 1, 8),
     FrameLayout("gzip", 1, 16),
     FrameLayout("gzip", 1, 64),
-    FrameLayout("gzip", 4, 8),
-    FrameLayout("gzip", 6, 8),
-    FrameLayout("gzip", 9, 8),
+    FrameLayout("gzip", 3, 8),
 ]
 
 
@@ -93,6 +93,8 @@ def main() -> None:
                     args.repeats,
                 )
             name = f"{layout.compression or 'none'}{'' if layout.level is None else f' {layout.level}'}"
+            if layout.compression == "gzip":
+                name += " (ISA-L, direct chunks)" if layout.direct else " (HDF5's zlib)"
             chosen = " (chosen)" if layout == FRAME_LAYOUT else ""
             rows.append(
                 [
