@@ -170,7 +170,8 @@ class AirHockeyEnv(MujocoEnv):
 
     Frames come from MuJoCo's own offscreen `Renderer`, sized to the frame. All envs of one process
     (and thread) with the same frame size share one renderer and GL context, each drawing its own
-    model and data, so many envs rendering in turn never switch GL contexts.
+    model and data, so many envs rendering in turn never switch GL contexts; the context is made
+    current only when another one is. `render_into(out)` renders into a given array.
 
     ## Action Space
     `Box(-1, 1, (2,), float32)`: the bar's velocity command along x (across the table) and y (along
