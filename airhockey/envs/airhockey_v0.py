@@ -314,8 +314,6 @@ class AirHockeyEnv(MujocoEnv):
         self._button_pos = self.model.geom_pos[self._button_geoms, :2].copy()
         self._bar_qpos = slice(2, 4)
         self._puck_qpos = slice(0, 2)
-        # Views on the MjData arrays (each attribute access through the bindings builds a new one).
-        self._qpos, self._qvel, self._ctrl = self.data.qpos, self.data.qvel, self.data.ctrl
 
         bar_range = self.model.jnt_range[2:4]
         puck_range = self.model.jnt_range[0:2]
@@ -366,7 +364,7 @@ class AirHockeyEnv(MujocoEnv):
             ``bar_pos``, ``bar_vel``, ``puck_pos``, ``puck_vel`` (each float64, shape (2,)) and
             ``buttons_lit`` (bool, shape (5,)).
         """
-        qpos, qvel = self._qpos.copy(), self._qvel.copy()  # the fields are views of these copies
+        qpos, qvel = self.data.qpos.copy(), self.data.qvel.copy()  # the fields are views of these copies
         return {
             "bar_pos": qpos[self._bar_qpos],
             "bar_vel": qvel[self._bar_qpos],
@@ -377,8 +375,8 @@ class AirHockeyEnv(MujocoEnv):
 
     def _state_obs(self) -> NDArray[np.float64]:
         # Built from Python floats in one np.array call: at 13 values, per-slice copies cost more.
-        px, py, bx, by = self._qpos.tolist()
-        pvx, pvy, bvx, bvy = self._qvel.tolist()
+        px, py, bx, by = self.data.qpos.tolist()
+        pvx, pvy, bvx, bvy = self.data.qvel.tolist()
         state = np.array([bx, by, bvx, bvy, px, py, pvx, pvy, *self._target_onehot])
         # Clip to the declared bounds (ufuncs directly: np.clip's dispatch costs more than the work).
         np.maximum(state, self._state_low, out=state)
@@ -435,7 +433,7 @@ class AirHockeyEnv(MujocoEnv):
 
     def _distances(self) -> tuple[float, float]:
         """Distances (m) from bar to puck and from puck to the target button's centre."""
-        px, py, bx, by = self._qpos.tolist()
+        px, py, bx, by = self.data.qpos.tolist()
         tx, ty = self._target_xy
         return math.hypot(bx - px, by - py), math.hypot(tx - px, ty - py)
 
@@ -456,11 +454,11 @@ class AirHockeyEnv(MujocoEnv):
 
     def _simulate(self, ctrl: tuple[float, float]) -> int:
         """Advances one control step; returns the first button the puck touched during it, or -1."""
-        self._ctrl[:] = ctrl
-        vx, vy = self._qvel[0:2].tolist()
+        self.data.ctrl[:] = ctrl
+        vx, vy = self.data.qvel[0:2].tolist()
         speed_bound = math.hypot(vx, vy) + 2.0 * self.bar_speed
         reach = self._button_face_y - self._puck_radius - speed_bound * self._step_seconds - 0.01
-        if self._qpos[1] < reach:
+        if self.data.qpos[1] < reach:
             # The puck cannot touch a button during this step: step the physics in one call.
             mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
             return -1
@@ -487,8 +485,8 @@ class AirHockeyEnv(MujocoEnv):
             self.hit_button = hit
             self._light(hit)
 
-        py = float(self._qpos[1])
-        vx, vy = self._qvel[0:2].tolist()
+        py = float(self.data.qpos[1])
+        vx, vy = self.data.qvel[0:2].tolist()
         speed = math.hypot(vx, vy)
         if not self._struck and speed > 1e-3:
             self._struck = True

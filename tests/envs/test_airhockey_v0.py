@@ -307,3 +307,15 @@ def test_frames_are_mujoco_renderers_pixels_even_after_another_gl_context_render
     for renderer in (other, reference):
         renderer.close()
     env.close()
+
+
+def test_a_deep_copy_steps_like_the_original():
+    import copy
+
+    env = make().unwrapped
+    env.reset(seed=0)
+    twin = copy.deepcopy(env)
+    action = np.array([0.5, 1.0], dtype=np.float32)
+    for _ in range(10):
+        np.testing.assert_array_equal(env.step(action)[0], twin.step(action)[0])
+    assert not np.shares_memory(env.data.qpos, twin.data.qpos)
