@@ -88,10 +88,14 @@ def _current_context_check(gl_context: Any) -> Callable[[], bool]:
 
     from OpenGL.platform import PLATFORM
 
-    # A handle of its own on the library PyOpenGL loaded, so that PyOpenGL's functions keep their types.
-    get_current = ctypes.CDLL(PLATFORM.EGL._name).eglGetCurrentContext
+    try:
+        # A handle of its own on the library PyOpenGL loaded, so that PyOpenGL's functions keep
+        # their types.
+        get_current = ctypes.CDLL(PLATFORM.EGL._name).eglGetCurrentContext
+        address = int(handle.address)
+    except (AttributeError, OSError, TypeError):  # not the EGL setup MuJoCo makes: always make current
+        return lambda: False
     get_current.restype, get_current.argtypes = ctypes.c_void_p, []
-    address = handle.address
     return lambda: get_current() == address
 
 
