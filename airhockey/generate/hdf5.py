@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -113,6 +114,17 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _isal_deflate() -> Callable[[Any, int], bytes]:
+    """ISA-L's zlib-format deflate, which writing needs (reading needs nothing beyond h5py)."""
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        raise UserError(
+            "writing shards needs the 'isal' package (ISA-L's deflate): pip install 'airhockey[data]'"
+        ) from None
+    return isal_zlib.compress
+
+
 class _Column:
     """An extensible dataset written in whole chunks: rows wait in memory until about
     ``FLUSH_BYTES`` of whole chunks are there, so that each chunk is compressed and written once.
@@ -122,16 +134,21 @@ class _Column:
     it, but writing skips HDF5's chunk cache and zlib (several times slower on these frames).
     """
 
-    def __init__(self, file: h5py.File, name: str, example: NDArray, chunk_rows: int, layout: FrameLayout):
+    def __init__(
+        self,
+        file: h5py.File,
+        name: str,
+        example: NDArray,
+        chunk_rows: int,
+        layout: FrameLayout,
+        deflate: Callable[[Any, int], bytes] | None,
+    ):
         trailing = example.shape[1:]
         self.chunk_rows = chunk_rows
         self.flush_rows = chunk_rows * max(1, FLUSH_BYTES // (example[:1].nbytes * chunk_rows))
         self.level = layout.level
         self.direct = layout.direct
-        if self.direct:
-            from isal import isal_zlib  # writers only: reading needs nothing beyond h5py
-
-            self.deflate = isal_zlib.compress
+        self.deflate = deflate
         self.dataset = file.create_dataset(
             name,
             shape=(0, *trailing),
@@ -192,6 +209,7 @@ class ShardWriter:
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.name}.partial")
         self.layout = layout
+        self._deflate = _isal_deflate() if layout.direct else None
         self._file = h5py.File(self.tmp, "w", libver=("v110", "v110"))
         self._columns: dict[str, _Column] = {}
         self._table: dict[str, list[int]] = {name: [] for name in (*INDEX_FIELDS, *SCALAR_FIELDS)}
@@ -217,7 +235,7 @@ class ShardWriter:
         for name, rows in record.arrays().items():
             if name not in self._columns:
                 chunk_rows = self.layout.frames_per_chunk if name == "frames" else STATE_CHUNK_ROWS
-                self._columns[name] = _Column(self._file, name, rows, chunk_rows, self.layout)
+                self._columns[name] = _Column(self._file, name, rows, chunk_rows, self.layout, self._deflate)
             self._columns[name].append(rows)
 
     def finish(self, attrs: dict[str, Any]) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import fields
 
 import h5py
 import numpy as np
 import pytest
 
+from airhockey.errors import UserError
 from airhockey.generate import EpisodeRecord, open_shards
 from airhockey.generate.hdf5 import FRAME_LAYOUT, FrameLayout, ShardWriter
 
@@ -58,3 +60,12 @@ def test_isal_levels_are_checked():
         FrameLayout("gzip", 6, 8, deflater="isal")
     with pytest.raises(ValueError, match="deflater must be one of"):
         FrameLayout("gzip", 1, 8, deflater="zstd")
+
+
+def test_writing_without_isal_is_a_one_line_error_and_leaves_no_file(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "isal", None)  # as if it were not installed
+    with pytest.raises(UserError, match="needs the 'isal' package"):
+        ShardWriter(tmp_path / "shard.h5")
+    assert list(tmp_path.iterdir()) == []
+    ShardWriter(tmp_path / "shard.h5", FrameLayout("gzip", 1, 8, deflater="hdf5")).finish({})
+    assert (tmp_path / "shard.h5").is_file()
