@@ -18,7 +18,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -211,19 +211,11 @@ def _run_jobs(
     _drain(events, on_attempt)
 
 
-@contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """While this process plays shards beside workers, a torch policy uses one thread here."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+def _one_torch_thread() -> AbstractContextManager[None]:
+    """While this process plays shards beside workers, a torch policy uses one thread here (a
+    torch policy is played through ``airhockey.agents.policy``, already imported if one is)."""
+    agent_policy = sys.modules.get("airhockey.agents.policy")
+    return nullcontext() if agent_policy is None else agent_policy.one_torch_thread()
 
 
 _worker: dict[str, Any] = {}

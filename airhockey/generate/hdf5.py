@@ -129,7 +129,7 @@ class _Column:
     """An extensible dataset written in whole chunks: rows wait in memory until about
     ``FLUSH_BYTES`` of whole chunks are there, so that each chunk is compressed and written once.
 
-    With a ``direct`` layout, each chunk is deflated here by ISA-L and written with
+    With ``deflate`` (a ``direct`` layout), each chunk is deflated here by ISA-L and written with
     ``write_direct_chunk``: the dataset still declares HDF5's gzip filter, so any reader inflates
     it, but writing skips HDF5's chunk cache and zlib (several times slower on these frames).
     """
@@ -147,8 +147,7 @@ class _Column:
         self.chunk_rows = chunk_rows
         self.flush_rows = chunk_rows * max(1, FLUSH_BYTES // (example[:1].nbytes * chunk_rows))
         self.level = layout.level
-        self.direct = layout.direct
-        self.deflate = deflate
+        self.deflate = deflate  # None: HDF5's own filter pipeline compresses, if anything does
         self.dataset = file.create_dataset(
             name,
             shape=(0, *trailing),
@@ -175,7 +174,7 @@ class _Column:
         n = len(data) - len(data) % self.chunk_rows if whole_chunks_only else len(data)
         start = self.dataset.shape[0]
         self.dataset.resize(start + n, axis=0)
-        if self.direct:
+        if self.deflate is not None:
             self._write_chunks(start, data[:n])
         else:
             self.dataset[start:] = data[:n]
