@@ -319,3 +319,24 @@ def test_a_deep_copy_steps_like_the_original():
     for _ in range(10):
         np.testing.assert_array_equal(env.step(action)[0], twin.step(action)[0])
     assert not np.shares_memory(env.data.qpos, twin.data.qpos)
+
+
+def test_the_coarser_meshes_draw_the_top_cameras_frames_of_mujocos_default_meshes():
+    import mujoco  # here, after airhockey chose the headless GL backend
+
+    env = make(render_mode="rgb_array", target_buttons="all")
+    u = env.unwrapped
+    assert (u.model.vis.quality.numquads, u.model.vis.quality.numstacks) == (1, 2)
+    default = mujoco.MjModel.from_xml_path(str(airhockey.envs.airhockey_v0.MODEL_PATH))
+    default.vis.quality.numquads, default.vis.quality.numstacks = 4, 16  # MuJoCo's defaults
+    reference = mujoco.Renderer(default, 64, 64)
+    env.reset(seed=5, options={"target": 1})
+    launch_puck(env, (-0.18, 0.2), (0.0, 2.0))  # lights button 1 on the way
+    for t in range(40):
+        default.geom_rgba[:] = u.model.geom_rgba  # lit buttons are drawn from the model's colours
+        reference.update_scene(u.data, camera="top")
+        np.testing.assert_array_equal(env.render(), reference.render(), err_msg=f"frame {t}")
+        env.step(np.array([0.7, 0.4], dtype=np.float32))
+    assert u.buttons_lit[1]
+    reference.close()
+    env.close()
