@@ -175,7 +175,10 @@ class AirHockeyEnv(MujocoEnv):
     Frames come from MuJoCo's own offscreen `Renderer`, sized to the frame. All envs of one process
     (and thread) with the same frame size share one renderer and GL context, each drawing its own
     model and data, so many envs rendering in turn never switch GL contexts; the context is made
-    current only when another one is. `render_into(out)` renders into a given array.
+    current only when another one is. `render_into(out)` renders into a given array. The model
+    draws box faces as single quads and the puck's cylinder with 2 stacks instead of MuJoCo's
+    4x4 quads and 16 stacks: the `top` camera's frames are the same pixels, rendered about 2.5
+    times as fast on a CPU (llvmpipe), where a small frame's cost is its triangles.
 
     ## Action Space
     `Box(-1, 1, (2,), float32)`: the bar's velocity command along x (across the table) and y (along
