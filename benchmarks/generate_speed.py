@@ -8,6 +8,11 @@ and their ratio to raw rate x workers (target >= 0.7 with 2 workers), the summed
 two processes rendering at once (what two cores of this machine give together), and the clips/s of a
 shuffled clip DataLoader with 2 workers over the result.
 
+A second reference is measured beside the raw render: the raw physics + render rate, a frame's
+``mujoco.mj_step(model, data, nstep=frame_skip)`` (a control step of the env's physics) followed by
+the raw render. Every stored frame needs both, so the ratio to it is the part of the gap that is
+not physics: the env's Python, the policy, recording, compression and writing.
+
 This machine's speed drifts by tens of percent from one minute to the next, so each generate run
 is paired with the raw rate measured just before and just after it: its ratio is to the mean of
 those two, and the whole sequence (raw, 1 worker, raw, 2 workers, raw) is repeated ``--repeats``
@@ -38,6 +43,7 @@ from typing import Any
 
 import gymnasium as gym
 import mujoco
+import numpy as np
 from common import print_table, rate
 
 from airhockey.errors import UserError
@@ -71,12 +77,15 @@ def main() -> None:
     print(f"policy: {policy}; {gl}")
 
     raw_render = raw_renderer(args.size)
+    raw_step_render = raw_renderer(args.size, physics=True)
     raw_cpus: list[float] = []
+    step_raws: list[float] = []
 
     def measure_raw() -> float:
         start = cpu_seconds()
         frames_per_s = rate(raw_render, RAW_FRAMES)
         raw_cpus.append((cpu_seconds() - start) / (3 * RAW_FRAMES))  # rate() times it 3 times
+        step_raws.append(rate(raw_step_render, RAW_FRAMES))
         return frames_per_s
 
     config = GenerateConfig(args.episodes, width=args.size, height=args.size, policy=policy)
@@ -96,6 +105,7 @@ def main() -> None:
                     {
                         "rate": frames_per_s,
                         "ratio": frames_per_s / (workers * (raws[-2] + raws[-1]) / 2),
+                        "step_ratio": frames_per_s / (workers * (step_raws[-2] + step_raws[-1]) / 2),
                         "cpu": cpu_per_frame,
                         "discarded": sum(manifest["discards"].values()) / manifest["attempts"],
                     }
@@ -108,9 +118,20 @@ def main() -> None:
         low, mid, high = (fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
         return f"{mid} ({low}-{high})"
 
+    step_vs_render = [step / render for step, render in zip(step_raws, raws, strict=True)]
     rows: list[list[object]] = [
-        ["raw render, 1 process", spread(raws, "{:,.1f}"), "1.00", "", 1e6 * raw_cpu, "1.00", ""],
-        ["raw render, 2 processes at once (sum)", "", spread(together), "", "", "", ""],
+        ["raw render, 1 process", spread(raws, "{:,.1f}"), "1.00", "", "", 1e6 * raw_cpu, "1.00", ""],
+        [
+            "raw physics + render, 1 process",
+            spread(step_raws, "{:,.1f}"),
+            spread(step_vs_render),
+            "",
+            "1.00",
+            "",
+            "",
+            "",
+        ],
+        ["raw render, 2 processes at once (sum)", "", spread(together), "", "", "", "", ""],
     ]
     for workers, results in runs.items():
         rates = [r["rate"] for r in results]
@@ -122,12 +143,13 @@ def main() -> None:
                 spread(rates, "{:,.1f}"),
                 spread([r["ratio"] for r in results]),
                 f"{statistics.median(rates) / (workers * best_raw):.2f}",
+                spread([r["step_ratio"] for r in results]),
                 1e6 * cpu,
                 f"{raw_cpu / cpu:.2f}",
                 ">= 0.7" if workers == 2 else "",
             ]
         )
-    rows.append(["clip DataLoader, 2 workers (clips/s)", f"{clips:,.1f}", "", "", "", "", ""])
+    rows.append(["clip DataLoader, 2 workers (clips/s)", f"{clips:,.1f}", "", "", "", "", "", ""])
     print(f"raw render runs (frames/s, in order): {', '.join(f'{r:,.1f}' for r in raws)}")
     print_table(
         f"generate speed, {args.size}x{args.size} frames, {args.episodes} episodes per run, "
@@ -137,6 +159,7 @@ def main() -> None:
             "frames/s",
             "ratio to adjacent raw x workers",
             "ratio to best raw x workers",
+            "ratio to adjacent raw physics + render x workers",
             "CPU us/frame",
             "CPU ratio",
             "target",
@@ -145,14 +168,27 @@ def main() -> None:
     )
 
 
-def raw_renderer(size: int, seed: int = 0) -> Callable[[], None]:
-    """The raw render: one frame of the env's model at ``size``, with MuJoCo's own Renderer."""
+def raw_renderer(size: int, seed: int = 0, physics: bool = False) -> Callable[[], None]:
+    """The raw render: one frame of the env's model at ``size``, with MuJoCo's own Renderer.
+
+    With ``physics``, each frame first advances the model by one control step
+    (``mj_step(nstep=frame_skip)``) under a bar command that sweeps back and forth.
+    """
     env = gym.make(airhockey.ENV_ID, width=size, height=size)
     env.reset(seed=seed)
-    renderer = mujoco.Renderer(env.unwrapped.model, size, size)
+    model, data = env.unwrapped.model, env.unwrapped.data
+    renderer = mujoco.Renderer(model, size, size)
+    frame_skip = env.unwrapped.frame_skip
+    commands = np.random.default_rng(seed).uniform(-1.5, 1.5, (64, model.nu))
+    frame = 0
 
     def render() -> None:
-        renderer.update_scene(env.unwrapped.data, camera="top")
+        nonlocal frame
+        if physics:
+            data.ctrl[:] = commands[(frame // 8) % len(commands)]
+            mujoco.mj_step(model, data, nstep=frame_skip)
+            frame += 1
+        renderer.update_scene(data, camera="top")
         renderer.render()
 
     return render
