@@ -66,10 +66,11 @@ def play_lockstep(
     consumer has seen the attempts yielded before, so the sequence depends only on the policy,
     the envs' number and ``next_attempt``. Stop early by leaving the loop.
 
-    The envs are stepped and rendered through ``env.unwrapped`` with the time limit of their
-    spec applied here (Gymnasium's wrappers cost about a tenth of a step), so an attempt is what
-    the wrapped env gives step for step; with ``record``, frames and state go straight into
-    per-env buffers of the longest episode.
+    The envs are stepped (``advance``: ``step`` without the reward and ``info``) and rendered
+    through ``env.unwrapped`` with the time limit of their spec applied here (Gymnasium's
+    wrappers cost about a tenth of a step), so an attempt is what the wrapped env gives step for
+    step; with ``record``, frames and state go straight into per-env buffers of the longest
+    episode.
 
     Args:
         envs: envs of AirHockey-v0 with state observations, as ``make_env`` makes them.
@@ -122,13 +123,13 @@ def play_lockstep(
         batch = np.asarray(batch, dtype=np.float32).reshape(len(active), -1)
         ended = []
         for i, action in zip(active, batch, strict=True):
-            obs[i], _, terminated, _, info = raw[i].step(action)
+            obs[i], terminated = raw[i].advance(action)
             actions[i, steps[i]] = action
             steps[i] += 1
             if record:
                 keep_state(i)
             if terminated or steps[i] == limit:
-                ended.append((i, info["hit_button"]))
+                ended.append((i, raw[i].hit_button))
         if record:
             # All envs step, then all render: interleaving the two costs 6-11% more per frame, as
             # physics and rasterizer evict each other's code and data from the CPU caches.

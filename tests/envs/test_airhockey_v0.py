@@ -217,6 +217,43 @@ def test_async_vector_env_and_standard_wrappers_compose():
     assert obs.shape == (4, 32, 32, 3)
 
 
+def test_advance_is_step_without_reward_and_info_and_the_two_mix():
+    envs = {mode: make(target_buttons="all").unwrapped for mode in ("step", "advance", "mixed")}
+    rng = np.random.default_rng(0)
+    outcomes = set()
+    for episode in range(12):
+        vx = float(rng.uniform(-1.0, 1.0))
+        for env in envs.values():
+            env.reset(seed=episode, options={"target": episode % N_BUTTONS})
+            if episode % 3 == 1:  # the puck sent at the buttons: one is hit
+                launch_puck(env, (0.0, 0.0), (vx, 2.5))
+            elif episode % 3 == 2:  # the puck coming back from the far half: a miss
+                launch_puck(env, (0.0, 0.3), (vx, -1.0))
+        for t in range(150):
+            action = rng.uniform(-1, 1, 2).astype(np.float32)
+            if episode % 3 == 0:  # the bar drives up the table: it strikes the puck
+                action[1] = 1.0
+            obs, reward, terminated, _, info = envs["step"].step(action)
+            obs_a, terminated_a = envs["advance"].advance(action)
+            if t % 3 == 0:  # a step between advances must give the reward of an all-step episode
+                obs_m, reward_m, terminated_m, _, _ = envs["mixed"].step(action)
+                assert reward_m == reward
+            else:
+                obs_m, terminated_m = envs["mixed"].advance(action)
+            for other_obs, other_terminated, env in (
+                (obs_a, terminated_a, envs["advance"]),
+                (obs_m, terminated_m, envs["mixed"]),
+            ):
+                np.testing.assert_array_equal(other_obs, obs)
+                assert other_terminated == terminated
+                assert env.hit_button == info["hit_button"]
+                np.testing.assert_array_equal(env.buttons_lit, info["buttons_lit"])
+            if terminated:
+                outcomes.add(info["hit_button"])
+                break
+    assert -1 in outcomes and len(outcomes) >= 3  # misses and hits of several buttons were compared
+
+
 def test_truncated_by_time_limit():
     env = make()
     env.reset(seed=0)
