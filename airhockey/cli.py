@@ -16,7 +16,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 import airhockey
+from airhockey.backends import Backend
 from airhockey.errors import UserError
+from airhockey.learn.config import SCRATCH, ClassifyConfig, CompareConfig, PretextConfig
 
 app = typer.Typer(
     help="Air hockey in MuJoCo: environment, agent, labelled video datasets, representation learning.",
@@ -40,17 +42,30 @@ EpisodeIndex = Annotated[int, typer.Option(min=0, help="Index of the episode in 
 
 
 def user_errors(fn: F) -> F:
-    """Turns a user's mistake (UserError, ValueError, a missing file) into one line on stderr, exit 2."""
+    """The CLI's error boundary: a user's mistake ends in one line ``error: <what>: <why>`` on stderr, exit 2.
+
+    Mistakes are UserError and ValueError (bad options, damaged files: the library names the file
+    or option) and OSError (a path the user gave that is missing, a directory, under a file, on a
+    full disk or not writable: named by the error's own file name).
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (UserError, ValueError, FileNotFoundError, FileExistsError) as err:
-            typer.echo(f"error: {err}", err=True)
+        except (UserError, ValueError, OSError) as err:
+            typer.echo(f"error: {_one_line(err)}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _one_line(err: BaseException) -> str:
+    """An error's message on one line; an OSError's as ``<file>: <reason>``."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        target = f" -> {err.filename2}" if err.filename2 is not None else ""
+        return f"{err.filename}{target}: {err.strerror}"
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 # --------------------------------------------------------------------------------------- env
@@ -232,6 +247,25 @@ def agent_record(
     env_preview(out=out, policy=policy or bundled_for(targets), episodes=episodes, seed=seed, targets=targets)
 
 
+# --------------------------------------------------------------------------------------- backends
+BackendOption = Annotated[
+    str,
+    typer.Option(
+        help="Where the jobs run: 'local' (processes on this machine) or 'ray' (Ray tasks on this machine "
+        "or a cluster; needs the package's 'ray' extra, see docs/scale.md)."
+    ),
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        help="With --backend ray: the cluster to join, 'auto' (the one 'ray start' began here) or "
+        "HOST:PORT of its head; default: start a Ray instance on this machine.",
+        show_default=False,
+    ),
+]
+RayCpusOption = Annotated[float, typer.Option(min=0, help="With --backend ray: CPUs each task reserves.")]
+
+
 # --------------------------------------------------------------------------------------- generate / data
 # (generate command and data commands: verify, inspect, preview)
 @app.command("generate")
@@ -240,7 +274,8 @@ def generate_command(
     out_dir: Annotated[Path, typer.Argument(help="Dataset directory to create or, with --resume, complete.")],
     episodes: Annotated[int, typer.Option(min=1, help="Labelled episodes to write.")],
     workers: Annotated[
-        int | None, typer.Option(min=1, help="Worker processes. Default: the available CPU cores.")
+        int | None,
+        typer.Option(min=1, help="Worker processes (local backend). Default: the available CPU cores."),
     ] = None,
     seed: Annotated[int, typer.Option(min=0, help="Generator seed: the same seed, the same dataset.")] = 0,
     width: Annotated[int, typer.Option(min=16, help="Frame width in pixels.")] = 64,
@@ -267,12 +302,19 @@ def generate_command(
         bool, typer.Option(help="Complete an interrupted run in OUT_DIR; give the same arguments.")
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    backend: BackendOption = Backend.kind,
+    ray_address: RayAddressOption = Backend.ray_address,
+    ray_cpus_per_task: RayCpusOption = Backend.cpus_per_task,
 ) -> None:
-    """Play a policy and write its episodes, rendered and labelled by the button hit, as HDF5 shards."""
+    """Play a policy and write its episodes, rendered and labelled by the button hit, as HDF5 shards.
+
+    With --backend ray each shard is a Ray task; only this process writes into OUT_DIR.
+    """
     from airhockey.generate import GenerateConfig, generate
 
     config = GenerateConfig(episodes, seed, width, height, camera, labels, policy, shard_size)
-    manifest = generate(config, out_dir, workers=workers, resume=resume, progress=progress)
+    where = Backend(backend, ray_address, cpus_per_task=ray_cpus_per_task)
+    manifest = generate(config, out_dir, workers=workers, resume=resume, progress=progress, backend=where)
     counts = zip(manifest["label_names"], manifest["class_counts"], strict=True)
     classes = ", ".join(f"{name} {count}" for name, count in counts)
     discarded = sum(manifest["discards"].values())
@@ -318,95 +360,186 @@ def data_preview(
     typer.echo(f"wrote {preview_episode(path, episode, out)}")
 
 
+# `data shapes`, not `generate shapes`: `generate OUT_DIR` reads its first word as the directory, so a
+# `shapes` subcommand there would either shadow a directory named shapes or turn `generate` into a
+# group and break `airhockey generate data --episodes 200`.
+@data_app.command("shapes")
+@user_errors
+def data_shapes(
+    out_dir: Annotated[Path, typer.Argument(help="Dataset directory to create (new or empty).")],
+    episodes: Annotated[int, typer.Option(min=1, help="Episodes to write.")],
+    shapes: Annotated[int, typer.Option(min=1, max=2, help="Shapes: 1 (a disk) or 2 (and a square).")] = 1,
+    length: Annotated[int | None, typer.Option(min=2, help="Frames per episode. Default: 40.")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed: the same seed, the same dataset.")] = 0,
+    width: Annotated[int, typer.Option(min=16, help="Frame width in pixels.")] = 64,
+    height: Annotated[int, typer.Option(min=16, help="Frame height in pixels.")] = 64,
+    shard_size: Annotated[int, typer.Option(min=1, help="Episodes per shard file.")] = 50,
+) -> None:
+    """Write a moving-shapes sanity dataset (shapes bouncing in a box) in the shard format of 'generate'."""
+    from airhockey.generate.shapes import ShapesConfig, generate_shapes
+
+    settings = {"length": length} if length is not None else {}
+    config = ShapesConfig(
+        episodes, shapes, seed=seed, width=width, height=height, shard_size=shard_size, **settings
+    )
+    manifest = generate_shapes(config, out_dir)
+    counts = zip(manifest["label_names"], manifest["class_counts"], strict=True)
+    classes = ", ".join(f"{name} {count}" for name, count in counts)
+    typer.echo(
+        f"wrote {out_dir}/: {manifest['episodes']} episodes of {shapes} shape(s) ({classes}), "
+        f"{manifest['frames']:,} frames in {len(manifest['shards'])} shards"
+    )
+
+
 # --------------------------------------------------------------------------------------- learn
-# (learn commands: pretext, predict, classify, compare; and pipeline)
+# (learn commands: methods, pretext, predict, classify, compare; and pipeline). Every default is
+# read from the config dataclasses of airhockey.learn.config (which does not import torch).
+MethodOption = Annotated[str, typer.Option(help="Pretext method: a name from 'airhockey learn methods'.")]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="A setting of the method: KEY=VALUE, nested ones as encoder.KEY=VALUE; repeatable. "
+        "'airhockey learn methods NAME' lists them.",
+        show_default=False,
+    ),
+]
+
+
+def _command_line() -> str:
+    return " ".join(["airhockey", *sys.argv[1:]])
+
+
+def _method(name: str, settings: list[str] | None) -> Any:
+    """The registered method ``name`` with ``settings`` applied over its defaults."""
+    from airhockey.learn.config import apply_settings
+    from airhockey.learn.methods import get_method
+
+    method = get_method(name)
+    return method(apply_settings(method.config_class(), settings or []))
+
+
+@learn_app.command("methods")
+@user_errors
+def learn_methods(
+    name: Annotated[
+        str | None, typer.Argument(help="A method whose settings (and their defaults) to list.")
+    ] = None,
+) -> None:
+    """List the registered pretext methods, or one method's settings with their defaults."""
+    from airhockey.learn.config import field_names
+    from airhockey.learn.methods import get_method, method_names
+
+    if name is None:
+        for key in method_names():
+            method = get_method(key)
+            typer.echo(f"{key:<20} {method.summary} ({method.source})")
+        return
+    method = get_method(name)
+    config = method.config_class()
+    typer.echo(
+        f"{name}: {method.summary} ({method.source}); best checkpoint by "
+        f"{'lowest' if method.selection_mode == 'min' else 'highest'} {method.selection_metric}"
+    )
+    for key in field_names(method.config_class):
+        value: Any = config
+        for part in key.split("."):
+            value = getattr(value, part)
+        typer.echo(f"  --set {key}={value}")
+
+
 @learn_app.command("pretext")
 @user_errors
 def learn_pretext(
     data: Annotated[Path, typer.Argument(help="Dataset directory written by 'airhockey generate'.")],
     out: Annotated[Path, typer.Option(help="Run folder to create, or with --resume to continue.")],
+    method: MethodOption = "next_frame",
+    settings: SetOption = None,
+    steps: Annotated[
+        int | None, typer.Option(min=1, help="Optimiser steps in all: the reproducible budget.")
+    ] = PretextConfig.steps,
     minutes: Annotated[
         float | None,
         typer.Option(min=0.0, help="Wall-clock budget of this session's training and validations."),
-    ] = None,
+    ] = PretextConfig.minutes,
     epochs: Annotated[
         int | None,
-        typer.Option(min=1, help="Most epochs in all. Default: 30, or unlimited when --minutes is given."),
+        typer.Option(
+            min=1,
+            help=f"Most epochs in all. Default: {PretextConfig.epochs}; unlimited with --steps or --minutes.",
+            show_default=False,
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the initial weights and the clip order.")] = 0,
-    device: Annotated[str, typer.Option(help="Torch device: 'cpu' (reproducible) or 'cuda'.")] = "cpu",
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the initial weights and the sample order.")] = (
+        PretextConfig.seed
+    ),
+    device: Annotated[str, typer.Option(help="Torch device: 'cpu' (reproducible) or 'cuda'.")] = (
+        PretextConfig.device
+    ),
     resume: Annotated[
         bool, typer.Option(help="Continue the run in --out where it stopped, with its own settings.")
     ] = False,
-    threads: Annotated[
-        int | None, typer.Option(min=1, help="Torch CPU threads. Default: the available CPU cores.")
-    ] = None,
-    workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 0,
-    batch_size: Annotated[int, typer.Option(min=1, help="Clips per optimiser step.")] = 16,
-    lr: Annotated[float, typer.Option(min=0.0, help="AdamW learning rate.")] = 2e-3,
-    frames_in: Annotated[int, typer.Option(min=1, help="Context frames per clip (model setting).")] = 8,
-    frames_predicted: Annotated[
-        int, typer.Option(min=1, help="Frames predicted after the context, fed back (model setting).")
-    ] = 1,
-    hidden_channels: Annotated[int, typer.Option(min=1, help="ConvLSTM channels (model setting).")] = 16,
-    clip_stride: Annotated[int, typer.Option(min=1, help="Frames between successive clips' starts.")] = 4,
-    split_seed: Annotated[int, typer.Option(min=0, help="Seed of the by-episode train/val/test split.")] = 0,
+    threads: ThreadsOption = None,
+    workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = PretextConfig.workers,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Samples per optimiser step.")
+    ] = PretextConfig.batch_size,
+    lr: Annotated[float, typer.Option(min=0.0, help="AdamW learning rate.")] = PretextConfig.lr,
+    patience: Annotated[
+        int, typer.Option(min=1, help="Stop after this many validations without improvement.")
+    ] = PretextConfig.patience,
+    split_seed: Annotated[int, typer.Option(min=0, help="Seed of the by-episode train/val/test split.")] = (
+        PretextConfig.split_seed
+    ),
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Train the ConvLSTM autoencoder on next-frame prediction; write checkpoints, log.csv, metrics.json.
+    """Train a pretext method; write checkpoints, log.csv, metrics.json and config.json.
 
-    With --resume the model settings come from the run and are not read from the options.
+    With --resume the method and its settings come from the run; leave --method and --set out.
     """
-    from airhockey.learn.autoencoder import AutoencoderConfig
-    from airhockey.learn.pretext import PretextConfig, train_pretext
+    from airhockey.learn.trainer import STOP_REASONS, train_pretext
 
-    _set_threads(threads)
     config = PretextConfig(
-        epochs=epochs or (None if minutes else PretextConfig.epochs),
+        steps=steps,
+        epochs=epochs or (None if (minutes or steps) else PretextConfig.epochs),
         minutes=minutes,
         batch_size=batch_size,
         lr=lr,
-        clip_stride=clip_stride,
+        patience=patience,
         split_seed=split_seed,
         seed=seed,
         device=device,
         workers=workers,
     )
-    model_config = AutoencoderConfig(
-        frames_in=frames_in, frames_predicted=frames_predicted, hidden_channels=hidden_channels
-    )
-    m = train_pretext(
-        data,
-        out,
-        config,
-        None if resume else model_config,
-        resume=resume,
-        progress=progress,
-        command=" ".join(["airhockey", *sys.argv[1:]]),
-    )
-    gain = m["val_mse_vs_copy_last"]
-    typer.echo(
-        f"stopped by {m['stopped_by']} after {m['steps']} steps; best epoch {m['best_epoch']}: "
-        f"val MSE {m['val_mse']:.6f} vs copy-last {m['baseline_copy_last_mse']:.6f} "
-        f"({abs(gain):.1%} {'lower' if gain >= 0 else 'higher'}), "
-        f"mean-frame {m['baseline_mean_frame_mse']:.6f}; "
-        f"moving-pixel MSE {m['val_moving_mse']:.5f} vs copy-last {m['baseline_copy_last_moving_mse']:.5f}"
-    )
+    chosen = None if resume and method == "next_frame" and not settings else _method(method, settings)
+    _set_threads(threads)
+    m = train_pretext(data, out, chosen, config, resume=resume, progress=progress, command=_command_line())
+    from airhockey.learn.methods import get_method
+
+    described = get_method(m["method"]).from_dict(_run_config(out)).describe(m)
+    typer.echo(f"{m['method']}: stopped after {m['steps']} steps, {STOP_REASONS[m['stopped_by']]}")
+    typer.echo(f"best epoch {m['best_epoch']} (step {m['best_step']}): {described}")
     typer.echo(f"wrote {out}/ (best.pt, last.pt, log.csv, metrics.json, config.json)")
+
+
+def _run_config(out: Path) -> dict[str, Any]:
+    import json
+
+    return json.loads((out / "config.json").read_text())["method_config"]
 
 
 @learn_app.command("predict")
 @user_errors
 def learn_predict(
-    run: Annotated[Path, typer.Argument(help="Pretext run folder or checkpoint file.")],
+    run: Annotated[Path, typer.Argument(help="Pretext run folder or checkpoint file (a predictive method).")],
     data: Annotated[Path, typer.Option(help="Dataset directory or shard file.")],
     episode: EpisodeIndex = 0,
     out: Annotated[Path, typer.Option(help="Video file to write: .mp4 or .gif.")] = Path("pred.mp4"),
     steps: Annotated[int, typer.Option(min=1, help="How far ahead the rollout panel predicts.")] = 4,
     device: Annotated[str, typer.Option(help="Torch device: 'cpu' or 'cuda'.")] = "cpu",
 ) -> None:
-    """Write an episode as three panels: truth, one-step prediction, prediction --steps frames ahead."""
-    from airhockey.learn.pretext import predict_dataset_episode
+    """Write an episode as three titled panels: truth, one-step prediction, --steps frames ahead."""
+    from airhockey.learn.prediction import predict_dataset_episode
 
     path = predict_dataset_episode(run, data, episode, out, steps, device)
     typer.echo(f"wrote {path} (truth | one step ahead | {steps} steps ahead, predictions fed back)")
@@ -434,17 +567,26 @@ AfterHitOption = Annotated[
     typer.Option(help="Also train and score on frames with a lit button (they give the label away)."),
 ]
 ThreadsOption = Annotated[
-    int | None, typer.Option(min=1, help="Torch CPU threads. Default: the available CPU cores.")
+    int | None,
+    typer.Option(
+        min=1,
+        help="Torch CPU threads. Default: 1; more help only on cores nothing else uses "
+        "(on 2 shared cores, 2 threads ran 6-10x slower than 1: benchmarks/torch_threads.py).",
+    ),
 ]
 DeviceOption = Annotated[str, typer.Option(help="Torch device: 'cpu' (reproducible) or 'cuda'.")]
 
 
 def _set_threads(threads: int | None) -> None:
+    """Sets torch's CPU threads: ``threads``, or by default 1, the one count that cannot collapse.
+
+    Each torch operation waits for all its threads; when another process holds a core, the
+    waits dominate. Measured by benchmarks/torch_threads.py on 2 shared cores: a training step
+    with 2 threads took 6.5-9.8 times as long as with 1, whatever the extra load.
+    """
     import torch
 
-    from airhockey.generate.executor import available_cpus
-
-    torch.set_num_threads(threads or available_cpus())
+    torch.set_num_threads(threads or 1)
 
 
 def _echo_comparison(results: dict[str, Any]) -> None:
@@ -456,8 +598,6 @@ def _echo_comparison(results: dict[str, Any]) -> None:
 def _classify_config(options: dict[str, Any]) -> Any:
     """The ``ClassifyConfig`` of a command's options (its ``locals()``): each field from its namesake."""
     import dataclasses
-
-    from airhockey.learn.classify import ClassifyConfig
 
     return ClassifyConfig(
         **{f.name: options[f.name] for f in dataclasses.fields(ClassifyConfig) if f.name in options}
@@ -471,7 +611,9 @@ def learn_classify(
     out: Annotated[Path, typer.Option(help="Run folder to create.")],
     pretext: Annotated[
         Path | None,
-        typer.Option(help="Pretext run: its encoder's weights (unless --scratch), sizes and data split."),
+        typer.Option(
+            help="Pretext run: its encoder's weights (unless --scratch), architecture and data split."
+        ),
     ] = None,
     scratch: Annotated[
         bool, typer.Option("--scratch", help="Random initial weights: the supervised arm.")
@@ -480,20 +622,24 @@ def learn_classify(
         int | None,
         typer.Option(min=1, help="Training episodes with labels, drawn class-balanced. Default: all."),
     ] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the labelled draw, weights and frame order.")] = 0,
-    device: DeviceOption = "cpu",
-    epochs: EpochsOption = 10,
-    freeze_epochs: FreezeEpochsOption = 3,
-    lr: LrOption = 1e-3,
-    encoder_lr: EncoderLrOption = 1e-4,
-    frame_stride: FrameStrideOption = 1,
-    batch_size: BatchSizeOption = 64,
-    min_epoch_frames: MinEpochFramesOption = 2048,
-    include_after_hit: AfterHitOption = False,
-    hidden: Annotated[int, typer.Option(min=1, help="Units of the classifier's hidden layer.")] = 64,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the labelled draw, weights and frame order.")] = (
+        ClassifyConfig.seed
+    ),
+    device: DeviceOption = ClassifyConfig.device,
+    epochs: EpochsOption = ClassifyConfig.epochs,
+    freeze_epochs: FreezeEpochsOption = ClassifyConfig.freeze_epochs,
+    lr: LrOption = ClassifyConfig.lr,
+    encoder_lr: EncoderLrOption = ClassifyConfig.encoder_lr,
+    frame_stride: FrameStrideOption = ClassifyConfig.frame_stride,
+    batch_size: BatchSizeOption = ClassifyConfig.batch_size,
+    min_epoch_frames: MinEpochFramesOption = ClassifyConfig.min_epoch_frames,
+    include_after_hit: AfterHitOption = ClassifyConfig.include_after_hit,
+    hidden: Annotated[int, typer.Option(min=1, help="Units of the classifier's hidden layer.")] = (
+        CompareConfig.hidden
+    ),
     split_seed: Annotated[
         int, typer.Option(min=0, help="Seed of the train/val/test split, without --pretext.")
-    ] = 0,
+    ] = PretextConfig.split_seed,
     threads: ThreadsOption = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -501,7 +647,7 @@ def learn_classify(
 
     With --pretext RUN the encoder starts from the run's weights, frozen for --freeze-epochs, then
     fine-tuned at --encoder-lr; with --scratch the same model and schedule start from random weights
-    (with --pretext too, only the run's sizes and split are taken).
+    (with --pretext too, only the run's encoder architecture and split are taken).
     """
     from airhockey.learn.classify import classify_on_dataset
 
@@ -517,7 +663,7 @@ def learn_classify(
         hidden=hidden,
         split_seed=split_seed,
         progress=progress,
-        command=" ".join(["airhockey", *sys.argv[1:]]),
+        command=_command_line(),
     )
     frames = "all frames" if include_after_hit else "frames before the hit"
     typer.echo(
@@ -532,56 +678,72 @@ def learn_classify(
 @user_errors
 def learn_compare(
     data: Annotated[Path, typer.Argument(help="Dataset directory written by 'airhockey generate'.")],
-    pretext: Annotated[Path, typer.Option(help="Pretext run whose encoder the self-supervised arm loads.")],
-    out: Annotated[Path, typer.Option(help="Report folder to create.")],
+    out: Annotated[Path, typer.Option(help="Report folder to create (or to finish, if interrupted).")],
+    arm: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An arm: 'scratch' or a pretext run folder whose encoder the classifiers load; repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    reference: Annotated[
+        str, typer.Option(help="The arm the others are paired against: 'scratch' or a run folder's name.")
+    ] = SCRATCH,
     budgets: Annotated[
         str, typer.Option(help="Labelled training episodes per run, comma-separated; 'all' for every one.")
-    ] = "4,16,64,all",
+    ] = ",".join("all" if b is None else str(b) for b in CompareConfig.budgets),
     repeats: Annotated[
         int, typer.Option(min=2, help="Runs per budget and arm, each on another subset with another seed.")
-    ] = 3,
-    seed: Annotated[int, typer.Option(min=0, help="Root seed of the subsets and runs.")] = 0,
-    device: DeviceOption = "cpu",
-    epochs: EpochsOption = 10,
-    freeze_epochs: FreezeEpochsOption = 3,
-    lr: LrOption = 1e-3,
-    encoder_lr: EncoderLrOption = 1e-4,
-    frame_stride: FrameStrideOption = 1,
-    batch_size: BatchSizeOption = 64,
-    min_epoch_frames: MinEpochFramesOption = 2048,
-    include_after_hit: AfterHitOption = False,
+    ] = CompareConfig.repeats,
+    seed: Annotated[int, typer.Option(min=0, help="Root seed of the subsets and runs.")] = CompareConfig.seed,
+    device: DeviceOption = ClassifyConfig.device,
+    epochs: EpochsOption = ClassifyConfig.epochs,
+    freeze_epochs: FreezeEpochsOption = ClassifyConfig.freeze_epochs,
+    lr: LrOption = ClassifyConfig.lr,
+    encoder_lr: EncoderLrOption = ClassifyConfig.encoder_lr,
+    frame_stride: FrameStrideOption = ClassifyConfig.frame_stride,
+    batch_size: BatchSizeOption = ClassifyConfig.batch_size,
+    min_epoch_frames: MinEpochFramesOption = ClassifyConfig.min_epoch_frames,
+    include_after_hit: AfterHitOption = ClassifyConfig.include_after_hit,
+    hidden: Annotated[int, typer.Option(min=1, help="Units of the classifier's hidden layer.")] = (
+        CompareConfig.hidden
+    ),
     scratch_schedule: Annotated[
         str,
         typer.Option(
-            help="'same': the supervised arm runs the exact schedule (random encoder frozen, then at "
+            help="'same': the scratch arm runs the exact schedule (random encoder frozen, then at "
             "--encoder-lr); 'unfrozen': its encoder trains from the start at --lr."
         ),
-    ] = "same",
+    ] = CompareConfig.scratch_schedule,
     after_hit_effect: Annotated[
         bool, typer.Option(help="Run the largest budget again with the other --include-after-hit setting.")
-    ] = True,
+    ] = CompareConfig.after_hit_effect,
     threads: ThreadsOption = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Compare the self-supervised and supervised classifiers over label budgets and repeats.
+    """Compare direction classifiers whose encoders start from pretext runs, or from scratch, over label
+    budgets and repeats.
 
-    Writes OUT/results.json, accuracy_vs_budget.png, accuracy_by_position.png, learning_curves.png
-    and report.md.
+    Writes OUT/results.json, accuracy_vs_budget.png, accuracy_by_position.png, learning_curves.png,
+    report.md and runs.jsonl; run it again into the same OUT to finish an interrupted comparison.
     """
-    from airhockey.learn.compare import CompareConfig, compare_on_dataset, parse_budgets
+    from airhockey.learn.compare import compare_on_dataset, parse_budgets
 
+    if not arm:
+        raise UserError("give at least one --arm: a pretext run folder (and 'scratch', added by default)")
     training = _classify_config(locals())  # its seed: each repeat's replaces it
-    _set_threads(threads)
     config = CompareConfig(
         budgets=parse_budgets(budgets),
         repeats=repeats,
         training=training,
+        hidden=hidden,
         scratch_schedule=scratch_schedule,
         after_hit_effect=after_hit_effect,
         seed=seed,
     )
+    _set_threads(threads)
     results = compare_on_dataset(
-        data, pretext, out, config, progress=progress, command=" ".join(["airhockey", *sys.argv[1:]])
+        data, arm, out, config, reference=reference, progress=progress, command=_command_line()
     )
     _echo_comparison(results)
     typer.echo(f"wrote {out}/ (results.json, report.md and three plots) in {results['seconds'] / 60:.1f} min")
@@ -601,6 +763,11 @@ def pipeline_command(
             "(unpickled: pass only files you trust), or 'scripted'."
         ),
     ] = "bundled",
+    method: Annotated[
+        str | None,
+        typer.Option(help="Pretext method: a name from 'airhockey learn methods'. Default: next_frame."),
+    ] = None,
+    settings: SetOption = None,
     seed: Annotated[
         int, typer.Option(min=0, help="Seed of the data, the pretext run and the comparison.")
     ] = 0,
@@ -612,21 +779,30 @@ def pipeline_command(
     threads: ThreadsOption = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Generate a dataset, train the pretext model on it, and compare the two classifiers: the whole study.
+    """Generate a dataset, train a pretext method on it, and compare its classifier with scratch: the study.
 
     Run it again with the same arguments to finish an interrupted run. The settings are
     airhockey.learn.pipeline.FULL, or QUICK with --quick.
     """
-    from airhockey.learn.pipeline import FULL, QUICK, run_pipeline
+    import dataclasses
 
-    _set_threads(threads)
+    from airhockey.learn.pipeline import FULL, QUICK, MethodChoice, run_pipeline
+
     config = (QUICK if quick else FULL).with_overrides(policy=policy, seed=seed, device=device)
+    if method or settings:
+        config = dataclasses.replace(
+            config, method=MethodChoice(method or config.method.name, tuple(settings or ()))
+        )
+    config.method.build()  # a bad method or setting fails here, before any file is written
+    if quick:
+        typer.echo("--quick: a smoke test of the machinery; its numbers are not results")
+    _set_threads(threads)
     results = run_pipeline(
         out,
         config,
         workers=workers,
         progress=progress,
-        command=" ".join(["airhockey", *sys.argv[1:]]),
+        command=_command_line(),
         say=typer.echo,
     )
     _echo_comparison(results)

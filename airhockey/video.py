@@ -8,19 +8,34 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from airhockey.paths import check_output_file
+
 VIDEO_SUFFIXES = (".mp4", ".gif")
 
 
 def check_video_path(path: str | Path) -> Path:
-    """Checks that ``path`` names a video file this package can write.
+    """Checks that ``path`` names a video file this package can write, before the frames are made.
 
     Raises:
         ValueError: when the suffix is neither ``.mp4`` nor ``.gif``.
+        UserError: when the path cannot be written (an existing directory, under a file, no
+            permission); see ``airhockey.paths.check_output_file``.
     """
     path = Path(path)
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise ValueError(f"video path must end in .mp4 or .gif, got {str(path)!r}")
-    return path
+    return check_output_file(path, "video file")
+
+
+def text_banner(width: int, text: str) -> NDArray[np.uint8]:
+    """A dark strip (h, width, 3) uint8 with ``text`` in white, to stack above a frame or panel."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    height = max(12, width // 6)
+    image = Image.new("RGB", (width, height), (20, 20, 20))
+    font = ImageFont.load_default(size=height - 3)
+    ImageDraw.Draw(image).text((2, 1), text, fill=(255, 255, 255), font=font)
+    return np.asarray(image)
 
 
 def write_video(frames: Sequence[NDArray[np.uint8]], path: str | Path, fps: float) -> Path:

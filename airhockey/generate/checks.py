@@ -16,6 +16,7 @@ from airhockey.generate.hdf5 import (
     EPISODES_GROUP,
     INDEX_FIELDS,
     episode_table,
+    index_problems,
     open_shard,
     sha256_file,
     shard_attrs,
@@ -142,29 +143,28 @@ def check_shard_contents(f: h5py.File, labels: str, frame_shape: tuple[int, ...]
     if missing:
         return [f"missing datasets {missing}"]
     table = episode_table(f)
+    problems = index_problems(table)
+    if problems:
+        return problems
     lengths = table["length"]
     n_frames, n_episodes = int(lengths.sum()), len(lengths)
-    problems = []
     for name, (dtype, trailing, per) in ARRAY_FIELDS.items():
         shape = (n_frames - n_episodes * (per == "step"), *(frame_shape if name == "frames" else trailing))
         if f[name].dtype != dtype or f[name].shape != shape:
             problems.append(f"{name} is {f[name].dtype} {f[name].shape}, expected {dtype} {shape}")
-    starts = {
-        "frame_start": np.concatenate([[0], np.cumsum(lengths)[:-1]]),
-        "step_start": np.concatenate([[0], np.cumsum(lengths - 1)[:-1]]),
-        "id": f.attrs["first_episode"] + np.arange(n_episodes),
-    }
-    problems += [
-        f"episodes/{name} is not {values.tolist()}"
-        for name, values in starts.items()
-        if not np.array_equal(table[name], values)
-    ]
+    ids = f.attrs["first_episode"] + np.arange(n_episodes)
+    if not np.array_equal(table["id"], ids):
+        problems.append(f"episodes/id is not {ids.tolist()}")
     if problems:
         return problems
     counts = np.bincount(table["label"].clip(0), minlength=len(LABEL_MODES[labels])).tolist()
     stated = np.asarray(f.attrs["class_counts"]).tolist()
     if counts != stated or int(f.attrs["episodes"]) != n_episodes:
         problems.append(f"the episode table's labels count {counts}, the attributes say {stated}")
+    if shard_attrs(f).get("env_id") == "shapes":  # labelled by motion, not by buttons
+        from airhockey.generate.shapes import check_shapes_labels
+
+        return problems + check_shapes_labels(f, table)
     lit = f["buttons_lit"][()]
     for i in range(n_episodes):
         row = {name: int(values[i]) for name, values in table.items()}
@@ -234,7 +234,7 @@ def preview_episode(path: str | Path, episode: int, out: str | Path) -> Path:
         The path written.
     """
     from airhockey.generate.rollout import make_env
-    from airhockey.video import check_video_path, write_video
+    from airhockey.video import check_video_path, text_banner, write_video
 
     out = check_video_path(out)
     with open_shards(path) as episodes:
@@ -246,17 +246,6 @@ def preview_episode(path: str | Path, episode: int, out: str | Path) -> Path:
     env = make_env(env_kwargs)  # for its frame rate only: it renders nothing
     fps = env.unwrapped.metadata["render_fps"]
     env.close()
-    banner = _banner(frames.shape[2], names[label])
+    banner = text_banner(frames.shape[2], names[label])
     write_video([np.concatenate([banner, frame]) for frame in frames], out, fps=fps)
     return out
-
-
-def _banner(width: int, text: str) -> NDArray[np.uint8]:
-    """A dark strip (H, width, 3) with ``text`` in white, to stack above a frame."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    height = max(12, width // 6)
-    image = Image.new("RGB", (width, height), (20, 20, 20))
-    font = ImageFont.load_default(size=height - 3)
-    ImageDraw.Draw(image).text((2, 1), text, fill=(255, 255, 255), font=font)
-    return np.asarray(image)

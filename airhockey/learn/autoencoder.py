@@ -1,98 +1,36 @@
 """The ConvLSTM autoencoder of seed 000 (section 4.3): a frame encoder, a decoder, a causal 3D-conv output.
 
-``ConvLSTMAutoencoder`` predicts the next frame of a video; its ``FrameEncoder`` (stem + two
-ConvLSTM layers) is the part the direction classifier reuses, loaded with ``load_encoder(run)``.
+``ConvLSTMAutoencoder`` predicts the next frame of a video (the ``next_frame`` method,
+``learn.methods.next_frame``); its ``FrameEncoder`` (stem + two ConvLSTM layers) is the shared
+encoder that classifiers reuse and that other methods build on.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from airhockey.learn.checkpoint import load_checkpoint
+from airhockey.learn.config import EncoderConfig
 from airhockey.learn.convlstm import ConvLSTM, State
-
-KIND = "pretext"
-"""The ``kind`` recorded in checkpoints of this model."""
+from airhockey.learn.methods.base import PretextModel, VideoEncoder
 
 
-@dataclass(frozen=True)
-class AutoencoderConfig:
-    """Sizes of the ConvLSTM autoencoder; stored in every checkpoint to rebuild the model."""
-
-    image_size: tuple[int, int] = (64, 64)
-    """Frame height and width in pixels; each must be divisible by 2 ** len(stem_channels)."""
-    stem_channels: tuple[int, ...] = (16, 32)
-    """Channels of the stride-2 convolutions before the ConvLSTMs, one per halving; () for none."""
-    hidden_channels: int = 16
-    """Channels of each ConvLSTM layer's hidden and cell state."""
-    kernel_size: int = 3
-    """Side of the ConvLSTM gate convolutions."""
-    output_time_kernel: int = 2
-    """Time steps the causal 3D-conv output layer spans (the current one and those before)."""
-    composite: bool = True
-    """Predict a mask and an image composited over the last frame (True), or the image alone."""
-    frames_in: int = 8
-    """Context frames fed to the model, each followed by a one-step prediction of the next."""
-    frames_predicted: int = 1
-    """Frames predicted past the context; beyond the first, predictions are fed back as inputs."""
-
-    def __post_init__(self) -> None:
-        factor = 2 ** len(self.stem_channels)
-        if any(side % factor for side in self.image_size):
-            raise ValueError(
-                f"image_size {self.image_size} must be divisible by {factor} (the stem's stride)"
-            )
-        for name in (
-            "hidden_channels",
-            "output_time_kernel",
-            "frames_in",
-            "frames_predicted",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
-
-    @property
-    def clip_length(self) -> int:
-        """Frames in a training clip: the context and the frames predicted after it."""
-        return self.frames_in + self.frames_predicted
-
-    @property
-    def feature_size(self) -> tuple[int, int]:
-        """Height and width of the ConvLSTM feature maps."""
-        factor = 2 ** len(self.stem_channels)
-        return self.image_size[0] // factor, self.image_size[1] // factor
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain dict of the fields (what checkpoints and ``config.json`` store)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, fields: dict[str, Any]) -> AutoencoderConfig:
-        """The inverse of ``to_dict``; also accepts lists where tuples are expected (JSON)."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
-
-
-class FrameEncoder(nn.Module):
-    """Stem and two stacked ConvLSTM layers: frames -> a spatial representation.
+class FrameEncoder(VideoEncoder):
+    """Stem and two stacked ConvLSTM layers: frames -> a spatial representation (the shared encoder).
 
     Works on one frame (T=1, from a zero state) as on a sequence. ``forward`` returns the top
     layer's hidden state after the last frame, ``(B, hidden_channels, *feature_size)``: the
     representation the classifier reads.
     """
 
-    def __init__(self, config: AutoencoderConfig) -> None:
+    def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         self.config = config
+        self.feature_size = config.feature_size
         channels = (3, *config.stem_channels)
         self.stem = nn.ModuleList(
             nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.LeakyReLU(0.1))
@@ -108,26 +46,11 @@ class FrameEncoder(nn.Module):
             features.append(layer(features[-1]))
         return features
 
-    def encode(self, frames: Tensor, states: list[State] | None = None) -> tuple[Tensor, list[State]]:
-        """Runs the encoder over a sequence.
-
-        Args:
-            frames: (B, T, 3, H, W) in [0, 1].
-            states: the two layers' ``(h, c)`` to continue from, or None for zeros.
-
-        Returns:
-            The top layer's hidden states (B, T, C, h, w) and the new states.
-        """
+    def encode(self, frames: Tensor) -> Tensor:
+        """The top layer's hidden state after each frame: (B, T, 3, H, W) in [0, 1] -> (B, T, C, h, w)."""
         b, t = frames.shape[:2]
         features = self.stem_features(frames.flatten(0, 1))[-1].unflatten(0, (b, t))  # (B, T, C_stem, h, w)
-        return self.lstm(features, states)
-
-    def forward(self, frames: Tensor) -> Tensor:
-        """The representation after the last frame: (B, 3, H, W) or (B, T, 3, H, W) -> (B, C, h, w)."""
-        if frames.dim() == 4:
-            frames = frames.unsqueeze(1)
-        hidden, _ = self.encode(frames)
-        return hidden[:, -1]
+        return self.lstm(features)[0]
 
 
 class CausalConv3d(nn.Module):
@@ -175,7 +98,7 @@ class AutoencoderState:
     """The output layer's inputs at the last ``output_time_kernel - 1`` steps, (B, C, k - 1, H', W')."""
 
 
-class ConvLSTMAutoencoder(nn.Module):
+class ConvLSTMAutoencoder(PretextModel):
     """Next-frame predictor: frame encoder, two decoder ConvLSTM layers, upsampling head, causal 3D conv.
 
     At every step t the encoder reads frame t, the decoder reads the encoder's top hidden state,
@@ -208,11 +131,18 @@ class ConvLSTMAutoencoder(nn.Module):
       and a small object on a plain background cannot fade into the background, which is where
       MSE pulls a sigmoid image of a small object.
     - ConvLSTM cells without peephole terms; forget-gate bias initialised to 1.
+
+    Args:
+        encoder: the frame encoder's sizes (the decoder mirrors them).
+        output_time_kernel: time steps the causal 3D-conv output layer spans (the current one and
+            those before).
+        composite: predict a mask and an image composited over the last frame (True), or the image alone.
     """
 
-    def __init__(self, config: AutoencoderConfig) -> None:
+    def __init__(self, encoder: EncoderConfig, output_time_kernel: int = 2, composite: bool = True) -> None:
         super().__init__()
-        self.config = config
+        config = encoder
+        self.composite = composite
         self.encoder = FrameEncoder(config)
         self.decoder = ConvLSTM(config.hidden_channels, (config.hidden_channels,) * 2, config.kernel_size)
         # The head climbs from the decoder's resolution up to half the frame size, reading at each
@@ -228,10 +158,8 @@ class ConvLSTMAutoencoder(nn.Module):
             c_in = stem[level - 1]
         self.block = 2 if stem else 1
         r2 = self.block**2
-        self.output = CausalConv3d(
-            c_in + 3 * r2, (4 if config.composite else 3) * r2, config.output_time_kernel
-        )
-        if config.composite:
+        self.output = CausalConv3d(c_in + 3 * r2, (4 if composite else 3) * r2, output_time_kernel)
+        if composite:
             with torch.no_grad():
                 # The mask's logits (the first channel after the pixel shuffle) start at -3: 5% open.
                 self.output.conv.bias[:r2].fill_(-3.0)
@@ -263,7 +191,7 @@ class ConvLSTMAutoencoder(nn.Module):
         out, history = self.output(maps.transpose(1, 2), state.output_history if state else None)
         out = F.pixel_shuffle(out.transpose(1, 2).flatten(0, 1), self.block).unflatten(0, (b, t))
         state = AutoencoderState(enc_states, dec_states, history)
-        if not self.config.composite:
+        if not self.composite:
             return torch.sigmoid(out), state  # (B, T, 3, H, W)
         mask, image = torch.sigmoid(out[:, :, :1]), torch.sigmoid(out[:, :, 1:])  # (B, T, 1 | 3, H, W)
         return frames + mask * (image - frames), state  # (B, T, 3, H, W)
@@ -305,26 +233,3 @@ def parameter_counts(model: nn.Module) -> dict[str, int]:
     counts = {name: sum(p.numel() for p in child.parameters()) for name, child in model.named_children()}
     counts["total"] = sum(counts.values())
     return counts
-
-
-def load_autoencoder(
-    run_or_checkpoint: str | Path, device: str | torch.device = "cpu"
-) -> ConvLSTMAutoencoder:
-    """The autoencoder saved by a pretext run (its ``best.pt``) or in a checkpoint file, in eval mode."""
-    ckpt = load_checkpoint(run_or_checkpoint, KIND)
-    model = ConvLSTMAutoencoder(AutoencoderConfig.from_dict(ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval()
-
-
-def load_encoder(run_or_checkpoint: str | Path, device: str | torch.device = "cpu") -> FrameEncoder:
-    """The trained frame encoder of a pretext run (its ``best.pt``) or of a checkpoint file.
-
-    Returns the module in training mode with gradients enabled, ready to be frozen or fine-tuned;
-    ``encoder(frames)`` maps (B, 3, H, W) or (B, T, 3, H, W) to (B, encoder.out_channels, h, w).
-    """
-    ckpt = load_checkpoint(run_or_checkpoint, KIND)
-    encoder = FrameEncoder(AutoencoderConfig.from_dict(ckpt["model_config"]))
-    prefix = "encoder."
-    encoder.load_state_dict({k[len(prefix) :]: v for k, v in ckpt["model"].items() if k.startswith(prefix)})
-    return encoder.to(device)

@@ -1,9 +1,12 @@
 """Checkpoint files of the learning stage: one dict per file, holding what rebuilds the model.
 
-A run folder holds ``last.pt`` (written after every epoch, for ``--resume``) and ``best.pt`` (the
-epoch with the lowest validation loss, what later stages load). Each file is a dict with at least
-``format_version``, ``kind``, ``model_config`` (a plain dict of the model's config dataclass) and
-``model`` (the state dict); training adds optimizer and progress fields.
+A pretext run folder holds ``last.pt`` (written after every validation, for ``--resume``) and
+``best.pt`` (the best validation by the method's selection metric, what later stages load). Each
+file is a dict with at least ``format_version``, ``kind`` and ``model`` (the state dict). A pretext
+checkpoint adds ``method`` (the registry name), ``method_config`` and ``encoder_config`` (plain
+dicts of the config dataclasses) and ``encoder`` (the encoder's own state dict, which classifiers
+load); a classifier checkpoint adds ``model_config``; ``last.pt`` adds optimizer and progress.
+Format 1 (before the method registry) is refused with a message that says to retrain.
 """
 
 from __future__ import annotations
@@ -17,7 +20,11 @@ import torch
 import airhockey
 from airhockey.errors import UserError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+KIND_PRETEXT = "pretext"
+"""The ``kind`` of pretext runs' checkpoints."""
+KIND_CLASSIFIER = "classifier"
+"""The ``kind`` of classifier checkpoints."""
 BEST = "best.pt"
 LAST = "last.pt"
 
@@ -69,7 +76,9 @@ def load_checkpoint(run_or_file: str | Path, kind: str, name: str = BEST) -> dic
     except Exception as err:  # torch raises a variety of types for a corrupt or foreign file
         raise UserError(f"cannot read checkpoint {str(path)!r}: {err}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format_version") != FORMAT_VERSION:
-        raise UserError(f"{str(path)!r} is not a checkpoint of format version {FORMAT_VERSION}")
+        found = ckpt.get("format_version") if isinstance(ckpt, dict) else None
+        hint = ": it was written before the method registry, train it again" if found == 1 else ""
+        raise UserError(f"{str(path)!r} is not a checkpoint of format version {FORMAT_VERSION}{hint}")
     if ckpt.get("kind") != kind:
         raise UserError(f"{str(path)!r} holds a {ckpt.get('kind')!r} model, expected a {kind!r} one")
     return ckpt

@@ -1,17 +1,18 @@
-"""The direction classifier of seed 000 (sections 4.2-4.4): frame encoder -> one hidden layer -> softmax.
+"""The direction classifier of seed 000 (sections 4.2-4.4): video encoder -> one hidden layer -> softmax.
 
-The encoder is the pretext autoencoder's ``FrameEncoder`` (stem and two ConvLSTM layers, run on a
-single frame from a zero state); the head flattens its feature map (B, C, h, w), so that where the
-puck and bar are stays readable, standardises each feature with statistics of the training frames
-(``FeatureScaler``, the one addition to seed 000's head), and maps it through one hidden layer to
-one logit per class.
-Both arms of the comparison build this same model: ``build_classifier(config, pretext=RUN)`` loads
-the encoder's weights from a pretext run, ``build_classifier(config)`` leaves them random.
+The encoder is any pretext method's ``VideoEncoder`` (``learn.methods.base``), rebuilt through
+the method registry from an ``EncoderSpec``; for k = 1 it reads a single frame from a zero state,
+for k > 1 the k frames ending at the classified one. The head flattens the encoder's feature map
+(B, C, h, w), so that where the puck and bar are stays readable, standardises each feature with
+statistics of the training frames (``FeatureScaler``, the one addition to seed 000's head), and
+maps it through one hidden layer to one logit per class. Every arm of a comparison builds this
+same model: ``build_classifier(config, seed, encoder_state)`` loads a pretext run's encoder
+weights, ``build_classifier(config, seed)`` leaves them random (the scratch arm).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,21 +20,46 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from airhockey.learn.autoencoder import AutoencoderConfig, FrameEncoder, load_encoder
-from airhockey.learn.checkpoint import load_checkpoint
+from airhockey.learn.checkpoint import KIND_CLASSIFIER, load_checkpoint
+from airhockey.learn.config import EncoderConfig, to_dict
+from airhockey.learn.methods import get_method
+from airhockey.learn.methods.base import VideoEncoder
 
-KIND = "classifier"
-"""The ``kind`` recorded in checkpoints of this model."""
 MODEL_FILE = "model.pt"
 """The trained classifier in a classify run folder (the weights of its best validation epoch)."""
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """Which encoder a classifier has: a registered method and its config, from which the method
+    builds its encoder (``PretextMethod.build_encoder``)."""
+
+    method: str = "next_frame"
+    """The registry name of the method whose encoder this is."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """The method's config as plain data (``PretextMethod.config_dict()``); {} for its defaults."""
+
+    def __post_init__(self) -> None:
+        # As JSON gives it back (tuples as lists), so that a spec equals its stored copy.
+        object.__setattr__(self, "config", json.loads(json.dumps(self.config)))
+
+    def build(self) -> VideoEncoder:
+        """The encoder, with fresh weights from torch's global generator."""
+        return get_method(self.method).from_dict(self.config).build_encoder()
+
+    @classmethod
+    def shared(cls, encoder: EncoderConfig) -> EncoderSpec:
+        """The shared frame encoder (``FrameEncoder``, as ``next_frame`` builds it) with these sizes:
+        the scratch arm's encoder."""
+        return cls("next_frame", {"encoder": to_dict(encoder)})
 
 
 @dataclass(frozen=True)
 class ClassifierConfig:
     """Sizes of the classifier; stored in every checkpoint to rebuild the model."""
 
-    encoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
-    """The pretext model's sizes, of which the frame encoder's are used."""
+    encoder: EncoderSpec = field(default_factory=EncoderSpec)
+    """The encoder: a pretext run's method and config, or the shared encoder for the scratch arm."""
     num_classes: int = 2
     """Classes of the softmax: 2 for left/right, 5 for data generated with ``--labels all``."""
     hidden: int = 64
@@ -47,20 +73,14 @@ class ClassifierConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
-    @property
-    def feature_count(self) -> int:
-        """Values in the encoder's flattened feature map, C * h * w."""
-        h, w = self.encoder.feature_size
-        return self.encoder.hidden_channels * h * w
-
     def to_dict(self) -> dict[str, Any]:
-        """A plain dict of the fields, the encoder's as a nested dict (what checkpoints store)."""
-        return {**dataclasses.asdict(self), "encoder": self.encoder.to_dict()}
+        """A plain dict of the fields (what checkpoints store)."""
+        return to_dict(self)
 
     @classmethod
     def from_dict(cls, fields: dict[str, Any]) -> ClassifierConfig:
         """The inverse of ``to_dict``."""
-        return cls(**{**fields, "encoder": AutoencoderConfig.from_dict(fields["encoder"])})
+        return cls(**{**fields, "encoder": EncoderSpec(**fields["encoder"])})
 
 
 class FeatureScaler(nn.Module):
@@ -95,7 +115,7 @@ class FeatureScaler(nn.Module):
 
 
 class DirectionClassifier(nn.Module):
-    """Frame encoder, then one hidden layer, then a softmax over the classes.
+    """Video encoder, then one hidden layer, then a softmax over the classes.
 
     ``forward`` returns logits (the softmax is folded into the cross-entropy loss);
     ``predict_proba`` returns the softmax.
@@ -104,24 +124,26 @@ class DirectionClassifier(nn.Module):
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__()
         self.config = config
-        self.encoder = FrameEncoder(config.encoder)
+        self.encoder = config.encoder.build()
+        features = self.encoder.feature_count
         self.head = nn.Sequential(
             nn.Flatten(),
-            FeatureScaler(config.feature_count),
+            FeatureScaler(features),
             nn.Dropout(config.dropout),
-            nn.Linear(config.feature_count, config.hidden),
+            nn.Linear(features, config.hidden),
             nn.ReLU(),
             nn.Dropout(config.dropout),
             nn.Linear(config.hidden, config.num_classes),
         )
 
     def forward(self, frames: Tensor) -> Tensor:
-        """(B, 3, H, W) frames in [0, 1] -> (B, num_classes) logits."""
+        """(B, 3, H, W) frames, or (B, k, 3, H, W) the k frames ending at the classified one, in [0, 1]
+        -> (B, num_classes) logits."""
         return self.head(self.encoder(frames))  # encoder: (B, C, h, w)
 
     @torch.no_grad()
     def predict_proba(self, frames: Tensor) -> Tensor:
-        """(B, 3, H, W) frames in [0, 1] -> (B, num_classes) class probabilities."""
+        """Frames as ``forward`` takes them -> (B, num_classes) class probabilities."""
         return torch.softmax(self(frames), dim=-1)
 
     @property
@@ -139,46 +161,32 @@ class DirectionClassifier(nn.Module):
         return any(p.requires_grad for p in self.encoder.parameters())
 
 
-def encoder_config(pretext: str | Path) -> AutoencoderConfig:
-    """The model sizes of a pretext run (its ``best.pt``) or checkpoint file."""
-    from airhockey.learn.autoencoder import KIND as PRETEXT
-
-    return AutoencoderConfig.from_dict(load_checkpoint(pretext, PRETEXT)["model_config"])
-
-
 def build_classifier(
-    config: ClassifierConfig, seed: int, pretext: str | Path | None = None
+    config: ClassifierConfig, seed: int, encoder_state: dict[str, Tensor] | None = None
 ) -> DirectionClassifier:
-    """A classifier with weights drawn from ``seed``, and the encoder's from ``pretext`` if given.
+    """A classifier with weights drawn from ``seed``, and the encoder's from ``encoder_state`` if given.
 
-    The random draws do not depend on ``pretext``: the two arms of a comparison built with the
-    same seed start from the same head.
+    The random draws do not depend on ``encoder_state``: arms built with the same seed start from
+    the same head.
 
     Args:
-        config: the model's sizes; with ``pretext``, ``config.encoder`` must be the run's.
+        config: the model's sizes; with ``encoder_state``, ``config.encoder`` must describe the
+            encoder those weights belong to (``EncoderSpec(run.method.name, run.method.config_dict())``).
         seed: seed of the initial weights.
-        pretext: a pretext run folder or checkpoint file, or None for a random encoder.
-
-    Raises:
-        UserError: when the pretext checkpoint is missing or unreadable.
-        ValueError: when the pretext model's sizes are not ``config.encoder``.
+        encoder_state: a trained encoder's state dict (``PretextRun.encoder_state()``), or None
+            for a random encoder.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = DirectionClassifier(config)
-    if pretext is not None:
-        encoder = load_encoder(pretext)
-        if encoder.config != config.encoder:
-            raise ValueError(
-                f"the pretext run's model is {encoder.config}, the classifier's {config.encoder}"
-            )
-        model.encoder.load_state_dict(encoder.state_dict())
+    if encoder_state is not None:
+        model.encoder.load_state_dict(encoder_state)
     return model
 
 
 def load_classifier(run_or_checkpoint: str | Path, device: str | torch.device = "cpu") -> DirectionClassifier:
     """The classifier of a ``learn classify`` run (its ``model.pt``) or checkpoint file, in eval mode."""
-    ckpt = load_checkpoint(run_or_checkpoint, KIND, name=MODEL_FILE)
+    ckpt = load_checkpoint(run_or_checkpoint, KIND_CLASSIFIER, name=MODEL_FILE)
     model = DirectionClassifier(ClassifierConfig.from_dict(ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval()

@@ -1,13 +1,14 @@
 """Training and testing one direction classifier (one arm of the comparison, seed 000 section 4.4).
 
 The schedule: for the first ``freeze_epochs`` epochs only the head trains (the encoder is frozen
-while the head calibrates), then the encoder trains too, at its own, lower learning rate. The
-self-supervised arm starts from a pretext run's encoder, the supervised arm from random weights;
-both run the same model and the same schedule. ``classify_on_dataset`` trains one arm and writes a
+while the head calibrates), then the encoder trains too, at its own, lower learning rate. A
+pretrained arm starts from a pretext run's encoder, the scratch arm from random weights; all run
+the same model and the same schedule. ``classify_on_dataset`` trains one arm and writes a
 run folder:
 
     RUN/config.json    model and training settings, data split, labelled episodes, the command
-    RUN/model.pt       the classifier of the best validation epoch (``load_classifier(RUN)``)
+    RUN/model.pt       the classifier of the best validation epoch (``load_classifier(RUN)``), or of
+                       the last epoch with ``select_best=False``
     RUN/log.csv        one row per epoch: phase, training loss, validation accuracy, seconds
     RUN/metrics.json   test accuracy, overall and by position in the episode
 
@@ -20,10 +21,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,63 +31,24 @@ import torch
 from numpy.typing import NDArray
 
 from airhockey.errors import UserError
+from airhockey.jsonio import write_json
+from airhockey.learn.checkpoint import KIND_CLASSIFIER
 from airhockey.learn.classifier import (
-    KIND,
     MODEL_FILE,
     ClassifierConfig,
     DirectionClassifier,
+    EncoderSpec,
     build_classifier,
 )
+from airhockey.learn.config import ClassifyConfig
 from airhockey.learn.data import frames_to_tensor
+from airhockey.learn.device import check_device
 from airhockey.learn.labelled import ClassifierData, FrameSet, assert_disjoint
-from airhockey.learn.pretext import check_device
+from airhockey.learn.run import PretextRun
 
 FRACTION_BINS = 10
 """Equal bins of the fraction of the time to the hit, ``frame_index / hit_frame`` in [0, 1)."""
 HISTORY_FIELDS = ("epoch", "encoder_frozen", "train_loss", "train_accuracy", "val_accuracy", "elapsed_s")
-
-
-@dataclass(frozen=True)
-class ClassifyConfig:
-    """Settings of one classifier training run (the model's sizes are in ``ClassifierConfig``)."""
-
-    epochs: int = 10
-    """Epochs in all, frozen ones included."""
-    freeze_epochs: int = 3
-    """First epochs with the encoder frozen (only the head trains); ``epochs`` for a linear probe."""
-    batch_size: int = 64
-    """Frames per optimiser step."""
-    lr: float = 1e-3
-    """AdamW learning rate of the head, throughout."""
-    encoder_lr: float = 1e-4
-    """AdamW learning rate of the encoder once unfrozen, reached by a linear warm-up over the first
-    unfrozen epoch (a full step at once knocks the head's fixed standardisation off and can collapse
-    the classifier to one class)."""
-    weight_decay: float = 1e-4
-    """AdamW weight decay."""
-    min_epoch_frames: int = 2048
-    """Frames an epoch draws at least, passing over a small training set several times, so that a
-    run on a few labelled episodes still takes enough optimiser steps to train."""
-    frame_stride: int = 1
-    """Train on every ``frame_stride``-th frame of each episode (validation and test read all)."""
-    include_after_hit: bool = False
-    """Train, validate and score on frames with a lit button too (they give the label away)."""
-    select_best: bool = True
-    """Keep the weights of the epoch with the best validation accuracy (validation episodes are
-    never tested on); False keeps the last epoch's."""
-    seed: int = 0
-    """Seed of the initial weights, the order of the frames and dropout."""
-    device: str = "cpu"
-    """Torch device: 'cpu' (reproducible), 'cuda' or 'cuda:N'."""
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "min_epoch_frames", "frame_stride"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0 <= self.freeze_epochs <= self.epochs:
-            raise ValueError(f"freeze_epochs must be in 0-{self.epochs} (epochs), got {self.freeze_epochs}")
-        if self.lr <= 0 or self.encoder_lr < 0 or self.weight_decay < 0:
-            raise ValueError("lr must be positive, encoder_lr and weight_decay non-negative")
 
 
 def _batches(
@@ -139,7 +99,8 @@ def train_classifier(
     Args:
         model: a classifier from ``build_classifier``.
         train: the frames to learn from (already chosen: budget, stride, hit frames).
-        val: frames of held-out episodes, scored after every epoch (never used to pick a model).
+        val: frames of held-out episodes, scored after every epoch; with ``config.select_best``
+            the epoch that scores best on them is the one kept.
         config: the schedule; ``seed`` fixes the frame order and dropout.
         progress: show a progress bar.
         desc: the progress bar's label.
@@ -303,23 +264,31 @@ def run_arm(
     labelled: NDArray[np.int64],
     config: ClassifyConfig,
     model_config: ClassifierConfig,
-    pretext: str | Path | None,
+    encoder_state: dict[str, torch.Tensor] | None,
     *,
     progress: bool = True,
     desc: str = "",
 ) -> tuple[DirectionClassifier, dict[str, Any]]:
     """Builds, trains and tests one classifier on the ``labelled`` training episodes.
 
+    Args:
+        data: the dataset in memory, with its split.
+        labelled: dataset-wide indices of the labelled training episodes.
+        config: the schedule.
+        model_config: the model's sizes and encoder.
+        encoder_state: a pretext run's encoder weights, or None for a random encoder.
+        progress: show a progress bar.
+        desc: the progress bar's label.
+
     Returns:
         The trained model, and its record: ``labelled_episodes``, ``episodes``, ``train_frames``,
         ``seed``, ``history`` (see ``train_classifier``), ``train_seconds``, ``best_epoch`` (the
-        epoch whose weights were tested) and the
-        ``score_classifier`` fields.
+        epoch whose weights were tested) and the ``score_classifier`` fields.
     """
     assert_disjoint(data.split.test, labelled, data.split.val)
     train = data.frames.of_episodes(labelled).usable(config.include_after_hit, config.frame_stride)
     val = data.frames.of_episodes(data.split.val).usable(config.include_after_hit)
-    model = build_classifier(model_config, config.seed, pretext)
+    model = build_classifier(model_config, config.seed, encoder_state)
     history = train_classifier(model, train, val, config, progress=progress, desc=desc)
     record = {
         "labelled_episodes": len(labelled),
@@ -334,28 +303,12 @@ def run_arm(
     return model, record
 
 
-def json_safe(value: Any) -> Any:
-    """``value`` with NaN floats replaced by None (JSON null), through dicts and lists."""
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
-def write_json(path: Path, payload: Any) -> None:
-    """Writes ``payload`` as indented JSON, NaN as null."""
-    path.write_text(json.dumps(json_safe(payload), indent=2) + "\n")
-
-
 def classify_on_dataset(
     data: str | Path,
     out: str | Path,
     config: ClassifyConfig,
     *,
-    pretext: str | Path | None = None,
+    pretext: str | Path | PretextRun | None = None,
     scratch: bool = False,
     labelled_episodes: int | None = None,
     hidden: int = ClassifierConfig.hidden,
@@ -369,9 +322,11 @@ def classify_on_dataset(
         data: a dataset directory or shard file written by ``airhockey generate``.
         out: the run folder to create.
         config: training settings.
-        pretext: a pretext run: its encoder's weights (unless ``scratch``), sizes and split.
-        scratch: start from random weights (the supervised arm); with ``pretext``, its sizes and
-            split are still used.
+        pretext: a pretext run (folder, checkpoint or opened): its encoder's weights (unless
+            ``scratch``), architecture and split.
+        scratch: start from random weights (the supervised arm); with ``pretext``, its encoder's
+            architecture and split are still used, without it the shared encoder at its default
+            sizes.
         labelled_episodes: training episodes with labels, drawn class-balanced with ``config.seed``
             (None: all).
         hidden: units of the classifier's hidden layer.
@@ -387,29 +342,34 @@ def classify_on_dataset(
             of range, or any error of ``ClassifierData.load``.
     """
     from airhockey.learn.checkpoint import save_checkpoint
+    from airhockey.learn.config import EncoderConfig
 
     out = Path(out)
     if pretext is None and not scratch:
-        raise UserError("give --pretext RUN (the self-supervised arm) or --scratch (the supervised arm)")
+        raise UserError("give --pretext RUN (a pretrained arm) or --scratch (the supervised arm)")
     if (out / MODEL_FILE).exists():
         raise UserError(f"{str(out)!r} already holds a classifier: choose another --out")
     check_device(config.device)
-    prepared = ClassifierData.load(data, pretext, split_seed)
-    model_config = ClassifierConfig(prepared.encoder, len(prepared.label_names), hidden)
+    run = pretext if isinstance(pretext, PretextRun) or pretext is None else PretextRun.open(pretext)
+    prepared = ClassifierData.load(data, [run] if run else [], split_seed)
+    if run is not None:
+        spec = EncoderSpec(run.method.name, run.method.config_dict())
+    else:
+        spec = EncoderSpec.shared(EncoderConfig(image_size=prepared.image_size))
+    model_config = ClassifierConfig(spec, len(prepared.label_names), hidden)
     labelled = prepared.labelled(
         labelled_episodes, np.random.default_rng(np.random.SeedSequence(config.seed))
     )
-    model, record = run_arm(
-        prepared, labelled, config, model_config, None if scratch else pretext, progress=progress
-    )
+    state = None if scratch or run is None else run.encoder_state()
+    model, record = run_arm(prepared, labelled, config, model_config, state, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     write_json(
         out / "config.json",
         {
             "model": model_config.to_dict(),
             "training": dataclasses.asdict(config),
-            "arm": "supervised" if scratch else "self_supervised",
-            "pretext": None if pretext is None else str(pretext),
+            "arm": "scratch" if scratch else "pretrained",
+            "pretext": None if run is None else str(run.folder),
             "command": command,
             "data": {
                 "path": str(data),
@@ -421,7 +381,7 @@ def classify_on_dataset(
     )
     save_checkpoint(
         out / MODEL_FILE,
-        {"kind": KIND, "model_config": model_config.to_dict(), "model": model.state_dict()},
+        {"kind": KIND_CLASSIFIER, "model_config": model_config.to_dict(), "model": model.state_dict()},
     )
     with open(out / "log.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, HISTORY_FIELDS)

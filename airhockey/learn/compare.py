@@ -1,19 +1,22 @@
-"""The label-efficiency comparison (seed 000 section 6, protocol of seed 004 sections 3.3-3.4).
+"""The label-efficiency comparison (seed 000 section 6, protocol of seed 004 sections 3.3-3.4), for any arms.
 
+An arm is a way to initialise the classifier's encoder: ``scratch`` (random weights, the
+supervised baseline) or a pretext run (any registered method's encoder, through ``PretextRun``).
 For each label budget (a number of labelled training episodes) and each repeat (a different,
-class-balanced subset of episodes and a different seed), the self-supervised arm (encoder from the
-pretext run, frozen then fine-tuned) and the supervised arm (the same model and schedule from random
-weights) are trained on the same frames with the same seed, and tested on the same held-out
-episodes, which the pretext run never read either. ``compare`` aggregates the runs:
+class-balanced subset of episodes and a different seed), every arm is trained on the same frames
+with the same seed, and tested on the same held-out episodes, which no pretext run read either.
+``compare`` aggregates the runs:
 
 - accuracy per budget and arm: mean over repeats with a 95% t interval, and the paired difference
-  (self-supervised minus supervised, repeat by repeat);
+  to the reference arm (``scratch`` by default), repeat by repeat;
 - accuracy by position in the episode (fraction of the time to the hit, frames before the hit) and
-  the earliest position from which accuracy stays at or above the threshold (90%);
-- convergence: validation accuracy against epochs and training seconds, and epochs to 90%;
+  the earliest position from which accuracy stays at or above ``THRESHOLD``;
+- convergence: validation accuracy against epochs and training seconds, and epochs to ``THRESHOLD``;
 - the effect of frames with a lit button: the largest budget run again with the other setting.
 
-``compare_on_dataset`` runs it all and writes the report folder (see ``learn.report``).
+Each run's record is appended to ``REPORT/runs.jsonl`` as it finishes; running the same comparison
+into the same folder again reuses those runs and finishes the rest. ``compare_on_dataset`` runs
+it all and writes the report folder (see ``learn.report``).
 """
 
 from __future__ import annotations
@@ -23,72 +26,45 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from airhockey.errors import UserError
-from airhockey.learn.classifier import ClassifierConfig
-from airhockey.learn.classify import FRACTION_BINS, ClassifyConfig, json_safe, run_arm
-from airhockey.learn.labelled import ClassifierData, assert_disjoint, run_folder
+from airhockey.jsonio import json_safe
+from airhockey.learn.classifier import ClassifierConfig, EncoderSpec
+from airhockey.learn.classify import FRACTION_BINS, run_arm
+from airhockey.learn.config import SCRATCH, THRESHOLD, CompareConfig, EncoderConfig
+from airhockey.learn.labelled import ClassifierData, assert_disjoint
+from airhockey.learn.run import PretextRun
 from airhockey.learn.stats import mean_ci
 
-ARMS = ("self_supervised", "supervised")
-"""The two arms, in the order results list them."""
-THRESHOLD = 0.9
-"""The accuracy that 'converged' and 'enough frames' refer to."""
-SCRATCH_SCHEDULES = ("same", "unfrozen")
 RUN_LOG = "runs.jsonl"
 """In the report folder: each run's record, one JSON line each, written as the run finishes."""
+SETTINGS_FILE = "compare.json"
+"""In the report folder: the comparison's settings, to check that a re-run continues the same one."""
 
 
 @dataclass(frozen=True)
-class CompareConfig:
-    """Settings of the comparison (the schedule of every run is ``training``)."""
+class Arm:
+    """One arm of a comparison: a name, and the pretext run whose encoder it loads (None: scratch)."""
 
-    budgets: tuple[int | None, ...] = (4, 16, 64, None)
-    """Labelled training episodes per run, smallest first; None stands for all of them."""
-    repeats: int = 3
-    """Runs per budget and arm, each on another labelled subset with another seed."""
-    training: ClassifyConfig = field(default_factory=ClassifyConfig)
-    """The schedule of both arms (its ``seed`` is replaced by each repeat's)."""
-    hidden: int = ClassifierConfig.hidden
-    """Units of the classifier's hidden layer."""
-    scratch_schedule: str = "same"
-    """'same': the supervised arm runs the self-supervised arm's schedule exactly (its random
-    encoder frozen, then at ``encoder_lr``); 'unfrozen': its encoder trains from the first epoch
-    at ``lr``, as one would train a model from scratch."""
-    after_hit_effect: bool = True
-    """Run the largest budget again with the other ``include_after_hit`` setting."""
-    seed: int = 0
-    """Root of the subsets' and runs' seeds."""
+    name: str
+    run: PretextRun | None
+    spec: EncoderSpec
+    """The classifier's encoder."""
 
-    def __post_init__(self) -> None:
-        if self.repeats < 2:
-            raise ValueError(f"repeats must be at least 2 for an interval, got {self.repeats}")
-        if not self.budgets or any(b is not None and b < 1 for b in self.budgets):
-            raise ValueError(
-                f"budgets must be positive numbers of episodes or None (all), got {self.budgets}"
-            )
-        if self.scratch_schedule not in SCRATCH_SCHEDULES:
-            raise ValueError(
-                f"scratch_schedule must be one of {SCRATCH_SCHEDULES}, got {self.scratch_schedule!r}"
-            )
+    @property
+    def kind(self) -> str:
+        """'scratch' or 'pretrained'."""
+        return SCRATCH if self.run is None else "pretrained"
 
-    def arm_training(self, arm: str, seed: int, include_after_hit: bool | None = None) -> ClassifyConfig:
-        """The schedule of one run of ``arm`` with ``seed``, by default with ``training``'s hit setting."""
-        training = dataclasses.replace(
-            self.training,
-            seed=seed,
-            include_after_hit=self.training.include_after_hit
-            if include_after_hit is None
-            else include_after_hit,
-        )
-        if arm == "supervised" and self.scratch_schedule == "unfrozen":
-            training = dataclasses.replace(training, freeze_epochs=0, encoder_lr=training.lr)
-        return training
+    def summary(self) -> dict[str, Any]:
+        """What results.json records of the arm."""
+        base = {"name": self.name, "kind": self.kind, "encoder": dataclasses.asdict(self.spec)}
+        return base if self.run is None else {**base, "pretext": self.run.summary()}
 
 
 def parse_budgets(text: str) -> tuple[int | None, ...]:
@@ -121,6 +97,49 @@ def resolve_budgets(budgets: Sequence[int | None], available: int) -> list[int]:
             f"budget {too_big[0]} exceeds the {available} training episodes: lower it or use 'all'"
         )
     return sorted({available if b is None else b for b in budgets})
+
+
+def open_arms(
+    arms: Sequence[str | Path | PretextRun], reference: str = SCRATCH
+) -> tuple[list[PretextRun | None], list[str]]:
+    """The pretext runs of ``arms`` (None for ``scratch``) and unique arm names, the reference first.
+
+    ``scratch`` is added when it is the reference and not among ``arms``; a run's name is its
+    folder's name, with ``-2``, ``-3``... for repeats.
+
+    Raises:
+        UserError: for a run that cannot be opened, or a reference that names no arm.
+    """
+    runs: list[PretextRun | None] = []
+    names: list[str] = []
+    for arm in arms:
+        run = None if str(arm) == SCRATCH else arm if isinstance(arm, PretextRun) else PretextRun.open(arm)
+        name = SCRATCH if run is None else run.name
+        if run is None and SCRATCH in names:
+            continue
+        unique, k = name, 2
+        while unique in names:
+            unique, k = f"{name}-{k}", k + 1
+        runs.append(run)
+        names.append(unique)
+    if reference == SCRATCH and SCRATCH not in names:
+        runs.insert(0, None)
+        names.insert(0, SCRATCH)
+    if reference not in names:
+        raise UserError(f"the reference arm {reference!r} is not among the arms: {', '.join(names)}")
+    i = names.index(reference)
+    order = [i] + [j for j in range(len(names)) if j != i]
+    return [runs[j] for j in order], [names[j] for j in order]
+
+
+def _scratch_spec(runs: Sequence[PretextRun | None], image_size: tuple[int, int]) -> EncoderSpec:
+    """The scratch arm's encoder: the shared frame encoder at the sizes of the first run that uses it
+    (so that the baseline has the pretrained arms' architecture), else at its default sizes."""
+    for run in runs:
+        config: Any = run.method.config if run is not None else None
+        if config is not None and isinstance(getattr(config, "encoder", None), EncoderConfig):
+            return EncoderSpec.shared(config.encoder)
+    return EncoderSpec.shared(EncoderConfig(image_size=image_size))
 
 
 @dataclass(frozen=True)
@@ -187,13 +206,13 @@ def position_summary(runs: Sequence[dict[str, Any]], test_episodes: int) -> dict
     by_k = _curve([r["by_frames_before_hit"][:longest] for r in runs])
     return {
         "by_fraction": {**by_fraction, "frames": runs[0]["fraction_frames"]},
-        "earliest_fraction_90": earliest_fraction(by_fraction["accuracy_mean"]),
+        "earliest_fraction": earliest_fraction(by_fraction["accuracy_mean"]),
         "by_frames_before_hit": {
             "frames_before_hit": list(range(1, longest + 1)),
             **by_k,
             "episodes": counts[:longest],
         },
-        "most_frames_before_hit_90": most_frames_before_hit(by_k["accuracy_mean"]),
+        "most_frames_before_hit": most_frames_before_hit(by_k["accuracy_mean"]),
     }
 
 
@@ -212,10 +231,10 @@ def convergence_summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             float(np.mean(col))
             for col in zip(*[[h["elapsed_s"] for h in hist] for hist in histories], strict=True)
         ],
-        "epochs_to_90": epochs,
-        "epochs_to_90_mean": mean_ci(epochs)[0],
-        "seconds_to_90_mean": mean_ci(seconds)[0],
-        "runs_reaching_90": sum(not math.isnan(e) for e in epochs),
+        "epochs_to_threshold": epochs,
+        "epochs_to_threshold_mean": mean_ci(epochs)[0],
+        "seconds_to_threshold_mean": mean_ci(seconds)[0],
+        "runs_reaching_threshold": sum(not math.isnan(e) for e in epochs),
         "runs": len(runs),
     }
 
@@ -226,13 +245,13 @@ def arm_summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"accuracy_mean": mean, "accuracy_ci95": ci, "runs": list(runs)}
 
 
-def paired_difference(ssl: Sequence[dict[str, Any]], sup: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Self-supervised minus supervised accuracy, repeat by repeat (same subset, same seed)."""
-    diffs = [a["accuracy"] - b["accuracy"] for a, b in zip(ssl, sup, strict=True)]
+def paired_difference(arm: Sequence[dict[str, Any]], reference: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """An arm's minus the reference arm's accuracy, repeat by repeat (same subset, same seed)."""
+    diffs = [a["accuracy"] - b["accuracy"] for a, b in zip(arm, reference, strict=True)]
     return {
         **_summary(diffs),
         "per_repeat": diffs,
-        "self_supervised_wins": sum(d > 0 for d in diffs),
+        "wins": sum(d > 0 for d in diffs),
         "ties": sum(d == 0 for d in diffs),
         "repeats": len(diffs),
     }
@@ -247,22 +266,69 @@ def after_hit_summary(
     settings = {"included" if included_by_default else "excluded": default}
     settings["excluded" if included_by_default else "included"] = other
     keys = ("accuracy_before_hit", "accuracy_after_hit", "accuracy_all_frames")
+    first = next(iter(default.values()))[0]
     return {
-        "labelled_episodes": default[ARMS[0]][0]["labelled_episodes"],
+        "labelled_episodes": first["labelled_episodes"],
         "included_by_default": included_by_default,
         **{
-            setting: {arm: {k: _summary([r[k] for r in runs[arm]]) for k in keys} for arm in ARMS}
+            setting: {
+                arm: {k: _summary([r[k] for r in arm_runs]) for k in keys} for arm, arm_runs in runs.items()
+            }
             for setting, runs in settings.items()
         },
     }
 
 
+def _read_done(out: Path, settings: dict[str, Any]) -> dict[tuple[str, int, bool, int], dict[str, Any]]:
+    """The runs already recorded in ``out`` by a comparison with the same settings, by their key.
+
+    Raises:
+        UserError: when ``out`` holds a finished comparison, or one with other settings.
+    """
+    if (out / "results.json").exists():
+        raise UserError(f"{str(out)!r} already holds results.json: choose another --out")
+    stored = out / SETTINGS_FILE
+    if not stored.is_file():
+        return {}
+    if json.loads(stored.read_text()) != json.loads(json.dumps(json_safe(settings))):
+        raise UserError(
+            f"{str(out)!r} holds an unfinished comparison with other settings: choose another --out"
+        )
+    done = {}
+    if (out / RUN_LOG).is_file():
+        for line in (out / RUN_LOG).read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # the line a crash cut short: that run is run again
+                continue
+            done[
+                record["arm"], record["labelled_episodes"], record["include_after_hit"], record["repeat"]
+            ] = record
+    return done
+
+
+def _restore_nan(record: dict[str, Any]) -> dict[str, Any]:
+    """A record read back from JSON, with null accuracies as NaN again (JSON has no NaN)."""
+
+    def fix(value: Any) -> Any:
+        if value is None:
+            return math.nan
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        return value
+
+    restored = {k: fix(v) if k.startswith(("accuracy", "by_")) else v for k, v in record.items()}
+    restored["history"] = [{**h, "val_accuracy": fix(h["val_accuracy"])} for h in record["history"]]
+    return restored
+
+
 def compare_on_dataset(
     data: str | Path,
-    pretext: str | Path,
+    arms: Sequence[str | Path | PretextRun],
     out: str | Path,
     config: CompareConfig,
     *,
+    reference: str = SCRATCH,
     progress: bool = True,
     command: str = "",
 ) -> dict[str, Any]:
@@ -270,10 +336,13 @@ def compare_on_dataset(
 
     Args:
         data: a dataset directory or shard file written by ``airhockey generate``.
-        pretext: the pretext run (folder or checkpoint) whose encoder the self-supervised arm loads,
-            and whose split (and model sizes) both arms use.
-        out: the report folder: ``results.json``, the plots and ``report.md``.
+        arms: ``"scratch"`` and pretext runs (folders, checkpoints or opened runs) whose encoders
+            the classifiers load; all runs must share one split of this dataset.
+        out: the report folder: ``results.json``, the plots and ``report.md``; a folder holding an
+            interrupted comparison with the same settings is continued.
         config: the protocol and the schedule.
+        reference: the arm the others are paired against (``scratch`` by default, then added if
+            missing).
         progress: show progress bars.
         command: the command line, recorded in ``results.json``.
 
@@ -282,85 +351,110 @@ def compare_on_dataset(
 
     Raises:
         UserError: a missing or mismatched dataset or pretext run, a budget above the number of
-            training episodes, or an unavailable device.
+            training episodes, an unavailable device, or ``out`` holding another comparison.
     """
     from tqdm import tqdm
 
-    from airhockey.learn.pretext import check_device
+    from airhockey.jsonio import write_json
+    from airhockey.learn.device import check_device
     from airhockey.learn.report import write_report
 
     check_device(config.training.device)
     out = Path(out)
-    if (out / "results.json").exists():
-        raise UserError(f"{str(out)!r} already holds results.json: choose another --out")
     start = time.monotonic()
-    prepared = ClassifierData.load(data, pretext)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / RUN_LOG).write_text("")
+    runs, names = open_arms(arms, reference)
+    prepared = ClassifierData.load(data, [r for r in runs if r is not None])
     split = prepared.split
-    # classifier_split checked that this is the pretext run's split: it trained on split.train.
+    # classifier_split checked that this is every pretext run's split: they trained on split.train.
     assert_disjoint(split.test, split.train, split.val)
     budgets = resolve_budgets(config.budgets, len(split.train))
-    model_config = ClassifierConfig(prepared.encoder, len(prepared.label_names), config.hidden)
+    scratch = _scratch_spec(runs, prepared.image_size)
+    arm_list = [
+        Arm(name, run, scratch if run is None else EncoderSpec(run.method.name, run.method.config_dict()))
+        for name, run in zip(names, runs, strict=True)
+    ]
+    settings = {
+        "data": str(data),
+        "arms": [a.summary() for a in arm_list],
+        "config": dataclasses.asdict(config),
+    }
+    done = _read_done(out, settings)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / SETTINGS_FILE, settings)
+
+    n_classes = len(prepared.label_names)
     reps = repeats(config)
     include = config.training.include_after_hit
     plan = [(b, include) for b in budgets]
     if config.after_hit_effect:
         plan.append((budgets[-1], not include))
-    runs: dict[tuple[int, bool], dict[str, list[dict[str, Any]]]] = {
-        key: {arm: [] for arm in ARMS} for key in plan
+    results_runs: dict[tuple[int, bool], dict[str, list[dict[str, Any]]]] = {
+        key: {a.name: [] for a in arm_list} for key in plan
     }
-    bar = tqdm(total=len(plan) * len(reps) * len(ARMS), desc="runs", disable=not progress)
+    bar = tqdm(total=len(plan) * len(reps) * len(arm_list), desc="runs", disable=not progress)
     for budget, after_hit in plan:
         for rep in reps:
             labelled = prepared.labelled(budget, np.random.default_rng(rep.order_seed))
-            for arm in ARMS:
-                _, record = run_arm(
-                    prepared,
-                    labelled,
-                    config.arm_training(arm, rep.seed, after_hit),
-                    model_config,
-                    pretext if arm == "self_supervised" else None,
-                    progress=progress,
-                    desc=f"{arm} {budget} ep, repeat {rep.index + 1}",
-                )
-                record = {"arm": arm, "repeat": rep.index, "include_after_hit": after_hit, **record}
-                runs[budget, after_hit][arm].append(record)
-                with open(out / RUN_LOG, "a") as f:
-                    f.write(json.dumps(json_safe(record)) + "\n")
+            for arm in arm_list:
+                key = (arm.name, budget, after_hit, rep.index)
+                if key in done:
+                    record = _restore_nan(done[key])
+                else:
+                    _, record = run_arm(
+                        prepared,
+                        labelled,
+                        config.arm_training(arm.kind, rep.seed, after_hit),
+                        ClassifierConfig(arm.spec, n_classes, config.hidden),
+                        None if arm.run is None else arm.run.encoder_state(),
+                        progress=progress,
+                        desc=f"{arm.name} {budget} ep, repeat {rep.index + 1}",
+                    )
+                    record = {"arm": arm.name, "repeat": rep.index, "include_after_hit": after_hit, **record}
+                    with open(out / RUN_LOG, "a") as f:
+                        f.write(json.dumps(json_safe(record)) + "\n")
+                results_runs[budget, after_hit][arm.name].append(record)
                 bar.set_postfix(accuracy=f"{record['accuracy']:.3f}")
                 bar.update()
     bar.close()
 
-    main = [runs[b, include] for b in budgets]
+    main = [results_runs[b, include] for b in budgets]
     test_episodes = len(split.test)
+    ref = names[0]
+    others = names[1:]
     results: dict[str, Any] = {
+        "arms": names,
+        "reference": ref,
+        "arm_details": {a.name: a.summary() for a in arm_list},
+        "threshold": THRESHOLD,
         "budgets": [
             {
                 "labelled_episodes": b,
                 "budget": "all" if b == len(split.train) else b,
-                **{arm: arm_summary(r[arm]) for arm in ARMS},
-                "paired_difference": paired_difference(r[ARMS[0]], r[ARMS[1]]),
+                "arms": {name: arm_summary(r[name]) for name in names},
+                "paired_difference": {name: paired_difference(r[name], r[ref]) for name in others},
             }
             for b, r in zip(budgets, main, strict=True)
         ],
         "accuracy_by_position": {
-            "threshold": THRESHOLD,
             "fraction_bin_edges": np.linspace(0.0, 1.0, FRACTION_BINS + 1).tolist(),
             "budgets": [
-                {"labelled_episodes": b, **{arm: position_summary(r[arm], test_episodes) for arm in ARMS}}
+                {
+                    "labelled_episodes": b,
+                    "arms": {name: position_summary(r[name], test_episodes) for name in names},
+                }
                 for b, r in zip(budgets, main, strict=True)
             ],
         },
         "convergence": {
-            "threshold": THRESHOLD,
             "budgets": [
-                {"labelled_episodes": b, **{arm: convergence_summary(r[arm]) for arm in ARMS}}
+                {"labelled_episodes": b, "arms": {name: convergence_summary(r[name]) for name in names}}
                 for b, r in zip(budgets, main, strict=True)
             ],
         },
         "after_hit": (
-            after_hit_summary(runs[budgets[-1], include], runs[budgets[-1], not include], include)
+            after_hit_summary(
+                results_runs[budgets[-1], include], results_runs[budgets[-1], not include], include
+            )
             if config.after_hit_effect
             else None
         ),
@@ -370,30 +464,21 @@ def compare_on_dataset(
             "seed": config.seed,
             "scratch_schedule": config.scratch_schedule,
             "training": {
-                arm: dataclasses.asdict(config.arm_training(arm, config.training.seed)) for arm in ARMS
+                kind: dataclasses.asdict(config.arm_training(kind, config.training.seed))
+                for kind in sorted({a.kind for a in arm_list})
             },
-            "model": model_config.to_dict(),
+            "hidden": config.hidden,
             "include_after_hit": include,
         },
         "data": {
             "path": str(data),
             "label_names": prepared.label_names,
-            "frame_size": list(prepared.encoder.image_size),
+            "frame_size": list(prepared.image_size),
             **{f"{p}_episodes": len(getattr(split, p)) for p in ("train", "val", "test")},
             "test_episode_ids": split.test.tolist(),
         },
-        "pretext": _pretext_summary(pretext),
         "command": command,
         "seconds": round(time.monotonic() - start, 1),
     }
     write_report(results, out)
     return results
-
-
-def _pretext_summary(pretext: str | Path) -> dict[str, Any]:
-    """The pretext run's path and, where it has one, its ``metrics.json``."""
-    metrics = run_folder(pretext) / "metrics.json"
-    return {
-        "path": str(pretext),
-        "metrics": json.loads(metrics.read_text()) if metrics.is_file() else None,
-    }

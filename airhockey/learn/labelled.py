@@ -1,7 +1,7 @@
-"""Labelled frames for the classifiers: the split the pretext run used, label budgets, frames in memory.
+"""Labelled frames for the classifiers: the split the pretext runs used, label budgets, frames in memory.
 
-``ClassifierData.load(data, pretext)`` opens a generated dataset, takes the by-episode split the
-pretext run trained on (checked against what the run recorded), and reads the frames of its
+``ClassifierData.load(data, runs)`` opens a generated dataset, takes the by-episode split the
+pretext runs trained on (checked against what each run recorded), and reads the frames of its
 episodes into memory once, for every run of a comparison to select from. A label budget is a
 number of whole training episodes, drawn class-balanced by ``budget_order``.
 """
@@ -9,7 +9,6 @@ number of whole training episodes, drawn class-balanced by ``budget_order``.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +18,8 @@ from numpy.typing import NDArray
 
 from airhockey.errors import UserError
 from airhockey.generate.shards import EpisodeShards
-from airhockey.learn.autoencoder import AutoencoderConfig
-from airhockey.learn.classifier import encoder_config
 from airhockey.learn.data import EpisodeSplit, FrameDataset, split_episodes
+from airhockey.learn.run import PretextRun
 
 
 @dataclass(frozen=True)
@@ -72,43 +70,39 @@ def load_frames(episodes: EpisodeShards, ids: Sequence[int] | NDArray[np.int64])
     return FrameSet(frames, index[:, 2], index[:, 0], index[:, 1], index[:, 3])
 
 
-def run_folder(run_or_checkpoint: str | Path) -> Path:
-    """The run folder of a run folder or of a checkpoint file in one."""
-    path = Path(run_or_checkpoint)
-    return path if path.is_dir() else path.parent
-
-
 def classifier_split(
-    episodes: EpisodeShards, pretext: str | Path | None, split_seed: int = 0
+    episodes: EpisodeShards, runs: Sequence[PretextRun] = (), split_seed: int = 0
 ) -> EpisodeSplit:
-    """The by-episode split of a dataset for classifiers: the pretext run's own, when there is one.
+    """The by-episode split of a dataset for classifiers: the pretext runs' own, when there are any.
 
-    The split is ``split_episodes(labels, seed=...)`` with the pretext run's ``split_seed``, as
-    ``train_pretext`` makes it from a dataset; where the run folder records its dataset's
+    The split is ``split_episodes(labels, seed=...)`` with the runs' ``split_seed`` (they must
+    agree), as ``train_pretext`` makes it from a dataset; where a run records its dataset's
     fingerprint (``EpisodeShards.fingerprint``) and its episodes, they are checked to be this
-    dataset's and this split, so that the test episodes are ones the pretext run never read.
+    dataset's and this split, so that the test episodes are ones no pretext run read.
 
     Args:
         episodes: the dataset.
-        pretext: a pretext run folder or checkpoint file, or None.
-        split_seed: the split's seed when there is no pretext run.
+        runs: the pretext runs whose encoders the classifiers load.
+        split_seed: the split's seed when there is no run.
 
     Raises:
-        UserError: when the pretext run was trained on another split or dataset.
+        UserError: when the runs disagree on the split, or a run was trained on another split or dataset.
     """
-    from airhockey.learn.autoencoder import KIND as PRETEXT
-    from airhockey.learn.checkpoint import load_checkpoint
-
-    if pretext is not None:
-        split_seed = int(load_checkpoint(pretext, PRETEXT)["train_config"]["split_seed"])
+    seeds = {run.training.split_seed for run in runs}
+    if len(seeds) > 1:
+        raise UserError(
+            "the pretext runs were trained on different splits (split seeds "
+            f"{', '.join(str(s) for s in sorted(seeds))}): compare runs of one split"
+        )
+    if seeds:
+        split_seed = seeds.pop()
     split = split_episodes(episodes.table()["label"], seed=split_seed)
-    recorded = run_folder(pretext) / "config.json" if pretext is not None else None
-    if recorded is not None and recorded.is_file():
-        data = json.loads(recorded.read_text()).get("data", {})
+    for run in runs:
+        data = run.data
         fingerprint = data.get("fingerprint")
         if fingerprint and episodes.fingerprint and fingerprint != episodes.fingerprint:
             raise UserError(
-                f"the pretext run {str(pretext)!r} was trained on another dataset ({data.get('path')!r}, "
+                f"the pretext run {str(run.folder)!r} was trained on another dataset ({data.get('path')!r}, "
                 f"fingerprint {fingerprint[:12]}, this one's {episodes.fingerprint[:12]}): pass the "
                 "dataset it was trained on"
             )
@@ -116,7 +110,7 @@ def classifier_split(
             stored = data.get(f"{part}_episodes")
             if stored is not None and sorted(stored) != getattr(split, part).tolist():
                 raise UserError(
-                    f"the pretext run {str(pretext)!r} was trained on another dataset or split "
+                    f"the pretext run {str(run.folder)!r} was trained on another dataset or split "
                     f"({data.get('path')!r}, split seed {data.get('split_seed')}): its {part} episodes "
                     "differ from this dataset's; pass the dataset it was trained on"
                 )
@@ -164,28 +158,34 @@ class ClassifierData:
     """(E,) the label of every episode."""
     frames: FrameSet
     """Every frame of the train, val and test episodes."""
-    encoder: AutoencoderConfig
-    """The encoder's sizes: the pretext run's, or the defaults at the data's frame size."""
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """The frames' height and width."""
+        return tuple(self.frames.frames.shape[1:3])  # type: ignore[return-value]
 
     @classmethod
-    def load(cls, data: str | Path, pretext: str | Path | None, split_seed: int = 0) -> ClassifierData:
-        """Opens a generated dataset, takes the pretext run's split, and reads the frames.
+    def load(cls, data: str | Path, runs: Sequence[PretextRun] = (), split_seed: int = 0) -> ClassifierData:
+        """Opens a generated dataset, takes the pretext runs' split, and reads the frames.
 
         Raises:
-            UserError: a missing dataset or pretext run, another split, or frames of another size.
+            UserError: a missing dataset, runs of another split or dataset, or frames of another
+                size than a run's model reads.
         """
         from airhockey.generate import open_shards
 
         episodes = open_shards(data)
-        split = classifier_split(episodes, pretext, split_seed)
+        split = classifier_split(episodes, runs, split_seed)
         if not (len(split.train) and len(split.test)):
             raise UserError(f"{str(data)!r} is too small to hold out test episodes: generate more episodes")
         frames = load_frames(episodes, np.concatenate([split.train, split.val, split.test]))
         size = tuple(frames.frames.shape[1:3])
-        encoder = AutoencoderConfig(image_size=size) if pretext is None else encoder_config(pretext)
-        if encoder.image_size != size:
-            raise UserError(f"the frames are {size}, the pretext model reads {encoder.image_size}")
-        return cls(split, episodes.label_names, episodes.table()["label"], frames, encoder)
+        for run in runs:
+            if run.image_size != size:
+                raise UserError(
+                    f"the frames are {size}, the pretext run {str(run.folder)!r} reads {run.image_size}"
+                )
+        return cls(split, episodes.label_names, episodes.table()["label"], frames)
 
     def labelled(self, n: int | None, rng: np.random.Generator) -> NDArray[np.int64]:
         """The first ``n`` (None: all) training episodes of a fresh ``budget_order``, sorted.

@@ -23,11 +23,26 @@ from pathlib import Path
 from typing import Any
 
 from airhockey.errors import UserError
-from airhockey.generate import GenerateConfig
-from airhockey.learn.autoencoder import AutoencoderConfig
-from airhockey.learn.classify import ClassifyConfig
-from airhockey.learn.compare import CompareConfig
-from airhockey.learn.pretext import PretextConfig
+from airhockey.generate.config import GenerateConfig
+from airhockey.learn.config import ClassifyConfig, CompareConfig, PretextConfig, to_dict
+
+
+@dataclass(frozen=True)
+class MethodChoice:
+    """A pretext method by registry name, with ``--set``-style settings over its defaults."""
+
+    name: str = "next_frame"
+    """The registry name (``airhockey learn methods``)."""
+    settings: tuple[str, ...] = ()
+    """``key=value`` settings of the method's config (``learn.config.apply_settings``)."""
+
+    def build(self) -> Any:
+        """The ``PretextMethod`` instance (imports the method, and torch)."""
+        from airhockey.learn.config import apply_settings
+        from airhockey.learn.methods import get_method
+
+        method = get_method(self.name)
+        return method(apply_settings(method.config_class(), self.settings))
 
 
 @dataclass(frozen=True)
@@ -38,8 +53,8 @@ class PipelineConfig:
     """What to generate."""
     pretext: PretextConfig
     """How to train the pretext model."""
-    model: AutoencoderConfig
-    """The pretext model's sizes (``image_size`` is taken from the data)."""
+    method: MethodChoice
+    """The pretext method and its settings (the frame size is taken from the data)."""
     compare: CompareConfig
     """The comparison's protocol and schedule."""
 
@@ -59,22 +74,22 @@ class PipelineConfig:
             compare = dataclasses.replace(
                 compare, training=dataclasses.replace(compare.training, device=device)
             )
-        return PipelineConfig(data, pretext, self.model, compare)
+        return PipelineConfig(data, pretext, self.method, compare)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain data, for ``pipeline.json``."""
         return {
             "data": self.data.to_dict(),
-            "pretext": dataclasses.asdict(self.pretext),
-            "model": self.model.to_dict(),
-            "compare": dataclasses.asdict(self.compare),
+            "pretext": to_dict(self.pretext),
+            "method": to_dict(self.method),
+            "compare": to_dict(self.compare),
         }
 
 
 FULL = PipelineConfig(
     data=GenerateConfig(episodes=300),
     pretext=PretextConfig(epochs=None, minutes=8.0),
-    model=AutoencoderConfig(hidden_channels=16),
+    method=MethodChoice(),
     compare=CompareConfig(training=ClassifyConfig(frame_stride=2)),
 )
 """The run ``docs/results.md`` reports: 300 episodes of 64x64 frames, 8 minutes of pretext training
@@ -83,7 +98,7 @@ FULL = PipelineConfig(
 QUICK = PipelineConfig(
     data=GenerateConfig(episodes=60, width=32, height=32),
     pretext=PretextConfig(epochs=None, minutes=5.0),
-    model=AutoencoderConfig(hidden_channels=16),
+    method=MethodChoice(),
     compare=CompareConfig(
         budgets=(4, 16, None),
         training=ClassifyConfig(epochs=6, freeze_epochs=2, min_epoch_frames=512, frame_stride=2),
@@ -122,7 +137,7 @@ def run_pipeline(
     """
     from airhockey.generate import generate
     from airhockey.learn.compare import compare_on_dataset
-    from airhockey.learn.pretext import train_pretext
+    from airhockey.learn.trainer import STOP_REASONS, train_pretext
 
     out = Path(out)
     data, pretext, report = out / "data", out / "pretext", out / "report"
@@ -145,20 +160,19 @@ def run_pipeline(
         metrics = json.loads((pretext / "metrics.json").read_text())
         say(f"pretext: reusing the finished run in {pretext}/")
     else:
+        resume = (pretext / "last.pt").is_file()
         metrics = train_pretext(
             data,
             pretext,
+            None if resume else config.method.build(),
             config.pretext,
-            config.model,
-            resume=(pretext / "last.pt").is_file(),
+            resume=resume,
             progress=progress,
             command=command,
         )
+        say(f"pretext: stopped after {metrics['steps']} steps: {STOP_REASONS[metrics['stopped_by']]}")
     seconds["pretext"] = round(time.monotonic() - start, 1)
-    say(
-        f"pretext: val MSE {metrics['val_mse']:.6f} vs copy-last {metrics['baseline_copy_last_mse']:.6f} "
-        f"in {pretext}/ ({seconds['pretext']:.0f} s)"
-    )
+    say(f"pretext: {metrics['method']} in {pretext}/ ({seconds['pretext']:.0f} s)")
 
     start = time.monotonic()
     if (report / "results.json").is_file():
@@ -166,7 +180,7 @@ def run_pipeline(
         say(f"compare: reusing the finished report in {report}/")
     else:
         results = compare_on_dataset(
-            data, pretext, report, config.compare, progress=progress, command=command
+            data, ["scratch", pretext], report, config.compare, progress=progress, command=command
         )
     seconds["compare"] = round(time.monotonic() - start, 1)
     say(f"compare: {report}/report.md ({seconds['compare']:.0f} s)")

@@ -1,7 +1,10 @@
 """The comparison's report folder: ``results.json``, three PNG plots, and ``report.md`` that embeds them.
 
+Every table, plot and conclusion iterates over the comparison's arms (``results["arms"]``, the
+reference arm first), so any number of pretext runs is reported the same way.
+
 REPORT/results.json              everything ``compare_on_dataset`` measured (see its docstring)
-REPORT/accuracy_vs_budget.png    test accuracy against labelled episodes, 95% intervals; paired difference
+REPORT/accuracy_vs_budget.png    test accuracy against labelled episodes, 95% intervals; paired differences
 REPORT/accuracy_by_position.png  accuracy by fraction of the time to the hit and by frames before it
 REPORT/learning_curves.png       validation accuracy against epochs and against training seconds
 REPORT/report.md                 the tables, the plots, and the conclusions in numbers
@@ -16,23 +19,37 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from airhockey.learn.classify import write_json
+from airhockey.jsonio import write_json
+from airhockey.learn.config import SCRATCH
 
-ARM_STYLE = {
-    "self_supervised": {"label": "self-supervised (pretext encoder)", "color": "tab:blue"},
-    "supervised": {"label": "supervised (random init)", "color": "tab:orange"},
-}
+COLORS = ("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+"""Line colours of the arms after the reference arm (which is drawn in orange), in order."""
 PLOTS = {
     "budget": "accuracy_vs_budget.png",
     "position": "accuracy_by_position.png",
     "curves": "learning_curves.png",
 }
 _SCHEDULES = {
-    "same": "the self-supervised arm's, random encoder frozen for the same first epochs",
+    "same": "the pretrained arms' schedule, its random encoder frozen for the same first epochs",
     "unfrozen": "encoder trained from the first epoch at the head's learning rate",
 }
 GOAL_POINTS = 5.0
-"""The issue's goal: the self-supervised arm ahead by this many points at the smallest budgets."""
+"""Seed 000's goal: a pretrained arm ahead of scratch by this many points at the smallest budget."""
+
+
+def arm_styles(results: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Each arm's plot label and colour: the reference arm orange, the others in ``COLORS`` order."""
+    styles = {}
+    for i, name in enumerate(results["arms"]):
+        detail = results["arm_details"][name]
+        label = (
+            "scratch (random init)"
+            if detail["kind"] == SCRATCH
+            else f"{name} ({detail['pretext']['method']})"
+        )
+        color = "tab:orange" if i == 0 else COLORS[(i - 1) % len(COLORS)]
+        styles[name] = {"label": label, "color": color}
+    return styles
 
 
 def write_report(results: dict[str, Any], out: str | Path) -> Path:
@@ -48,9 +65,10 @@ def write_report(results: dict[str, Any], out: str | Path) -> Path:
     return path
 
 
-def _band(ax: Any, x: Sequence[float], mean: Sequence[float], ci: Sequence[Any], arm: str) -> None:
+def _band(
+    ax: Any, x: Sequence[float], mean: Sequence[float], ci: Sequence[Any], style: dict[str, str]
+) -> None:
     """A mean curve and its 95% band (where an interval exists)."""
-    style = ARM_STYLE[arm]
     ax.plot(x, mean, marker=".", color=style["color"], label=style["label"])
     lo = [c[0] if c else math.nan for c in ci]
     hi = [c[1] if c else math.nan for c in ci]
@@ -65,45 +83,48 @@ def _figure(rows: int, cols: int, width: float = 4.0, height: float = 3.2) -> tu
     return fig, axes
 
 
-def _accuracy_axis(ax: Any) -> None:
-    ax.axhline(0.9, color="grey", lw=0.8, ls="--")
+def _accuracy_axis(ax: Any, threshold: float) -> None:
+    ax.axhline(threshold, color="grey", lw=0.8, ls="--", label=f"{threshold:.0%}")
     ax.set_ylim(0.0, 1.02)
     ax.grid(alpha=0.3)
 
 
 def plot_accuracy_vs_budget(results: dict[str, Any], path: Path) -> Path:
-    """Test accuracy of both arms against labelled episodes (error bars: 95% t intervals over repeats),
-    and beside it the paired difference."""
+    """Test accuracy of every arm against labelled episodes (error bars: 95% t intervals over repeats),
+    and beside it each arm's paired difference to the reference arm."""
     fig, axes = _figure(1, 2, width=5.0)
-    budgets = results["budgets"]
+    budgets, styles = results["budgets"], arm_styles(results)
     x = [b["labelled_episodes"] for b in budgets]
-    for offset, arm in zip((0.97, 1.03), ARM_STYLE, strict=True):
-        means = [b[arm]["accuracy_mean"] for b in budgets]
+    arms = results["arms"]
+    offsets = [1.0 + 0.03 * (i - (len(arms) - 1) / 2) for i in range(len(arms))]
+    for offset, arm in zip(offsets, arms, strict=True):
+        means = [b["arms"][arm]["accuracy_mean"] for b in budgets]
         errors = [
-            [m - b[arm]["accuracy_ci95"][0] for m, b in zip(means, budgets, strict=True)],
-            [b[arm]["accuracy_ci95"][1] - m for m, b in zip(means, budgets, strict=True)],
+            [m - b["arms"][arm]["accuracy_ci95"][0] for m, b in zip(means, budgets, strict=True)],
+            [b["arms"][arm]["accuracy_ci95"][1] - m for m, b in zip(means, budgets, strict=True)],
         ]
-        axes[0, 0].errorbar([v * offset for v in x], means, yerr=errors, marker="o", capsize=3, **_style(arm))
-    _accuracy_axis(axes[0, 0])
+        axes[0, 0].errorbar([v * offset for v in x], means, yerr=errors, marker="o", capsize=3, **styles[arm])
+    _accuracy_axis(axes[0, 0], results["threshold"])
     axes[0, 0].set_ylabel("test accuracy (mean, 95% interval)")
     axes[0, 0].legend(loc="lower right", fontsize=8)
-    diff = [b["paired_difference"] for b in budgets]
-    axes[0, 1].errorbar(
-        x,
-        [100 * d["mean"] for d in diff],
-        yerr=[
-            [100 * (d["mean"] - d["ci95"][0]) for d in diff],
-            [100 * (d["ci95"][1] - d["mean"]) for d in diff],
-        ],
-        marker="o",
-        capsize=3,
-        color="black",
-    )
+    for offset, arm in zip(offsets[1:], arms[1:], strict=True):
+        diff = [b["paired_difference"][arm] for b in budgets]
+        axes[0, 1].errorbar(
+            [v * offset for v in x],
+            [100 * d["mean"] for d in diff],
+            yerr=[
+                [100 * (d["mean"] - d["ci95"][0]) for d in diff],
+                [100 * (d["ci95"][1] - d["mean"]) for d in diff],
+            ],
+            marker="o",
+            capsize=3,
+            **styles[arm],
+        )
     axes[0, 1].axhline(0.0, color="grey", lw=0.8)
     axes[0, 1].axhline(
         GOAL_POINTS, color="tab:green", lw=0.8, ls="--", label=f"goal: +{GOAL_POINTS:g} points"
     )
-    axes[0, 1].set_ylabel("self-supervised minus supervised (points)")
+    axes[0, 1].set_ylabel(f"minus {results['reference']} (points)")
     axes[0, 1].legend(loc="upper right", fontsize=8)
     for ax in axes[0]:
         ax.set_xscale("log")
@@ -115,16 +136,13 @@ def plot_accuracy_vs_budget(results: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def _style(arm: str) -> dict[str, str]:
-    return {"color": ARM_STYLE[arm]["color"], "label": ARM_STYLE[arm]["label"]}
-
-
 def _budget_grid(
     budgets: list[dict[str, Any]],
     draw: Callable[[Any, Any, dict[str, Any]], None],
     xlabels: tuple[str, str],
     ylabel: str,
     path: Path,
+    threshold: float,
 ) -> Path:
     """Two rows of accuracy plots with one column per budget; ``draw(top, bottom, budget)`` fills a column."""
     fig, axes = _figure(2, len(budgets))
@@ -134,7 +152,7 @@ def _budget_grid(
         top.set_title(f"{budget['labelled_episodes']} labelled episodes")
         for ax, label in zip((top, bottom), xlabels, strict=True):
             ax.set_xlabel(label)
-            _accuracy_axis(ax)
+            _accuracy_axis(ax, threshold)
     for ax in axes[:, 0]:
         ax.set_ylabel(ylabel)
     axes[0, 0].legend(loc="lower right", fontsize=7)
@@ -145,36 +163,40 @@ def _budget_grid(
 def plot_accuracy_by_position(results: dict[str, Any], path: Path) -> Path:
     """Test accuracy by fraction of the time to the hit (top) and by frames before the hit (bottom),
     one column per budget."""
-    position = results["accuracy_by_position"]
+    position, styles = results["accuracy_by_position"], arm_styles(results)
     centres = [(a + b) / 2 for a, b in itertools.pairwise(position["fraction_bin_edges"])]
 
     def draw(top: Any, bottom: Any, budget: dict[str, Any]) -> None:
-        for arm in ARM_STYLE:
-            by_fraction = budget[arm]["by_fraction"]
-            _band(top, centres, by_fraction["accuracy_mean"], by_fraction["accuracy_ci95"], arm)
-            by_k = budget[arm]["by_frames_before_hit"]
-            _band(bottom, by_k["frames_before_hit"], by_k["accuracy_mean"], by_k["accuracy_ci95"], arm)
+        for arm, style in styles.items():
+            by_fraction = budget["arms"][arm]["by_fraction"]
+            _band(top, centres, by_fraction["accuracy_mean"], by_fraction["accuracy_ci95"], style)
+            by_k = budget["arms"][arm]["by_frames_before_hit"]
+            _band(bottom, by_k["frames_before_hit"], by_k["accuracy_mean"], by_k["accuracy_ci95"], style)
         bottom.invert_xaxis()
 
     xlabels = ("fraction of the time to the hit", "frames before the hit")
-    return _budget_grid(position["budgets"], draw, xlabels, "test accuracy", path)
+    return _budget_grid(position["budgets"], draw, xlabels, "test accuracy", path, results["threshold"])
 
 
 def plot_learning_curves(results: dict[str, Any], path: Path) -> Path:
     """Validation accuracy against epochs (top) and training seconds (bottom), one column per budget;
     the dotted line marks the last epoch with the encoder frozen."""
 
+    styles = arm_styles(results)
+
     def draw(top: Any, bottom: Any, budget: dict[str, Any]) -> None:
-        for arm in ARM_STYLE:
-            c = budget[arm]
-            _band(top, c["epochs"], c["val_accuracy_mean"], c["val_accuracy_ci95"], arm)
-            _band(bottom, c["elapsed_s_mean"], c["val_accuracy_mean"], c["val_accuracy_ci95"], arm)
-        frozen = budget["self_supervised"]["encoder_frozen"]
+        for arm, style in styles.items():
+            c = budget["arms"][arm]
+            _band(top, c["epochs"], c["val_accuracy_mean"], c["val_accuracy_ci95"], style)
+            _band(bottom, c["elapsed_s_mean"], c["val_accuracy_mean"], c["val_accuracy_ci95"], style)
+        frozen = max((budget["arms"][arm]["encoder_frozen"] for arm in styles), key=sum)
         if any(frozen):
-            top.axvline(sum(frozen), color="grey", lw=0.8, ls=":")
+            top.axvline(sum(frozen), color="grey", lw=0.8, ls=":", label="last frozen epoch")
 
     xlabels = ("epoch", "training seconds (pretext time not included)")
-    return _budget_grid(results["convergence"]["budgets"], draw, xlabels, "validation accuracy", path)
+    return _budget_grid(
+        results["convergence"]["budgets"], draw, xlabels, "validation accuracy", path, results["threshold"]
+    )
 
 
 def _pct(value: float | None) -> str:
@@ -182,115 +204,135 @@ def _pct(value: float | None) -> str:
 
 
 def _interval(ci: Sequence[float] | None, scale: float = 100.0, unit: str = "%") -> str:
-    return "n/a" if ci is None else f"[{scale * ci[0]:.1f}, {scale * ci[1]:.1f}]{unit}"
+    return (
+        "n/a" if ci is None else f"[{_signed(scale * ci[0], False)}, {_signed(scale * ci[1], False)}]{unit}"
+    )
+
+
+def _signed(value: float, plus: bool = True) -> str:
+    """``value`` with one decimal, without a negative zero."""
+    text = f"{value:+.1f}" if plus else f"{value:.1f}"
+    return text.replace("-0.0", "0.0").replace("+0.0", "0.0") if abs(value) < 0.05 else text
 
 
 def _points(value: float) -> str:
-    return f"{100 * value:+.1f}"
+    return _signed(100 * value)
 
 
-def _verdict(diff: dict[str, Any]) -> str:
-    """Whether pretraining helped, hurt or made no clear difference: does the paired interval exclude 0?"""
+def _verdict(diff: dict[str, Any], arm: str, reference: str) -> str:
+    """Whether ``arm`` beat, lost to or tied ``reference``: does the paired interval exclude 0?"""
     ci = diff["ci95"]
     if ci is not None and ci[0] > 0:
-        return "pretraining helped"
+        return f"{arm} ahead of {reference}"
     if ci is not None and ci[1] < 0:
-        return "pretraining hurt"
-    return "no clear difference"
+        return f"{arm} behind {reference}"
+    return f"{arm} and {reference} not separated"
 
 
 def _fmt(value: float | None, digits: int = 1, unit: str = "") -> str:
-    return "never" if value is None or math.isnan(value) else f"{value:.{digits}f}{unit}"
+    return "not reached" if value is None or math.isnan(value) else f"{value:.{digits}f}{unit}"
 
 
 def render_markdown(results: dict[str, Any]) -> str:
-    """The report: settings, the three tables, the plots, and what the numbers say."""
-    settings, data = results["settings"], results["data"]
+    """The report: settings, the tables (one column or row per arm), the plots, and the conclusions."""
+    settings, data, arms, ref = results["settings"], results["data"], results["arms"], results["reference"]
+    threshold = f"{results['threshold']:.0%}"
+    pretrained = [a for a in arms if results["arm_details"][a]["kind"] != SCRATCH]
     lines = [
-        "# Self-supervised vs supervised direction classifier",
+        f"# Direction classifiers: {', '.join(arms)}",
         "",
         f"Data: `{data['path']}`, classes {', '.join(data['label_names'])}, frames "
         f"{data['frame_size'][0]}x{data['frame_size'][1]}; {data['train_episodes']} training, "
         f"{data['val_episodes']} validation and {data['test_episodes']} test episodes (the test ones were "
-        f"read by neither the pretext run nor any classifier). Pretext run: `{results['pretext']['path']}`.",
+        "read by no pretext run and no classifier).",
         f"Each budget: {settings['repeats']} repeats, each on another class-balanced subset of training "
-        f"episodes with another seed, the two arms paired on the same subset and seed. Intervals are 95% "
-        f"t intervals over repeats (with few repeats they can reach past 0% and 100%). Frames with a lit "
-        f"button are {'included' if settings['include_after_hit'] else 'excluded'}. Supervised schedule: "
+        f"episodes with another seed, the arms paired on the same subset and seed; differences are to "
+        f"`{ref}`. Intervals are 95% t intervals over repeats (with few repeats an accuracy's interval "
+        f"can reach past 0% or 100%). Frames with a lit button are "
+        f"{'included' if settings['include_after_hit'] else 'excluded'}. Scratch schedule: "
         f"{_SCHEDULES[settings['scratch_schedule']]}. Run time {results['seconds'] / 60:.1f} min.",
         "",
     ]
-    pretext = (results["pretext"] or {}).get("metrics")
-    if pretext:
-        lines += [
-            f"The pretext model's validation next-frame MSE: {pretext['val_mse']:.6f} against "
-            f"{pretext['baseline_copy_last_mse']:.6f} for copying the last frame "
-            f"({_relative(pretext['val_mse_vs_copy_last'])}).",
-            "",
-        ]
+    for arm in pretrained:
+        pretext = results["arm_details"][arm]["pretext"]
+        metrics = pretext.get("metrics") or {}
+        lines.append(
+            f"- `{arm}`: method `{pretext['method']}`, `{pretext['path']}`, best weights at step "
+            f"{pretext['step']}"
+            + (f", stopped by {metrics['stopped_by']} after {metrics['steps']} steps." if metrics else ".")
+        )
     lines += [
+        "",
         "## Accuracy against labelled episodes",
         "",
         f"![accuracy vs budget]({PLOTS['budget']})",
         "",
-        "| labelled episodes | self-supervised | supervised | difference (points) "
-        "| self-supervised better in |",
-        "| --- | --- | --- | --- | --- |",
+        "| labelled episodes | "
+        + " | ".join(arms)
+        + " | "
+        + " | ".join(f"{a} minus {ref} (points)" for a in arms[1:])
+        + " |",
+        "| --- |" + " --- |" * (2 * len(arms) - 1),
     ]
     for b in results["budgets"]:
-        ssl, sup, d = b["self_supervised"], b["supervised"], b["paired_difference"]
-        lines.append(
-            f"| {b['labelled_episodes']} | {_pct(ssl['accuracy_mean'])} {_interval(ssl['accuracy_ci95'])} "
-            f"| {_pct(sup['accuracy_mean'])} {_interval(sup['accuracy_ci95'])} "
-            f"| {_points(d['mean'])} {_interval(d['ci95'], unit='')} "
-            f"| {d['self_supervised_wins']} of {d['repeats']} repeats |"
-        )
+        cells = [
+            f"{_pct(b['arms'][a]['accuracy_mean'])} {_interval(b['arms'][a]['accuracy_ci95'])}" for a in arms
+        ]
+        diffs = [
+            f"{_points(d['mean'])} {_interval(d['ci95'], unit='')} ({d['wins']} of {d['repeats']} ahead)"
+            for d in (b["paired_difference"][a] for a in arms[1:])
+        ]
+        lines.append(f"| {b['labelled_episodes']} | " + " | ".join(cells + diffs) + " |")
     lines += [
         "",
         "## How many frames each needs",
         "",
         f"![accuracy by position]({PLOTS['position']})",
         "",
-        "Earliest position from which mean test accuracy stays at or above 90%:",
+        f"Earliest position from which mean test accuracy stays at or above {threshold} (fraction of the "
+        "time to the hit / frames before the hit):",
         "",
-        "| labelled episodes | self-supervised: fraction of time to hit | supervised | "
-        "self-supervised: frames before hit | supervised |",
-        "| --- | --- | --- | --- | --- |",
+        "| labelled episodes | " + " | ".join(arms) + " |",
+        "| --- |" + " --- |" * len(arms),
     ]
     for b in results["accuracy_by_position"]["budgets"]:
-        ssl, sup = b["self_supervised"], b["supervised"]
-        lines.append(
-            f"| {b['labelled_episodes']} | {_fmt(ssl['earliest_fraction_90'])} | "
-            f"{_fmt(sup['earliest_fraction_90'])} | {ssl['most_frames_before_hit_90'] or 'never'} | "
-            f"{sup['most_frames_before_hit_90'] or 'never'} |"
-        )
+        cells = [
+            f"{_fmt(p['earliest_fraction'])} / {p['most_frames_before_hit'] or 'not reached'}"
+            for p in (b["arms"][a] for a in arms)
+        ]
+        lines.append(f"| {b['labelled_episodes']} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "A fraction f means: from f of the way between the first frame and the hit on; k frames means: "
-        "from k frames before the hit on ('never': not even the last frame before the hit).",
+        "from k frames before the hit on ('not reached': not even the last frame before the hit).",
         "",
         "## Convergence",
         "",
         f"![learning curves]({PLOTS['curves']})",
         "",
-        "| labelled episodes | arm | final val accuracy | epochs to 90% (mean) | runs reaching 90% "
-        "| training seconds to 90% (mean) |",
+        f"| labelled episodes | arm | final val accuracy | epochs to {threshold} (mean) | runs reaching "
+        f"{threshold} | training seconds to {threshold} (mean) |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for b in results["convergence"]["budgets"]:
-        for arm in ARM_STYLE:
-            c = b[arm]
+        for arm in arms:
+            c = b["arms"][arm]
             lines.append(
-                f"| {b['labelled_episodes']} | {arm.replace('_', '-')} "
-                f"| {_pct(c['val_accuracy_mean'][-1])} | "
-                f"{_fmt(c['epochs_to_90_mean'])} | {c['runs_reaching_90']} of {c['runs']} | "
-                f"{_fmt(c['seconds_to_90_mean'], 0, ' s')} |"
+                f"| {b['labelled_episodes']} | {arm} | {_pct(c['val_accuracy_mean'][-1])} | "
+                f"{_fmt(c['epochs_to_threshold_mean'])} | {c['runs_reaching_threshold']} of {c['runs']} | "
+                f"{_fmt(c['seconds_to_threshold_mean'], 0, ' s')} |"
             )
-    lines += ["", *_after_hit_lines(results.get("after_hit")), "## Conclusions", "", *conclusions(results)]
+    lines += [
+        "",
+        *_after_hit_lines(results.get("after_hit"), arms),
+        "## Conclusions",
+        "",
+        *conclusions(results),
+    ]
     return "\n".join(lines) + "\n"
 
 
-def _after_hit_lines(after: dict[str, Any] | None) -> list[str]:
+def _after_hit_lines(after: dict[str, Any] | None, arms: Sequence[str]) -> list[str]:
     if after is None:
         return []
     lines = [
@@ -303,10 +345,10 @@ def _after_hit_lines(after: dict[str, Any] | None) -> list[str]:
         "| --- | --- | --- | --- | --- |",
     ]
     for setting in ("excluded", "included"):
-        for arm in ARM_STYLE:
+        for arm in arms:
             s = after[setting][arm]
             lines.append(
-                f"| {setting} | {arm.replace('_', '-')} | "
+                f"| {setting} | {arm} | "
                 + " | ".join(
                     f"{_pct(s[k]['mean'])} {_interval(s[k]['ci95'])}"
                     for k in ("accuracy_before_hit", "accuracy_after_hit", "accuracy_all_frames")
@@ -316,51 +358,49 @@ def _after_hit_lines(after: dict[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
-def _relative(gain: float) -> str:
-    return f"{abs(100 * gain):.1f}% {'lower' if gain >= 0 else 'higher'}"
-
-
 def _reached(c: dict[str, Any]) -> str:
     """'after 3.0 epochs on average (2 of 3 runs)' or 'in no run'."""
-    if not c["runs_reaching_90"]:
+    if not c["runs_reaching_threshold"]:
         return "in no run"
     return (
-        f"after {c['epochs_to_90_mean']:.1f} epochs on average ({c['runs_reaching_90']} of {c['runs']} runs)"
+        f"after {c['epochs_to_threshold_mean']:.1f} epochs on average "
+        f"({c['runs_reaching_threshold']} of {c['runs']} runs)"
     )
 
 
 def conclusions(results: dict[str, Any]) -> list[str]:
-    """Plain sentences, each with its numbers: accuracy per budget, the goal, frames, convergence."""
+    """Plain sentences, each with its numbers: accuracy per budget and arm, the goal, frames, convergence."""
+    arms, ref, threshold = results["arms"], results["reference"], f"{results['threshold']:.0%}"
     out = []
     for b in results["budgets"]:
-        d = b["paired_difference"]
-        out.append(
-            f"- {b['labelled_episodes']} labelled episodes: {_verdict(d)} "
-            f"({_points(d['mean'])} points, 95% interval {_interval(d['ci95'], unit='')}; "
-            f"self-supervised {_pct(b['self_supervised']['accuracy_mean'])}, "
-            f"supervised {_pct(b['supervised']['accuracy_mean'])})."
-        )
+        for arm in arms[1:]:
+            d = b["paired_difference"][arm]
+            out.append(
+                f"- {b['labelled_episodes']} labelled episodes: {_verdict(d, arm, ref)} "
+                f"({_points(d['mean'])} points, 95% interval {_interval(d['ci95'], unit='')}; "
+                f"{arm} {_pct(b['arms'][arm]['accuracy_mean'])}, "
+                f"{ref} {_pct(b['arms'][ref]['accuracy_mean'])})."
+            )
     smallest = results["budgets"][0]
-    d = smallest["paired_difference"]
-    if d["ci95"] is not None and 100 * d["ci95"][0] >= GOAL_POINTS:
-        goal = "met, with the whole interval above it"
-    elif 100 * d["mean"] >= GOAL_POINTS:
-        goal = "met on the mean, but the interval reaches below it"
-    else:
-        goal = "not met"
-    out.append(
-        f"- Goal (self-supervised ahead by >= {GOAL_POINTS:g} points at the smallest budget): {goal} "
-        f"({_points(d['mean'])} points at {smallest['labelled_episodes']} episodes, 95% interval "
-        f"{_interval(d['ci95'], unit='')})."
-    )
+    for arm in arms[1:]:
+        d = smallest["paired_difference"][arm]
+        if d["ci95"] is not None and 100 * d["ci95"][0] >= GOAL_POINTS:
+            goal = "met, with the whole interval above it"
+        elif 100 * d["mean"] >= GOAL_POINTS:
+            goal = "met on the mean, but the interval reaches below it"
+        else:
+            goal = "not met"
+        out.append(
+            f"- Goal ({arm} ahead of {ref} by >= {GOAL_POINTS:g} points at the smallest budget): {goal} "
+            f"({_points(d['mean'])} points at {smallest['labelled_episodes']} episodes, 95% interval "
+            f"{_interval(d['ci95'], unit='')})."
+        )
     budgets = zip(results["accuracy_by_position"]["budgets"], results["convergence"]["budgets"], strict=True)
     for pos, conv in budgets:
-        frames = [pos[arm]["most_frames_before_hit_90"] for arm in ARM_STYLE]
+        frames = ", ".join(f"{pos['arms'][a]['most_frames_before_hit'] or 0} ({a})" for a in arms)
+        reached = "; ".join(f"{a} {_reached(conv['arms'][a])}" for a in arms)
         out.append(
-            f"- {pos['labelled_episodes']} labelled episodes: mean accuracy is >= 90% over the last "
-            + " vs ".join(f"{k or 0}" for k in frames)
-            + " frames before the hit (self-supervised vs supervised); validation accuracy reached 90% "
-            f"{_reached(conv['self_supervised'])} (self-supervised) and {_reached(conv['supervised'])} "
-            "(supervised)."
+            f"- {pos['labelled_episodes']} labelled episodes: mean accuracy is >= {threshold} over the last "
+            f"{frames} frames before the hit; validation accuracy reached {threshold}: {reached}."
         )
     return out

@@ -1,26 +1,17 @@
 import pytest
 import torch
 
-from airhockey.learn.autoencoder import (
-    AutoencoderConfig,
-    CausalConv3d,
-    ConvLSTMAutoencoder,
-    FrameEncoder,
-    parameter_counts,
-)
+from airhockey.learn.autoencoder import CausalConv3d, ConvLSTMAutoencoder, FrameEncoder, parameter_counts
+from airhockey.learn.config import EncoderConfig, apply_settings, from_dict, to_dict
+from airhockey.learn.methods.next_frame import NextFrameConfig
 
-TINY = AutoencoderConfig(
-    image_size=(16, 16),
-    stem_channels=(4, 8),
-    hidden_channels=6,
-    frames_in=3,
-    frames_predicted=2,
-)
+TINY = EncoderConfig(image_size=(16, 16), stem_channels=(4, 8), hidden_channels=6)
+TINY_METHOD = NextFrameConfig(encoder=TINY, frames_in=3, frames_predicted=2)
 
 
-def model(config: AutoencoderConfig = TINY, seed: int = 0) -> ConvLSTMAutoencoder:
+def model(config: EncoderConfig = TINY, seed: int = 0, time_kernel: int = 2) -> ConvLSTMAutoencoder:
     torch.manual_seed(seed)
-    m = ConvLSTMAutoencoder(config).eval()
+    m = ConvLSTMAutoencoder(config, output_time_kernel=time_kernel).eval()
     # Random output weights, so that every input reaches the prediction.
     torch.nn.init.normal_(m.output.conv.weight, std=0.5)
     return m
@@ -42,7 +33,7 @@ def test_encoder_reads_one_frame_or_a_sequence():
 
 
 def test_without_a_stem_the_convlstms_run_at_full_resolution():
-    config = AutoencoderConfig(image_size=(8, 8), stem_channels=(), hidden_channels=4)
+    config = EncoderConfig(image_size=(8, 8), stem_channels=(), hidden_channels=4)
     m = ConvLSTMAutoencoder(config)
     assert m.encoder(torch.rand(1, 3, 8, 8)).shape == (1, 4, 8, 8)
     assert m(torch.rand(1, 2, 3, 8, 8)).shape == (1, 2, 3, 8, 8)
@@ -50,7 +41,7 @@ def test_without_a_stem_the_convlstms_run_at_full_resolution():
 
 @pytest.mark.parametrize("changed", [1, 3])
 def test_a_later_frame_never_changes_an_earlier_prediction(changed):
-    m = model(AutoencoderConfig(**{**TINY.to_dict(), "output_time_kernel": 3}))
+    m = model(time_kernel=3)
     frames = torch.rand(1, 5, 3, 16, 16)
     altered = frames.clone()
     altered[:, changed] = torch.rand(3, 16, 16)
@@ -81,18 +72,21 @@ def test_an_untrained_residual_model_predicts_near_the_last_frame():
 
 
 @pytest.mark.parametrize(
-    "fields, message",
+    "cls, fields, message",
     [
-        ({"image_size": (18, 16)}, "divisible"),
-        ({"kernel_size": 4}, "odd"),
-        ({"frames_in": 0}, "frames_in"),
+        (EncoderConfig, {"image_size": (18, 16)}, "divisible"),
+        (EncoderConfig, {"kernel_size": 4}, "odd"),
+        (NextFrameConfig, {"frames_in": 0}, "frames_in"),
     ],
 )
-def test_config_rejects_impossible_sizes(fields, message):
+def test_config_rejects_impossible_sizes(cls, fields, message):
     with pytest.raises(ValueError, match=message):
-        AutoencoderConfig(**fields)
+        cls(**fields)
 
 
-def test_config_round_trips_through_a_json_like_dict():
-    fields = {k: list(v) if isinstance(v, tuple) else v for k, v in TINY.to_dict().items()}
-    assert AutoencoderConfig.from_dict(fields) == TINY
+def test_config_round_trips_through_a_json_like_dict_and_through_settings():
+    import json
+
+    assert from_dict(NextFrameConfig, json.loads(json.dumps(to_dict(TINY_METHOD)))) == TINY_METHOD
+    settings = ["encoder.image_size=16,16", "encoder.stem_channels=4,8", "encoder.hidden_channels=6"]
+    assert apply_settings(NextFrameConfig(), [*settings, "frames_in=3", "frames_predicted=2"]) == TINY_METHOD

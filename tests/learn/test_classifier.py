@@ -5,39 +5,50 @@ from __future__ import annotations
 import pytest
 import torch
 
-from airhockey.learn.autoencoder import AutoencoderConfig, load_encoder
-from airhockey.learn.classifier import ClassifierConfig, DirectionClassifier, FeatureScaler, build_classifier
-from airhockey.learn.pretext import PretextConfig, train_pretext
+from airhockey.learn.classifier import (
+    ClassifierConfig,
+    DirectionClassifier,
+    EncoderSpec,
+    FeatureScaler,
+    build_classifier,
+)
+from airhockey.learn.config import EncoderConfig, PretextConfig
+from airhockey.learn.methods.next_frame import NextFrame, NextFrameConfig
+from airhockey.learn.run import PretextRun
+from airhockey.learn.trainer import train_pretext
 from tests.learn.synthetic import moving_puck_clips
 
-ENCODER = AutoencoderConfig(image_size=(16, 16), stem_channels=(8,), hidden_channels=4, frames_in=3)
-CONFIG = ClassifierConfig(ENCODER, num_classes=2, hidden=8)
+ENCODER = EncoderConfig(image_size=(16, 16), stem_channels=(8,), hidden_channels=4)
+METHOD = NextFrameConfig(encoder=ENCODER, frames_in=3, mean_frame_clips=4)
+CONFIG = ClassifierConfig(EncoderSpec.shared(ENCODER), num_classes=2, hidden=8)
 
 
 @pytest.fixture(scope="module")
-def pretext_run(tmp_path_factory: pytest.TempPathFactory):
+def pretext_run(tmp_path_factory: pytest.TempPathFactory) -> PretextRun:
     clips = (
-        moving_puck_clips(16, ENCODER.clip_length, size=16, puck=3, seed=1),
-        moving_puck_clips(8, ENCODER.clip_length, size=16, puck=3, seed=2),
+        moving_puck_clips(16, METHOD.clip_length, size=16, puck=3, seed=1),
+        moving_puck_clips(8, METHOD.clip_length, size=16, puck=3, seed=2),
     )
     run = tmp_path_factory.mktemp("classifier") / "pretext"
-    train_pretext(
-        clips, run, PretextConfig(epochs=1, batch_size=8, mean_frame_clips=4), ENCODER, progress=False
-    )
-    return run
+    train_pretext(clips, run, NextFrame(METHOD), PretextConfig(epochs=1, batch_size=8), progress=False)
+    return PretextRun.open(run)
 
 
-def test_one_frame_in_one_logit_per_class_out():
-    model = DirectionClassifier(ClassifierConfig(ENCODER, num_classes=5, hidden=8)).eval()
-    frames = torch.rand(3, 3, 16, 16)
+@pytest.mark.parametrize("k", [1, 3])
+def test_k_frames_in_one_logit_per_class_out(k):
+    model = DirectionClassifier(ClassifierConfig(EncoderSpec.shared(ENCODER), num_classes=5, hidden=8)).eval()
+    frames = torch.rand(3, 3, 16, 16) if k == 1 else torch.rand(3, k, 3, 16, 16)
     assert model(frames).shape == (3, 5)
     torch.testing.assert_close(model.predict_proba(frames).sum(-1), torch.ones(3))
 
 
-def test_the_self_supervised_model_holds_the_pretext_encoder_and_the_supervised_one_does_not(pretext_run):
-    pretrained = build_classifier(CONFIG, seed=0, pretext=pretext_run)
+def test_the_pretrained_model_holds_the_pretext_encoder_and_the_scratch_one_does_not(pretext_run):
+    spec = EncoderSpec(pretext_run.method.name, pretext_run.method.config_dict())
+    pretrained = build_classifier(
+        ClassifierConfig(spec, 2, 8), seed=0, encoder_state=pretext_run.encoder_state()
+    )
     scratch = build_classifier(CONFIG, seed=0)
-    encoder = load_encoder(pretext_run).state_dict()
+    encoder = pretext_run.encoder().state_dict()
     for name, value in pretrained.encoder.state_dict().items():
         torch.testing.assert_close(value, encoder[name])
     assert any(not torch.equal(v, encoder[k]) for k, v in scratch.encoder.state_dict().items())
@@ -49,10 +60,12 @@ def test_the_self_supervised_model_holds_the_pretext_encoder_and_the_supervised_
         torch.testing.assert_close(value, scratch.head.state_dict()[name])
 
 
-def test_a_pretext_run_of_other_sizes_is_refused(pretext_run):
-    other = ClassifierConfig(AutoencoderConfig(image_size=(16, 16), stem_channels=(8,), hidden_channels=6))
-    with pytest.raises(ValueError, match="pretext run's model"):
-        build_classifier(other, seed=0, pretext=pretext_run)
+def test_encoder_weights_of_other_sizes_are_refused(pretext_run):
+    other = ClassifierConfig(
+        EncoderSpec.shared(EncoderConfig(image_size=(16, 16), stem_channels=(8,), hidden_channels=6))
+    )
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        build_classifier(other, seed=0, encoder_state=pretext_run.encoder_state())
 
 
 def test_freezing_stops_gradients_to_the_encoder_only():
@@ -83,4 +96,4 @@ def test_config_round_trips_through_a_json_like_dict():
 
     assert ClassifierConfig.from_dict(json.loads(json.dumps(CONFIG.to_dict()))) == CONFIG
     with pytest.raises(ValueError, match="num_classes"):
-        ClassifierConfig(ENCODER, num_classes=1)
+        ClassifierConfig(EncoderSpec.shared(ENCODER), num_classes=1)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from airhockey.cli import app
 from airhockey.errors import UserError
-from airhockey.learn.classifier import ClassifierConfig, build_classifier, load_classifier
+from airhockey.learn.classifier import ClassifierConfig, EncoderSpec, build_classifier, load_classifier
 from airhockey.learn.classify import (
     best_epoch,
     classify_on_dataset,
@@ -24,6 +24,7 @@ from airhockey.learn.classify import (
     train_classifier,
 )
 from airhockey.learn.labelled import ClassifierData, FrameSet, budget_order
+from airhockey.learn.run import PretextRun
 from tests.learn.tiny import SCHEDULE, TinyRuns, tiny_runs
 
 runner = CliRunner()
@@ -35,19 +36,26 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> TinyRuns:
 
 
 @pytest.fixture(scope="module")
-def prepared(runs: TinyRuns) -> ClassifierData:
-    return ClassifierData.load(runs.data, runs.pretext)
+def run(runs: TinyRuns) -> PretextRun:
+    return PretextRun.open(runs.pretext)
 
 
-def model_config(prepared: ClassifierData) -> ClassifierConfig:
-    return ClassifierConfig(prepared.encoder, len(prepared.label_names), hidden=8)
+@pytest.fixture(scope="module")
+def prepared(runs: TinyRuns, run: PretextRun) -> ClassifierData:
+    return ClassifierData.load(runs.data, [run])
 
 
-def test_the_encoder_stays_frozen_for_the_first_epochs_then_fine_tunes(prepared, runs):
+def model_config(run: PretextRun, prepared: ClassifierData) -> ClassifierConfig:
+    """The classifier on the tiny pretext run's encoder."""
+    spec = EncoderSpec(run.method.name, run.method.config_dict())
+    return ClassifierConfig(spec, len(prepared.label_names), hidden=8)
+
+
+def test_the_encoder_stays_frozen_for_the_first_epochs_then_fine_tunes(prepared, run):
     labelled = prepared.labelled(4, np.random.default_rng(0))
     train = prepared.frames.of_episodes(labelled).usable(False, 2)
     val = prepared.frames.of_episodes(prepared.split.val).usable(False)
-    model = build_classifier(model_config(prepared), seed=0, pretext=runs.pretext)
+    model = build_classifier(model_config(run, prepared), seed=0, encoder_state=run.encoder_state())
     loaded = {k: v.clone() for k, v in model.encoder.state_dict().items()}
     snapshots: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []
 
@@ -74,9 +82,9 @@ def test_the_encoder_stays_frozen_for_the_first_epochs_then_fine_tunes(prepared,
     assert model.encoder_trainable
 
 
-def test_a_probe_schedule_never_changes_the_encoder(prepared, runs):
+def test_a_probe_schedule_never_changes_the_encoder(prepared, run):
     labelled = prepared.labelled(2, np.random.default_rng(0))
-    model = build_classifier(model_config(prepared), seed=0, pretext=runs.pretext)
+    model = build_classifier(model_config(run, prepared), seed=0, encoder_state=run.encoder_state())
     before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
     train = prepared.frames.of_episodes(labelled)
     train_classifier(model, train, train, dataclasses.replace(SCHEDULE, freeze_epochs=2), progress=False)
@@ -84,12 +92,12 @@ def test_a_probe_schedule_never_changes_the_encoder(prepared, runs):
 
 
 @pytest.mark.parametrize("select_best", [True, False])
-def test_the_model_kept_is_the_best_validation_epochs_or_the_last(prepared, runs, select_best):
+def test_the_model_kept_is_the_best_validation_epochs_or_the_last(prepared, run, select_best):
     labelled = prepared.labelled(4, np.random.default_rng(2))
     train = prepared.frames.of_episodes(labelled).usable(False, 2)
     val = prepared.frames.of_episodes(prepared.split.val).usable(False)
     config = dataclasses.replace(SCHEDULE, epochs=4, freeze_epochs=1, select_best=select_best)
-    model = build_classifier(model_config(prepared), seed=0, pretext=runs.pretext)
+    model = build_classifier(model_config(run, prepared), seed=0, encoder_state=run.encoder_state())
     history = train_classifier(model, train, val, config, progress=False)
     kept = float(np.mean(predict(model, val) == val.label))
     scores = [h["val_accuracy"] for h in history]
@@ -106,10 +114,12 @@ def test_best_epoch_is_the_first_of_highest_validation_accuracy_or_the_last_with
     assert best_epoch(rows([float("nan")] * 3)) == 3
 
 
-def test_the_same_seed_gives_the_same_run_on_cpu(prepared, runs):
+def test_the_same_seed_gives_the_same_run_on_cpu(prepared, run):
     labelled = prepared.labelled(4, np.random.default_rng(1))
     runs = [
-        run_arm(prepared, labelled, SCHEDULE, model_config(prepared), runs.pretext, progress=False)
+        run_arm(
+            prepared, labelled, SCHEDULE, model_config(run, prepared), run.encoder_state(), progress=False
+        )
         for _ in range(2)
     ]
     (model_a, record_a), (model_b, record_b) = runs
@@ -121,7 +131,7 @@ def test_the_same_seed_gives_the_same_run_on_cpu(prepared, runs):
         assert torch.equal(v, model_b.state_dict()[k]), k
 
 
-def test_budgets_are_whole_class_balanced_nested_episodes(prepared):
+def test_budgets_are_whole_class_balanced_nested_episodes(prepared, run):
     labels, pool = prepared.labels, prepared.split.train
     order = budget_order(labels, pool, np.random.default_rng(0))
     assert sorted(order.tolist()) == sorted(pool.tolist())
@@ -137,7 +147,7 @@ def test_budgets_are_whole_class_balanced_nested_episodes(prepared):
         prepared,
         small,
         dataclasses.replace(SCHEDULE, frame_stride=1),
-        model_config(prepared),
+        model_config(run, prepared),
         None,
         progress=False,
     )
@@ -159,14 +169,14 @@ def test_budgets_of_five_classes_cover_them_in_turn():
     assert np.bincount(labels[order[:10]], minlength=5).tolist() == [2] * 5
 
 
-def test_the_split_is_the_pretext_runs_and_test_episodes_are_never_trained_on(prepared, runs, tmp_path):
+def test_the_split_is_the_pretext_runs_and_test_episodes_are_never_trained_on(prepared, runs, run, tmp_path):
     recorded = json.loads((runs.pretext / "config.json").read_text())["data"]
     split = prepared.split
     assert split.test.tolist() == recorded["test_episodes"] and len(split.test) == 2
     assert not set(split.test) & set(recorded["train_episodes"] + recorded["val_episodes"])
     assert not set(split.test) & set(prepared.labelled(None, np.random.default_rng(0)))
     with pytest.raises(AssertionError, match="test episodes"):
-        run_arm(prepared, split.test, SCHEDULE, model_config(prepared), None, progress=False)
+        run_arm(prepared, split.test, SCHEDULE, model_config(run, prepared), None, progress=False)
 
     moved = tmp_path / "pretext"
     shutil.copytree(runs.pretext, moved)
@@ -174,7 +184,7 @@ def test_the_split_is_the_pretext_runs_and_test_episodes_are_never_trained_on(pr
     config["data"]["test_episodes"] = config["data"]["train_episodes"][:2]
     (moved / "config.json").write_text(json.dumps(config))
     with pytest.raises(UserError, match="another dataset or split"):
-        ClassifierData.load(recorded["path"], moved)
+        ClassifierData.load(recorded["path"], [PretextRun.open(moved)])
 
 
 def test_a_pretext_run_refuses_another_dataset_with_the_same_split(runs, tmp_path):
@@ -191,7 +201,7 @@ def test_a_pretext_run_refuses_another_dataset_with_the_same_split(runs, tmp_pat
     (other / "manifest.json").write_text(json.dumps(manifest))
     assert open_shards(other).fingerprint != recorded["fingerprint"]
     with pytest.raises(UserError, match="trained on another dataset"):
-        ClassifierData.load(other, runs.pretext)
+        ClassifierData.load(other, [PretextRun.open(runs.pretext)])
 
 
 def test_frames_with_a_lit_button_are_left_out_unless_asked_for(prepared):
@@ -227,9 +237,11 @@ def test_a_classify_run_folder_reloads_and_user_mistakes_are_one_line(runs, tmp_
     assert {p.name for p in run.iterdir()} == {"config.json", "model.pt", "log.csv", "metrics.json"}
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["labelled_episodes"] == 4
     config = json.loads((run / "config.json").read_text())
-    assert config["arm"] == "self_supervised" and len(config["data"]["labelled_episodes"]) == 4
+    assert config["arm"] == "pretrained" and len(config["data"]["labelled_episodes"]) == 4
     model = load_classifier(run)
-    test = ClassifierData.load(runs.data, runs.pretext).frames.of_episodes(config["data"]["test_episodes"])
+    test = ClassifierData.load(runs.data, [PretextRun.open(runs.pretext)]).frames.of_episodes(
+        config["data"]["test_episodes"]
+    )
     accuracy = float(np.mean(predict(model, test.usable(False)) == test.usable(False).label))
     assert accuracy == pytest.approx(metrics["accuracy"])
 
@@ -254,10 +266,10 @@ def test_classify_through_the_cli(runs, tmp_path):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_a_classifier_trains_unchanged_on_cuda(prepared, runs):
+def test_a_classifier_trains_unchanged_on_cuda(prepared, run):
     labelled = prepared.labelled(2, np.random.default_rng(0))
     schedule = dataclasses.replace(SCHEDULE, device="cuda")
     model, record = run_arm(
-        prepared, labelled, schedule, model_config(prepared), runs.pretext, progress=False
+        prepared, labelled, schedule, model_config(run, prepared), run.encoder_state(), progress=False
     )
     assert next(model.parameters()).is_cuda and 0.0 <= record["accuracy"] <= 1.0

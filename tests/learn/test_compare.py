@@ -14,8 +14,6 @@ from airhockey.cli import app
 from airhockey.errors import UserError
 from airhockey.learn import pipeline
 from airhockey.learn.compare import (
-    ARMS,
-    CompareConfig,
     compare_on_dataset,
     earliest_fraction,
     most_frames_before_hit,
@@ -23,12 +21,15 @@ from airhockey.learn.compare import (
     parse_budgets,
     resolve_budgets,
 )
-from airhockey.learn.pipeline import PipelineConfig, run_pipeline
-from tests.learn.tiny import DATA, MODEL, PRETEXT, SCHEDULE, TinyRuns, tiny_runs
+from airhockey.learn.config import CompareConfig
+from airhockey.learn.pipeline import MethodChoice, PipelineConfig, run_pipeline
+from tests.learn.tiny import DATA, PRETEXT, SCHEDULE, TinyRuns, tiny_runs
 
 runner = CliRunner()
 CONFIG = CompareConfig(budgets=(2, None), repeats=2, training=SCHEDULE, hidden=8)
 PLOTS = ("accuracy_vs_budget.png", "accuracy_by_position.png", "learning_curves.png")
+ARMS = ("scratch", "pretext")
+"""The arms of the tiny comparison: the reference first, then the pretext run (its folder's name)."""
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> TinyRuns:
 @pytest.fixture(scope="module")
 def report(runs: TinyRuns, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("compare") / "report"
-    compare_on_dataset(runs.data, runs.pretext, out, CONFIG, progress=False)
+    compare_on_dataset(runs.data, [runs.pretext], out, CONFIG, progress=False)
     return out
 
 
@@ -50,38 +51,41 @@ def assert_interval(summary: dict, mean_key: str, ci_key: str) -> None:
 
 def test_results_json_has_the_issues_shape(report):
     results = json.loads((report / "results.json").read_text())
-    assert {"budgets", "accuracy_by_position", "convergence"} <= set(results)
+    assert {"arms", "budgets", "accuracy_by_position", "convergence"} <= set(results)
+    assert results["arms"] == list(ARMS) and results["reference"] == "scratch"
+    assert results["arm_details"]["pretext"]["pretext"]["method"] == "next_frame"
     assert [b["labelled_episodes"] for b in results["budgets"]] == [2, 16]
     assert [b["budget"] for b in results["budgets"]] == [2, "all"]
     for budget in results["budgets"]:
         for arm in ARMS:
-            summary = budget[arm]
+            summary = budget["arms"][arm]
             assert set(summary) == {"accuracy_mean", "accuracy_ci95", "runs"}
             assert_interval(summary, "accuracy_mean", "accuracy_ci95")
             assert len(summary["runs"]) == 2
             assert all(0.0 <= run["accuracy"] <= 1.0 for run in summary["runs"])
-        assert_interval(budget["paired_difference"], "mean", "ci95")
-    position = results["accuracy_by_position"]["budgets"][0]["self_supervised"]
+        assert set(budget["paired_difference"]) == {"pretext"}
+        assert_interval(budget["paired_difference"]["pretext"], "mean", "ci95")
+    position = results["accuracy_by_position"]["budgets"][0]["arms"]["pretext"]
     assert len(position["by_fraction"]["accuracy_mean"]) == 10
     k = position["by_frames_before_hit"]
     assert k["frames_before_hit"][0] == 1 and len(k["accuracy_mean"]) == len(k["frames_before_hit"])
-    convergence = results["convergence"]["budgets"][1]["supervised"]
+    convergence = results["convergence"]["budgets"][1]["arms"]["scratch"]
     assert convergence["epochs"] == [1, 2] and convergence["encoder_frozen"] == [True, False]
-    assert len(convergence["val_accuracy_mean"]) == 2 and len(convergence["epochs_to_90"]) == 2
+    assert len(convergence["val_accuracy_mean"]) == 2 and len(convergence["epochs_to_threshold"]) == 2
     after = results["after_hit"]
     assert after["labelled_episodes"] == 16 and not after["included_by_default"]
     logged = [json.loads(line) for line in (report / "runs.jsonl").read_text().splitlines()]
     assert len(logged) == 3 * 2 * 2  # (2 budgets + the after-hit rerun) x 2 repeats x 2 arms
     for setting in ("excluded", "included"):
-        assert 0.0 <= after[setting]["supervised"]["accuracy_after_hit"]["mean"] <= 1.0
+        assert 0.0 <= after[setting]["scratch"]["accuracy_after_hit"]["mean"] <= 1.0
 
 
 def test_the_arms_are_paired_and_share_model_and_schedule(report):
     results = json.loads((report / "results.json").read_text())
     training = results["settings"]["training"]
-    assert training["self_supervised"] == training["supervised"]
+    assert training["pretrained"] == training["scratch"]
     for budget in results["budgets"]:
-        ssl, sup = (budget[arm]["runs"] for arm in ARMS)
+        ssl, sup = (budget["arms"][arm]["runs"] for arm in ARMS)
         for a, b in zip(ssl, sup, strict=True):
             assert a["episodes"] == b["episodes"] and a["seed"] == b["seed"]
             assert a["train_frames"] == b["train_frames"]
@@ -90,8 +94,8 @@ def test_the_arms_are_paired_and_share_model_and_schedule(report):
     small, everything = (
         set(r["episodes"])
         for r in (
-            results["budgets"][0]["self_supervised"]["runs"][0],
-            results["budgets"][1]["self_supervised"]["runs"][0],
+            results["budgets"][0]["arms"]["pretext"]["runs"][0],
+            results["budgets"][1]["arms"]["pretext"]["runs"][0],
         )
     )
     assert small <= everything  # nested budgets
@@ -105,7 +109,7 @@ def test_no_test_episode_is_read_by_the_pretext_run_or_any_classifier(report, ru
     assert not test & set(recorded["train_episodes"] + recorded["val_episodes"])
     for budget in results["budgets"]:
         for arm in ARMS:
-            for run in budget[arm]["runs"]:
+            for run in budget["arms"][arm]["runs"]:
                 assert not test & set(run["episodes"])
 
 
@@ -116,7 +120,7 @@ def test_the_report_embeds_every_plot_and_states_the_numbers(report, runs):
         assert f"]({plot})" in text
     assert "## Conclusions" in text and "points" in text and "frames before the hit" in text
     with pytest.raises(UserError, match="already holds"):
-        compare_on_dataset(runs.data, runs.pretext, report, CONFIG, progress=False)
+        compare_on_dataset(runs.data, [runs.pretext], report, CONFIG, progress=False)
 
 
 def test_budget_parsing_and_checking():
@@ -137,12 +141,18 @@ def test_earliest_positions_and_paired_differences_by_hand():
     assert most_frames_before_hit([0.99, 0.95, 0.7, 0.99]) == 2
     assert most_frames_before_hit([0.5, 0.99]) is None
     diff = paired_difference([{"accuracy": 0.9}, {"accuracy": 0.8}], [{"accuracy": 0.7}, {"accuracy": 0.8}])
-    assert diff["mean"] == pytest.approx(0.1) and diff["self_supervised_wins"] == 1 and diff["ties"] == 1
+    assert diff["mean"] == pytest.approx(0.1) and diff["wins"] == 1 and diff["ties"] == 1
     assert math.isfinite(diff["ci95"][0])
 
 
 def tiny_pipeline() -> PipelineConfig:
-    return PipelineConfig(DATA, PRETEXT, MODEL, dataclasses.replace(CONFIG, after_hit_effect=False))
+    settings = ("encoder.stem_channels=8", "encoder.hidden_channels=4", "frames_in=3", "clip_stride=8")
+    return PipelineConfig(
+        DATA,
+        PRETEXT,
+        MethodChoice("next_frame", settings),
+        dataclasses.replace(CONFIG, after_hit_effect=False),
+    )
 
 
 def test_the_pipeline_runs_end_to_end_and_reuses_finished_stages(tmp_path, monkeypatch):
@@ -183,7 +193,7 @@ def compare_args(runs, out: Path, budgets: str) -> list[str]:
         "learn",
         "compare",
         str(runs.data),
-        "--pretext",
+        "--arm",
         str(runs.pretext),
         "--out",
         str(out),
@@ -202,10 +212,36 @@ def test_compare_through_the_cli_and_its_one_line_errors(runs, tmp_path):
     assert result.exit_code == 0, result.output
     assert "labelled episodes: " in result.output
     results = json.loads((out / "results.json").read_text())
-    assert results["settings"]["training"]["supervised"]["freeze_epochs"] == 0
+    assert results["settings"]["training"]["scratch"]["freeze_epochs"] == 0
+    assert results["settings"]["training"]["pretrained"]["freeze_epochs"] == 1
     assert results["after_hit"] is None
     for budgets, fragment in (("2,99", "exceeds"), ("two", "budgets")):
         result = runner.invoke(app, [*compare_args(runs, tmp_path / "x", budgets), *common])
         assert result.exit_code == 2, result.output
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0]
+
+
+def test_an_interrupted_comparison_is_finished_by_running_it_again(runs, tmp_path):
+    config = dataclasses.replace(CONFIG, budgets=(2,), after_hit_effect=False)
+    whole = compare_on_dataset(runs.data, [runs.pretext], tmp_path / "whole", config, progress=False)
+    out = tmp_path / "cut"
+    compare_on_dataset(runs.data, [runs.pretext], out, config, progress=False)
+    # As if killed after two runs, in the middle of writing the third one's line.
+    lines = (out / "runs.jsonl").read_text().splitlines()
+    first = {**json.loads(lines[0]), "train_seconds": 12345.0}  # marks a run that must be reused
+    (out / "runs.jsonl").write_text("\n".join([json.dumps(first), lines[1]]) + "\n" + lines[2][:40])
+    (out / "results.json").unlink()
+    finished = compare_on_dataset(runs.data, [runs.pretext], out, config, progress=False)
+    reused = [r for b in finished["budgets"] for a in ARMS for r in b["arms"][a]["runs"]]
+    assert sum(r["train_seconds"] == 12345.0 for r in reused) == 1
+    for arm in ARMS:
+        accuracies = [
+            [r["accuracy"] for r in b["arms"][arm]["runs"]] for b in (whole, finished) for b in b["budgets"]
+        ]
+        assert accuracies[0] == accuracies[1]
+    with pytest.raises(UserError, match="other settings"):
+        (out / "results.json").unlink()
+        compare_on_dataset(
+            runs.data, [runs.pretext], out, dataclasses.replace(config, seed=1), progress=False
+        )

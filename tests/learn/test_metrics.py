@@ -4,9 +4,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from airhockey.learn.autoencoder import AutoencoderConfig, ConvLSTMAutoencoder
+from airhockey.learn.autoencoder import ConvLSTMAutoencoder
+from airhockey.learn.config import EncoderConfig
+from airhockey.learn.methods.next_frame import NextFrame, NextFrameConfig
 from airhockey.learn.metrics import FramePredictionStats, moving_mask, ssim
-from airhockey.learn.pretext import evaluate
 
 
 def block_clip() -> torch.Tensor:
@@ -55,19 +56,17 @@ def test_stats_say_nan_when_nothing_moves():
 
 @pytest.mark.parametrize("frames_in, frames_predicted", [(2, 1), (1, 2)])
 def test_evaluate_computes_the_baselines_by_hand(frames_in, frames_predicted):
-    config = AutoencoderConfig(
-        image_size=(16, 16),
-        stem_channels=(4,),
-        hidden_channels=4,
-        frames_in=frames_in,
-        frames_predicted=frames_predicted,
+    encoder = EncoderConfig(image_size=(16, 16), stem_channels=(4,), hidden_channels=4)
+    method = NextFrame(
+        NextFrameConfig(encoder=encoder, frames_in=frames_in, frames_predicted=frames_predicted)
     )
-    loader = DataLoader(block_clip()[None], batch_size=1)
-    mean = torch.zeros(3, 16, 16)
-    model = ConvLSTMAutoencoder(config)
+    clip = block_clip()
+    loader = DataLoader(clip[None], batch_size=1)
+    cpu = torch.device("cpu")
+    # The black mean frame, as the mean of an all-black training set gives it.
     r = {
-        **evaluate(loader, config, 0.05, torch.device("cpu"), mean=mean),
-        **evaluate(loader, config, 0.05, torch.device("cpu"), model=model),
+        **method.baselines([torch.zeros_like(clip)], loader, cpu),
+        **method.evaluate(ConvLSTMAutoencoder(encoder), loader, cpu),
     }
     assert r["baseline_copy_last_mse"] == pytest.approx(36 / 1536)
     assert r["baseline_copy_last_moving_mse"] == pytest.approx(1.0)

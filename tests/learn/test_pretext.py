@@ -1,4 +1,5 @@
-"""The pretext trainer on tiny synthetic clips: learning, determinism, resume, run folder, predictions."""
+"""The generic pretext trainer with ``next_frame`` on tiny synthetic clips: learning, determinism,
+budgets, resume, the run folder, the opened run, predictions."""
 
 from __future__ import annotations
 
@@ -12,18 +13,16 @@ import pytest
 import torch
 
 from airhockey.errors import UserError
-from airhockey.learn.autoencoder import AutoencoderConfig, load_autoencoder, load_encoder
-from airhockey.learn.pretext import PretextConfig, predict_episode, prediction_video, train_pretext
+from airhockey.learn.config import EncoderConfig, PretextConfig
+from airhockey.learn.methods.next_frame import NextFrame, NextFrameConfig
+from airhockey.learn.prediction import prediction_video
+from airhockey.learn.run import PretextRun
+from airhockey.learn.trainer import train_pretext
 from tests.learn.synthetic import moving_puck_clips
 
-MODEL = AutoencoderConfig(
-    image_size=(16, 16),
-    stem_channels=(8,),
-    hidden_channels=8,
-    frames_in=3,
-    frames_predicted=1,
-)
-TRAIN = PretextConfig(epochs=2, batch_size=8, lr=5e-3, patience=10, mean_frame_clips=8)
+ENCODER = EncoderConfig(image_size=(16, 16), stem_channels=(8,), hidden_channels=8)
+MODEL = NextFrameConfig(encoder=ENCODER, frames_in=3, frames_predicted=1, mean_frame_clips=8)
+TRAIN = PretextConfig(epochs=2, batch_size=8, lr=5e-3, patience=10)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +35,9 @@ def clips() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def train(clips, out, config=TRAIN, model=MODEL, **kwargs):
-    return train_pretext(clips, out, config, model, progress=False, **kwargs)
+    return train_pretext(
+        clips, out, None if model is None else NextFrame(model), config, progress=False, **kwargs
+    )
 
 
 def log_rows(run) -> list[dict[str, str]]:
@@ -72,9 +73,12 @@ def test_the_run_folder_holds_config_log_checkpoints_and_metrics(clips, tmp_path
         1 - metrics["val_mse"] / metrics["baseline_copy_last_mse"]
     )
     assert metrics["stopped_by"] == "epochs" and metrics["epochs_done"] == 2
+    assert metrics["method"] == "next_frame" and metrics["steps"] == 6
     assert metrics == pytest.approx(returned)
     config = json.loads((run / "config.json").read_text())
-    assert AutoencoderConfig.from_dict(config["model"]) == MODEL
+    assert config["method"] == "next_frame"
+    assert NextFrame.from_dict(config["method_config"]).config == MODEL
+    assert config["encoder"]["hidden_channels"] == ENCODER.hidden_channels
     assert config["training"] == dataclasses.asdict(TRAIN)
     assert config["command"] == "airhockey learn pretext x"
     assert [r["epoch"] for r in log_rows(run)] == ["1", "2"]
@@ -98,6 +102,17 @@ def test_a_resumed_run_continues_exactly_as_an_uninterrupted_one(clips, tmp_path
     assert_same_weights(weights(tmp_path / "whole"), weights(tmp_path / "split"))
     whole, split = log_rows(tmp_path / "whole"), log_rows(tmp_path / "split")
     assert [r["val_mse"] for r in whole] == [r["val_mse"] for r in split]
+
+
+def test_a_step_budget_stops_mid_epoch_and_a_larger_one_continues_it_exactly(clips, tmp_path):
+    # 24 clips in batches of 8: 3 steps an epoch; 4 steps end one step into the second epoch.
+    train(clips, tmp_path / "whole", dataclasses.replace(TRAIN, epochs=None, steps=5))
+    stopped = train(clips, tmp_path / "split", dataclasses.replace(TRAIN, epochs=None, steps=4))
+    assert stopped["stopped_by"] == "steps" and stopped["steps"] == 4 and stopped["epochs_done"] == 1
+    resumed = train(clips, tmp_path / "split", dataclasses.replace(TRAIN, epochs=None, steps=5), resume=True)
+    assert resumed["steps"] == 5 and resumed["stopped_by"] == "steps"
+    assert_same_weights(weights(tmp_path / "whole"), weights(tmp_path / "split"))
+    assert [r["step"] for r in log_rows(tmp_path / "split")] == ["3", "4", "5"]
 
 
 def test_a_run_stopped_by_its_time_budget_mid_epoch_resumes_where_it_stopped(clips, tmp_path):
@@ -124,8 +139,20 @@ def test_user_mistakes_end_in_a_user_error(clips, tmp_path):
         train(clips, run)
     with pytest.raises(UserError, match="lr"):
         train(clips, run, dataclasses.replace(TRAIN, lr=1e-2), model=None, resume=True)
-    with pytest.raises(UserError, match="frames"):
-        train(clips, tmp_path / "other", model=dataclasses.replace(MODEL, frames_in=5))
+    with pytest.raises(UserError, match="own method"):
+        train(
+            clips,
+            run,
+            dataclasses.replace(TRAIN, epochs=2),
+            model=dataclasses.replace(MODEL, frames_in=2),
+            resume=True,
+        )
+    with pytest.raises(UserError, match="image_size"):
+        train(
+            clips,
+            tmp_path / "other",
+            model=dataclasses.replace(MODEL, encoder=EncoderConfig(image_size=(32, 32))),
+        )
     with pytest.raises(UserError, match=r"CUDA|unknown device"):
         train(
             clips,
@@ -134,21 +161,29 @@ def test_user_mistakes_end_in_a_user_error(clips, tmp_path):
         )
 
 
-def test_the_encoder_loads_from_a_run_with_one_call(clips, tmp_path):
+def test_an_opened_run_rebuilds_its_encoder_through_the_registry(clips, tmp_path):
     run = tmp_path / "run"
     train(clips, run)
-    encoder = load_encoder(run)
-    autoencoder = load_autoencoder(run / "best.pt")
+    opened = PretextRun.open(run)
+    assert opened.method.name == "next_frame" and opened.method.config == MODEL
+    assert opened.training == TRAIN and opened.metrics is not None and opened.name == "run"
+    encoder = opened.encoder()
+    model = PretextRun.open(run / "best.pt").model()
     frame = clips[1][:2, 0]  # (B, 3, H, W): single frames, as the classifier reads them
-    torch.testing.assert_close(encoder(frame), autoencoder.encoder(frame))
-    assert encoder(frame).shape == (2, MODEL.hidden_channels, *MODEL.feature_size)
+    torch.testing.assert_close(encoder(frame), model.encoder(frame))
+    assert encoder(frame).shape == (2, ENCODER.hidden_channels, *ENCODER.feature_size)
+    # The encoder interface: features after the first k frames are the sequence's at step k - 1.
+    sequence = clips[1][:2]  # (B, T, 3, H, W)
+    features = encoder.encode(sequence)  # (B, T, C, h, w)
+    for k in (1, 2, sequence.shape[1]):
+        torch.testing.assert_close(encoder(sequence[:, :k]), features[:, k - 1])
     assert_same_weights(
         encoder.state_dict(),
         {k[8:]: v for k, v in weights(run, "best.pt").items() if k.startswith("encoder.")},
     )
     assert all(p.requires_grad for p in encoder.parameters())
     with pytest.raises(UserError, match="no checkpoint"):
-        load_encoder(tmp_path / "nowhere")
+        PretextRun.open(tmp_path / "nowhere")
 
 
 def test_a_rollout_feeds_predictions_back_and_is_scored(clips, tmp_path):
@@ -160,7 +195,8 @@ def test_a_rollout_feeds_predictions_back_and_is_scored(clips, tmp_path):
 def test_predictions_of_an_episode_and_its_video(clips, tmp_path):
     run = tmp_path / "run"
     train(clips, run, dataclasses.replace(TRAIN, epochs=1))
-    model = load_autoencoder(run)
+    opened = PretextRun.open(run)
+    model, predict_episode = opened.model(), opened.method.predict_episode
     episode = moving_puck_clips(1, 7, size=16, puck=3, seed=3)[0]  # (T, 3, H, W)
     one, three = predict_episode(model, episode, steps=3)
     assert one.shape == three.shape == episode.shape
@@ -172,7 +208,7 @@ def test_predictions_of_an_episode_and_its_video(clips, tmp_path):
     same, one_again = predict_episode(model, episode, steps=1)
     torch.testing.assert_close(same, one_again, equal_nan=True)
     frames = (episode.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
-    path = prediction_video(model, frames, 2, tmp_path / "pred.gif", fps=10)
+    path = prediction_video(opened, frames, 2, tmp_path / "pred.gif", fps=10)
     assert path.stat().st_size > 0
     assert math.isfinite(json.loads((run / "metrics.json").read_text())["val_mse"])
 
@@ -182,7 +218,7 @@ def test_predictions_of_an_episode_and_its_video(clips, tmp_path):
 def test_training_runs_unchanged_on_cuda(clips, tmp_path):
     metrics = train(clips, tmp_path / "run", dataclasses.replace(TRAIN, epochs=1, device="cuda"))
     assert metrics["device"] == "cuda" and math.isfinite(metrics["val_mse"])
-    assert load_encoder(tmp_path / "run", device="cuda")(clips[1][:2, 0].cuda()).is_cuda
+    assert PretextRun.open(tmp_path / "run").encoder(device="cuda")(clips[1][:2, 0].cuda()).is_cuda
 
 
 def test_a_small_moving_puck_does_not_collapse_into_the_background(tmp_path):
@@ -192,11 +228,11 @@ def test_a_small_moving_puck_does_not_collapse_into_the_background(tmp_path):
     with moving pixels weighted 11 times."""
     train_set = moving_puck_clips(64, MODEL.clip_length, size=16, puck=3, seed=1)
     val_set = moving_puck_clips(16, MODEL.clip_length, size=16, puck=3, seed=2)
-    config = dataclasses.replace(TRAIN, epochs=10, mean_frame_clips=16, moving_weight=10.0)
+    config = dataclasses.replace(TRAIN, epochs=10)
     moving = {}
     for composite in (True, False):
-        model = dataclasses.replace(MODEL, composite=composite)
-        m = train_pretext((train_set, val_set), tmp_path / str(composite), config, model, progress=False)
+        model = dataclasses.replace(MODEL, composite=composite, mean_frame_clips=16, moving_weight=10.0)
+        m = train((train_set, val_set), tmp_path / str(composite), config, model)
         moving[composite] = m["val_moving_mse"] / m["baseline_mean_frame_moving_mse"]
     assert moving[True] < 0.75
     assert moving[True] < 0.8 * moving[False]

@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 
 from airhockey.generate import GenerateConfig, generate
-from airhockey.learn.autoencoder import AutoencoderConfig
-from airhockey.learn.classify import ClassifyConfig
-from airhockey.learn.pretext import PretextConfig, train_pretext
+from airhockey.learn.config import ClassifyConfig, EncoderConfig, PretextConfig
+from airhockey.learn.methods.next_frame import NextFrame, NextFrameConfig
+from airhockey.learn.trainer import train_pretext
 
 DATA = GenerateConfig(episodes=20, width=32, height=32, policy="scripted", shard_size=10, lockstep_envs=4)
 """20 episodes: the 80/10/10 split by class gives 16 training, 2 validation and 2 test episodes."""
-MODEL = AutoencoderConfig(stem_channels=(8,), hidden_channels=4, frames_in=3)
-PRETEXT = PretextConfig(epochs=1, batch_size=8, clip_stride=8)
+MODEL = NextFrameConfig(
+    encoder=EncoderConfig(stem_channels=(8,), hidden_channels=4), frames_in=3, clip_stride=8
+)
+PRETEXT = PretextConfig(epochs=1, batch_size=8)
 SCHEDULE = ClassifyConfig(epochs=2, freeze_epochs=1, batch_size=16, min_epoch_frames=32, frame_stride=4)
 """One frozen epoch, one fine-tuning epoch, a few steps each."""
 
@@ -34,5 +36,5 @@ def tiny_runs(factory: pytest.TempPathFactory) -> TinyRuns:
     runs = TinyRuns(root / "data", root / "pretext")
     if not (runs.pretext / "metrics.json").is_file():
         generate(DATA, runs.data, workers=1, progress=False)
-        train_pretext(runs.data, runs.pretext, PRETEXT, MODEL, progress=False)
+        train_pretext(runs.data, runs.pretext, NextFrame(MODEL), PRETEXT, progress=False)
     return runs

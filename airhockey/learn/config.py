@@ -1,0 +1,329 @@
+"""Settings of the learning stage, as typed dataclasses; this module does not import torch.
+
+- ``EncoderConfig``: the sizes of the shared frame encoder (stem + ConvLSTM) that methods build on.
+- ``PretextConfig``: how the generic trainer (``learn.trainer``) runs any pretext method.
+- ``ClassifyConfig``: one direction classifier's schedule (``learn.classify``).
+- ``CompareConfig``: the label-efficiency comparison's protocol (``learn.compare``).
+
+A pretext method's own settings are a dataclass in its module (``learn.methods``); on the command
+line they are given as ``--set key=value`` (``apply_settings``), nested fields as ``encoder.key=value``.
+The CLI takes every default from these classes, so each default is written once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from airhockey.errors import UserError
+
+THRESHOLD = 0.9
+"""The accuracy that "converged" and "frames needed" refer to in comparisons and reports."""
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Sizes of the shared frame encoder (``learn.autoencoder.FrameEncoder``): stem and two ConvLSTMs."""
+
+    image_size: tuple[int, int] = (64, 64)
+    """Frame height and width in pixels; each must be divisible by 2 ** len(stem_channels). Training
+    sets it from the data."""
+    stem_channels: tuple[int, ...] = (16, 32)
+    """Channels of the stride-2 convolutions before the ConvLSTMs, one per halving; () for none."""
+    hidden_channels: int = 16
+    """Channels of each ConvLSTM layer's hidden and cell state (the features classifiers read)."""
+    kernel_size: int = 3
+    """Side of the ConvLSTM gate convolutions (odd)."""
+
+    def __post_init__(self) -> None:
+        factor = 2 ** len(self.stem_channels)
+        if any(side % factor for side in self.image_size):
+            raise ValueError(
+                f"image_size {tuple(self.image_size)} must be divisible by {factor} (the stem's stride)"
+            )
+        if self.hidden_channels < 1 or any(c < 1 for c in self.stem_channels):
+            raise ValueError("hidden_channels and stem_channels must be positive")
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
+
+    @property
+    def feature_size(self) -> tuple[int, int]:
+        """Height and width of the ConvLSTM feature maps."""
+        factor = 2 ** len(self.stem_channels)
+        return self.image_size[0] // factor, self.image_size[1] // factor
+
+
+@dataclass(frozen=True)
+class PretextConfig:
+    """How the generic trainer runs a pretext method (the method's own settings are its config)."""
+
+    steps: int | None = None
+    """Most optimiser steps in all, the budget that makes runs comparable; None for no limit."""
+    epochs: int | None = 30
+    """Most passes over the training samples; None for no limit (then set ``steps`` or ``minutes``)."""
+    minutes: float | None = None
+    """Wall-clock budget of this session's training loop and its validations; None for no limit."""
+    batch_size: int = 16
+    """Samples per optimiser step."""
+    lr: float = 2e-3
+    """AdamW learning rate."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Largest gradient norm; larger gradients are scaled down to it."""
+    patience: int = 5
+    """Stop after this many validations in a row without a better selection metric."""
+    split_seed: int = 0
+    """Seed of the by-episode train/val/test split (``learn.data.split_episodes``); test is never read."""
+    seed: int = 0
+    """Seed of the initial weights, of the sample order in each epoch, and of random samples."""
+    device: str = "cpu"
+    """Torch device: 'cpu' (reproducible), 'cuda' or 'cuda:N'."""
+    workers: int = 0
+    """DataLoader worker processes (0 loads in the training process)."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "epochs", "batch_size", "patience"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError(f"minutes must be positive, got {self.minutes}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be at least 0, got {self.workers}")
+        if self.lr < 0 or self.weight_decay < 0 or self.grad_clip <= 0:
+            raise ValueError("grad_clip must be positive, lr and weight_decay non-negative")
+
+
+RESUMABLE = frozenset({"steps", "epochs", "minutes", "patience", "device", "workers"})
+"""``PretextConfig`` fields that may change when a run is resumed; others would not continue it."""
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """Settings of one classifier training run (the model's sizes are in ``ClassifierConfig``)."""
+
+    epochs: int = 10
+    """Epochs in all, frozen ones included."""
+    freeze_epochs: int = 3
+    """First epochs with the encoder frozen (only the head trains); ``epochs`` for a linear probe."""
+    batch_size: int = 64
+    """Frames per optimiser step."""
+    lr: float = 1e-3
+    """AdamW learning rate of the head, throughout."""
+    encoder_lr: float = 1e-4
+    """AdamW learning rate of the encoder once unfrozen, reached by a linear warm-up over the first
+    unfrozen epoch (a full step at once knocks the head's fixed standardisation off and can collapse
+    the classifier to one class)."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    min_epoch_frames: int = 2048
+    """Frames an epoch draws at least, passing over a small training set several times, so that a
+    run on a few labelled episodes still takes enough optimiser steps to train."""
+    frame_stride: int = 1
+    """Train on every ``frame_stride``-th frame of each episode (validation and test read all)."""
+    include_after_hit: bool = False
+    """Train, validate and score on frames with a lit button too (they give the label away)."""
+    select_best: bool = True
+    """Keep the weights of the epoch with the best validation accuracy (validation episodes are
+    never tested on); False keeps the last epoch's."""
+    seed: int = 0
+    """Seed of the initial weights, the order of the frames and dropout."""
+    device: str = "cpu"
+    """Torch device: 'cpu' (reproducible), 'cuda' or 'cuda:N'."""
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "min_epoch_frames", "frame_stride"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.freeze_epochs <= self.epochs:
+            raise ValueError(f"freeze_epochs must be in 0-{self.epochs} (epochs), got {self.freeze_epochs}")
+        if self.lr <= 0 or self.encoder_lr < 0 or self.weight_decay < 0:
+            raise ValueError("lr must be positive, encoder_lr and weight_decay non-negative")
+
+
+SCRATCH = "scratch"
+"""The arm name of the supervised baseline: the shared encoder from random weights."""
+SCRATCH_SCHEDULES = ("same", "unfrozen")
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Settings of the comparison (the schedule of every run is ``training``)."""
+
+    budgets: tuple[int | None, ...] = (4, 16, 64, None)
+    """Labelled training episodes per run, smallest first; None stands for all of them."""
+    repeats: int = 3
+    """Runs per budget and arm, each on another labelled subset with another seed."""
+    training: ClassifyConfig = field(default_factory=ClassifyConfig)
+    """The schedule of every arm (its ``seed`` is replaced by each repeat's)."""
+    hidden: int = 64
+    """Units of the classifier's hidden layer."""
+    scratch_schedule: str = "same"
+    """'same': the scratch arm runs the pretrained arms' schedule exactly (its random encoder frozen,
+    then at ``encoder_lr``); 'unfrozen': its encoder trains from the first epoch at ``lr``, as one
+    would train a model from scratch."""
+    after_hit_effect: bool = True
+    """Run the largest budget again with the other ``include_after_hit`` setting."""
+    seed: int = 0
+    """Root of the subsets' and runs' seeds."""
+
+    def __post_init__(self) -> None:
+        if self.repeats < 2:
+            raise ValueError(f"repeats must be at least 2 for an interval, got {self.repeats}")
+        if not self.budgets or any(b is not None and b < 1 for b in self.budgets):
+            raise ValueError(
+                f"budgets must be positive numbers of episodes or None (all), got {self.budgets}"
+            )
+        if self.scratch_schedule not in SCRATCH_SCHEDULES:
+            raise ValueError(
+                f"scratch_schedule must be one of {SCRATCH_SCHEDULES}, got {self.scratch_schedule!r}"
+            )
+        if self.hidden < 1:
+            raise ValueError(f"hidden must be at least 1, got {self.hidden}")
+
+    def arm_training(self, arm: str, seed: int, include_after_hit: bool | None = None) -> ClassifyConfig:
+        """The schedule of one run of ``arm`` with ``seed``, by default with ``training``'s hit setting."""
+        training = dataclasses.replace(
+            self.training,
+            seed=seed,
+            include_after_hit=self.training.include_after_hit
+            if include_after_hit is None
+            else include_after_hit,
+        )
+        if arm == SCRATCH and self.scratch_schedule == "unfrozen":
+            training = dataclasses.replace(training, freeze_epochs=0, encoder_lr=training.lr)
+        return training
+
+
+# ----------------------------------------------------------------------- dataclasses <-> plain data
+def to_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as plain data (nested dataclasses as dicts, tuples as tuples)."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type[T], fields: dict[str, Any]) -> T:
+    """The inverse of ``to_dict``: nested dataclass fields rebuilt, JSON lists back to tuples.
+
+    Raises:
+        UserError: for a field ``cls`` does not have.
+    """
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise UserError(f"{cls.__name__} has no field {unknown[0]!r}; its fields: {', '.join(sorted(known))}")
+    values = {}
+    for name, value in fields.items():
+        sub = _dataclass_type(hints[name])
+        if sub is not None and isinstance(value, dict):
+            value = from_dict(sub, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[name] = value
+    return cls(**values)
+
+
+def _dataclass_type(hint: Any) -> type | None:
+    """The dataclass a field's type hint names (also inside ``X | None``), else None."""
+    if dataclasses.is_dataclass(hint):
+        return hint  # type: ignore[return-value]
+    for arg in typing.get_args(hint):
+        if dataclasses.is_dataclass(arg):
+            return arg  # type: ignore[return-value]
+    return None
+
+
+def field_names(cls: type, prefix: str = "") -> list[str]:
+    """Every settable field of a config dataclass, nested ones as ``outer.inner``."""
+    hints = typing.get_type_hints(cls)
+    names = []
+    for f in dataclasses.fields(cls):
+        sub = _dataclass_type(hints[f.name])
+        names += field_names(sub, f"{prefix}{f.name}.") if sub else [f"{prefix}{f.name}"]
+    return names
+
+
+def parse_value(text: str, hint: Any, name: str) -> Any:
+    """``text`` read as a value of the type ``hint``: int, float, bool, str, None, tuples of those.
+
+    Raises:
+        UserError: naming ``name`` and the expected type when ``text`` is not one.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    text = text.strip()
+    if origin in (typing.Union, types.UnionType):
+        if text.lower() in ("none", "null") and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return parse_value(text, arg, name)
+            except UserError as err:
+                errors.append(str(err))
+        raise UserError(errors[0] if errors else f"bad value for {name}: {text!r}")
+    if origin is tuple:
+        inner = text.strip("()[] ")
+        parts = [p for p in (s.strip() for s in inner.split(",")) if p] if inner else []
+        item = args[0] if args else str
+        return tuple(parse_value(p, item, name) for p in parts)
+    if hint is bool:
+        if text.lower() in ("true", "1", "yes", "on"):
+            return True
+        if text.lower() in ("false", "0", "no", "off"):
+            return False
+        raise UserError(f"setting {name} must be true or false, got {text!r}")
+    if hint in (int, float):
+        try:
+            return hint(text)
+        except ValueError:
+            raise UserError(
+                f"setting {name} must be {'an integer' if hint is int else 'a number'}, got {text!r}"
+            ) from None
+    if hint is str:
+        return text
+    raise UserError(f"setting {name} cannot be given on the command line")
+
+
+def apply_settings(config: T, settings: list[str] | tuple[str, ...]) -> T:
+    """``config`` with each ``key=value`` of ``settings`` applied (nested fields as ``outer.inner=value``).
+
+    Raises:
+        UserError: for a malformed assignment, an unknown key (the message lists the valid ones),
+            a value of the wrong type, or a combination the config's own checks refuse.
+    """
+    for item in settings:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"--set takes key=value, got {item!r}")
+        config = _replace_path(config, key.split("."), text, key)
+    return config
+
+
+def _replace_path(config: Any, path: list[str], text: str, full: str) -> Any:
+    cls = type(config)
+    hints = typing.get_type_hints(cls)
+    if path[0] not in hints or path[0] not in {f.name for f in dataclasses.fields(cls)}:
+        raise UserError(f"unknown setting {full!r} of {cls.__name__}; valid: {', '.join(field_names(cls))}")
+    hint = hints[path[0]]
+    if len(path) > 1:
+        inner = getattr(config, path[0])
+        if not dataclasses.is_dataclass(inner):
+            raise UserError(
+                f"unknown setting {full!r} of {cls.__name__}; valid: {', '.join(field_names(cls))}"
+            )
+        value = _replace_path(inner, path[1:], text, full)
+    elif _dataclass_type(hint) is not None:
+        example = field_names(_dataclass_type(hint))[0]  # type: ignore[arg-type]
+        raise UserError(f"setting {full!r} is a group: set its fields, e.g. {full}.{example}")
+    else:
+        value = parse_value(text, hint, full)
+    try:
+        return dataclasses.replace(config, **{path[0]: value})
+    except ValueError as err:
+        raise UserError(f"--set {full}={text.strip()}: {err}") from None

@@ -1,0 +1,65 @@
+"""The registry of pretext methods: names -> method classes, imported only when asked for.
+
+    from airhockey.learn.methods import get_method, method_names
+    method = get_method("next_frame")()            # its default config
+    method = get_method("next_frame").from_dict({...})
+
+Each method is one module of this package on ``methods.base.PretextMethod`` and one line in
+``METHODS`` (``"name": "module:Class"``); ``register`` adds one from elsewhere (a test, a plug-in)
+at run time. Modules are imported lazily, so that ``airhockey --help`` does not load torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from airhockey.errors import UserError
+
+if TYPE_CHECKING:
+    from airhockey.learn.methods.base import PretextMethod
+
+METHODS: dict[str, str | type[PretextMethod]] = {
+    "next_frame": "airhockey.learn.methods.next_frame:NextFrame",
+}
+"""Registered methods: a name, and the class or where to import it from (``module:Class``)."""
+
+
+def register(method: type[PretextMethod], name: str | None = None) -> type[PretextMethod]:
+    """Adds a method class under ``name`` (default: its ``name`` attribute); usable as a decorator.
+
+    Raises:
+        ValueError: when another method already has that name.
+    """
+    key = name or method.name
+    existing = METHODS.get(key)
+    if existing is not None and existing is not method and get_method(key) is not method:
+        raise ValueError(f"a method named {key!r} is already registered")
+    METHODS[key] = method
+    return method
+
+
+def unregister(name: str) -> None:
+    """Removes a method added with ``register`` (tests clean up with it)."""
+    METHODS.pop(name, None)
+
+
+def method_names() -> list[str]:
+    """The registered names, in registration order."""
+    return list(METHODS)
+
+
+def get_method(name: str) -> type[PretextMethod]:
+    """The method class registered as ``name``, imported on first use.
+
+    Raises:
+        UserError: for an unknown name; the message lists the registered ones.
+    """
+    entry = METHODS.get(name)
+    if entry is None:
+        raise UserError(f"unknown method {name!r}; registered methods: {', '.join(METHODS)}")
+    if isinstance(entry, str):
+        module, _, attr = entry.partition(":")
+        entry = getattr(importlib.import_module(module), attr)
+        METHODS[name] = entry
+    return entry
