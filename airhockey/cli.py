@@ -312,7 +312,16 @@ def generate_command(
     """
     from airhockey.generate import GenerateConfig, generate
 
-    config = GenerateConfig(episodes, seed, width, height, camera, labels, policy, shard_size)
+    config = GenerateConfig(
+        episodes=episodes,
+        seed=seed,
+        width=width,
+        height=height,
+        camera=camera,
+        labels=labels,
+        policy=policy,
+        shard_size=shard_size,
+    )
     where = Backend(backend, ray_address, cpus_per_task=ray_cpus_per_task)
     manifest = generate(config, out_dir, workers=workers, resume=resume, progress=progress, backend=where)
     counts = zip(manifest["label_names"], manifest["class_counts"], strict=True)

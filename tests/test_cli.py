@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import imageio.v3 as iio
 from typer.testing import CliRunner
@@ -48,3 +49,28 @@ def test_env_preview_rejects_an_unknown_video_suffix_in_one_line(tmp_path):
     result = runner.invoke(app, ["env", "preview", "--out", str(tmp_path / "x.avi")])
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0 and "must end in .mp4 or .gif" in result.output
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_env_preview_checks_its_output_path_before_playing(tmp_path):
+    (tmp_path / "clip.mp4").mkdir()
+    (tmp_path / "file").write_text("")
+    for out, why in (("clip.mp4", "is an existing directory"), ("file/clip.gif", "is a file")):
+        start = time.monotonic()
+        result = runner.invoke(app, ["env", "preview", "--episodes", "50", "--out", str(tmp_path / out)])
+        assert_one_line_error(result, out, why)
+        assert time.monotonic() - start < 5  # refused before 50 episodes are played and rendered
+
+
+def test_a_frame_size_the_gl_framebuffer_cannot_hold_is_a_one_line_error(tmp_path):
+    result = runner.invoke(
+        app, ["env", "preview", "--episodes", "1", "--width", "16385", "--out", str(tmp_path / "p.gif")]
+    )
+    assert_one_line_error(result, "cannot render 16385x256 frames", "smaller frame size")

@@ -116,7 +116,13 @@ class PPOHyperparams:
             name, sep, text = assignment.partition("=")
             if not sep or not name.strip():
                 raise UserError(f"hyperparameter override must look like NAME=VALUE, got {assignment!r}")
-            values[name.strip()] = yaml.safe_load(text)
+            try:
+                values[name.strip()] = yaml.safe_load(text)
+            except yaml.YAMLError as err:
+                problem = " ".join(str(getattr(err, "problem", None) or err).split())
+                raise UserError(
+                    f"hyperparameter override {assignment!r}: not valid YAML ({problem})"
+                ) from None
         return PPOHyperparams.from_dict(values, "the overrides")
 
     def ppo_kwargs(self) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +15,9 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 from numpy.typing import NDArray
+
+import airhockey
+from airhockey.errors import UserError
 
 MODEL_PATH = Path(__file__).parent / "assets" / "air_hockey.xml"
 
@@ -48,6 +50,11 @@ OUT_OF_REACH_Y = 0.1
 class _FrameRenderer(mujoco.Renderer):
     """``mujoco.Renderer`` with a leaner path for frames, shared by the envs of one thread.
 
+    Its GL context belongs to the thread that made it: a context stays current in its thread
+    (even after the thread ends, with Mesa's EGL), and making it current in another one fails
+    with ``EGL_BAD_ACCESS``. So each thread renders with its own renderer, and only the thread
+    that made one frees it.
+
     ``Renderer.render`` makes its GL context current before every frame and flips each frame into
     a new array; at 64x64 on a CPU (llvmpipe), making an already current context current again
     costs about 5% of a frame. ``frame`` makes the context current only when another one is, reads
@@ -59,7 +66,19 @@ class _FrameRenderer(mujoco.Renderer):
         super().__init__(model, height, width, max_geom=1000)
         self._pixels = np.empty((height, width, 3), dtype=np.uint8)
         self._is_current = _current_context_check(self._gl_context)
+        self.thread = threading.current_thread()
         self.users = 0
+
+    def abandon(self) -> None:
+        """Gives up a renderer of another thread without freeing its GL objects.
+
+        Freeing needs its context current here, which its thread prevents. Nor may the objects be
+        garbage collected: ``MjrContext`` frees its textures and framebuffers by their numbers in
+        whatever context is current, which would delete this thread's own. They are kept until
+        the process exits.
+        """
+        _ABANDONED.append((self._gl_context, self._mjr_context))
+        self._gl_context = self._mjr_context = None
 
     def frame(self, out: NDArray[np.uint8] | None = None) -> NDArray[np.uint8]:
         """The scene as (height, width, 3) uint8 pixels, written into ``out`` when given."""
@@ -101,32 +120,58 @@ def _current_context_check(gl_context: Any) -> Callable[[], bool]:
 
 # One renderer (one GL context) per thread and frame size, shared by every env in the process:
 # envs stepped side by side then render without switching GL contexts, which costs about as much
-# as rendering a 64x64 frame. Each env draws its own model and data into the shared scene.
-_RENDERERS: dict[tuple[int, int, int], _FrameRenderer] = {}
+# as rendering a 64x64 frame. Each env draws its own model and data into the shared scene. Keyed
+# by the thread object, not its ident: a new thread may reuse a finished one's ident, but not the
+# finished one's context.
+_RENDERERS: dict[tuple[threading.Thread, int, int], _FrameRenderer] = {}
+_ABANDONED: list[tuple[Any, Any]] = []
+"""GL and MuJoCo contexts of renderers given up by another thread than their own (see ``abandon``)."""
 
 
 def _acquire_renderer(model: mujoco.MjModel, height: int, width: int) -> _FrameRenderer:
-    key = (threading.get_ident(), height, width)
+    """This thread's renderer of ``height`` x ``width`` frames, made on first use.
+
+    Raises:
+        UserError: when no OpenGL framebuffer of that size can be made here (a size beyond the
+            driver's limit, or no working backend), naming the variable to set.
+    """
+    key = (threading.current_thread(), height, width)
     if key not in _RENDERERS:
-        _RENDERERS[key] = _FrameRenderer(model, height, width)
+        try:
+            _RENDERERS[key] = _FrameRenderer(model, height, width)
+        # MuJoCo, PyOpenGL and the GL backends each raise their own types here (FatalError,
+        # ImportError, RuntimeError, EGLError, ...), all meaning this renderer cannot exist.
+        except Exception as err:
+            raise UserError(_renderer_failure(height, width, err)) from None
     _RENDERERS[key].users += 1
     return _RENDERERS[key]
+
+
+def _renderer_failure(height: int, width: int, err: Exception) -> str:
+    """One line saying why a renderer could not be made, and what to change."""
+    reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    backend = os.environ.get("MUJOCO_GL", "glfw (MuJoCo's default)")
+    if "framebuffer" in reason.lower():
+        hint = "choose a smaller frame size"
+    else:
+        hint = airhockey.GL.problem or airhockey.gl.SET_BACKEND_HINT
+    return f"cannot render {width}x{height} frames with MUJOCO_GL={backend} ({reason}): {hint}"
 
 
 def _release_renderer(renderer: _FrameRenderer) -> None:
     renderer.users -= 1
     if renderer.users == 0:
-        renderer.close()
+        if renderer.thread is threading.current_thread():
+            renderer.close()
+        else:
+            renderer.abandon()
         for key in [k for k, r in _RENDERERS.items() if r is renderer]:
             del _RENDERERS[key]
 
 
 def _render_modes() -> list[str]:
-    """``"rgb_array"`` always; ``"human"`` only where a display exists to open a window on."""
-    has_display = not sys.platform.startswith("linux") or bool(
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    )
-    return ["human", "rgb_array"] if has_display else ["rgb_array"]
+    """``"rgb_array"`` always; ``"human"`` only where a display opens (see ``airhockey.gl``)."""
+    return ["human", "rgb_array"] if airhockey.GL.display else ["rgb_array"]
 
 
 def resolve_target_buttons(target_buttons: str | Sequence[int]) -> tuple[int, ...]:
@@ -175,7 +220,9 @@ class AirHockeyEnv(MujocoEnv):
     Frames come from MuJoCo's own offscreen `Renderer`, sized to the frame. All envs of one process
     (and thread) with the same frame size share one renderer and GL context, each drawing its own
     model and data, so many envs rendering in turn never switch GL contexts; the context is made
-    current only when another one is. `render_into(out)` renders into a given array, and
+    current only when another one is. Each thread renders with a renderer of its own (GL contexts
+    are bound to the thread that made them), so `render()` works from any thread and gives the same
+    frame. `render_into(out)` renders into a given array, and
     `advance(action)` is `step` without the reward and `info`, for recorders. The model
     draws box faces as single quads and the puck's cylinder with 2 stacks instead of MuJoCo's
     4x4 quads and 16 stacks: the `top` camera's frames are the same pixels, rendered about 2.5
@@ -308,7 +355,8 @@ class AirHockeyEnv(MujocoEnv):
         self._camera.fixedcamid = self.model.camera(camera_name).id
         self._scene_option = mujoco.MjvOption()
         self._step_seconds = self.dt
-        self._renderer: _FrameRenderer | None = None
+        self._renderers: dict[threading.Thread, _FrameRenderer] = {}
+        self._apply_arguments_to_model()
 
         self._puck_geom = self.model.geom("puck").id
         self._button_geoms = np.array([self.model.geom(f"button{k}").id for k in range(N_BUTTONS)])
@@ -349,6 +397,18 @@ class AirHockeyEnv(MujocoEnv):
         self._prev_bar_puck_dist = 0.0
         self._prev_puck_target_dist = 0.0
         self._struck = False
+
+    def _apply_arguments_to_model(self) -> None:
+        """Writes the arguments that override limits compiled into the MJCF into the model.
+
+        The one place for them: MuJoCo clamps ``ctrl`` to the actuators' ``ctrlrange`` (+-1.5 in
+        the XML) without a word, so a ``bar_speed`` beyond it would silently not happen; the
+        offscreen framebuffer (64x64 in the XML) must hold ``width`` x ``height``. A test sets each
+        argument above and below the XML's value and checks the model does what was asked.
+        """
+        self.model.actuator_ctrlrange[:] = (-self.bar_speed, self.bar_speed)
+        self.model.vis.global_.offwidth = max(self.model.vis.global_.offwidth, self.width)
+        self.model.vis.global_.offheight = max(self.model.vis.global_.offheight, self.height)
 
     def _set_action_space(self) -> spaces.Box:
         self.action_space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
@@ -393,8 +453,11 @@ class AirHockeyEnv(MujocoEnv):
     def _pixels(self, out: NDArray[np.uint8] | None = None) -> NDArray[np.uint8]:
         # MuJoCo's own renderer, with an offscreen buffer of exactly the frame size: the fastest
         # offscreen path; Gymnasium's MujocoRenderer is kept for the "human" window only.
-        if self._renderer is None:
-            self._renderer = _acquire_renderer(self.model, self.height, self.width)
+        # Each thread renders with its own renderer (GL contexts are bound to their thread).
+        thread = threading.current_thread()
+        renderer = self._renderers.get(thread)
+        if renderer is None:
+            renderer = self._renderers[thread] = _acquire_renderer(self.model, self.height, self.width)
         mujoco.mjv_updateScene(
             self.model,
             self.data,
@@ -402,9 +465,9 @@ class AirHockeyEnv(MujocoEnv):
             None,
             self._camera,
             mujoco.mjtCatBit.mjCAT_ALL,
-            self._renderer.scene,
+            renderer.scene,
         )
-        return self._renderer.frame(out)
+        return renderer.frame(out)
 
     def render_into(self, out: NDArray[np.uint8]) -> NDArray[np.uint8]:
         """``render()`` written into ``out``, a (height, width, 3) uint8 array (any render mode).
@@ -427,9 +490,9 @@ class AirHockeyEnv(MujocoEnv):
         return super().render()
 
     def close(self) -> None:
-        if self._renderer is not None:
-            _release_renderer(self._renderer)
-            self._renderer = None
+        for renderer in self._renderers.values():
+            _release_renderer(renderer)
+        self._renderers = {}
         super().close()
 
     def _get_obs(self) -> NDArray | dict[str, NDArray]:

@@ -161,7 +161,7 @@ def check_shard_contents(f: h5py.File, labels: str, frame_shape: tuple[int, ...]
     stated = np.asarray(f.attrs["class_counts"]).tolist()
     if counts != stated or int(f.attrs["episodes"]) != n_episodes:
         problems.append(f"the episode table's labels count {counts}, the attributes say {stated}")
-    if shard_attrs(f).get("env_id") == "shapes":  # labelled by motion, not by buttons
+    if shard_attrs(f)["config"].get("policy") == "shapes":  # labelled by motion, not by buttons
         from airhockey.generate.shapes import check_shapes_labels
 
         return problems + check_shapes_labels(f, table)

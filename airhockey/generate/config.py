@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from airhockey.agents.files import bundled_for
 from airhockey.errors import UserError
 from airhockey.generate.records import LABEL_MODES, LABEL_NAMES
+from airhockey.paths import check_output_dir
 
 
 @dataclass(frozen=True)
@@ -74,3 +76,27 @@ class GenerateConfig:
     def to_dict(self) -> dict[str, Any]:
         """The fields, for JSON."""
         return asdict(self)
+
+
+def check_settings(config: GenerateConfig, out_dir: str | Path) -> None:
+    """Checks what a run needs before it touches the disk, so that a bad setting leaves nothing behind.
+
+    The fields are checked when the config is made; here, what only trying can tell: that
+    ``out_dir`` can be written, and that the env the frames come from can be made and renders a
+    frame (the camera exists, the renderer can allocate a framebuffer of the frame size).
+
+    Raises:
+        UserError: one line naming the setting or the path.
+    """
+    from airhockey.generate.rollout import make_env  # gymnasium and MuJoCo: only when generating
+
+    check_output_dir(out_dir, "dataset directory")
+    try:
+        env = make_env(config.env_kwargs())
+        try:
+            env.reset(seed=0)
+            env.render()
+        finally:
+            env.close()
+    except ValueError as err:  # the env's argument checks and its renderer's UserError
+        raise UserError(str(err)) from None

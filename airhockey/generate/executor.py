@@ -3,18 +3,26 @@
 With W workers, this process runs shard jobs itself beside W - 1 processes started with the
 ``spawn`` method (EGL contexts do not survive ``fork``); it loads the policy once and hands it to
 each of them (a saved agent as its numpy ``MLPActor``, so that they never import torch). Only this
-process writes the manifest, after each finished shard, so an interrupted run leaves finished
-shards (listed or not yet listed) and at most one ``.partial`` file per worker, which ``resume``
-deletes and redoes.
+process writes the manifest, as shards finish (at most once a second), so an interrupted run
+leaves finished shards (listed or not yet listed) and at most one ``.partial`` file per worker,
+which ``resume`` deletes and redoes.
+
+With the ``ray`` backend, each shard is a Ray task (``airhockey.backends``) that plays the shard
+into a temporary directory of its worker and returns the finished file's bytes; this process alone
+writes into the output directory (the same write-then-rename, the same manifest), so the workers
+need no shared filesystem, and the dataset and resume behave as with local workers.
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
+import hashlib
 import multiprocessing
-import os
 import queue
 import sys
+import tempfile
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -23,21 +31,29 @@ from pathlib import Path
 from typing import Any
 
 from airhockey.agents.actor import MLPActor
+from airhockey.backends import LOCAL, Backend, available_cpus, connect_ray, run_tasks
 from airhockey.errors import UserError
-from airhockey.generate.config import GenerateConfig
-from airhockey.generate.hdf5 import open_shard, sha256_file, shard_attrs
+from airhockey.generate.config import GenerateConfig, check_settings
+from airhockey.generate.hdf5 import atomic_write_bytes, open_shard, sha256_file, shard_attrs
 from airhockey.generate.jobs import ShardEntry, ShardJob, plan_shards, run_shard
-from airhockey.generate.manifest import build_manifest, read_manifest, shard_entries, write_manifest
+from airhockey.generate.manifest import (
+    MANIFEST,
+    build_manifest,
+    package_versions,
+    read_manifest,
+    shard_entries,
+    write_manifest,
+)
 from airhockey.generate.policy import load_policy, policy_identity
 from airhockey.generate.rollout import Policy
 from airhockey.generate.scripted import ScriptedPolicy
 
 LOCK = ".lock"
-
-
-def available_cpus() -> int:
-    """CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+MANIFEST_INTERVAL_S = 1.0
+"""While shards finish, the manifest is rewritten at most this often (and once at the end): a
+rewrite lists every shard, 92 ms at 2,000 shards against 6 ms to store one (docs/scale.md), so
+rewriting it after every shard would make large datasets slow to write; a shard finished but not yet
+listed when a run is killed is checked and kept by ``resume``."""
 
 
 def generate(
@@ -47,52 +63,100 @@ def generate(
     workers: int | None = None,
     resume: bool = False,
     progress: bool = True,
+    backend: Backend = LOCAL,
 ) -> dict[str, Any]:
     """Generates a labelled episode dataset into ``out_dir``: shards and a manifest.
 
     Args:
         config: what to generate.
         out_dir: the dataset directory; it must be new or empty unless ``resume``.
-        workers: processes that play shards, this one included (default: the available CPU
-            cores); 1 runs everything in this process.
+        workers: with the local backend, processes that play shards, this one included
+            (default: the available CPU cores); 1 runs everything in this process.
         resume: complete an interrupted run with the same ``config``: keep its finished
             shards, redo the rest.
         progress: show a progress bar on stderr.
+        backend: where shards are played: local processes, or Ray tasks (one per shard,
+            ``backend.cpus_per_task`` CPUs each); the files are the same.
 
     Returns:
         The final manifest.
 
     Raises:
         UserError: on a non-empty ``out_dir`` without ``resume``, a ``resume`` with other
-            settings, another run writing to ``out_dir``, or a policy that cannot be loaded.
+            settings, another run writing to ``out_dir``, a policy that cannot be loaded, or a
+            setting found bad before anything was written (``check_settings``); with Ray,
+            ``workers`` given, Ray not installed or its cluster unreachable.
     """
     out_dir = Path(out_dir)
+    if backend.kind == "ray":
+        if workers is not None:
+            raise UserError(
+                "workers sets the local backend's processes: on Ray every free CPU of the cluster "
+                "plays shards (set the CPUs per shard with --ray-cpus-per-task)"
+            )
+        connect_ray(backend.ray_address)  # before anything is written: fails fast
     workers = available_cpus() if workers is None else workers
     if workers < 1:
         raise UserError(f"workers must be at least 1, got {workers}")
+    check_settings(config, out_dir)
     identity = policy_identity(config.policy)
     jobs = plan_shards(config, identity)
     with _locked(out_dir):
         done = _finished_shards(out_dir, config, identity, jobs, resume)
-        write_manifest(out_dir, build_manifest(config, identity, done.values()))
+        versions = package_versions(read_manifest(out_dir) if resume and done else None, out_dir)
+        write_manifest(out_dir, build_manifest(config, identity, done.values(), versions))
         pending = [job for job in jobs if job.index not in done]
         with _Progress(config.episodes, sum(e.episodes for e in done.values()), progress) as bar:
-            for entry in _run_jobs(pending, out_dir, min(workers, len(pending)), bar.attempt):
+            if backend.kind == "ray":
+                finished = _run_jobs_on_ray(pending, out_dir, backend, bar.shard)
+            else:
+                finished = _run_jobs(pending, out_dir, min(workers, len(pending)), bar.attempt)
+            listed_at = time.monotonic()
+            for entry in finished:
                 done[entry.index] = entry
-                write_manifest(out_dir, build_manifest(config, identity, done.values()))
-    return build_manifest(config, identity, done.values())
+                if time.monotonic() - listed_at >= MANIFEST_INTERVAL_S:
+                    write_manifest(out_dir, build_manifest(config, identity, done.values(), versions))
+                    listed_at = time.monotonic()
+        manifest = build_manifest(config, identity, done.values(), versions)
+        write_manifest(out_dir, manifest)
+    return manifest
 
 
 @contextmanager
 def _locked(out_dir: Path) -> Iterator[None]:
-    """Holds an exclusive lock on ``out_dir`` (released by the kernel, even after ``kill -9``)."""
+    """Holds an exclusive lock on ``out_dir`` (released by the kernel, even after ``kill -9``).
+
+    A run that fails before its first shard is finished leaves nothing that blocks a corrected
+    retry: its empty manifest goes, and so do the lock and the directory if this run made it.
+    """
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / LOCK, "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise UserError(f"{out_dir}: another generate is writing to this directory") from None
-        yield
+        try:
+            yield
+        except BaseException:
+            _remove_unwritten_run(out_dir, created)
+            raise
+
+
+def _remove_unwritten_run(out_dir: Path, created: bool) -> None:
+    """After a failed run: if no shard exists, removes the manifest (it lists none) and, where
+    this run made ``out_dir``, the lock and the directory. Anything else, and any shard, is kept."""
+    if any(out_dir.glob("shard-*.h5")):
+        return
+    try:
+        manifest = read_manifest(out_dir)
+    except UserError:  # not one this package wrote: not ours to remove
+        return
+    if manifest is not None and not manifest["shards"]:
+        (out_dir / MANIFEST).unlink()
+    if created and {p.name for p in out_dir.iterdir()} <= {LOCK}:
+        (out_dir / LOCK).unlink(missing_ok=True)
+        out_dir.rmdir()
 
 
 def _finished_shards(
@@ -248,6 +312,47 @@ def _drain(events: multiprocessing.Queue, on_attempt: Callable[[bool], None]) ->
             return
 
 
+def _run_jobs_on_ray(
+    jobs: list[ShardJob], out_dir: Path, backend: Backend, on_shard: Callable[[ShardEntry], None]
+) -> Iterator[ShardEntry]:
+    """Plays shard jobs as Ray tasks and writes each returned shard into ``out_dir`` here, with the
+    same write-then-rename as a local worker, so that only this process writes there."""
+    if not jobs:
+        return
+    spec = jobs[0].config.policy
+    shared = (_portable(load_policy(spec), spec),)
+    for _, (entry, data) in run_tasks(_play_shard_to_bytes, jobs, backend=backend, shared=shared):
+        store_shard(out_dir, entry, data)
+        on_shard(entry)
+        yield entry
+
+
+def store_shard(out_dir: Path, entry: ShardEntry, data: bytes) -> None:
+    """Writes a shard received from a worker into ``out_dir`` (write-then-rename), checking its bytes.
+
+    Raises:
+        RuntimeError: when ``data`` is not the file whose SHA-256 the worker reported.
+    """
+    if hashlib.sha256(data).hexdigest() != entry.sha256:
+        raise RuntimeError(f"{entry.file}: the bytes received are not those its worker wrote")
+    atomic_write_bytes(out_dir / entry.file, data)
+
+
+def _play_shard_to_bytes(job: ShardJob, policy: Policy | str) -> tuple[ShardEntry, bytes]:
+    """A Ray task: plays one shard into a temporary directory of the worker; its entry and bytes."""
+    if isinstance(policy, str):
+        policy = _policy_named(policy)
+    with tempfile.TemporaryDirectory(prefix="airhockey-shard-") as tmp:
+        entry = run_shard(job, policy, Path(tmp))
+        return entry, (Path(tmp) / entry.file).read_bytes()
+
+
+@functools.lru_cache(maxsize=1)
+def _policy_named(spec: str) -> Policy:
+    """Per Ray worker process: a policy that is not plain arrays, loaded once from its files."""
+    return load_policy(spec)
+
+
 class _Progress:
     """A tqdm bar over labelled episodes, showing episodes/s, ETA and the discard rate."""
 
@@ -271,6 +376,13 @@ class _Progress:
         else:
             self.discarded += 1
         self.bar.set_postfix_str(f"discarded {self.discarded / self.attempts:.0%}", refresh=False)
+
+    def shard(self, entry: ShardEntry) -> None:
+        """Counts the attempts of a finished shard at once (Ray tasks report whole shards)."""
+        self.attempts += entry.attempts
+        self.discarded += sum(entry.discards.values())
+        self.bar.set_postfix_str(f"discarded {self.discarded / self.attempts:.0%}", refresh=False)
+        self.bar.update(entry.episodes)
 
     def __exit__(self, *exc: object) -> None:
         self.bar.close()

@@ -23,7 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -100,8 +101,13 @@ def fsync_rename(tmp: Path, final: Path) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Writes ``text`` to ``path`` through a temporary file, fsync and rename."""
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Writes ``data`` to ``path`` through ``.<name>.partial`` beside it, fsync and rename."""
     tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
+    tmp.write_bytes(data)
     fsync_rename(tmp, path)
 
 
@@ -265,6 +271,34 @@ class ShardWriter:
             self.tmp.unlink(missing_ok=True)
 
 
+def _reason(err: BaseException) -> str:
+    """HDF5's own reason inside an h5py error message, else the message, on one line."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text.split("(", 1)[-1].rstrip(")") if "(" in text else text
+
+
+@contextmanager
+def reading(path: Path, what: str) -> Iterator[None]:
+    """Turns an error raised while reading ``what`` from the shard ``path`` into one line naming both.
+
+    The one place where damage found at read time (a corrupt compressed chunk, a broken
+    attribute or table) becomes a user error: HDF5 reports it through h5py as OSError,
+    RuntimeError, KeyError, ValueError or TypeError, none naming the file.
+
+    Raises:
+        UserError: ``<path>: cannot read <what> (<HDF5's reason>): ...``.
+    """
+    try:
+        yield
+    except UserError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as err:
+        raise UserError(
+            f"{path}: cannot read {what} ({_reason(err)}): the file is damaged; "
+            "`airhockey data verify` checks a dataset"
+        ) from None
+
+
 def open_shard(path: Path) -> h5py.File:
     """Opens a shard for reading, checking that it is one this package can read.
 
@@ -278,14 +312,19 @@ def open_shard(path: Path) -> h5py.File:
     try:
         f = h5py.File(path, "r")
     except OSError as err:
-        reason = str(err).split("(", 1)[-1].rstrip(")") if "(" in str(err) else str(err)
         raise UserError(
-            f"{path}: not a readable HDF5 file ({reason}): truncated, corrupt or not a shard"
+            f"{path}: not a readable HDF5 file ({_reason(err)}): truncated, corrupt or not a shard"
         ) from None
-    if f.attrs.get("format") != FORMAT or EPISODES_GROUP not in f:
+    try:
+        with reading(path, "its attributes"):
+            if f.attrs.get("format") != FORMAT or EPISODES_GROUP not in f:
+                raise UserError(
+                    f"{path}: an HDF5 file but not an airhockey episode shard (no format={FORMAT!r})"
+                )
+            version = int(f.attrs.get("format_version", -1))
+    except UserError:
         f.close()
-        raise UserError(f"{path}: an HDF5 file but not an airhockey episode shard (no format={FORMAT!r})")
-    version = int(f.attrs.get("format_version", -1))
+        raise
     if version > FORMAT_VERSION:
         f.close()
         raise UserError(
@@ -313,3 +352,22 @@ def shard_attrs(f: h5py.File) -> dict[str, Any]:
 def episode_table(f: h5py.File) -> dict[str, NDArray[np.int64]]:
     """The shard's per-episode arrays (``INDEX_FIELDS`` and ``SCALAR_FIELDS``), each (E,) int64."""
     return {name: f[EPISODES_GROUP][name][()] for name in (*INDEX_FIELDS, *SCALAR_FIELDS)}
+
+
+def index_problems(table: dict[str, NDArray[np.int64]]) -> list[str]:
+    """Problems of an episode table's index: every episode at least one frame long, the episodes
+    laid end to end from row 0 (the layout above), every field one value per episode."""
+    lengths = table["length"]
+    if lengths.ndim != 1 or any(values.shape != lengths.shape for values in table.values()):
+        return [f"episode table fields have shapes {sorted({v.shape for v in table.values()})}"]
+    if len(lengths) and lengths.min() < 1:
+        return [f"episodes/length holds {int(lengths.min())}: every episode has at least one frame"]
+    starts = {
+        "frame_start": np.cumsum(np.concatenate([[0], lengths]))[:-1],
+        "step_start": np.cumsum(np.concatenate([[0], lengths - 1]))[:-1],
+    }
+    return [
+        f"episodes/{name} is not {values.tolist()}"
+        for name, values in starts.items()
+        if not np.array_equal(table[name], values)
+    ]

@@ -14,23 +14,59 @@ import numpy as np
 from numpy.typing import NDArray
 
 from airhockey.errors import UserError
-from airhockey.generate.hdf5 import episode_table, open_shard, shard_attrs
+from airhockey.generate.hdf5 import episode_table, index_problems, open_shard, reading, shard_attrs
 from airhockey.generate.manifest import read_manifest
 from airhockey.generate.records import ARRAY_FIELDS, SCALAR_FIELDS
 
 
 class _OpenShard:
-    """A shard opened in this process: its file, its episode table and its datasets, looked up once."""
+    """A shard opened in this process: its file, its episode table and its datasets, looked up once.
+
+    Every read of the file goes through here, so that damage found while reading is a one-line
+    ``UserError`` naming the file (``hdf5.reading``), and a read never returns fewer rows than asked.
+    """
 
     def __init__(self, path: Path) -> None:
-        self.file = open_shard(path)
-        self.table = episode_table(self.file)
+        self.path = Path(path)
+        self.file = open_shard(self.path)
+        try:
+            with reading(self.path, "the episode table"):
+                self.table = episode_table(self.file)
+            problems = index_problems(self.table)
+            if problems:
+                raise UserError(f"{self.path}: damaged episode table: {problems[0]}")
+        except UserError:
+            self.file.close()
+            raise
         self._datasets: dict[str, h5py.Dataset] = {}
 
-    def dataset(self, name: str) -> h5py.Dataset:
-        if name not in self._datasets:
-            self._datasets[name] = self.file[name]
-        return self._datasets[name]
+    def read(self, name: str, rows: slice) -> NDArray:
+        """Rows ``rows`` (a slice with start <= stop) of the dataset ``name``."""
+        with reading(self.path, f"{name}[{rows.start}:{rows.stop}]"):
+            if name not in self._datasets:
+                self._datasets[name] = self.file[name]
+            out = self._datasets[name][rows]
+        if len(out) != rows.stop - rows.start:
+            raise UserError(
+                f"{self.path}: {name} holds {self._datasets[name].shape[0]} rows, the episode table "
+                f"needs {rows.stop}: the file is damaged; `airhockey data verify` checks a dataset"
+            )
+        return out
+
+
+def _storage_rows(row: dict[str, int], name: str, start: int | None, stop: int | None) -> slice:
+    """Where an episode's rows ``start:stop`` of the array ``name`` lie in the shard's dataset.
+
+    The one place that turns episode-relative positions into storage offsets: ``start`` and
+    ``stop`` follow Python's slice semantics within the episode (negative from its end, clipped
+    to it, ``stop <= start`` empty), so a read never reaches into a neighbouring episode.
+    """
+    if name not in ARRAY_FIELDS:
+        raise KeyError(name)
+    per_step = ARRAY_FIELDS[name][2] == "step"
+    first = row["step_start" if per_step else "frame_start"]
+    begin, end, _ = slice(start, stop).indices(row["length"] - per_step)
+    return slice(first + begin, first + max(begin, end))
 
 
 class Episode(Mapping[str, Any]):
@@ -46,9 +82,7 @@ class Episode(Mapping[str, Any]):
 
     def __getitem__(self, key: str) -> Any:
         if key in ARRAY_FIELDS:
-            per_step = ARRAY_FIELDS[key][2] == "step"
-            start = self._row["step_start" if per_step else "frame_start"]
-            return self._shard.dataset(key)[start : start + self._row["length"] - per_step]
+            return self._shard.read(key, _storage_rows(self._row, key, None, None))
         if key in SCALAR_FIELDS:
             return self._row[key]
         if key == "env_kwargs":
@@ -131,6 +165,11 @@ class EpisodeShards(Sequence[Episode]):
         shard = bisect.bisect_right(self._starts, index) - 1
         row = index - int(self._starts[shard])
         found = self._shard(shard)
+        if len(found.table["length"]) != self._starts[shard + 1] - self._starts[shard]:
+            raise UserError(
+                f"{found.path}: holds {len(found.table['length'])} episodes, the manifest lists "
+                f"{self._starts[shard + 1] - self._starts[shard]}: run `airhockey data verify`"
+            )
         return found, {name: int(values[row]) for name, values in found.table.items()}
 
     def __len__(self) -> int:
@@ -151,11 +190,29 @@ class EpisodeShards(Sequence[Episode]):
         _, row = self._locate(index)
         return {name: row[name] for name in (*SCALAR_FIELDS, "length")}
 
-    def frames(self, index: int, start: int = 0, stop: int | None = None) -> NDArray[np.uint8]:
-        """Frames ``start:stop`` (default: to the end) of an episode, (stop - start, H, W, 3) uint8."""
+    def read(self, index: int, name: str, start: int | None = None, stop: int | None = None) -> NDArray:
+        """Part of one array of an episode: ``episodes[index][name][start:stop]``, reading only that part.
+
+        Args:
+            index: the episode's index in the dataset (negative from the end).
+            name: an array of ``records.ARRAY_FIELDS``: ``frames``, ``actions`` or a per-frame state.
+            start, stop: positions within the episode, with Python's slice semantics (negative
+                from the episode's end, clipped to it; ``stop <= start`` gives no rows).
+
+        Returns:
+            The rows, (n, ...) with the field's dtype.
+
+        Raises:
+            IndexError: for an episode index out of range.
+            KeyError: for an unknown ``name``.
+            UserError: when the shard is damaged (one line naming the file).
+        """
         shard, row = self._locate(index)
-        stop = row["length"] if stop is None else min(stop, row["length"])
-        return shard.dataset("frames")[row["frame_start"] + start : row["frame_start"] + stop]
+        return shard.read(name, _storage_rows(row, name, start, stop))
+
+    def frames(self, index: int, start: int | None = None, stop: int | None = None) -> NDArray[np.uint8]:
+        """Frames ``start:stop`` of an episode (slice semantics, see ``read``), (n, H, W, 3) uint8."""
+        return self.read(index, "frames", start, stop)
 
     def table(self) -> dict[str, NDArray[np.int64]]:
         """The scalar fields and ``length`` of every episode, each an (N,) int64 array."""

@@ -52,31 +52,45 @@ HISTORY_FIELDS = ("epoch", "encoder_frozen", "train_loss", "train_accuracy", "va
 
 
 def _batches(
-    frames: FrameSet, idx: NDArray[np.int64], device: torch.device
+    frames: FrameSet, idx: NDArray[np.int64], device: torch.device, k: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    x = frames_to_tensor(frames.frames[idx]).to(device, non_blocking=True)  # (B, 3, H, W)
+    """The frames ``idx`` as a batch, (B, 3, H, W) for k = 1 or the k frames ending at each,
+    (B, k, 3, H, W), and their labels (B,)."""
+    pixels = frames.source[frames.pos[idx]] if k == 1 else frames.window(idx, k)
+    x = frames_to_tensor(pixels).to(device, non_blocking=True)
     return x, torch.from_numpy(frames.label[idx]).to(device, non_blocking=True)
 
 
 @torch.no_grad()
-def _in_batches(fn: torch.nn.Module, frames: FrameSet, batch_size: int = 256) -> torch.Tensor:
-    """``fn`` applied, in eval mode, to all the frames in batches; the outputs concatenated (N, ...)."""
+def _in_batches(fn: torch.nn.Module, frames: FrameSet, k: int = 1, batch_size: int = 256) -> torch.Tensor:
+    """``fn`` applied, in eval mode, to all the frames (or k-frame windows) in batches; the outputs
+    concatenated (N, ...)."""
     device = next(fn.parameters()).device
     was_training = fn.training
     fn.eval()
     out = [
-        fn(_batches(frames, np.arange(i, min(i + batch_size, len(frames))), device)[0])
+        fn(_batches(frames, np.arange(i, min(i + batch_size, len(frames))), device, k)[0])
         for i in range(0, len(frames), batch_size)
     ]
     fn.train(was_training)
     return torch.cat(out)
 
 
-def predict(model: DirectionClassifier, frames: FrameSet) -> NDArray[np.int64]:
-    """The predicted class (N,) of every frame."""
+def predict(model: DirectionClassifier, frames: FrameSet, k: int = 1) -> NDArray[np.int64]:
+    """The predicted class (N,) of every frame, the classifier reading the k frames ending at it."""
     if len(frames) == 0:
         return np.zeros(0, np.int64)
-    return _in_batches(model, frames).argmax(-1).cpu().numpy()
+    return _in_batches(model, frames, k).argmax(-1).cpu().numpy()
+
+
+@torch.no_grad()
+def _head_predict(model: DirectionClassifier, features: torch.Tensor) -> NDArray[np.int64]:
+    """The predicted class (N,) from precomputed encoder features (N, C, h, w), head in eval mode."""
+    was_training = model.head.training
+    model.head.eval()
+    predicted = model.head(features).argmax(-1).cpu().numpy()
+    model.head.train(was_training)
+    return predicted
 
 
 def _epoch_order(n: int, frames: int, rng: np.random.Generator) -> NDArray[np.int64]:
@@ -129,12 +143,14 @@ def train_classifier(
     start = time.perf_counter()
     # The encoder's features of the training frames as training starts: they fit the head's
     # standardisation, and a frozen encoder gives these same features every epoch.
-    features = _in_batches(model.encoder, train)  # (N, C, h, w)
+    k = config.context_frames
+    features = _in_batches(model.encoder, train, k)  # (N, C, h, w)
     model.scaler.fit(features.flatten(1))
     elapsed = time.perf_counter() - start
     best: tuple[float, dict[str, torch.Tensor]] | None = None
     warmup_steps = -(-max(config.min_epoch_frames, len(train)) // config.batch_size)  # steps per epoch
     encoder_group = optimizer.param_groups[1]
+    val_features: torch.Tensor | None = None
     bar = tqdm(total=config.epochs, desc=desc, disable=not progress, leave=False)
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)  # dropout
@@ -153,7 +169,7 @@ def train_classifier(
                     y = torch.from_numpy(train.label[idx]).to(device)
                     logits = model.head(features[torch.from_numpy(idx).to(device)])  # (B, num_classes)
                 else:
-                    x, y = _batches(train, idx, device)
+                    x, y = _batches(train, idx, device, k)
                     logits = model(x)  # (B, num_classes)
                 loss = torch.nn.functional.cross_entropy(logits, y)
                 optimizer.zero_grad(set_to_none=True)
@@ -162,7 +178,15 @@ def train_classifier(
                 loss_sum += loss.item() * len(y)
                 correct += (logits.argmax(-1) == y).sum().item()
             elapsed += time.perf_counter() - start
-            val_accuracy = float(np.mean(predict(model, val) == val.label)) if len(val) else math.nan
+            if not len(val):
+                val_accuracy = math.nan
+            elif frozen:
+                # The frozen encoder gives the validation frames the same features every epoch.
+                if val_features is None:
+                    val_features = _in_batches(model.encoder, val, k)  # (N_val, C, h, w)
+                val_accuracy = float(np.mean(_head_predict(model, val_features) == val.label))
+            else:
+                val_accuracy = float(np.mean(predict(model, val, k) == val.label))
             history.append(
                 {
                     "epoch": epoch + 1,
@@ -233,28 +257,49 @@ def position_accuracy(correct: NDArray[np.bool_], frames: FrameSet) -> dict[str,
     }
 
 
-def score_classifier(model: DirectionClassifier, test: FrameSet, include_after_hit: bool) -> dict[str, Any]:
+def score_classifier(
+    model: DirectionClassifier, test: FrameSet, include_after_hit: bool, k: int = 1
+) -> dict[str, Any]:
     """Scores a classifier on every frame of the test episodes.
+
+    Returns:
+        ``score_predictions``'s fields.
+    """
+    return score_predictions(predict(model, test, k) == test.label, test, include_after_hit)
+
+
+def score_predictions(correct: NDArray[np.bool_], test: FrameSet, include_after_hit: bool) -> dict[str, Any]:
+    """The scores of any classifier from whether it got each test frame right.
+
+    Args:
+        correct: (N,) whether each frame of ``test`` was classified right.
+        test: the test frames.
+        include_after_hit: whether ``accuracy`` counts the frames with a lit button.
 
     Returns:
         ``accuracy`` (on the frames the setting scores: before the hit unless
         ``include_after_hit``), ``accuracy_before_hit``, ``accuracy_after_hit``,
-        ``accuracy_all_frames``, ``test_frames`` (frames behind ``accuracy``), and the
-        ``position_accuracy`` fields.
+        ``accuracy_all_frames``, ``test_frames`` (frames behind ``accuracy``), ``episode_hits`` and
+        ``episode_frames`` (per test episode, in increasing episode index: correct and scored
+        frames, for bootstrap intervals over episodes), and the ``position_accuracy`` fields.
     """
-    correct = predict(model, test) == test.label
     after = test.after_hit
 
     def mean(mask: NDArray[np.bool_]) -> float:
         return float(correct[mask].mean()) if mask.any() else math.nan
 
     scored = np.ones_like(after) if include_after_hit else ~after
+    episodes, which = np.unique(test.episode, return_inverse=True)
     return {
         "accuracy": mean(scored),
         "accuracy_before_hit": mean(~after),
         "accuracy_after_hit": mean(after),
         "accuracy_all_frames": mean(np.ones_like(after)),
         "test_frames": int(scored.sum()),
+        "episode_hits": np.bincount(which, weights=correct & scored, minlength=len(episodes))
+        .astype(int)
+        .tolist(),
+        "episode_frames": np.bincount(which, weights=scored, minlength=len(episodes)).astype(int).tolist(),
         **position_accuracy(correct, test),
     }
 
@@ -266,39 +311,49 @@ def run_arm(
     model_config: ClassifierConfig,
     encoder_state: dict[str, torch.Tensor] | None,
     *,
+    val_episodes: NDArray[np.int64] | None = None,
     progress: bool = True,
     desc: str = "",
 ) -> tuple[DirectionClassifier, dict[str, Any]]:
-    """Builds, trains and tests one classifier on the ``labelled`` training episodes.
+    """Builds, trains and tests one classifier on labelled training episodes.
 
     Args:
         data: the dataset in memory, with its split.
-        labelled: dataset-wide indices of the labelled training episodes.
+        labelled: dataset-wide indices of the labelled episodes it trains on.
         config: the schedule.
         model_config: the model's sizes and encoder.
         encoder_state: a pretext run's encoder weights, or None for a random encoder.
+        val_episodes: the episodes that pick the best epoch: None for the split's validation
+            episodes, a subset of a label budget (``labelled_and_validation``) to count them
+            against it, or an empty array for none.
         progress: show a progress bar.
         desc: the progress bar's label.
 
     Returns:
-        The trained model, and its record: ``labelled_episodes``, ``episodes``, ``train_frames``,
-        ``seed``, ``history`` (see ``train_classifier``), ``train_seconds``, ``best_epoch`` (the
-        epoch whose weights were tested) and the ``score_classifier`` fields.
+        The trained model, and its record: ``labelled_episodes`` (trained on and validated on),
+        ``episodes``, ``val_episodes``, ``train_frames``, ``seed``, ``history`` (see
+        ``train_classifier``), ``train_seconds``, ``best_epoch`` (the epoch whose weights were
+        tested) and the ``score_classifier`` fields.
     """
-    assert_disjoint(data.split.test, labelled, data.split.val)
+    val_ids = data.split.val if val_episodes is None else val_episodes
+    assert_disjoint(data.split.test, labelled, val_ids)
     train = data.frames.of_episodes(labelled).usable(config.include_after_hit, config.frame_stride)
-    val = data.frames.of_episodes(data.split.val).usable(config.include_after_hit)
+    val = data.frames.of_episodes(val_ids).usable(config.include_after_hit)
     model = build_classifier(model_config, config.seed, encoder_state)
     history = train_classifier(model, train, val, config, progress=progress, desc=desc)
+    own_val = val_episodes is not None
     record = {
-        "labelled_episodes": len(labelled),
+        "labelled_episodes": len(labelled) + (len(val_ids) if own_val else 0),
         "episodes": labelled.tolist(),
+        "val_episodes": val_ids.tolist(),
         "train_frames": len(train),
         "seed": config.seed,
         "history": history,
         "train_seconds": history[-1]["elapsed_s"],
         "best_epoch": best_epoch(history) if config.select_best else len(history),
-        **score_classifier(model, data.frames.of_episodes(data.split.test), config.include_after_hit),
+        **score_classifier(
+            model, data.frames.of_episodes(data.split.test), config.include_after_hit, config.context_frames
+        ),
     }
     return model, record
 

@@ -37,9 +37,9 @@ from airhockey.jsonio import json_safe
 from airhockey.learn.classifier import ClassifierConfig, EncoderSpec
 from airhockey.learn.classify import FRACTION_BINS, run_arm
 from airhockey.learn.config import SCRATCH, THRESHOLD, CompareConfig, EncoderConfig
-from airhockey.learn.labelled import ClassifierData, assert_disjoint
+from airhockey.learn.labelled import VALIDATION_MIN_BUDGET, ClassifierData, FrameSet, assert_disjoint
 from airhockey.learn.run import PretextRun
-from airhockey.learn.stats import mean_ci
+from airhockey.learn.stats import bootstrap_accuracy, bootstrap_mean, mean_ci
 
 RUN_LOG = "runs.jsonl"
 """In the report folder: each run's record, one JSON line each, written as the run finishes."""
@@ -166,13 +166,13 @@ def _first_reaching(history: list[dict[str, Any]], key: str) -> float:
 
 
 def _summary(values: Sequence[float]) -> dict[str, Any]:
-    mean, ci = mean_ci(values)
+    mean, ci = bootstrap_mean(values)
     return {"mean": mean, "ci95": ci}
 
 
 def _curve(rows: Sequence[Sequence[float]]) -> dict[str, Any]:
-    """Mean and 95% interval, position by position, of equally long curves (one per run)."""
-    stats = [mean_ci(column) for column in zip(*rows, strict=True)]
+    """Mean and 95% bootstrap interval over runs, position by position, of equally long curves."""
+    stats = [bootstrap_mean(column) for column in zip(*rows, strict=True)]
     return {"accuracy_mean": [m for m, _ in stats], "accuracy_ci95": [ci for _, ci in stats]}
 
 
@@ -239,17 +239,28 @@ def convergence_summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def arm_summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Mean accuracy with its 95% interval over the runs, and the runs themselves."""
-    mean, ci = mean_ci([r["accuracy"] for r in runs])
-    return {"accuracy_mean": mean, "accuracy_ci95": ci, "runs": list(runs)}
+def _hits(runs: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """(D, E) correct scored frames of each run on each test episode, and (E,) scored frames."""
+    return np.asarray([r["episode_hits"] for r in runs], float), np.asarray(runs[0]["episode_frames"], float)
+
+
+def arm_summary(runs: Sequence[dict[str, Any]], keep_runs: bool = True) -> dict[str, Any]:
+    """Mean accuracy over the runs with its 95% bootstrap interval (resampling runs and test
+    episodes, ``stats.bootstrap_accuracy``), and the runs themselves."""
+    hits, frames = _hits(runs)
+    mean, ci = bootstrap_accuracy(hits, frames)
+    return {"accuracy_mean": mean, "accuracy_ci95": ci, **({"runs": list(runs)} if keep_runs else {})}
 
 
 def paired_difference(arm: Sequence[dict[str, Any]], reference: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """An arm's minus the reference arm's accuracy, repeat by repeat (same subset, same seed)."""
+    """An arm's minus the reference arm's accuracy, repeat by repeat (same subset, same seed), with a
+    95% bootstrap interval resampling the paired repeats and the test episodes."""
     diffs = [a["accuracy"] - b["accuracy"] for a, b in zip(arm, reference, strict=True)]
+    (hits, frames), (ref_hits, _) = _hits(arm), _hits(reference)
+    mean, ci = bootstrap_accuracy(hits - ref_hits, frames)
     return {
-        **_summary(diffs),
+        "mean": mean,
+        "ci95": ci,
         "per_repeat": diffs,
         "wins": sum(d > 0 for d in diffs),
         "ties": sum(d == 0 for d in diffs),
@@ -279,6 +290,68 @@ def after_hit_summary(
     }
 
 
+def oracle_records(
+    data: ClassifierData,
+    labelled: np.ndarray,
+    test: FrameSet,
+    config: CompareConfig,
+    seed: int,
+    k: int,
+) -> dict[str, dict[str, Any]]:
+    """The ceiling: classifiers of the true state (``probes.oracle_features``) trained on the frames
+    of the ``labelled`` episodes and scored on the test frames like every arm.
+
+    Returns:
+        ``{"head": record, "boosting": record}``: the classifiers' own head (same schedule, seed and
+        hidden units) and scikit-learn's gradient-boosted trees, each with the ``score_predictions``
+        fields.
+    """
+    from airhockey.learn.classify import score_predictions
+    from airhockey.learn.probes import boosting_accuracy, fit_state_head, oracle_features
+
+    training = dataclasses.replace(config.training, seed=seed)
+    train = data.frames.of_episodes(labelled).usable(training.include_after_hit, training.frame_stride)
+    x, test_x = oracle_features(train, k), oracle_features(test, k)
+    n_classes = len(data.label_names)
+    head = fit_state_head(x, train.label, test_x, training, config.hidden, n_classes) == test.label
+    trees = boosting_accuracy(x, train.label, test_x, test.label, seed)
+    return {
+        name: {
+            "labelled_episodes": len(labelled),
+            "seed": seed,
+            **score_predictions(c, test, training.include_after_hit),
+        }
+        for name, c in (("head", head), ("boosting", trees))
+    }
+
+
+def probe_summary(
+    data: ClassifierData, arms: Sequence[Arm], n_classes: int, config: CompareConfig
+) -> dict[str, dict[str, float]]:
+    """Linear probes of each arm's frozen encoder: R² on the test frames of ridge regressions from its
+    features (trained on the training split's frames) to the true positions (one frame) and the
+    puck's velocity (two frames). The scratch arm's encoder is the random one it starts from."""
+    from airhockey.learn.classifier import build_classifier
+    from airhockey.learn.probes import POSITIONS, VELOCITIES, encoder_features, probe_r2
+
+    include, stride = config.training.include_after_hit, config.training.frame_stride
+    train = data.frames.of_episodes(data.split.train).usable(include, stride)
+    test = data.frames.of_episodes(data.split.test).usable(include)
+    out = {}
+    for arm in arms:
+        model = build_classifier(
+            ClassifierConfig(arm.spec, n_classes, config.hidden),
+            config.seed,
+            None if arm.run is None else arm.run.encoder_state(),
+        )
+        r2 = {}
+        for k, columns in ((1, POSITIONS), (2, VELOCITIES)):
+            features = encoder_features(model.encoder, train, k), encoder_features(model.encoder, test, k)
+            r2.update(probe_r2(features[0], train.state, features[1], test.state, columns))
+        out[arm.name] = r2
+    return out
+
+
 def _read_done(out: Path, settings: dict[str, Any]) -> dict[tuple[str, int, bool, int], dict[str, Any]]:
     """The runs already recorded in ``out`` by a comparison with the same settings, by their key.
 
@@ -301,9 +374,8 @@ def _read_done(out: Path, settings: dict[str, Any]) -> dict[tuple[str, int, bool
                 record = json.loads(line)
             except json.JSONDecodeError:  # the line a crash cut short: that run is run again
                 continue
-            done[
-                record["arm"], record["labelled_episodes"], record["include_after_hit"], record["repeat"]
-            ] = record
+            key = (record["arm"], record["labelled_episodes"], record["include_after_hit"], record["repeat"])
+            done[(*key, record["context_frames"])] = record
     return done
 
 
@@ -329,6 +401,7 @@ def compare_on_dataset(
     config: CompareConfig,
     *,
     reference: str = SCRATCH,
+    smoke_test: bool = False,
     progress: bool = True,
     command: str = "",
 ) -> dict[str, Any]:
@@ -343,6 +416,7 @@ def compare_on_dataset(
         config: the protocol and the schedule.
         reference: the arm the others are paired against (``scratch`` by default, then added if
             missing).
+        smoke_test: mark the report as a check of the machinery whose numbers are not results.
         progress: show progress bars.
         command: the command line, recorded in ``results.json``.
 
@@ -385,39 +459,64 @@ def compare_on_dataset(
     n_classes = len(prepared.label_names)
     reps = repeats(config)
     include = config.training.include_after_hit
-    plan = [(b, include) for b in budgets]
+    # (budget, include_after_hit, k): the main budgets; the largest again with the other hit
+    # setting; the largest with each extra number of context frames.
+    plan = [(b, include, 1) for b in budgets]
     if config.after_hit_effect:
-        plan.append((budgets[-1], not include))
-    results_runs: dict[tuple[int, bool], dict[str, list[dict[str, Any]]]] = {
+        plan.append((budgets[-1], not include, 1))
+    plan += [(budgets[-1], include, k) for k in config.frames_k if k != 1]
+    results_runs: dict[tuple[int, bool, int], dict[str, list[dict[str, Any]]]] = {
         key: {a.name: [] for a in arm_list} for key in plan
     }
+    oracle_runs: dict[tuple[int, int], dict[str, list[dict[str, Any]]]] = {}
+    test_frames = prepared.frames.of_episodes(split.test)
     bar = tqdm(total=len(plan) * len(reps) * len(arm_list), desc="runs", disable=not progress)
-    for budget, after_hit in plan:
+    for budget, after_hit, k in plan:
         for rep in reps:
-            labelled = prepared.labelled(budget, np.random.default_rng(rep.order_seed))
+            rng = np.random.default_rng(rep.order_seed)
+            if config.validation == "budget":
+                labelled, val_ids = prepared.labelled_and_validation(budget, rng)
+            else:
+                labelled, val_ids = prepared.labelled(budget, rng), None
             for arm in arm_list:
-                key = (arm.name, budget, after_hit, rep.index)
+                key = (arm.name, budget, after_hit, rep.index, k)
                 if key in done:
                     record = _restore_nan(done[key])
                 else:
+                    training = dataclasses.replace(
+                        config.arm_training(arm.kind, rep.seed, after_hit),
+                        context_frames=k,
+                        select_best=val_ids is None or len(val_ids) > 0,
+                    )
                     _, record = run_arm(
                         prepared,
                         labelled,
-                        config.arm_training(arm.kind, rep.seed, after_hit),
+                        training,
                         ClassifierConfig(arm.spec, n_classes, config.hidden),
                         None if arm.run is None else arm.run.encoder_state(),
+                        val_episodes=val_ids,
                         progress=progress,
-                        desc=f"{arm.name} {budget} ep, repeat {rep.index + 1}",
+                        desc=f"{arm.name} {budget} ep, k {k}, repeat {rep.index + 1}",
                     )
-                    record = {"arm": arm.name, "repeat": rep.index, "include_after_hit": after_hit, **record}
+                    record = {
+                        "arm": arm.name,
+                        "repeat": rep.index,
+                        "include_after_hit": after_hit,
+                        "context_frames": k,
+                        **record,
+                    }
                     with open(out / RUN_LOG, "a") as f:
                         f.write(json.dumps(json_safe(record)) + "\n")
-                results_runs[budget, after_hit][arm.name].append(record)
+                results_runs[budget, after_hit, k][arm.name].append(record)
                 bar.set_postfix(accuracy=f"{record['accuracy']:.3f}")
                 bar.update()
+            if config.oracle and after_hit == include:
+                both = np.concatenate([labelled, val_ids if val_ids is not None else labelled[:0]])
+                for name, record in oracle_records(prepared, both, test_frames, config, rep.seed, k).items():
+                    oracle_runs.setdefault((budget, k), {}).setdefault(name, []).append(record)
     bar.close()
 
-    main = [results_runs[b, include] for b in budgets]
+    main = [results_runs[b, include, 1] for b in budgets]
     test_episodes = len(split.test)
     ref = names[0]
     others = names[1:]
@@ -426,6 +525,7 @@ def compare_on_dataset(
         "reference": ref,
         "arm_details": {a.name: a.summary() for a in arm_list},
         "threshold": THRESHOLD,
+        "smoke_test": smoke_test,
         "budgets": [
             {
                 "labelled_episodes": b,
@@ -435,6 +535,29 @@ def compare_on_dataset(
             }
             for b, r in zip(budgets, main, strict=True)
         ],
+        "oracle": [
+            {
+                "labelled_episodes": b,
+                **{name: arm_summary(r, keep_runs=False) for name, r in oracle_runs[b, 1].items()},
+            }
+            for b in budgets
+            if (b, 1) in oracle_runs
+        ],
+        "frames_k": {
+            name: {
+                str(k): arm_summary(results_runs[budgets[-1], include, k][name], keep_runs=False)
+                for k in sorted({1, *config.frames_k})
+            }
+            for name in names
+        }
+        if len(set(config.frames_k) - {1})
+        else None,
+        "oracle_frames_k": {
+            str(k): {name: arm_summary(r, keep_runs=False) for name, r in oracle_runs[budgets[-1], k].items()}
+            for k in sorted({1, *config.frames_k})
+            if (budgets[-1], k) in oracle_runs
+        },
+        "probes": probe_summary(prepared, arm_list, n_classes, config) if config.probes else None,
         "accuracy_by_position": {
             "fraction_bin_edges": np.linspace(0.0, 1.0, FRACTION_BINS + 1).tolist(),
             "budgets": [
@@ -453,7 +576,7 @@ def compare_on_dataset(
         },
         "after_hit": (
             after_hit_summary(
-                results_runs[budgets[-1], include], results_runs[budgets[-1], not include], include
+                results_runs[budgets[-1], include, 1], results_runs[budgets[-1], not include, 1], include
             )
             if config.after_hit_effect
             else None
@@ -469,6 +592,10 @@ def compare_on_dataset(
             },
             "hidden": config.hidden,
             "include_after_hit": include,
+            "validation": config.validation,
+            "validation_min_budget": VALIDATION_MIN_BUDGET,
+            "bootstrap": "percentile, 2,000 resamples of the repeats (pretext runs, then their draws) "
+            "and, independently, of the test episodes",
         },
         "data": {
             "path": str(data),

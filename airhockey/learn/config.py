@@ -128,6 +128,9 @@ class ClassifyConfig:
     """Train on every ``frame_stride``-th frame of each episode (validation and test read all)."""
     include_after_hit: bool = False
     """Train, validate and score on frames with a lit button too (they give the label away)."""
+    context_frames: int = 1
+    """k: the classifier reads the k frames ending at the classified one (1: that frame alone, seed
+    000's classifier); earlier than frame k - 1 of an episode the window repeats its first frame."""
     select_best: bool = True
     """Keep the weights of the epoch with the best validation accuracy (validation episodes are
     never tested on); False keeps the last epoch's."""
@@ -137,7 +140,7 @@ class ClassifyConfig:
     """Torch device: 'cpu' (reproducible), 'cuda' or 'cuda:N'."""
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "min_epoch_frames", "frame_stride"):
+        for name in ("epochs", "batch_size", "min_epoch_frames", "frame_stride", "context_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.freeze_epochs <= self.epochs:
@@ -149,6 +152,7 @@ class ClassifyConfig:
 SCRATCH = "scratch"
 """The arm name of the supervised baseline: the shared encoder from random weights."""
 SCRATCH_SCHEDULES = ("same", "unfrozen")
+VALIDATIONS = ("budget", "split")
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,17 @@ class CompareConfig:
     would train a model from scratch."""
     after_hit_effect: bool = True
     """Run the largest budget again with the other ``include_after_hit`` setting."""
+    validation: str = "budget"
+    """Which labelled episodes pick each run's best epoch: 'budget': a quarter of the run's own
+    budget, so that every label used counts against it (below ``VALIDATION_MIN_BUDGET`` episodes no
+    selection: fixed epochs); 'split': the split's validation episodes, which no budget counts."""
+    frames_k: tuple[int, ...] = ()
+    """Numbers of context frames k (besides 1) to run the largest budget with, every arm and the
+    oracle: accuracy against k."""
+    oracle: bool = True
+    """Also train the ceiling: the same head, and boosted trees, on the true state."""
+    probes: bool = True
+    """Also fit linear probes from each arm's frozen encoder to the true positions and velocity."""
     seed: int = 0
     """Root of the subsets' and runs' seeds."""
 
@@ -185,6 +200,10 @@ class CompareConfig:
             )
         if self.hidden < 1:
             raise ValueError(f"hidden must be at least 1, got {self.hidden}")
+        if self.validation not in VALIDATIONS:
+            raise ValueError(f"validation must be one of {VALIDATIONS}, got {self.validation!r}")
+        if any(k < 1 for k in self.frames_k):
+            raise ValueError(f"frames_k must be positive numbers of frames, got {self.frames_k}")
 
     def arm_training(self, arm: str, seed: int, include_after_hit: bool | None = None) -> ClassifyConfig:
         """The schedule of one run of ``arm`` with ``seed``, by default with ``training``'s hit setting."""

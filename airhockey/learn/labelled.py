@@ -21,13 +21,28 @@ from airhockey.generate.shards import EpisodeShards
 from airhockey.learn.data import EpisodeSplit, FrameDataset, split_episodes
 from airhockey.learn.run import PretextRun
 
+VALIDATION_MIN_BUDGET = 8
+"""Label budgets below this many episodes train on all of them for fixed epochs; from it up, a
+quarter of the budget picks the best epoch (``ClassifierData.labelled_and_validation``)."""
+STATE_NAMES = ("bar_x", "bar_y", "bar_vx", "bar_vy", "puck_x", "puck_y", "puck_vx", "puck_vy")
+"""The columns of ``FrameSet.state``: the true bar and puck centres (m) and velocities (m/s)."""
+POSITIONS = (0, 1, 4, 5)
+"""Columns of ``FrameSet.state`` that one frame shows: the bar's and the puck's position."""
+
 
 @dataclass(frozen=True)
 class FrameSet:
-    """Labelled frames held in memory, with where each one sits in its episode; all arrays (N, ...)."""
+    """Labelled frames held in memory, with where each one sits in its episode; arrays (N, ...).
 
-    frames: NDArray[np.uint8]
-    """(N, H, W, 3) the frames."""
+    ``source`` holds every frame loaded (shared by all selections, never copied); a selection keeps
+    each frame's position ``pos`` in it, so that the k frames ending at a frame (``window``) can be
+    read whatever was selected.
+    """
+
+    source: NDArray[np.uint8]
+    """(M, H, W, 3) every frame loaded, episode after episode, each episode's frames in order."""
+    pos: NDArray[np.int64]
+    """(N,) the frame's position in ``source``."""
     label: NDArray[np.int64]
     """(N,) the class of the frame's episode."""
     episode: NDArray[np.int64]
@@ -36,18 +51,36 @@ class FrameSet:
     """(N,) the frame's index in its episode."""
     hit_frame: NDArray[np.int64]
     """(N,) the index of the episode's first frame with a button lit."""
+    state: NDArray[np.float32]
+    """(N, 8) the true state at the frame, columns ``STATE_NAMES``."""
 
     def __len__(self) -> int:
         return len(self.label)
+
+    @property
+    def frames(self) -> NDArray[np.uint8]:
+        """(N, H, W, 3) the frames (a copy)."""
+        return self.source[self.pos]
 
     @property
     def after_hit(self) -> NDArray[np.bool_]:
         """(N,) whether a button is lit in the frame, which gives the label away."""
         return self.frame_index >= self.hit_frame
 
+    def window(self, idx: NDArray[np.int64], k: int) -> NDArray[np.uint8]:
+        """The ``k`` frames ending at each frame ``idx`` of this set: (len(idx), k, H, W, 3).
+
+        Frame t gets frames t - k + 1 .. t of its episode, never a later one; before the episode's
+        frame k - 1 the window starts with copies of frame 0 (the table before anything moves).
+        """
+        back = np.arange(k - 1, -1, -1)  # (k,): k - 1 .. 0 frames back
+        f = self.frame_index[idx]
+        return self.source[self.pos[idx, None] - np.minimum(back[None, :], f[:, None])]
+
     def select(self, mask: NDArray[np.bool_]) -> FrameSet:
         """The frames where ``mask`` (N,) is True."""
-        return FrameSet(*(getattr(self, f.name)[mask] for f in dataclasses.fields(self)))
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return FrameSet(**{k: v if k == "source" else v[mask] for k, v in fields.items()})
 
     def of_episodes(self, episodes: Sequence[int] | NDArray[np.int64]) -> FrameSet:
         """The frames of the given episodes."""
@@ -61,13 +94,17 @@ class FrameSet:
 
 
 def load_frames(episodes: EpisodeShards, ids: Sequence[int] | NDArray[np.int64]) -> FrameSet:
-    """Every frame of the episodes ``ids``, read once into memory (one read per episode)."""
+    """Every frame of the episodes ``ids`` and its true state, read once into memory."""
     ids = np.asarray(ids, dtype=np.int64)
     index = FrameDataset(episodes, ids).index  # (N, 4): episode, frame index, label, hit frame
     first = episodes.frames(0, 0, 1)
     frames = np.concatenate([episodes.frames(int(e)) for e in ids] or [first[:0]])
+    names = ("bar_pos", "bar_vel", "puck_pos", "puck_vel")
+    state = np.concatenate(
+        [np.concatenate([episodes.read(int(e), n) for n in names], axis=1) for e in ids] or [np.zeros((0, 8))]
+    ).astype(np.float32)
     episodes.close()
-    return FrameSet(frames, index[:, 2], index[:, 0], index[:, 1], index[:, 3])
+    return FrameSet(frames, np.arange(len(frames)), index[:, 2], index[:, 0], index[:, 1], index[:, 3], state)
 
 
 def classifier_split(
@@ -162,7 +199,7 @@ class ClassifierData:
     @property
     def image_size(self) -> tuple[int, int]:
         """The frames' height and width."""
-        return tuple(self.frames.frames.shape[1:3])  # type: ignore[return-value]
+        return tuple(self.frames.source.shape[1:3])  # type: ignore[return-value]
 
     @classmethod
     def load(cls, data: str | Path, runs: Sequence[PretextRun] = (), split_seed: int = 0) -> ClassifierData:
@@ -179,13 +216,33 @@ class ClassifierData:
         if not (len(split.train) and len(split.test)):
             raise UserError(f"{str(data)!r} is too small to hold out test episodes: generate more episodes")
         frames = load_frames(episodes, np.concatenate([split.train, split.val, split.test]))
-        size = tuple(frames.frames.shape[1:3])
+        size = tuple(frames.source.shape[1:3])
         for run in runs:
             if run.image_size != size:
                 raise UserError(
                     f"the frames are {size}, the pretext run {str(run.folder)!r} reads {run.image_size}"
                 )
         return cls(split, episodes.label_names, episodes.table()["label"], frames)
+
+    def labelled_and_validation(
+        self, n: int | None, rng: np.random.Generator
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """A label budget of ``n`` episodes (None: all) split into those trained on and those that
+        pick the best epoch, so that validation counts against the budget.
+
+        Below ``VALIDATION_MIN_BUDGET`` episodes nothing is held out (the run trains for fixed
+        epochs, with no selection); from it up, a quarter of each class's episodes in the budget
+        (at least one) validates. Both are sorted.
+        """
+        budget = self.labelled(n, rng)
+        if len(budget) < VALIDATION_MIN_BUDGET:
+            return budget, budget[:0]
+        val = []
+        for c in np.unique(self.labels[budget]):
+            members = budget[self.labels[budget] == c]
+            val.extend(rng.permutation(members)[: max(1, round(len(members) / 4))].tolist())
+        val_ids = np.sort(np.asarray(val, dtype=np.int64))
+        return np.setdiff1d(budget, val_ids), val_ids
 
     def labelled(self, n: int | None, rng: np.random.Generator) -> NDArray[np.int64]:
         """The first ``n`` (None: all) training episodes of a fresh ``budget_order``, sorted.

@@ -53,6 +53,10 @@ def test_bad_training_options_print_one_error_line(tmp_path):
     assert_cli_error(
         ["agent", "train", "--out", str(tmp_path / "r"), "--targets", "middle"], "target_buttons"
     )
+    assert_cli_error(
+        ["agent", "train", "--out", str(tmp_path / "r"), "--hp", "net_arch=[128,"],
+        "hyperparameter override 'net_arch=[128,': not valid YAML",
+    )
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "file").write_text("")
     assert_cli_error(["agent", "train", "--out", str(tmp_path / "busy")], "pass --resume")

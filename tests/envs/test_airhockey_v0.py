@@ -377,3 +377,65 @@ def test_the_coarser_meshes_draw_the_top_cameras_frames_of_mujocos_default_meshe
     assert u.buttons_lit[1]
     reference.close()
     env.close()
+
+
+@pytest.mark.parametrize("bar_speed", [0.5, 3.0])  # the MJCF's ctrlrange is +-1.5
+def test_bar_speed_above_and_below_the_models_control_range_is_the_speed_reached(bar_speed):
+    env = make(bar_speed=bar_speed)
+    env.reset(seed=0)
+    for action, axis in (([1.0, 0.0], 2), ([0.0, 1.0], 3)):  # obs 2-3: bar velocity (x, y)
+        env.reset(seed=0)
+        for _ in range(4):  # 80 ms: about 5 time constants of the velocity servo, short of the limits
+            obs, *_ = env.step(np.array(action, dtype=np.float32))
+        assert obs[axis] == pytest.approx(bar_speed, rel=0.03)
+    env.close()
+
+
+@pytest.mark.parametrize(("width", "height"), [(32, 48), (128, 96)])  # the MJCF's framebuffer: 64x64
+def test_frame_sizes_above_and_below_the_models_framebuffer_render_at_that_size(width, height):
+    env = make(render_mode="rgb_array", width=width, height=height, obs_type="state_pixels")
+    obs, _ = env.reset(seed=0)
+    assert env.render().shape == obs["pixels"].shape == (height, width, 3)
+    env.close()
+
+
+def test_a_frame_size_no_framebuffer_can_hold_is_a_one_line_error():
+    from airhockey.errors import UserError
+
+    env = make(render_mode="rgb_array", width=16385, height=16)
+    with pytest.raises(UserError, match=r"^cannot render 16385x16 frames .*smaller frame size$"):
+        env.reset(seed=0)
+        env.render()
+    env.close()
+
+
+def test_rendering_from_other_threads_gives_the_main_threads_frame():
+    import gc
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    keeper = make(render_mode="rgb_array")  # shares the main thread's renderer throughout
+    keeper.reset(seed=1)
+    kept = keeper.render()
+    env = make(render_mode="rgb_array")
+    env.reset(seed=4)
+    env.step(np.array([0.3, 0.8], dtype=np.float32))
+    main = env.render()
+    with ThreadPoolExecutor(2) as pool:
+        for frame in pool.map(lambda _: env.render(), range(4)):
+            np.testing.assert_array_equal(frame, main)
+    frames = []
+    recorder = threading.Thread(target=lambda: frames.append(env.render()))
+    recorder.start()
+    recorder.join()
+    np.testing.assert_array_equal(frames[0], main)
+    np.testing.assert_array_equal(env.render(), main)  # and the main thread's renderer still works
+    env.close()  # gives up the other threads' renderers, whose contexts this thread cannot free
+    gc.collect()
+    np.testing.assert_array_equal(keeper.render(), kept)
+    keeper.close()
+    again = make(render_mode="rgb_array")
+    again.reset(seed=4)
+    again.step(np.array([0.3, 0.8], dtype=np.float32))
+    np.testing.assert_array_equal(again.render(), main)
+    again.close()

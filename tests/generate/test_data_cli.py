@@ -148,3 +148,93 @@ def test_kill_minus_9_of_the_process_group_then_resume_gives_the_uninterrupted_d
     generate(config, tmp_path / "whole", workers=1, progress=False)
     assert file_digests(out) == file_digests(tmp_path / "whole")
     assert runner.invoke(app, ["data", "verify", str(out)]).exit_code == 0
+
+
+FAST = ["--episodes", "2", "--width", "32", "--height", "32", "--policy", "scripted", "--workers", "1"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "fragments"),
+    [
+        (["--camera", "perspectiv"], ["camera_name must be one of", "perspectiv"]),
+        (["--width", "40000"], ["cannot render 40000x32 frames", "smaller frame size"]),
+        (["--height", "16385"], ["cannot render 32x16385 frames"]),
+        (["--labels", "up"], ["labels must be one of"]),
+    ],
+)
+def test_a_bad_generate_option_writes_nothing_and_the_corrected_command_runs(tmp_path, bad, fragments):
+    out = tmp_path / "out"
+    assert_one_line_error(runner.invoke(app, ["generate", str(out), *FAST, *bad]), *fragments)
+    assert not out.exists()
+    out.mkdir()  # an empty directory given by the user stays as it was
+    assert_one_line_error(runner.invoke(app, ["generate", str(out), *FAST, *bad]), *fragments)
+    assert [p.name for p in out.iterdir() if p.name[0] != "."] == []
+    result = runner.invoke(app, ["generate", str(out), *FAST, "--no-progress"])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_run_that_fails_before_its_first_episode_leaves_nothing_that_blocks_a_retry(tmp_path):
+    model = tmp_path / "agent.zip"  # found and hashed before the run starts, loadable only once it has
+    model.write_text("not a zip")
+    (tmp_path / "agent_vecnormalize.pkl").write_text("not a pickle")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["generate", str(out), *FAST, "--policy", str(model)])
+    assert result.exit_code == 2 and "agent.zip" in result.stderr
+    assert not out.exists()
+    out.mkdir()
+    runner.invoke(app, ["generate", str(out), *FAST, "--policy", str(model)])
+    assert [p.name for p in out.iterdir() if p.name[0] != "."] == []
+    assert runner.invoke(app, ["generate", str(out), *FAST, "--resume", "--no-progress"]).exit_code == 0
+
+
+def test_an_output_directory_that_cannot_be_made_is_a_one_line_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    assert_one_line_error(
+        runner.invoke(app, ["generate", str(tmp_path / "file" / "out"), *FAST]), "file/out", "is a file"
+    )
+    assert_one_line_error(runner.invoke(app, ["generate", str(tmp_path / "file"), *FAST]), "not a directory")
+    # Not writable: /proc refuses new entries even to root, for whom permission bits do not count.
+    assert_one_line_error(
+        runner.invoke(app, ["generate", "/proc/airhockey-out", *FAST]), "/proc/airhockey-out"
+    )
+
+
+def test_a_damaged_compressed_chunk_is_a_one_line_error_naming_the_shard(small_dataset, tmp_path):
+    data = copy_dataset(small_dataset, tmp_path / "data")
+    shard = data / "shard-00000.h5"
+    with h5py.File(shard, "r") as f:
+        offset = f["frames"].id.get_chunk_info(0).byte_offset  # the first 8 frames' deflate stream
+    raw = bytearray(shard.read_bytes())
+    raw[offset + 2 : offset + 40] = bytes(38)
+    shard.write_bytes(bytes(raw))
+    assert_one_line_error(
+        runner.invoke(app, ["data", "preview", str(data), "--out", str(tmp_path / "c.gif")]),
+        "shard-00000.h5",
+        "cannot read frames",
+    )
+    with pytest.raises(UserError, match=r"shard-00000\.h5: cannot read frames\[0:"):
+        open_shards(data).frames(0)
+    assert runner.invoke(app, ["data", "verify", str(data)]).exit_code == 1
+
+
+def test_resuming_a_dataset_begun_by_another_version_warns_and_records_both(tmp_path):
+    import json
+
+    import airhockey
+    from airhockey.generate.manifest import MixedVersionsWarning
+
+    config = GenerateConfig(episodes=4, width=32, height=32, policy="scripted", shard_size=2)
+    out = tmp_path / "data"
+    generate(config, out, workers=1, progress=False)
+    (out / "shard-00001.h5").unlink()  # as if interrupted
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["package_versions"], manifest["package_version"] = ["0.1.0"], "0.1.0"
+    manifest["shards"], manifest["complete"] = manifest["shards"][:1], False
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.warns(
+        MixedVersionsWarning, match=rf"begun by airhockey 0\.1\.0 with airhockey {airhockey.__version__}"
+    ):
+        resumed = generate(config, out, workers=1, resume=True, progress=False)
+    assert resumed["package_versions"] == ["0.1.0", airhockey.__version__]
+    assert json.loads((out / "manifest.json").read_text())["package_versions"] == resumed["package_versions"]
+    assert runner.invoke(app, ["data", "verify", str(out)]).exit_code == 0

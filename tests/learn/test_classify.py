@@ -23,6 +23,8 @@ from airhockey.learn.classify import (
     run_arm,
     train_classifier,
 )
+from airhockey.learn.config import EncoderConfig
+from airhockey.learn.data import frames_to_tensor
 from airhockey.learn.labelled import ClassifierData, FrameSet, budget_order
 from airhockey.learn.run import PretextRun
 from tests.learn.tiny import SCHEDULE, TinyRuns, tiny_runs
@@ -215,11 +217,13 @@ def test_frames_with_a_lit_button_are_left_out_unless_asked_for(prepared):
 def test_accuracy_by_position_on_a_hand_made_episode():
     n = 12  # frames 0-9 before the hit at frame 10, frames 10-11 after it
     frames = FrameSet(
-        frames=np.zeros((n, 4, 4, 3), np.uint8),
+        source=np.zeros((n, 4, 4, 3), np.uint8),
+        pos=np.arange(n),
         label=np.zeros(n, np.int64),
         episode=np.zeros(n, np.int64),
         frame_index=np.arange(n),
         hit_frame=np.full(n, 10),
+        state=np.zeros((n, 8), np.float32),
     )
     correct = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0], bool)
     result = position_accuracy(correct, frames)
@@ -273,3 +277,48 @@ def test_a_classifier_trains_unchanged_on_cuda(prepared, run):
         prepared, labelled, schedule, model_config(run, prepared), run.encoder_state(), progress=False
     )
     assert next(model.parameters()).is_cuda and 0.0 <= record["accuracy"] <= 1.0
+
+
+def two_episodes_of_five() -> FrameSet:
+    """Frames whose pixels all equal their position in ``source``: 2 episodes of 5 frames."""
+    n = 10
+    return FrameSet(
+        source=np.repeat(np.arange(n, dtype=np.uint8), 16 * 16 * 3).reshape(n, 16, 16, 3),
+        pos=np.arange(n),
+        label=np.repeat([0, 1], 5),
+        episode=np.repeat([0, 1], 5),
+        frame_index=np.tile(np.arange(5), 2),
+        hit_frame=np.full(n, 5),
+        state=np.zeros((n, 8), np.float32),
+    )
+
+
+def test_a_k_frame_window_ends_at_its_frame_and_never_reads_a_later_one():
+    frames = two_episodes_of_five()
+    windows = frames.window(np.arange(10), 3)[..., 0, 0, 0]  # (10, 3): the positions read
+    assert windows.tolist()[:5] == [[0, 0, 0], [0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4]]
+    assert windows.tolist()[5:7] == [[5, 5, 5], [5, 5, 6]]  # never the other episode's frames
+    selected = frames.select(frames.frame_index >= 3)  # windows still read the frames left out
+    assert selected.window(np.arange(len(selected)), 2)[..., 0, 0, 0].tolist() == [
+        [2, 3],
+        [3, 4],
+        [7, 8],
+        [8, 9],
+    ]
+
+    from airhockey.learn.classifier import DirectionClassifier
+
+    model = DirectionClassifier(
+        ClassifierConfig(
+            EncoderSpec.shared(EncoderConfig(image_size=(16, 16), stem_channels=(8,), hidden_channels=4))
+        )
+    ).eval()
+    torch.nn.init.normal_(model.head[-1].weight, std=5.0)  # so that any input change shows in the logits
+    with torch.no_grad():
+        before = model(frames_to_tensor(frames.window(np.arange(10), 3)))
+        later = FrameSet(**{**frames.__dict__, "source": frames.source.copy()})
+        later.source[3] = 200  # frame 3 of episode 0: only frames 3 and 4 may see it
+        after = model(frames_to_tensor(later.window(np.arange(10), 3)))
+    torch.testing.assert_close(after[:3], before[:3], rtol=0, atol=0)
+    torch.testing.assert_close(after[5:], before[5:], rtol=0, atol=0)
+    assert not torch.allclose(after[3], before[3])

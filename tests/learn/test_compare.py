@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from airhockey.cli import app
 from airhockey.errors import UserError
 from airhockey.learn import pipeline
 from airhockey.learn.compare import (
+    arm_summary,
     compare_on_dataset,
     earliest_fraction,
     most_frames_before_hit,
@@ -140,9 +140,22 @@ def test_earliest_positions_and_paired_differences_by_hand():
     assert earliest_fraction([0.95, 0.5]) is None
     assert most_frames_before_hit([0.99, 0.95, 0.7, 0.99]) == 2
     assert most_frames_before_hit([0.5, 0.99]) is None
-    diff = paired_difference([{"accuracy": 0.9}, {"accuracy": 0.8}], [{"accuracy": 0.7}, {"accuracy": 0.8}])
+
+
+def run(hits: list[int]) -> dict:
+    """A run's record on two test episodes of 10 scored frames each."""
+    return {"accuracy": sum(hits) / 20, "episode_hits": hits, "episode_frames": [10, 10]}
+
+
+def test_paired_differences_and_arm_summaries_by_hand():
+    diff = paired_difference([run([9, 9]), run([8, 8])], [run([7, 7]), run([8, 8])])
     assert diff["mean"] == pytest.approx(0.1) and diff["wins"] == 1 and diff["ties"] == 1
-    assert math.isfinite(diff["ci95"][0])
+    assert diff["per_repeat"] == pytest.approx([0.2, 0.0])
+    lo, hi = diff["ci95"]
+    assert 0.0 <= lo <= 0.1 <= hi <= 0.2  # resampled repeats: from both ties to both wins
+    summary = arm_summary([run([10, 10]), run([10, 9])], keep_runs=False)
+    assert summary["accuracy_mean"] == pytest.approx(0.975) and summary["accuracy_ci95"][1] == 1.0
+    assert "runs" not in summary
 
 
 def tiny_pipeline() -> PipelineConfig:

@@ -1,0 +1,255 @@
+"""Running independent tasks on this machine or on a Ray cluster, results gathered by this process.
+
+A task is a picklable top-level function applied to one picklable item (and to arguments shared by
+all tasks); tasks depend neither on each other nor on where they run, and return their whole effect
+as a picklable value, so that this process alone writes results. ``run_tasks`` runs them:
+
+- ``local``: in this process (one worker) or in a pool of processes started with ``spawn`` (EGL
+  contexts and CUDA do not survive ``fork``);
+- ``ray``: each task a Ray Core task reserving ``cpus_per_task`` CPUs and ``gpus_per_task`` GPUs,
+  on the Ray instance this process is connected to, else on the cluster at ``ray_address``, else
+  on a Ray instance started here. Ray reruns a task whose worker process or node dies (up to
+  ``RAY_RETRIES`` times), so a task must be safe to run twice: a pure function of its arguments.
+
+Ray is an optional dependency (the ``ray`` extra), imported only when the ``ray`` backend is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import closing
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, TypeVar
+
+from airhockey.errors import UserError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+BACKENDS = ("local", "ray")
+RAY_RETRIES = 3
+"""Times Ray reruns a task whose worker process or node died (an exception the task raises is
+not retried: it would raise again)."""
+RAY_INSTALL = 'pip install -e ".[ray]"'
+"""How to install Ray, for error messages (from a checkout; ``pip install "airhockey[ray]"`` works too)."""
+CONNECT_TIMEOUT_S = 10.0
+"""How long to wait for a cluster's address to accept a connection (Ray itself retries for minutes)."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where independent tasks run; it changes how fast, never what, they compute."""
+
+    kind: str = "local"
+    """``local`` (processes on this machine) or ``ray`` (Ray Core tasks)."""
+    ray_address: str | None = None
+    """With ``ray``: the cluster to join, ``auto`` (the one ``ray start`` began on this machine, or
+    ``RAY_ADDRESS``) or ``HOST:PORT`` of its head; None starts a Ray instance on this machine."""
+    cpus_per_task: float = 1.0
+    """With ``ray``: CPUs each task reserves."""
+    gpus_per_task: float = 0.0
+    """With ``ray``: GPUs each task reserves (a fraction shares one GPU between tasks)."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in BACKENDS:
+            raise UserError(f"backend must be one of {', '.join(BACKENDS)}, got {self.kind!r}")
+        if self.kind != "ray" and self.ray_address is not None:
+            raise UserError("a Ray address needs the ray backend: pass --backend ray")
+        if self.cpus_per_task < 0 or self.gpus_per_task < 0 or self.cpus_per_task + self.gpus_per_task == 0:
+            raise UserError(
+                f"a task must reserve some CPUs or GPUs, got cpus {self.cpus_per_task}, "
+                f"gpus {self.gpus_per_task}"
+            )
+
+
+LOCAL = Backend()
+"""The default: processes on this machine."""
+
+
+def available_cpus() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def connect_ray(address: str | None = None) -> ModuleType:
+    """Ray, connected: to the instance this process already joined, else to ``address``, else to a
+    new Ray instance on this machine (all available CPUs, no dashboard).
+
+    Args:
+        address: ``auto``, ``HOST:PORT`` of a cluster's head, a ``ray://`` client address, or None.
+
+    Returns:
+        The ``ray`` module.
+
+    Raises:
+        UserError: when Ray is not installed, or nothing answers at ``address``.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise UserError(f"the ray backend needs Ray, which is not installed: {RAY_INSTALL}") from None
+    if ray.is_initialized():
+        return ray
+    if address is None:
+        # "local": a new instance even where ``ray start`` left one running here (that one is "auto")
+        ray.init("local", num_cpus=available_cpus(), include_dashboard=False, logging_level=logging.WARNING)
+        return ray
+    _check_reachable(address)
+    try:
+        ray.init(address=address, logging_level=logging.WARNING)
+    except ConnectionError as err:
+        raise UserError(
+            f"cannot join the Ray cluster at --ray-address {address} ({str(err).splitlines()[0]}); "
+            "start one with 'ray start --head', or pass the head's HOST:PORT"
+        ) from None
+    return ray
+
+
+def _check_reachable(address: str) -> None:
+    """Fails fast where ``HOST:PORT`` refuses connections: ``ray.init`` would retry for minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # ``auto``: Ray resolves it, and fails at once when it finds no cluster
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        raise UserError(
+            f"cannot reach the Ray cluster at --ray-address {address} ({err.strerror or err}): "
+            "check that its head is running ('ray start --head' prints the address) and reachable"
+        ) from None
+
+
+def run_tasks(
+    fn: Callable[..., R],
+    items: Sequence[T],
+    *,
+    backend: Backend = LOCAL,
+    shared: tuple[Any, ...] = (),
+    workers: int | None = None,
+    progress: str | None = None,
+) -> Iterator[tuple[int, R]]:
+    """Runs ``fn(item, *shared)`` for every item and yields ``(index in items, result)`` as each
+    finishes, in completion order.
+
+    Args:
+        fn: a top-level function (pickled by reference: every worker must be able to import it).
+        items: one picklable argument per task.
+        backend: where the tasks run.
+        shared: picklable arguments passed to every task after its item; sent once per worker
+            process (``local``) or stored once in Ray's object store (``ray``).
+        workers: ``local`` only: processes (default: the available CPU cores); 1 runs the tasks
+            one after another in this process.
+        progress: the label of a progress bar over tasks on stderr; None for no bar.
+
+    Raises:
+        UserError: one a task raised (the other tasks are cancelled), a bad ``workers``, or one
+            from ``connect_ray``. Other exceptions of a task propagate as they are (``local``) or as
+            Ray's ``RayTaskError`` (``ray``).
+    """
+    from tqdm import tqdm
+
+    if backend.kind == "ray":
+        connect_ray(backend.ray_address)  # first: starting Ray takes seconds, which the bar should not count
+        finished = _run_on_ray(fn, items, backend, shared)
+    else:
+        finished = _run_locally(fn, items, shared, available_cpus() if workers is None else workers)
+    bar = tqdm(total=len(items), unit="task", desc=progress, disable=progress is None)
+    with bar, closing(finished):  # a caller that stops early cancels the tasks not yet finished
+        for index, result in finished:
+            bar.update(1)
+            yield index, result
+
+
+def _run_locally(
+    fn: Callable[..., R], items: Sequence[T], shared: tuple[Any, ...], workers: int
+) -> Iterator[tuple[int, R]]:
+    if workers < 1:
+        raise UserError(f"workers must be at least 1, got {workers}")
+    if workers == 1 or len(items) <= 1:
+        for index, item in enumerate(items):
+            yield index, fn(item, *shared)
+        return
+    import multiprocessing
+
+    with ProcessPoolExecutor(
+        min(workers, len(items)),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_set_shared,
+        initargs=(shared,),
+    ) as pool:
+        futures: dict[Future[R], int] = {
+            pool.submit(_call_with_shared, fn, item): index for index, item in enumerate(items)
+        }
+        try:
+            while futures:
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield futures.pop(future), future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+_shared: tuple[Any, ...] = ()
+"""Per local worker process: the arguments every task gets after its item."""
+
+
+def _set_shared(shared: tuple[Any, ...]) -> None:
+    global _shared
+    _shared = shared
+
+
+def _call_with_shared(fn: Callable[..., R], item: Any) -> R:
+    return fn(item, *_shared)
+
+
+def _run_on_ray(
+    fn: Callable[..., R], items: Sequence[T], backend: Backend, shared: tuple[Any, ...]
+) -> Iterator[tuple[int, R]]:
+    """Submits at most two tasks per slot of the cluster at a time, so that finished results wait
+    in the object store only briefly and an interrupted run wastes little work."""
+    ray = connect_ray(backend.ray_address)
+    from ray.exceptions import RayTaskError
+
+    remote = ray.remote(fn).options(
+        num_cpus=backend.cpus_per_task, num_gpus=backend.gpus_per_task, max_retries=RAY_RETRIES
+    )
+    shared_refs = [ray.put(value) for value in shared]
+    resources = ray.cluster_resources()
+    slots = min(
+        resources.get("CPU", 0) / backend.cpus_per_task if backend.cpus_per_task else float("inf"),
+        resources.get("GPU", 0) / backend.gpus_per_task if backend.gpus_per_task else float("inf"),
+    )
+    if slots < 1:  # Ray would wait for resources that never come
+        raise UserError(
+            f"the Ray cluster has {resources.get('CPU', 0):g} CPUs and {resources.get('GPU', 0):g} GPUs: "
+            f"too few for a task that needs {backend.cpus_per_task:g} CPUs and {backend.gpus_per_task:g} GPUs"
+        )
+    in_flight_limit = 2 * int(slots) if slots != float("inf") else len(items)
+    pending = iter(enumerate(items))
+    running: dict[Any, int] = {}
+    try:
+        while True:
+            for index, item in pending:
+                running[remote.remote(item, *shared_refs)] = index
+                if len(running) >= in_flight_limit:
+                    break
+            if not running:
+                return
+            [ref], _ = ray.wait(list(running), num_returns=1)
+            index = running.pop(ref)
+            try:
+                result = ray.get(ref)
+            except RayTaskError as err:
+                if isinstance(err.cause, UserError):
+                    raise err.cause from None
+                raise
+            yield index, result
+    finally:
+        for ref in running:
+            ray.cancel(ref)
