@@ -22,6 +22,15 @@ time of this process and its workers per frame, and the raw render's CPU time pe
 are what other load disturbs least.
 
     python benchmarks/generate_speed.py [--episodes 1000] [--repeats 3] [--size 64] [--policy auto]
+
+``--only ray`` prints a second table instead: generation on the local backend (as many workers as
+CPU cores) against the Ray backend on a Ray instance of as many CPUs on this machine, run in turn
+``--repeats`` times (the ratio is per pair), with the Ray instance started once beforehand, as a
+cluster is; the overhead of a Ray task that does nothing but return a shard's bytes, the driver's
+write rate alone (storing received shards and rewriting the manifest, with no generation), and
+how many nodes like this one the driver can feed from those rates (``docs/scale.md``).
+
+    python benchmarks/generate_speed.py --only ray --episodes 2000 --repeats 3
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import airhockey  # first: selects the headless GL backend before MuJoCo loads
 
 # isort: on
 import argparse
+import dataclasses
 import multiprocessing
 import os
 import resource
@@ -71,10 +81,16 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="frame width and height in pixels")
     parser.add_argument("--policy", default="auto", help="'auto', 'bundled', 'scripted' or a path")
     parser.add_argument("--clip", type=int, default=10, help="frames per clip for the DataLoader")
+    parser.add_argument("--only", choices=["ray"], help="'ray': only the Ray backend's table")
     args = parser.parse_args()
     policy = choose_policy(args.policy)
     gl = {name: os.environ.get(name) for name in ("MUJOCO_GL", "LP_NUM_THREADS")}
     print(f"policy: {policy}; {gl}")
+    if args.only == "ray":
+        ray_table(
+            GenerateConfig(args.episodes, width=args.size, height=args.size, policy=policy), args.repeats
+        )
+        return
 
     raw_render = raw_renderer(args.size)
     raw_step_render = raw_renderer(args.size, physics=True)
@@ -166,6 +182,143 @@ def main() -> None:
         ],
         rows,
     )
+
+
+def ray_table(config: GenerateConfig, repeats: int) -> None:
+    """Prints the Ray backend's table and the projection (see the module's docstring)."""
+    from airhockey.backends import Backend, available_cpus, connect_ray
+
+    start = time.perf_counter()
+    ray = connect_ray(None)
+    cpus = ray.cluster_resources()["CPU"]
+    print(f"Ray instance started in {time.perf_counter() - start:.1f} s, {cpus:.0f} CPUs")
+    workers = available_cpus()
+    runs: dict[str, list[float]] = {"local": [], "ray": []}
+    ratios = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for repeat in range(repeats):
+            manifests = {}
+            for name, where in (("local", {"workers": workers}), ("ray", {"backend": Backend("ray")})):
+                out = Path(tmp) / f"{name}-{repeat}"
+                start = time.perf_counter()
+                manifests[name] = generate(config, out, progress=False, **where)
+                runs[name].append(manifests[name]["frames"] / (time.perf_counter() - start))
+            ratios.append(runs["ray"][-1] / runs["local"][-1])
+            if manifests["ray"] != manifests["local"]:
+                raise RuntimeError("the Ray backend wrote other shards than the local backend")
+        shards = manifests["ray"]["shards"]
+        frames_per_shard = statistics.median(s["frames"] for s in shards)
+        shard_bytes = int(statistics.median(s["bytes"] for s in shards))
+        overhead_ms, round_trip_ms = ray_task_overhead(ray, shard_bytes)
+        store = store_ms(Path(tmp) / f"ray-{repeats - 1}", Path(tmp))
+        rewrite = {n: manifest_ms(config, Path(tmp) / "ray-0", Path(tmp), n) for n in (len(shards), 2000)}
+
+    def spread(values: list[float], fmt: str) -> str:
+        low, mid, high = (fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
+        return f"{mid} ({low}-{high})"
+
+    ray_rate = statistics.median(runs["ray"])
+    rows: list[list[object]] = [
+        [f"generate, local backend, {workers} workers", spread(runs["local"], "{:,.1f}"), "1.00", "", ""],
+        [
+            f"generate, Ray backend, {workers} CPUs, a task per shard",
+            spread(runs["ray"], "{:,.1f}"),
+            spread(ratios, "{:.2f}"),
+            f"{1000 * frames_per_shard / ray_rate * workers:,.1f} (a whole task)",
+            ">= 0.9",
+        ],
+        [f"Ray task that only returns {shard_bytes:,} bytes, {workers} at once", "", "", overhead_ms, ""],
+        ["  the same, one at a time (round trip)", "", "", round_trip_ms, ""],
+        ["driver alone: store a received shard (check, write, fsync, rename)", "", "", store, ""],
+    ]
+    rows += [
+        [f"driver alone: rewrite the manifest, {listed:,} shards listed (ms per rewrite)", "", "", ms, ""]
+        for listed, ms in rewrite.items()
+    ]
+    print_table(
+        f"generate on Ray, {config.width}x{config.height} frames, {config.episodes} episodes per run, "
+        f"{config.shard_size} per shard ({frames_per_shard:,.0f} frames, {shard_bytes:,} bytes), "
+        f"{repeats} repeats, policy {config.policy}; median (range)",
+        ["measure", "frames/s", "ratio to local (paired)", "ms", "target"],
+        [[f"{c:.2f}" if isinstance(c, float) else c for c in row] for row in rows],
+    )
+    for listed, ms in rewrite.items():
+        # Each second the driver stores every shard that arrives and rewrites the manifest once.
+        shards_per_s = (1000 - ms) / (store + overhead_ms)
+        driver = shards_per_s * frames_per_shard
+        print(
+            f"projection, {listed:,} shards listed: the driver stores {shards_per_s:,.0f} shards/s "
+            f"((1000 - {ms:.1f}) / ({store:.2f} + {overhead_ms:.2f}) ms) = {driver:,.0f} frames/s; "
+            f"this machine plays {ray_rate:,.0f} frames/s on Ray ({ray_rate / workers:,.0f} per CPU): "
+            f"the driver feeds {driver / ray_rate:.0f} such nodes, {driver / (ray_rate / workers):.0f} CPUs"
+        )
+
+
+def _shard_sized(size: int) -> bytes:
+    """A Ray task that does nothing but return ``size`` bytes, as a shard task returns its file."""
+    return bytes(size)
+
+
+def ray_task_overhead(ray: Any, size: int, tasks: int = 200) -> tuple[float, float]:
+    """Milliseconds per task of tasks that only return ``size`` bytes: through ``run_tasks`` on all
+    CPUs (wall time / tasks: the cost of a task to the driver and Ray), and one at a time (the round
+    trip); medians of 3 timings each, after a warm-up."""
+    from airhockey.backends import Backend, run_tasks
+
+    def batch() -> float:
+        start = time.perf_counter()
+        for _ in run_tasks(_shard_sized, [size] * tasks, backend=Backend("ray")):
+            pass
+        return 1000 * (time.perf_counter() - start) / tasks
+
+    remote = ray.remote(_shard_sized)
+
+    def one_by_one() -> float:
+        start = time.perf_counter()
+        for _ in range(tasks // 4):
+            ray.get(remote.remote(size))
+        return 1000 * (time.perf_counter() - start) / (tasks // 4)
+
+    batch(), one_by_one()
+    return statistics.median(batch() for _ in range(3)), statistics.median(one_by_one() for _ in range(3))
+
+
+def store_ms(shard_dir: Path, tmp: Path) -> float:
+    """Milliseconds per shard of ``store_shard`` (the driver's write of a received shard: SHA-256
+    check, write, fsync, rename) on the shards of ``shard_dir`` held in memory; median of 3 passes."""
+    from airhockey.generate.executor import store_shard
+    from airhockey.generate.manifest import read_manifest, shard_entries
+
+    entries = shard_entries(read_manifest(shard_dir))
+    data = [(shard_dir / e.file).read_bytes() for e in entries]
+    timings = []
+    for _ in range(3):
+        with tempfile.TemporaryDirectory(dir=tmp) as dest:
+            start = time.perf_counter()
+            for entry, blob in zip(entries, data, strict=True):
+                store_shard(Path(dest), entry, blob)
+            timings.append(1000 * (time.perf_counter() - start) / len(entries))
+    return statistics.median(timings)
+
+
+def manifest_ms(config: GenerateConfig, shard_dir: Path, tmp: Path, listed: int, times: int = 10) -> float:
+    """Milliseconds per rewrite of a manifest listing ``listed`` shards (``build_manifest`` and
+    ``write_manifest``, as the driver does), entries beyond the real ones made up from them; median."""
+    from airhockey.generate.jobs import shard_filename
+    from airhockey.generate.manifest import build_manifest, read_manifest, shard_entries, write_manifest
+
+    manifest = read_manifest(shard_dir)
+    real = shard_entries(manifest)
+    entries = [
+        dataclasses.replace(real[k % len(real)], index=k, file=shard_filename(k)) for k in range(listed)
+    ]
+    timings = []
+    with tempfile.TemporaryDirectory(dir=tmp) as dest:
+        for _ in range(times):
+            start = time.perf_counter()
+            write_manifest(Path(dest), build_manifest(config, manifest["policy"], entries))
+            timings.append(1000 * (time.perf_counter() - start))
+    return statistics.median(timings)
 
 
 def raw_renderer(size: int, seed: int = 0, physics: bool = False) -> Callable[[], None]:

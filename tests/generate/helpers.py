@@ -16,3 +16,17 @@ def file_digests(path: Path) -> dict[str, str]:
     return {
         p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.iterdir()) if p.name[0] != "."
     }
+
+
+def running_ray_tasks(function_name: str) -> dict[int, int]:
+    """Process id -> parent process id (its node's raylet) of every Ray worker on this machine that
+    is running a task of ``function_name`` now (Ray titles such a process ``ray::<name>``)."""
+    running = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            title = (proc / "cmdline").read_bytes().split(b"\0")[0]
+            if title == f"ray::{function_name}".encode():
+                running[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # not a process, or one that ended while being read
+    return running
