@@ -727,6 +727,30 @@ def learn_compare(
     after_hit_effect: Annotated[
         bool, typer.Option(help="Run the largest budget again with the other --include-after-hit setting.")
     ] = CompareConfig.after_hit_effect,
+    validation: Annotated[
+        str,
+        typer.Option(
+            help="Episodes that pick each run's best epoch: 'budget' (a quarter of the run's own labelled "
+            "episodes; none below 8) or 'split' (the split's validation episodes, not counted in budgets)."
+        ),
+    ] = CompareConfig.validation,
+    frames_k: Annotated[
+        str,
+        typer.Option(
+            help="Context frames k to run the largest budget with too, comma-separated (e.g. 2,4,8)."
+        ),
+    ] = ",".join(str(k) for k in CompareConfig.frames_k),
+    oracle: Annotated[
+        bool,
+        typer.Option(help="Also train the ceiling: the same head, and boosted trees, on the true state."),
+    ] = CompareConfig.oracle,
+    probes: Annotated[
+        bool, typer.Option(help="Also probe each arm's frozen encoder for the true positions and velocity.")
+    ] = CompareConfig.probes,
+    test_data: Annotated[
+        Path | None,
+        typer.Option(help="A separately generated dataset to test on (its seeds disjoint from DATA's)."),
+    ] = None,
     threads: ThreadsOption = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
@@ -736,7 +760,7 @@ def learn_compare(
     Writes OUT/results.json, accuracy_vs_budget.png, accuracy_by_position.png, learning_curves.png,
     report.md and runs.jsonl; run it again into the same OUT to finish an interrupted comparison.
     """
-    from airhockey.learn.compare import compare_on_dataset, parse_budgets
+    from airhockey.learn.compare import compare_on_dataset, parse_budgets, parse_counts
 
     if not arm:
         raise UserError("give at least one --arm: a pretext run folder (and 'scratch', added by default)")
@@ -748,11 +772,22 @@ def learn_compare(
         hidden=hidden,
         scratch_schedule=scratch_schedule,
         after_hit_effect=after_hit_effect,
+        validation=validation,
+        frames_k=parse_counts(frames_k, "--frames-k"),
+        oracle=oracle,
+        probes=probes,
         seed=seed,
     )
     _set_threads(threads)
     results = compare_on_dataset(
-        data, arm, out, config, reference=reference, progress=progress, command=_command_line()
+        data,
+        arm,
+        out,
+        config,
+        reference=reference,
+        test_data=test_data,
+        progress=progress,
+        command=_command_line(),
     )
     _echo_comparison(results)
     typer.echo(f"wrote {out}/ (results.json, report.md and three plots) in {results['seconds'] / 60:.1f} min")

@@ -32,11 +32,12 @@ from typing import Any
 
 import numpy as np
 
+from airhockey.backends import LOCAL, Backend, run_tasks
 from airhockey.errors import UserError
 from airhockey.jsonio import json_safe
 from airhockey.learn.classifier import ClassifierConfig, EncoderSpec
 from airhockey.learn.classify import FRACTION_BINS, run_arm
-from airhockey.learn.config import SCRATCH, THRESHOLD, CompareConfig, EncoderConfig
+from airhockey.learn.config import SCRATCH, THRESHOLD, ClassifyConfig, CompareConfig, EncoderConfig
 from airhockey.learn.labelled import VALIDATION_MIN_BUDGET, ClassifierData, FrameSet, assert_disjoint
 from airhockey.learn.run import PretextRun
 from airhockey.learn.stats import bootstrap_accuracy, bootstrap_mean, mean_ci
@@ -83,6 +84,18 @@ def parse_budgets(text: str) -> tuple[int | None, ...]:
         else:
             raise UserError(f"budgets must be positive integers or 'all', separated by commas; got {text!r}")
     return tuple(budgets)
+
+
+def parse_counts(text: str, option: str) -> tuple[int, ...]:
+    """``"2,4,8"`` -> ``(2, 4, 8)``; ``""`` -> ``()``.
+
+    Raises:
+        UserError: naming ``option`` for anything but positive integers.
+    """
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise UserError(f"{option} takes positive integers separated by commas; got {text!r}")
+    return tuple(int(p) for p in parts)
 
 
 def resolve_budgets(budgets: Sequence[int | None], available: int) -> list[int]:
@@ -290,6 +303,59 @@ def after_hit_summary(
     }
 
 
+@dataclass(frozen=True)
+class ClassifierJob:
+    """One classifier run of a comparison: a pure function of these fields and the shared data."""
+
+    arm: str
+    """The arm's name."""
+    arm_index: int
+    """Its position in the shared lists of encoders."""
+    budget: int
+    """Labelled episodes, validation ones included."""
+    include_after_hit: bool
+    context_frames: int
+    repeat: int
+    labelled: np.ndarray
+    """The episodes trained on."""
+    val_episodes: np.ndarray | None
+    """The episodes that pick the best epoch (None: the split's validation episodes)."""
+    training: ClassifyConfig
+    in_process: bool
+    """Whether it runs in the driver's process (which keeps the driver's torch threads)."""
+
+
+def run_classifier_job(
+    job: ClassifierJob,
+    data: ClassifierData,
+    specs: Sequence[EncoderSpec],
+    states: Sequence[dict[str, Any] | None],
+    n_classes: int,
+    hidden: int,
+) -> dict[str, Any]:
+    """Trains and tests one classifier of a comparison (a ``backends.run_tasks`` task); returns its record."""
+    import torch
+
+    if not job.in_process:
+        torch.set_num_threads(1)  # a worker process or Ray task: parallelism comes from the tasks
+    _, record = run_arm(
+        data,
+        job.labelled,
+        job.training,
+        ClassifierConfig(specs[job.arm_index], n_classes, hidden),
+        states[job.arm_index],
+        val_episodes=job.val_episodes,
+        progress=False,
+    )
+    return {
+        "arm": job.arm,
+        "repeat": job.repeat,
+        "include_after_hit": job.include_after_hit,
+        "context_frames": job.context_frames,
+        **record,
+    }
+
+
 def oracle_records(
     data: ClassifierData,
     labelled: np.ndarray,
@@ -401,6 +467,9 @@ def compare_on_dataset(
     config: CompareConfig,
     *,
     reference: str = SCRATCH,
+    test_data: str | Path | None = None,
+    backend: Backend = LOCAL,
+    workers: int | None = 1,
     smoke_test: bool = False,
     progress: bool = True,
     command: str = "",
@@ -416,6 +485,11 @@ def compare_on_dataset(
         config: the protocol and the schedule.
         reference: the arm the others are paired against (``scratch`` by default, then added if
             missing).
+        test_data: a separately generated dataset to test on (all its episodes; their seeds must
+            be disjoint from ``data``'s); None tests on the split's test episodes of ``data``.
+        backend: where the classifier runs go (``backends.Backend``): each is a task, local or on
+            Ray (``--device cuda`` runs reserve a GPU there); results are the same on any.
+        workers: local processes for the runs; 1 runs them one after another in this process.
         smoke_test: mark the report as a check of the machinery whose numbers are not results.
         progress: show progress bars.
         command: the command line, recorded in ``results.json``.
@@ -427,8 +501,6 @@ def compare_on_dataset(
         UserError: a missing or mismatched dataset or pretext run, a budget above the number of
             training episodes, an unavailable device, or ``out`` holding another comparison.
     """
-    from tqdm import tqdm
-
     from airhockey.jsonio import write_json
     from airhockey.learn.device import check_device
     from airhockey.learn.report import write_report
@@ -437,7 +509,7 @@ def compare_on_dataset(
     out = Path(out)
     start = time.monotonic()
     runs, names = open_arms(arms, reference)
-    prepared = ClassifierData.load(data, [r for r in runs if r is not None])
+    prepared = ClassifierData.load(data, [r for r in runs if r is not None], test_data=test_data)
     split = prepared.split
     # classifier_split checked that this is every pretext run's split: they trained on split.train.
     assert_disjoint(split.test, split.train, split.val)
@@ -449,6 +521,7 @@ def compare_on_dataset(
     ]
     settings = {
         "data": str(data),
+        "test_data": None if test_data is None else str(test_data),
         "arms": [a.summary() for a in arm_list],
         "config": dataclasses.asdict(config),
     }
@@ -470,7 +543,8 @@ def compare_on_dataset(
     }
     oracle_runs: dict[tuple[int, int], dict[str, list[dict[str, Any]]]] = {}
     test_frames = prepared.frames.of_episodes(split.test)
-    bar = tqdm(total=len(plan) * len(reps) * len(arm_list), desc="runs", disable=not progress)
+    in_process = backend.kind == "local" and workers == 1
+    jobs: list[ClassifierJob] = []
     for budget, after_hit, k in plan:
         for rep in reps:
             rng = np.random.default_rng(rep.order_seed)
@@ -478,43 +552,56 @@ def compare_on_dataset(
                 labelled, val_ids = prepared.labelled_and_validation(budget, rng)
             else:
                 labelled, val_ids = prepared.labelled(budget, rng), None
-            for arm in arm_list:
-                key = (arm.name, budget, after_hit, rep.index, k)
-                if key in done:
-                    record = _restore_nan(done[key])
-                else:
-                    training = dataclasses.replace(
-                        config.arm_training(arm.kind, rep.seed, after_hit),
-                        context_frames=k,
-                        select_best=val_ids is None or len(val_ids) > 0,
+            for i, arm in enumerate(arm_list):
+                if (arm.name, budget, after_hit, rep.index, k) in done:
+                    continue
+                training = dataclasses.replace(
+                    config.arm_training(arm.kind, rep.seed, after_hit),
+                    context_frames=k,
+                    select_best=val_ids is None or len(val_ids) > 0,
+                )
+                jobs.append(
+                    ClassifierJob(
+                        arm.name, i, budget, after_hit, k, rep.index, labelled, val_ids, training, in_process
                     )
-                    _, record = run_arm(
-                        prepared,
-                        labelled,
-                        training,
-                        ClassifierConfig(arm.spec, n_classes, config.hidden),
-                        None if arm.run is None else arm.run.encoder_state(),
-                        val_episodes=val_ids,
-                        progress=progress,
-                        desc=f"{arm.name} {budget} ep, k {k}, repeat {rep.index + 1}",
-                    )
-                    record = {
-                        "arm": arm.name,
-                        "repeat": rep.index,
-                        "include_after_hit": after_hit,
-                        "context_frames": k,
-                        **record,
-                    }
-                    with open(out / RUN_LOG, "a") as f:
-                        f.write(json.dumps(json_safe(record)) + "\n")
-                results_runs[budget, after_hit, k][arm.name].append(record)
-                bar.set_postfix(accuracy=f"{record['accuracy']:.3f}")
-                bar.update()
+                )
             if config.oracle and after_hit == include:
                 both = np.concatenate([labelled, val_ids if val_ids is not None else labelled[:0]])
                 for name, record in oracle_records(prepared, both, test_frames, config, rep.seed, k).items():
                     oracle_runs.setdefault((budget, k), {}).setdefault(name, []).append(record)
-    bar.close()
+    shared = (
+        prepared,
+        [a.spec for a in arm_list],
+        [None if a.run is None else a.run.encoder_state() for a in arm_list],
+        n_classes,
+        config.hidden,
+    )
+    finished = run_tasks(
+        run_classifier_job,
+        jobs,
+        backend=backend,
+        shared=shared,
+        workers=workers,
+        progress="runs" if progress else None,
+    )
+    with open(out / RUN_LOG, "a") as log:
+        for _, record in finished:
+            log.write(json.dumps(json_safe(record)) + "\n")
+            log.flush()
+            done[
+                record["arm"],
+                record["labelled_episodes"],
+                record["include_after_hit"],
+                record["repeat"],
+                record["context_frames"],
+            ] = record
+    for budget, after_hit, k in plan:
+        for rep in reps:
+            for arm in arm_list:
+                record = _restore_nan(
+                    json.loads(json.dumps(json_safe(done[arm.name, budget, after_hit, rep.index, k])))
+                )
+                results_runs[budget, after_hit, k][arm.name].append(record)
 
     main = [results_runs[b, include, 1] for b in budgets]
     test_episodes = len(split.test)
@@ -599,6 +686,7 @@ def compare_on_dataset(
         },
         "data": {
             "path": str(data),
+            "test_path": None if test_data is None else str(test_data),
             "label_names": prepared.label_names,
             "frame_size": list(prepared.image_size),
             **{f"{p}_episodes": len(getattr(split, p)) for p in ("train", "val", "test")},

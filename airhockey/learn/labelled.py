@@ -77,6 +77,14 @@ class FrameSet:
         f = self.frame_index[idx]
         return self.source[self.pos[idx, None] - np.minimum(back[None, :], f[:, None])]
 
+    def concat(self, other: FrameSet, episode_offset: int) -> FrameSet:
+        """This set and ``other`` (loaded whole from another dataset) as one, ``other``'s episodes
+        numbered from ``episode_offset`` on."""
+        fields = {f.name: (getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self)}
+        fields["pos"] = (self.pos, other.pos + len(self.source))
+        fields["episode"] = (self.episode, other.episode + episode_offset)
+        return FrameSet(**{k: np.concatenate(v) for k, v in fields.items()})
+
     def select(self, mask: NDArray[np.bool_]) -> FrameSet:
         """The frames where ``mask`` (N,) is True."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -105,6 +113,31 @@ def load_frames(episodes: EpisodeShards, ids: Sequence[int] | NDArray[np.int64])
     ).astype(np.float32)
     episodes.close()
     return FrameSet(frames, np.arange(len(frames)), index[:, 2], index[:, 0], index[:, 1], index[:, 3], state)
+
+
+def check_test_data(
+    train: EpisodeShards, test: EpisodeShards, train_path: str | Path, test_path: str | Path
+) -> None:
+    """Checks that a separately generated test set fits the training data and shares none of its episodes.
+
+    Raises:
+        UserError: for other classes, another frame size, or episode reset seeds in common (the
+            same seed replays the same episode: generate the test data with another ``--seed``).
+    """
+    if list(test.label_names) != list(train.label_names):
+        raise UserError(
+            f"the test data {str(test_path)!r} has classes {test.label_names}, "
+            f"the training data {train.label_names}"
+        )
+    sizes = [tuple(e.frames(0, 0, 1).shape[1:3]) for e in (train, test)]
+    if sizes[0] != sizes[1]:
+        raise UserError(f"the test data's frames are {sizes[1]}, the training data's {sizes[0]}")
+    shared = np.intersect1d(train.table()["seed"], test.table()["seed"])
+    if shared.size:
+        raise UserError(
+            f"the test data {str(test_path)!r} shares {shared.size} episode seeds with {str(train_path)!r} "
+            "(the same seed plays the same episode): generate it with another --seed"
+        )
 
 
 def classifier_split(
@@ -202,27 +235,53 @@ class ClassifierData:
         return tuple(self.frames.source.shape[1:3])  # type: ignore[return-value]
 
     @classmethod
-    def load(cls, data: str | Path, runs: Sequence[PretextRun] = (), split_seed: int = 0) -> ClassifierData:
+    def load(
+        cls,
+        data: str | Path,
+        runs: Sequence[PretextRun] = (),
+        split_seed: int = 0,
+        test_data: str | Path | None = None,
+    ) -> ClassifierData:
         """Opens a generated dataset, takes the pretext runs' split, and reads the frames.
 
+        Args:
+            data: the dataset the labelled episodes come from (and the pretext runs trained on).
+            runs: the pretext runs whose encoders the classifiers load.
+            split_seed: the split's seed when there is no run.
+            test_data: a separately generated dataset whose episodes all become the test episodes
+                (the split's own test episodes are then left unread); its episodes' reset seeds must
+                be disjoint from ``data``'s. Its episodes are numbered after ``data``'s.
+
         Raises:
-            UserError: a missing dataset, runs of another split or dataset, or frames of another
-                size than a run's model reads.
+            UserError: a missing dataset, runs of another split or dataset, frames of another size
+                than a run's model reads, or test data that shares episode seeds, classes or frame
+                size with the training data's.
         """
         from airhockey.generate import open_shards
 
         episodes = open_shards(data)
         split = classifier_split(episodes, runs, split_seed)
-        if not (len(split.train) and len(split.test)):
-            raise UserError(f"{str(data)!r} is too small to hold out test episodes: generate more episodes")
-        frames = load_frames(episodes, np.concatenate([split.train, split.val, split.test]))
+        table = episodes.table()
+        if test_data is None:
+            if not (len(split.train) and len(split.test)):
+                raise UserError(
+                    f"{str(data)!r} is too small to hold out test episodes: generate more episodes"
+                )
+            frames = load_frames(episodes, np.concatenate([split.train, split.val, split.test]))
+        else:
+            tests = open_shards(test_data)
+            check_test_data(episodes, tests, data, test_data)
+            train = load_frames(episodes, np.concatenate([split.train, split.val]))
+            test = load_frames(tests, np.arange(len(tests)))
+            frames = train.concat(test, episode_offset=len(table["label"]))
+            split = EpisodeSplit(split.train, split.val, np.arange(len(tests)) + len(table["label"]))
         size = tuple(frames.source.shape[1:3])
         for run in runs:
             if run.image_size != size:
                 raise UserError(
                     f"the frames are {size}, the pretext run {str(run.folder)!r} reads {run.image_size}"
                 )
-        return cls(split, episodes.label_names, episodes.table()["label"], frames)
+        return cls(split, episodes.label_names, table["label"], frames)
 
     def labelled_and_validation(
         self, n: int | None, rng: np.random.Generator

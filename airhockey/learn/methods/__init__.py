@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 
 METHODS: dict[str, str | type[PretextMethod]] = {
     "next_frame": "airhockey.learn.methods.next_frame:NextFrame",
+    "order_verification": "airhockey.learn.methods.order_verification:OrderVerification",
+    "sorting": "airhockey.learn.methods.sorting:Sorting",
+    "odd_one_out": "airhockey.learn.methods.odd_one_out:OddOneOut",
+    "clip_order": "airhockey.learn.methods.clip_order:ClipOrder",
+    "skip_clip": "airhockey.learn.methods.skip_clip:SkipClip",
 }
 """Registered methods: a name, and the class or where to import it from (``module:Class``)."""
 

@@ -1,0 +1,147 @@
+"""``odd_one_out``: the Odd-One-Out Network (Fernando et al. 2017, seed 002): which sub-sequence is shuffled?
+
+From a high-motion window, N + 1 sub-sequences of a few frames each are drawn (each at its own
+random, sorted frame positions); N keep their frames in time order, one, at a random position,
+has them scrambled (neither forward nor backward). The shared encoder reads each sub-sequence as
+a clip, and the head fuses the projected clip features to pick the odd one (N + 1 classes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from airhockey.learn.config import EncoderConfig
+from airhockey.learn.methods.order import (
+    ConcatenationHead,
+    OrderClassification,
+    OrderSamples,
+    check_keep,
+    check_positive,
+    mlp,
+    scrambled_orders,
+    spaced_positions,
+)
+
+FUSIONS = ("difference", "concat")
+
+
+@dataclass(frozen=True)
+class OddOneOutConfig:
+    """Settings of the ``odd_one_out`` method."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    """The shared frame encoder's sizes."""
+    elements: int = 6
+    """Sub-sequences in a question, N + 1 (the seed's O3N uses 6); the classes."""
+    frames_per_element: int = 3
+    """Frames in each sub-sequence (at least 3, so that some orders are neither forward nor backward)."""
+    window: int = 16
+    """Frames of the high-motion window all sub-sequences come from."""
+    gap: int = 2
+    """Fewest frames between successive frames of a sub-sequence."""
+    fusion: str = "difference"
+    """'difference': each element's summed differences to the others, scored by a shared layer (the
+    seed's sum of differences); 'concat': all features concatenated, then classified."""
+    feature_dim: int = 128
+    """Units of each sub-sequence's projected feature vector."""
+    hidden: int = 128
+    """Units of the classifier's hidden layer."""
+    motion_keep: float = 0.75
+    """Fraction of the windows, those that move the most, that questions are drawn from."""
+
+    def __post_init__(self) -> None:
+        check_positive(self, "feature_dim", "hidden", "gap")
+        check_keep(self.motion_keep)
+        if self.elements < 2 or self.frames_per_element < 3:
+            raise ValueError("elements must be at least 2 and frames_per_element at least 3")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
+        if self.window < (self.frames_per_element - 1) * self.gap + 1:
+            raise ValueError(
+                f"window {self.window} cannot hold {self.frames_per_element} frames {self.gap} apart"
+            )
+
+
+def odd_one_out_question(
+    rng: np.random.Generator, elements: int, frames: int, window: int, gap: int
+) -> tuple[NDArray[np.int64], int]:
+    """The window positions of a question's sub-sequences, (elements, frames), and the odd one's index.
+
+    Every sub-sequence has its own sorted positions ``gap`` or more apart; the one at the odd
+    index is reordered by one of ``scrambled_orders(frames)``.
+    """
+    positions = np.stack([spaced_positions(rng, frames, window, gap) for _ in range(elements)])
+    odd = int(rng.integers(elements))
+    orders = scrambled_orders(frames)
+    positions[odd] = positions[odd][list(orders[int(rng.integers(len(orders)))])]
+    return positions, odd
+
+
+class OddOneOutSamples(OrderSamples):
+    """Questions ``clips`` (elements, frames_per_element, 3, H, W) and the odd one's index ``label``."""
+
+    def __init__(
+        self, config: OddOneOutConfig, episodes: Any, ids: NDArray[np.int64], seed: int, training: bool
+    ) -> None:
+        super().__init__(episodes, ids, config.window, config.motion_keep, seed, training)
+        self.config = config
+
+    def positions(self, rng: np.random.Generator) -> tuple[NDArray[np.int64], int]:
+        c = self.config
+        return odd_one_out_question(rng, c.elements, c.frames_per_element, c.window, c.gap)
+
+
+class SumOfDifferencesHead(nn.Module):
+    """Sum-of-differences fusion: element i's ``sum_j (f_i - f_j)`` through a shared layer to one
+    score; the scores are the logits. (B, n, D) -> (B, n)."""
+
+    def __init__(self, feature_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.score = mlp(feature_dim, hidden, 1)
+
+    def forward(self, features: Tensor) -> Tensor:
+        n = features.shape[1]
+        differences = n * features - features.sum(dim=1, keepdim=True)  # (B, n, D): sum_j (f_i - f_j)
+        return self.score(differences).squeeze(-1)
+
+
+class OddOneOut(OrderClassification[OddOneOutConfig]):
+    """Odd-one-out learning with O3N (seed 002, "Self-Supervised Video Representation Learning With
+    Odd-One-Out Networks").
+
+    Deviations from the seed:
+
+    - Each element is a sub-sequence of ``frames_per_element`` frames read as a clip by the shared
+      encoder (a ConvLSTM sees their order), not a dynamic image fed to a 2D CNN.
+    - Elements come from one high-motion window of ``window`` frames (motion: mean absolute frame
+      difference), not the whole video, since episodes are 30-43 frames and partly still.
+    - The odd element's frames are scrambled, never simply reversed: a reversed sub-sequence is
+      plausible motion on this table (the seed's odd element is any wrong order).
+    - Sum-of-differences fusion is applied per element (``sum_j (f_i - f_j)``, then a layer
+      shared by the elements scores each one), which keeps the head equivariant to where the odd
+      element is; ``fusion=concat`` is the seed's concatenation (of centred features).
+    """
+
+    name = "odd_one_out"
+    summary = "O3N: which of N+1 sub-sequences is out of order? (N+1 classes, sum-of-differences fusion)"
+    source = "seed 002, Odd-One-Out Networks (Fernando et al. 2017)"
+    config_class = OddOneOutConfig
+
+    @property
+    def classes(self) -> int:
+        return self.config.elements
+
+    def head(self) -> nn.Module:
+        c = self.config
+        if c.fusion == "concat":
+            return ConcatenationHead(c.elements, c.feature_dim, c.hidden, c.elements)
+        return SumOfDifferencesHead(c.feature_dim, c.hidden)
+
+    def samples(self, episodes: Any, ids: NDArray[np.int64], seed: int, training: bool) -> Dataset:
+        return OddOneOutSamples(self.config, episodes, ids, seed, training)

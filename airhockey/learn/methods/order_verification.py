@@ -1,0 +1,129 @@
+"""``order_verification``: Shuffle and Learn (Misra et al. 2016, seed 002): is a frame tuple in order?
+
+From a high-motion window of five frames ``a < b < c < d < e`` (``gap`` frames apart), a positive
+tuple is ``(b, c, d)`` and a negative one ``(b, a, d)`` or ``(b, e, d)``: the same first and last
+frame, so that only the middle frame tells them apart. The shared encoder reads each frame on its
+own, the projected features are concatenated, and a hidden layer classifies the tuple.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from torch import nn
+from torch.utils.data import Dataset
+
+from airhockey.learn.config import EncoderConfig
+from airhockey.learn.methods.order import (
+    ConcatenationHead,
+    OrderClassification,
+    OrderSamples,
+    check_keep,
+    check_positive,
+)
+
+POSITIVE = (1, 2, 3)
+"""The positive tuple's frames among the window's five (a, b, c, d, e) = 0..4: (b, c, d)."""
+NEGATIVES = ((1, 0, 3), (1, 4, 3))
+"""The negative tuples: (b, a, d) and (b, e, d)."""
+
+
+@dataclass(frozen=True)
+class OrderVerificationConfig:
+    """Settings of the ``order_verification`` method."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    """The shared frame encoder's sizes."""
+    feature_dim: int = 128
+    """Units of each frame's projected feature vector (the seed's fc layer)."""
+    hidden: int = 128
+    """Units of the classifier's hidden layer."""
+    gap: int = 2
+    """Frames between successive frames of the five-frame window (a, b, c, d, e)."""
+    negative_fraction: float = 0.75
+    """Share of negative tuples in training (the seed reports 75% as critical); validation is balanced."""
+    motion_keep: float = 0.75
+    """Fraction of the windows, those that move the most, that tuples are drawn from."""
+    center: bool = True
+    """Subtract the mean of a tuple's frame features before concatenating them (``order.centred``)."""
+
+    def __post_init__(self) -> None:
+        check_positive(self, "feature_dim", "hidden", "gap")
+        check_keep(self.motion_keep)
+        if not 0 <= self.negative_fraction <= 1:
+            raise ValueError(f"negative_fraction must be in [0, 1], got {self.negative_fraction}")
+
+    @property
+    def span(self) -> int:
+        """Frames in a window, a to e."""
+        return 4 * self.gap + 1
+
+
+def verification_tuple(negative: bool, which: int, gap: int) -> tuple[NDArray[np.int64], int]:
+    """The window positions of a tuple's three frames and its label (1 in order, 0 not).
+
+    Args:
+        negative: a negative tuple.
+        which: which negative, 0 (b, a, d) or 1 (b, e, d).
+        gap: frames between successive frames of the five-frame window.
+    """
+    frames = NEGATIVES[which] if negative else POSITIVE
+    return np.asarray(frames, dtype=np.int64) * gap, int(not negative)
+
+
+class VerificationSamples(OrderSamples):
+    """Tuples ``clips`` (3, 1, 3, H, W) and ``label`` (1 in order), see ``OrderSamples``."""
+
+    def __init__(
+        self,
+        config: OrderVerificationConfig,
+        episodes: Any,
+        ids: NDArray[np.int64],
+        seed: int,
+        training: bool,
+    ) -> None:
+        super().__init__(episodes, ids, config.span, config.motion_keep, seed, training)
+        self.config = config
+
+    def positions(self, rng: np.random.Generator) -> tuple[NDArray[np.int64], int]:
+        share = self.config.negative_fraction if self.training else 0.5
+        frames, label = verification_tuple(bool(rng.random() < share), int(rng.integers(2)), self.config.gap)
+        return frames[:, None], label
+
+
+class OrderVerification(OrderClassification[OrderVerificationConfig]):
+    """Temporal order verification, Shuffle and Learn (seed 002, "Shuffle and Learn").
+
+    Deviations from the seed:
+
+    - Motion is the mean absolute difference of successive frames, not optical flow, and windows
+      are kept by rank (the most moving ``motion_keep`` of them) rather than by a flow threshold.
+    - The frame branches are the shared encoder (stem + ConvLSTM on one frame), not AlexNet, with
+      a ``feature_dim`` projection in place of fc7; the classifier has one hidden layer.
+    - Validation tuples are half positive, half negative, so that chance is 0.5 whatever the
+      training share of negatives; "twice chance" cannot apply to a binary task, whose target is
+      at least 0.75 (half of chance's errors).
+    - The frame features are centred (their mean over the tuple subtracted) before they are
+      concatenated (``center``): the static table they share dominates them.
+    - Tuples are three frames of a five-frame window ``gap`` frames apart (the seed's five-frame
+      tuples of whole videos do not fit 30-43-frame episodes).
+    """
+
+    name = "order_verification"
+    summary = "Shuffle and Learn: is a (b, c, d) frame tuple in order or (b, a|e, d)? (binary)"
+    source = "seed 002, Shuffle and Learn (Misra et al. 2016)"
+    config_class = OrderVerificationConfig
+
+    @property
+    def classes(self) -> int:
+        return 2
+
+    def head(self) -> nn.Module:
+        c = self.config
+        return ConcatenationHead(3, c.feature_dim, c.hidden, 2, c.center)
+
+    def samples(self, episodes: Any, ids: NDArray[np.int64], seed: int, training: bool) -> Dataset:
+        return VerificationSamples(self.config, episodes, ids, seed, training)

@@ -1,0 +1,288 @@
+"""The order methods of seed 002 (order_verification, sorting, odd_one_out, clip_order) and what they
+share with skip_clip (seed 003): pseudo-labels on hand-made input, label-free samples, the registry's
+contract (shapes, causality, k-frame features, config round trip, resume), and learnability."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from airhockey.learn.config import EncoderConfig, PretextConfig, apply_settings, from_dict, to_dict
+from airhockey.learn.methods import get_method, method_names
+from airhockey.learn.methods.odd_one_out import SumOfDifferencesHead
+from airhockey.learn.methods.order import (
+    ConcatenationHead,
+    PairwiseHead,
+    frame_motion,
+    motion_windows,
+    order_classes,
+    scrambled_orders,
+    sorting_class,
+    sorting_classes,
+    spaced_positions,
+)
+from airhockey.learn.trainer import train_pretext
+from tests.learn.episodes import ArrayEpisodes, coded_episodes, decode_time, puck_episodes
+
+ORDER_METHODS = ("order_verification", "sorting", "odd_one_out", "clip_order", "skip_clip")
+TINY = EncoderConfig(image_size=(16, 16), stem_channels=(8,), hidden_channels=4)
+IDS = np.arange(6)
+
+
+def tiny(name: str, *settings: str):
+    """The method ``name`` with the tiny encoder and small heads (and ``settings`` applied)."""
+    cls = get_method(name)
+    sizes = [f"{k}=8" for k in ("feature_dim", "pair_dim", "hidden") if hasattr(cls.config_class, k)]
+    config = apply_settings(dataclasses.replace(cls.config_class(), encoder=TINY), [*sizes, *settings])
+    return cls(config)
+
+
+def items(dataset, n: int | None = None) -> list[dict[str, torch.Tensor]]:
+    return [dataset[i] for i in range(len(dataset) if n is None else min(n, len(dataset)))]
+
+
+# ----------------------------------------------------------------------- pseudo-labels
+def test_sorting_has_12_classes_and_a_tuple_shares_its_reverses_class():
+    assert len(sorting_classes(4)) == 12
+    classes = {}
+    for perm in itertools.permutations(range(4)):
+        assert sorting_class(perm) == sorting_class(perm[::-1])
+        classes.setdefault(sorting_class(perm), []).append(perm)
+    assert sorted(classes) == list(range(12))
+    assert all(len(perms) == 2 for perms in classes.values())
+    assert sorting_class((0, 1, 2, 3)) == sorting_class((3, 2, 1, 0)) == 0
+
+
+def test_orders_that_are_neither_forward_nor_backward():
+    assert set(scrambled_orders(3)) == {(0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1)}
+    assert len(order_classes(3)) == 6
+
+
+def test_spaced_positions_are_sorted_apart_and_inside():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        p = spaced_positions(rng, 3, 9, 3)
+        assert p[0] >= 0 and p[-1] < 9 and np.all(np.diff(p) >= 3)
+    with pytest.raises(ValueError):
+        spaced_positions(rng, 4, 9, 3)
+
+
+def test_sorting_samples_are_labelled_by_the_shown_order():
+    method = tiny("sorting", "gap=3")
+    seen = set()
+    for item in items(method.samples(coded_episodes([20] * 4), np.arange(4), seed=0, training=True), 60):
+        times = decode_time(item["clips"][:, 0])  # (4,) the shown frames' times
+        rank = np.argsort(np.argsort(times))  # shown frame k is the rank[k]-th in time
+        assert item["label"] == sorting_class(rank) == sorting_class(rank[::-1])
+        assert np.all(np.diff(np.sort(times)) == 3)
+        seen.add(int(item["label"]))
+    assert len(seen) > 6
+
+
+def test_verification_negatives_move_only_the_middle_frame_out_of_the_window():
+    method = tiny("order_verification", "gap=2")
+    train = method.samples(coded_episodes([20] * 4), np.arange(4), seed=0, training=True)
+    labels = []
+    for epoch in range(10):
+        train.set_epoch(epoch)
+        labels += [int(item["label"]) for item in items(train)]
+    assert 0.65 < 1 - np.mean(labels) < 0.85  # 75% negatives in training
+    for item in items(train):
+        b, middle, d = decode_time(item["clips"][:, 0])
+        assert d - b == 4  # same first and last frame, (b, d) = 2 gaps apart
+        if item["label"] == 1:
+            assert middle == b + 2
+        else:
+            assert middle in (b - 2, d + 2)
+    val = method.samples(coded_episodes([20] * 4), np.arange(4), seed=0, training=False)
+    assert 0.4 < np.mean([int(i["label"]) for i in items(val)]) < 0.6
+
+
+def test_odd_one_out_the_labelled_element_alone_is_out_of_order():
+    method = tiny("odd_one_out", "elements=5", "window=12")
+    positions = []
+    for item in items(method.samples(coded_episodes([20] * 4), np.arange(4), seed=0, training=True), 60):
+        times = decode_time(item["clips"])  # (5, 3)
+        steps = np.diff(times, axis=1)
+        for k, element in enumerate(steps):
+            monotone = np.all(element > 0) or np.all(element < 0)
+            assert monotone != (k == item["label"])
+            assert np.all(np.abs(element) >= 2)
+        positions.append(int(item["label"]))
+    assert set(positions) == set(range(5))
+
+
+def test_clip_order_labels_the_order_of_contiguous_clips_with_gaps():
+    method = tiny("clip_order", "clip_length=3", "gap=2")
+    for item in items(method.samples(coded_episodes([20] * 4), np.arange(4), seed=0, training=True), 40):
+        times = decode_time(item["clips"])  # (3 clips, 3 frames)
+        assert np.all(np.diff(times, axis=1) == 1)
+        order = order_classes(3)[int(item["label"])]
+        starts = times[:, 0] - times[:, 0].min()
+        assert list(starts) == [5 * k for k in order]  # clip k is order[k]-th, 3 frames + 2 gap apart
+
+
+# ----------------------------------------------------------------------- fusion heads
+@pytest.mark.parametrize(
+    "head",
+    [
+        ConcatenationHead(3, 5, 8, 2),
+        PairwiseHead(3, 5, 8, 8, 6, "concat"),
+        PairwiseHead(3, 5, 8, 8, 6, "difference"),
+        SumOfDifferencesHead(5, 8),
+    ],
+)
+def test_fusion_ignores_what_all_frames_of_a_sample_share(head):
+    """The static table is in every frame's features; only what differs between them may count."""
+    torch.manual_seed(0)
+    features = torch.randn(4, 3, 5)
+    shared = torch.randn(4, 1, 5)
+    assert torch.allclose(head(features + shared), head(features), atol=1e-5)
+    assert not torch.allclose(head(features), head(features.flip(1)), atol=1e-3)
+
+
+def test_uncentred_concatenation_reads_the_shared_part():
+    torch.manual_seed(0)
+    head, features = ConcatenationHead(3, 5, 8, 2, center=False), torch.randn(4, 3, 5)
+    assert not torch.allclose(head(features + 1.0), head(features), atol=1e-3)
+
+
+# ----------------------------------------------------------------------- motion-aware windows
+def test_windows_skip_where_nothing_moves():
+    frames = np.zeros((20, 8, 16, 3), np.uint8)
+    for t in range(10, 20):  # still for 10 frames, then a square moves
+        frames[t, 2:4, t - 10 : t - 8] = 255
+    assert np.all(frame_motion(frames)[:9] == 0) and np.all(frame_motion(frames)[10:] > 0)
+    windows = motion_windows(ArrayEpisodes([frames]), np.array([0]), span=4, keep=0.3)
+    assert len(windows) > 0 and np.all(windows[:, 1] >= 9)  # every kept window moves in all its steps
+    every = motion_windows(ArrayEpisodes([frames]), np.array([0]), span=4, keep=1.0)
+    assert len(every) == 17
+
+
+def test_windows_need_episodes_long_enough():
+    assert len(motion_windows(coded_episodes([5, 9]), np.arange(2), span=7, keep=1.0)) == 3
+
+
+# ----------------------------------------------------------------------- label-free
+@pytest.mark.parametrize("name", ORDER_METHODS)
+def test_samples_are_a_function_of_the_frames_and_the_seed(name):
+    method = tiny(name)
+    original = coded_episodes([24, 26, 28, 24, 25, 30])
+    frames = [original.frames(i) for i in range(len(original))]
+    relabelled = ArrayEpisodes(frames, labels=[1, 1, 0, 0, 1, 0], hit_frames=[3, 4, 5, 6, 7, 8])
+    for training in (True, False):
+        a = items(method.samples(original, IDS, seed=3, training=training), 8)
+        b = items(method.samples(relabelled, IDS, seed=3, training=training), 8)
+        for x, y in zip(a, b, strict=True):
+            assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+    other = items(method.samples(original, IDS, seed=4, training=True), 8)
+    assert any(not torch.equal(x[k], y[k]) for x, y in zip(a, other, strict=True) for k in x)
+    train = method.samples(original, IDS, seed=3, training=True)
+    first = items(train, 8)
+    train.set_epoch(1)
+    assert any(not torch.equal(x[k], y[k]) for x, y in zip(first, items(train, 8), strict=True) for k in x)
+
+
+# ----------------------------------------------------------------------- the registry's contract
+def test_the_order_methods_are_registered():
+    assert set(ORDER_METHODS) <= set(method_names())
+
+
+@pytest.mark.parametrize("name", ORDER_METHODS)
+def test_encoder_shapes_causality_and_k_frame_features(name):
+    method = tiny(name)
+    torch.manual_seed(0)
+    model = method.build_model().eval()
+    encoder = method.build_encoder()
+    encoder.load_state_dict(model.encoder.state_dict())
+    frames = torch.rand(2, 5, 3, 16, 16)
+    with torch.no_grad():
+        maps = model.encoder.encode(frames)
+        assert maps.shape == (2, 5, 4, 8, 8) == (2, 5, encoder.out_channels, *encoder.feature_size)
+        changed = frames.clone()
+        changed[:, 3:] = torch.rand(2, 2, 3, 16, 16)
+        assert torch.equal(model.encoder.encode(changed)[:, :3], maps[:, :3])  # causal
+        assert not torch.equal(model.encoder.encode(changed)[:, 3:], maps[:, 3:])
+        for k in (1, 3):
+            assert torch.allclose(encoder(frames[:, :k]), maps[:, k - 1], atol=1e-6)
+        assert encoder(frames[:, 0]).shape == (2, 4, 8, 8)
+
+
+@pytest.mark.parametrize("name", ORDER_METHODS)
+def test_config_round_trip_and_settings(name):
+    method = tiny(name, "motion_keep=0.5", "encoder.hidden_channels=6")
+    assert method.config.motion_keep == 0.5 and method.config.encoder.hidden_channels == 6
+    assert from_dict(method.config_class, to_dict(method.config)) == method.config
+    assert get_method(name).from_dict(method.config_dict()).config == method.config
+    assert method.with_image_size((32, 32)).image_size == (32, 32)
+
+
+@pytest.mark.parametrize("name", ORDER_METHODS)
+def test_loss_is_finite_and_reaches_every_parameter(name):
+    method = tiny(name)
+    torch.manual_seed(0)
+    model = method.build_model()
+    batch = next(iter(DataLoader(method.samples(coded_episodes([24] * 6), IDS, 0, True), batch_size=4)))
+    loss = method.loss(model, batch)
+    loss.backward()
+    assert torch.isfinite(loss)
+    untrained = {n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)}
+    # A branch that reads single frames starts every ConvLSTM from a zero state, so its recurrent
+    # (hidden-state) convolutions are never used; methods that read clips train them too.
+    assert all("hidden_conv" in n for n in untrained)
+    reads_clips = name in ("odd_one_out", "clip_order", "skip_clip")
+    assert reads_clips != any(n.startswith("encoder.") for n in untrained)
+
+
+@pytest.mark.parametrize("name", ORDER_METHODS)
+def test_resume_continues_exactly(name, tmp_path):
+    method = tiny(name)
+    episodes = puck_episodes(6, 24, seed=1)
+    data = (method.samples(episodes, IDS[:4], 0, True), method.samples(episodes, IDS[4:], 0, False))
+    config = PretextConfig(epochs=2, batch_size=16, patience=10)
+    whole = train_pretext(data, tmp_path / "whole", method, config, progress=False)
+    train_pretext(data, tmp_path / "half", method, dataclasses.replace(config, epochs=1), progress=False)
+    resumed = train_pretext(data, tmp_path / "half", None, config, resume=True, progress=False)
+    assert resumed[method.selection_metric] == whole[method.selection_metric]
+    a = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "half" / "last.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ----------------------------------------------------------------------- learnability
+@pytest.mark.parametrize(
+    ("name", "settings", "epochs"),
+    [
+        # Balanced, so that the loss can fall below that of the prior (75% negatives) quickly.
+        ("order_verification", ["negative_fraction=0.5"], 20),
+        ("sorting", [], 20),
+        ("odd_one_out", [], 8),
+        ("clip_order", [], 20),
+        ("skip_clip", [], 8),
+    ],
+)
+def test_the_loss_goes_down_on_a_moving_puck(name, settings, epochs):
+    """Eight batches of samples from a bouncing puck, fitted for ``epochs`` passes (the slower
+    methods, fewer passes at a higher learning rate)."""
+    method = tiny(name, *settings)
+    samples = method.samples(puck_episodes(8, 24, seed=2), np.arange(8), seed=0, training=True)
+    loader = DataLoader(samples, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    model = method.build_model()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2 if epochs < 20 else 3e-3)
+    batches = [batch for batch, _ in zip(itertools.cycle(loader), range(8), strict=False)]
+    with torch.no_grad():
+        before = sum(float(method.loss(model, b)) for b in batches)
+    for _ in range(epochs):
+        for batch in batches:
+            optimizer.zero_grad()
+            method.loss(model, batch).backward()
+            optimizer.step()
+    with torch.no_grad():
+        after = sum(float(method.loss(model, b)) for b in batches)
+    assert after < 0.7 * before
