@@ -751,6 +751,12 @@ def learn_compare(
         Path | None,
         typer.Option(help="A separately generated dataset to test on (its seeds disjoint from DATA's)."),
     ] = None,
+    backend: BackendOption = Backend.kind,
+    ray_address: RayAddressOption = Backend.ray_address,
+    ray_cpus_per_task: RayCpusOption = Backend.cpus_per_task,
+    workers: Annotated[
+        int, typer.Option(min=1, help="With --backend local: processes running classifiers (1: this one).")
+    ] = 1,
     threads: ThreadsOption = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
@@ -786,6 +792,13 @@ def learn_compare(
         config,
         reference=reference,
         test_data=test_data,
+        backend=Backend(
+            backend,
+            ray_address,
+            cpus_per_task=ray_cpus_per_task,
+            gpus_per_task=1.0 if backend == "ray" and device.startswith("cuda") else 0.0,
+        ),
+        workers=workers,
         progress=progress,
         command=_command_line(),
     )
@@ -844,6 +857,7 @@ def pipeline_command(
     results = run_pipeline(
         out,
         config,
+        smoke_test=quick,
         workers=workers,
         progress=progress,
         command=_command_line(),

@@ -113,6 +113,7 @@ def run_pipeline(
     out: str | Path,
     config: PipelineConfig,
     *,
+    smoke_test: bool = False,
     workers: int | None = None,
     progress: bool = True,
     command: str = "",
@@ -123,6 +124,7 @@ def run_pipeline(
     Args:
         out: the pipeline folder (created, or reused to finish an interrupted run).
         config: the stages' settings, e.g. ``QUICK`` or ``FULL``.
+        smoke_test: mark the report as a check of the machinery (``QUICK``): its numbers are not results.
         workers: processes generating the data (default: the available CPU cores).
         progress: show progress bars.
         command: the command line, recorded with each stage.
@@ -180,7 +182,13 @@ def run_pipeline(
         say(f"compare: reusing the finished report in {report}/")
     else:
         results = compare_on_dataset(
-            data, ["scratch", pretext], report, config.compare, progress=progress, command=command
+            data,
+            ["scratch", pretext],
+            report,
+            config.compare,
+            smoke_test=smoke_test,
+            progress=progress,
+            command=command,
         )
     seconds["compare"] = round(time.monotonic() - start, 1)
     say(f"compare: {report}/report.md ({seconds['compare']:.0f} s)")

@@ -28,7 +28,11 @@ PLOTS = {
     "budget": "accuracy_vs_budget.png",
     "position": "accuracy_by_position.png",
     "curves": "learning_curves.png",
+    "frames_k": "accuracy_vs_frames.png",
+    "probes": "probes.png",
 }
+SMOKE_TEST = "**A smoke test of the machinery (--quick): its numbers are not results.**"
+"""The first line of a quick run's report."""
 _SCHEDULES = {
     "same": "the pretrained arms' schedule, its random encoder frozen for the same first epochs",
     "unfrozen": "encoder trained from the first epoch at the head's learning rate",
@@ -60,6 +64,10 @@ def write_report(results: dict[str, Any], out: str | Path) -> Path:
     plot_accuracy_vs_budget(results, out / PLOTS["budget"])
     plot_accuracy_by_position(results, out / PLOTS["position"])
     plot_learning_curves(results, out / PLOTS["curves"])
+    if results.get("frames_k"):
+        plot_accuracy_vs_frames(results, out / PLOTS["frames_k"])
+    if results.get("probes"):
+        plot_probes(results, out / PLOTS["probes"])
     path = out / "report.md"
     path.write_text(render_markdown(results))
     return path
@@ -104,6 +112,24 @@ def plot_accuracy_vs_budget(results: dict[str, Any], path: Path) -> Path:
             [b["arms"][arm]["accuracy_ci95"][1] - m for m, b in zip(means, budgets, strict=True)],
         ]
         axes[0, 0].errorbar([v * offset for v in x], means, yerr=errors, marker="o", capsize=3, **styles[arm])
+    for oracle, style in (("head", "-"), ("boosting", ":")):
+        rows = [o[oracle] for o in results.get("oracle") or [] if oracle in o]
+        if rows:
+            ox = [o["labelled_episodes"] for o in results["oracle"]]
+            axes[0, 0].plot(
+                ox,
+                [r["accuracy_mean"] for r in rows],
+                color="black",
+                ls=style,
+                label=f"oracle ({oracle}, true state)",
+            )
+            axes[0, 0].fill_between(
+                ox,
+                [r["accuracy_ci95"][0] for r in rows],
+                [r["accuracy_ci95"][1] for r in rows],
+                color="grey",
+                alpha=0.2,
+            )
     _accuracy_axis(axes[0, 0], results["threshold"])
     axes[0, 0].set_ylabel("test accuracy (mean, 95% interval)")
     axes[0, 0].legend(loc="lower right", fontsize=8)
@@ -132,6 +158,74 @@ def plot_accuracy_vs_budget(results: dict[str, Any], path: Path) -> Path:
         ax.minorticks_off()
         ax.set_xlabel("labelled training episodes")
         ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_accuracy_vs_frames(results: dict[str, Any], path: Path) -> Path:
+    """Test accuracy at the largest budget against the k frames read, every arm and the oracle."""
+    fig, axes = _figure(1, 1, width=5.0)
+    ax = axes[0, 0]
+    styles = arm_styles(results)
+    for arm, by_k in results["frames_k"].items():
+        ks = sorted(int(k) for k in by_k)
+        means = [by_k[str(k)]["accuracy_mean"] for k in ks]
+        lo = [by_k[str(k)]["accuracy_ci95"][0] for k in ks]
+        hi = [by_k[str(k)]["accuracy_ci95"][1] for k in ks]
+        ax.errorbar(
+            ks,
+            means,
+            yerr=[
+                [m - a for m, a in zip(means, lo, strict=True)],
+                [b - m for m, b in zip(means, hi, strict=True)],
+            ],
+            marker="o",
+            capsize=3,
+            **styles[arm],
+        )
+    oracle = results.get("oracle_frames_k") or {}
+    if oracle:
+        ks = sorted(int(k) for k in oracle)
+        ax.plot(
+            ks,
+            [oracle[str(k)]["head"]["accuracy_mean"] for k in ks],
+            color="black",
+            label="oracle (head, true state)",
+        )
+    _accuracy_axis(ax, results["threshold"])
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set_xlabel("frames the classifier reads (k)")
+    ax.set_ylabel("test accuracy (mean, 95% interval)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_probes(results: dict[str, Any], path: Path) -> Path:
+    """R² of linear probes from each arm's frozen encoder to each true variable, grouped bars."""
+    fig, axes = _figure(1, 1, width=7.0)
+    ax = axes[0, 0]
+    styles = arm_styles(results)
+    probes = results["probes"]
+    variables = list(next(iter(probes.values())))
+    width = 0.8 / len(probes)
+    for i, (arm, r2) in enumerate(probes.items()):
+        x = [j + (i - (len(probes) - 1) / 2) * width for j in range(len(variables))]
+        ax.bar(
+            x,
+            [max(r2[v], -0.1) for v in variables],
+            width,
+            color=styles[arm]["color"],
+            label=styles[arm]["label"],
+        )
+    ax.set_xticks(range(len(variables)), variables)
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_ylim(-0.1, 1.0)
+    ax.set_ylabel("probe R² on test frames (below -0.1 shown at -0.1)")
+    ax.set_xlabel("true variable (velocities from 2 frames)")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
     fig.savefig(path, dpi=110)
     return path
 
@@ -238,17 +332,19 @@ def render_markdown(results: dict[str, Any]) -> str:
     settings, data, arms, ref = results["settings"], results["data"], results["arms"], results["reference"]
     threshold = f"{results['threshold']:.0%}"
     pretrained = [a for a in arms if results["arm_details"][a]["kind"] != SCRATCH]
+    oracle = {o["labelled_episodes"]: o for o in results.get("oracle") or []}
     lines = [
         f"# Direction classifiers: {', '.join(arms)}",
         "",
+        *([SMOKE_TEST, ""] if results.get("smoke_test") else []),
         f"Data: `{data['path']}`, classes {', '.join(data['label_names'])}, frames "
         f"{data['frame_size'][0]}x{data['frame_size'][1]}; {data['train_episodes']} training, "
         f"{data['val_episodes']} validation and {data['test_episodes']} test episodes (the test ones were "
         "read by no pretext run and no classifier).",
         f"Each budget: {settings['repeats']} repeats, each on another class-balanced subset of training "
         f"episodes with another seed, the arms paired on the same subset and seed; differences are to "
-        f"`{ref}`. Intervals are 95% t intervals over repeats (with few repeats an accuracy's interval "
-        f"can reach past 0% or 100%). Frames with a lit button are "
+        f"`{ref}`. Intervals are 95% percentile bootstrap intervals (resampling the repeats and, "
+        f"independently, the test episodes). Frames with a lit button are "
         f"{'included' if settings['include_after_hit'] else 'excluded'}. Scratch schedule: "
         f"{_SCHEDULES[settings['scratch_schedule']]}. Run time {results['seconds'] / 60:.1f} min.",
         "",
@@ -271,8 +367,13 @@ def render_markdown(results: dict[str, Any]) -> str:
         + " | ".join(arms)
         + " | "
         + " | ".join(f"{a} minus {ref} (points)" for a in arms[1:])
+        + (
+            " | oracle (head) | oracle (boosted trees) | " + " | ".join(f"{a} minus oracle" for a in arms)
+            if oracle
+            else ""
+        )
         + " |",
-        "| --- |" + " --- |" * (2 * len(arms) - 1),
+        "| --- |" + " --- |" * (2 * len(arms) - 1 + (2 + len(arms) if oracle else 0)),
     ]
     for b in results["budgets"]:
         cells = [
@@ -282,7 +383,29 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"{_points(d['mean'])} {_interval(d['ci95'], unit='')} ({d['wins']} of {d['repeats']} ahead)"
             for d in (b["paired_difference"][a] for a in arms[1:])
         ]
+        o = oracle.get(b["labelled_episodes"])
+        if o:
+            cells_o = [
+                f"{_pct(o[m]['accuracy_mean'])} {_interval(o[m]['accuracy_ci95'])}"
+                for m in ("head", "boosting")
+            ]
+            gaps = [_points(b["arms"][a]["accuracy_mean"] - o["head"]["accuracy_mean"]) for a in arms]
+            diffs += cells_o + gaps
         lines.append(f"| {b['labelled_episodes']} | " + " | ".join(cells + diffs) + " |")
+    if oracle:
+        lines += [
+            "",
+            "Oracle: the classifiers' head (same schedule and seeds) and scikit-learn's boosted trees on "
+            "the true bar and puck positions of each frame, the ceiling of what one frame can tell; minus "
+            "oracle: the gap to the head's ceiling. Validation: "
+            + (
+                "a quarter of each budget's episodes from "
+                f"{results['settings']['validation_min_budget']} up, none below (fixed epochs)."
+                if results["settings"].get("validation") == "budget"
+                else "the split's validation episodes (not counted in the budgets)."
+            ),
+        ]
+    lines += [*_frames_k_lines(results), *_probe_lines(results)]
     lines += [
         "",
         "## How many frames each needs",
@@ -330,6 +453,67 @@ def render_markdown(results: dict[str, Any]) -> str:
         *conclusions(results),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _frames_k_lines(results: dict[str, Any]) -> list[str]:
+    by_arm = results.get("frames_k")
+    if not by_arm:
+        return []
+    ks = sorted({int(k) for v in by_arm.values() for k in v})
+    oracle = results.get("oracle_frames_k") or {}
+    lines = [
+        "",
+        "## Accuracy against the frames the classifier reads",
+        "",
+        f"![accuracy vs frames]({PLOTS['frames_k']})",
+        "",
+        f"At {results['budgets'][-1]['labelled_episodes']} labelled episodes, the classifier reading the k "
+        "frames ending at the classified one (before frame k - 1 the window repeats the episode's first):",
+        "",
+        "| arm | " + " | ".join(f"k = {k}" for k in ks) + " |",
+        "| --- |" + " --- |" * len(ks),
+    ]
+    for arm, by_k in by_arm.items():
+        lines.append(
+            f"| {arm} | "
+            + " | ".join(
+                f"{_pct(by_k[str(k)]['accuracy_mean'])} {_interval(by_k[str(k)]['accuracy_ci95'])}"
+                for k in ks
+            )
+            + " |"
+        )
+    if oracle:
+        lines.append(
+            "| oracle (head; positions, and velocities from k = 2) | "
+            + " | ".join(
+                _pct(oracle[str(k)]["head"]["accuracy_mean"]) if str(k) in oracle else "n/a" for k in ks
+            )
+            + " |"
+        )
+    return lines
+
+
+def _probe_lines(results: dict[str, Any]) -> list[str]:
+    probes = results.get("probes")
+    if not probes:
+        return []
+    variables = list(next(iter(probes.values())))
+    lines = [
+        "",
+        "## What the frozen encoders hold: linear probes",
+        "",
+        f"![probes]({PLOTS['probes']})",
+        "",
+        "R² on the test frames of ridge regressions (standardised features, penalty by leave-one-out) from "
+        "each arm's frozen encoder features to the true state: positions from one frame, the puck's velocity "
+        "from two. The scratch arm's encoder is its random initial one. 1: held linearly; 0: not at all.",
+        "",
+        "| arm | " + " | ".join(variables) + " |",
+        "| --- |" + " --- |" * len(variables),
+    ]
+    for arm, r2 in probes.items():
+        lines.append(f"| {arm} | " + " | ".join(f"{r2[v]:.3f}" for v in variables) + " |")
+    return lines
 
 
 def _after_hit_lines(after: dict[str, Any] | None, arms: Sequence[str]) -> list[str]:
