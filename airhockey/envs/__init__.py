@@ -1,5 +1,5 @@
 """Gymnasium environments: the air-hockey table."""
 
-from airhockey.envs.airhockey_v0 import N_BUTTONS, STATE_LAYOUT, AirHockeyEnv, resolve_target_buttons
+from airhockey.envs.airhockey_v0 import EVENTS, N_BUTTONS, STATE_LAYOUT, AirHockeyEnv, resolve_target_buttons
 
-__all__ = ["N_BUTTONS", "STATE_LAYOUT", "AirHockeyEnv", "resolve_target_buttons"]
+__all__ = ["EVENTS", "N_BUTTONS", "STATE_LAYOUT", "AirHockeyEnv", "resolve_target_buttons"]

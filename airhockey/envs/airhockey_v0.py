@@ -39,6 +39,11 @@ STATE_LAYOUT = (
 STATE_SIZE = sum(size for _, size in STATE_LAYOUT)
 REWARD_TERMS = ("approach", "aim", "outcome", "ctrl")
 REWARD_KEYS = {name: f"reward_{name}" for name in REWARD_TERMS}
+EVENTS = ("bar_contact", "rim_contact", "button_contact")
+"""Contact events of a control step, each whether the puck touched the bar, a rim or a button in
+any of its physics steps; reported in ``info`` and ``physical_state()``."""
+BAR_CONTACT, RIM_CONTACT, BUTTON_CONTACT = range(len(EVENTS))
+RIMS = ("left", "right", "far", "near")
 
 MAX_PUCK_SPEED = 8.0  # m/s; the bar at full speed gives the puck under 3 m/s
 REST_SPEED = 0.05  # m/s; a puck slower than this is taken to be at rest
@@ -213,9 +218,11 @@ class AirHockeyEnv(MujocoEnv):
 
     The puck is a planar body on two slide joints at a fixed height (its contact with the table
     surface is excluded), with joint damping as air drag, as in the Robot Air Hockey Challenge
-    table. The buttons are inelastic pads that stop the puck. Button hits are read from MuJoCo
-    contacts: whenever the puck could reach the buttons within a control step, the step is run one
-    physics step at a time and the contacts are read after each, so no hit is missed at any speed.
+    table. The buttons are inelastic pads that stop the puck. Button hits and contact events are
+    read from MuJoCo's contacts: a control step is run one physics step at a time and the contacts
+    are read after each, so no hit and no contact is missed however short. `info` and
+    `physical_state()` report whether the puck touched the bar, a rim or a button during the
+    control step (`bar_contact`, `rim_contact`, `button_contact`).
 
     Frames come from MuJoCo's own offscreen `Renderer`, sized to the frame. All envs of one process
     (and thread) with the same frame size share one renderer and GL context, each drawing its own
@@ -271,7 +278,9 @@ class AirHockeyEnv(MujocoEnv):
     without another strike: it is beyond the bar's reach (y > 0.1 m) and moving back towards the
     bar or at rest (speed < 0.05 m/s). Truncated by the `TimeLimit` wrapper after 150 steps (3 s).
     `info` always holds `hit_button` (0-4, or -1 for none), `target`, `is_success` (hit == target),
-    `buttons_lit` (5 booleans), `struck` (the puck has moved) and every reward term.
+    `buttons_lit` (5 booleans), `struck` (the puck has moved), the contact events of the step
+    (`bar_contact`, `rim_contact`, `button_contact`: whether the puck touched the bar, a rim or a
+    button in any of its physics steps; all False after `reset`) and every reward term.
 
     ## Arguments
     | argument                 | default       | meaning                                                    |
@@ -354,7 +363,6 @@ class AirHockeyEnv(MujocoEnv):
         self._camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
         self._camera.fixedcamid = self.model.camera(camera_name).id
         self._scene_option = mujoco.MjvOption()
-        self._step_seconds = self.dt
         self._renderers: dict[threading.Thread, _FrameRenderer] = {}
         self._apply_arguments_to_model()
 
@@ -363,10 +371,14 @@ class AirHockeyEnv(MujocoEnv):
         # geom id -> button index, -1 for geoms that are not buttons
         self._button_of_geom = np.full(self.model.ngeom, -1, dtype=np.int64)
         self._button_of_geom[self._button_geoms] = np.arange(N_BUTTONS)
-        self._button_face_y = float(
-            self.model.geom_pos[self._button_geoms[0], 1] - self.model.geom_size[self._button_geoms[0], 1]
-        )
-        self._puck_radius = float(self.model.geom_size[self._puck_geom, 0])
+        # geom id -> index in EVENTS of a contact with it, -1 for the puck and unlisted geoms. Every
+        # contact pair of the MJCF has the puck on one side, so the other side names the event.
+        self._event_of_geom = np.full(self.model.ngeom, -1, dtype=np.int64)
+        self._event_of_geom[self.model.geom("bar").id] = BAR_CONTACT
+        self._event_of_geom[[self.model.geom(f"rim_{side}").id for side in RIMS]] = RIM_CONTACT
+        self._event_of_geom[self._button_geoms] = BUTTON_CONTACT
+        self.events = np.zeros(len(EVENTS), dtype=bool)
+        """Whether the puck touched the bar, a rim, a button (``EVENTS``) during the last control step."""
         self._button_pos = self.model.geom_pos[self._button_geoms, :2].copy()
         self._bar_qpos = slice(2, 4)
         self._puck_qpos = slice(0, 2)
@@ -426,19 +438,23 @@ class AirHockeyEnv(MujocoEnv):
         return self.data.qpos[self._puck_qpos].copy()
 
     def physical_state(self) -> dict[str, NDArray]:
-        """The per-frame physical state: positions and velocities (m, m/s) and lit buttons.
+        """The per-frame physical state: positions and velocities (m, m/s), lit buttons, and the
+        contact events of the physics steps that led to this state (none after ``reset``).
 
         Returns:
-            ``bar_pos``, ``bar_vel``, ``puck_pos``, ``puck_vel`` (each float64, shape (2,)) and
-            ``buttons_lit`` (bool, shape (5,)).
+            ``bar_pos``, ``bar_vel``, ``puck_pos``, ``puck_vel`` (each float64, shape (2,)),
+            ``buttons_lit`` (bool, shape (5,)) and the ``EVENTS`` ``bar_contact``, ``rim_contact``,
+            ``button_contact`` (each a bool of shape ()).
         """
         qpos, qvel = self.data.qpos.copy(), self.data.qvel.copy()  # the fields are views of these copies
+        events = self.events.copy()
         return {
             "bar_pos": qpos[self._bar_qpos],
             "bar_vel": qvel[self._bar_qpos],
             "puck_pos": qpos[self._puck_qpos],
             "puck_vel": qvel[self._puck_qpos],
             "buttons_lit": self.buttons_lit.copy(),
+            **{name: events[k] for k, name in enumerate(EVENTS)},
         }
 
     def _state_obs(self) -> NDArray[np.float64]:
@@ -524,20 +540,26 @@ class AirHockeyEnv(MujocoEnv):
         return int(hits[np.argmin(np.abs(self._button_pos[hits, 0] - self.data.qpos[0]))])
 
     def _simulate(self, ctrl: tuple[float, float]) -> int:
-        """Advances one control step; returns the first button the puck touched during it, or -1."""
+        """Advances one control step, one physics step at a time, and records its contact events.
+
+        After each physics step MuJoCo's contacts are those that acted in it; reading them after
+        every step (not only the last) is what catches a contact shorter than a control step. The
+        steps are the ones ``mj_step(nstep=frame_skip)`` takes, so the trajectory is the same.
+
+        Returns:
+            The first button the puck touched during the control step, or -1.
+        """
         self.data.ctrl[:] = ctrl
-        vx, vy = self.data.qvel[0:2].tolist()
-        speed_bound = math.hypot(vx, vy) + 2.0 * self.bar_speed
-        reach = self._button_face_y - self._puck_radius - speed_bound * self._step_seconds - 0.01
-        if self.data.qpos[1] < reach:
-            # The puck cannot touch a button during this step: step the physics in one call.
-            mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
-            return -1
+        self.events[:] = False
         hit = -1
         for _ in range(self.frame_skip):
             mujoco.mj_step(self.model, self.data)
-            if hit < 0:
-                hit = self._touched_button()
+            if self.data.ncon:  # most physics steps have no contact: skip reading them
+                geoms = self.data.contact.geom[: self.data.ncon]
+                kinds = self._event_of_geom[geoms]
+                self.events[kinds[kinds >= 0]] = True
+                if hit < 0 and self.events[BUTTON_CONTACT]:
+                    hit = self._touched_button()
         return hit
 
     def _light(self, button: int) -> None:
@@ -576,8 +598,8 @@ class AirHockeyEnv(MujocoEnv):
         The same transition as ``step`` (physics, hit detection, lit buttons, termination, and the
         bookkeeping the next reward depends on), without computing the reward and the ``info``
         dict (about 4% of the time per frame of generation, which renders and records every
-        frame). ``step`` and ``advance`` can be mixed within an episode. ``hit_button`` and
-        ``buttons_lit`` hold what ``info`` would report.
+        frame). ``step`` and ``advance`` can be mixed within an episode. ``hit_button``,
+        ``buttons_lit`` and ``events`` hold what ``info`` would report.
         """
         terminated, _ = self._transition(*self._clipped(action))
         self._prev_bar_puck_dist, self._prev_puck_target_dist = self._distances()
@@ -627,6 +649,7 @@ class AirHockeyEnv(MujocoEnv):
         self._target_xy = self._button_pos[self.target].tolist()
         self.hit_button = -1
         self.buttons_lit[:] = False
+        self.events[:] = False
         self.model.geom_rgba[self._button_geoms] = BUTTON_RED
         self._struck = False
         self._approach_done = False
@@ -649,6 +672,7 @@ class AirHockeyEnv(MujocoEnv):
             "is_success": self.hit_button == self.target,
             "buttons_lit": self.buttons_lit.copy(),
             "struck": self._struck,
+            **{name: bool(self.events[k]) for k, name in enumerate(EVENTS)},
         }
         for name, value in rewards.items():
             info[REWARD_KEYS[name]] = value

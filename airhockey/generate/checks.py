@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 from numpy.typing import NDArray
 
+from airhockey.envs import EVENTS
 from airhockey.errors import UserError
 from airhockey.generate.config import GenerateConfig
 from airhockey.generate.hdf5 import (
@@ -20,14 +21,17 @@ from airhockey.generate.hdf5 import (
     open_shard,
     sha256_file,
     shard_attrs,
+    shard_version,
 )
 from airhockey.generate.manifest import build_manifest, read_manifest, shard_entries
 from airhockey.generate.records import (
     ARRAY_FIELDS,
+    EVENTS_VERSION,
     LABEL_MODES,
-    SCALAR_FIELDS,
+    first_frame,
     first_lit_frame,
     label_of_button,
+    stored_fields,
 )
 from airhockey.generate.shards import open_shards
 
@@ -130,16 +134,19 @@ def _check_shard(path: Path, entry: dict[str, Any], manifest: dict[str, Any]) ->
 
 
 def check_shard_contents(f: h5py.File, labels: str, frame_shape: tuple[int, ...]) -> list[str]:
-    """Problems of an open shard's contents: schema, episode table, counts, and every label
-    against the per-frame button states.
+    """Problems of an open shard's contents: schema (that of the shard's format version),
+    episode table, counts, every label against the per-frame button states, and (format 2 on)
+    the strike and hit frames against the per-frame contact events.
 
     Args:
         f: the open shard.
         labels: the dataset's label mode.
         frame_shape: (H, W, 3).
     """
-    missing = [n for n in ARRAY_FIELDS if n not in f]
-    missing += [n for n in (*INDEX_FIELDS, *SCALAR_FIELDS) if n not in f[EPISODES_GROUP]]
+    version = shard_version(f)
+    arrays, scalars = stored_fields(version)
+    missing = [n for n in arrays if n not in f]
+    missing += [n for n in (*INDEX_FIELDS, *scalars) if n not in f[EPISODES_GROUP]]
     if missing:
         return [f"missing datasets {missing}"]
     table = episode_table(f)
@@ -148,7 +155,8 @@ def check_shard_contents(f: h5py.File, labels: str, frame_shape: tuple[int, ...]
         return problems
     lengths = table["length"]
     n_frames, n_episodes = int(lengths.sum()), len(lengths)
-    for name, (dtype, trailing, per) in ARRAY_FIELDS.items():
+    for name in arrays:
+        dtype, trailing, per = ARRAY_FIELDS[name]
         shape = (n_frames - n_episodes * (per == "step"), *(frame_shape if name == "frames" else trailing))
         if f[name].dtype != dtype or f[name].shape != shape:
             problems.append(f"{name} is {f[name].dtype} {f[name].shape}, expected {dtype} {shape}")
@@ -161,6 +169,8 @@ def check_shard_contents(f: h5py.File, labels: str, frame_shape: tuple[int, ...]
     stated = np.asarray(f.attrs["class_counts"]).tolist()
     if counts != stated or int(f.attrs["episodes"]) != n_episodes:
         problems.append(f"the episode table's labels count {counts}, the attributes say {stated}")
+    if version >= EVENTS_VERSION:
+        problems += _check_events(f, table)
     if shard_attrs(f)["config"].get("policy") == "shapes":  # labelled by motion, not by buttons
         from airhockey.generate.shapes import check_shapes_labels
 
@@ -170,6 +180,31 @@ def check_shard_contents(f: h5py.File, labels: str, frame_shape: tuple[int, ...]
         row = {name: int(values[i]) for name, values in table.items()}
         episode_lit = lit[row["frame_start"] : row["frame_start"] + row["length"]]
         problems += [f"episode {i}: {p}" for p in _check_label(episode_lit, row, labels)]
+    return problems
+
+
+def _check_events(f: h5py.File, table: dict[str, NDArray[np.int64]]) -> list[str]:
+    """Problems of the per-frame contact events against the episode table: none at an episode's
+    first frame (no physics step leads to it), ``strike_frame`` at the first bar contact, and
+    the first button contact at ``hit_frame`` (none in an episode without a hit)."""
+    bar, button = f["bar_contact"][()], f["button_contact"][()]
+    problems = []
+    if any(f[name][()][table["frame_start"]].any() for name in EVENTS):
+        problems.append("a contact event at an episode's first frame, which no physics step leads to")
+    for i, (start, length) in enumerate(zip(table["frame_start"], table["length"], strict=True)):
+        strike = first_frame(bar[start : start + length])
+        if strike != table["strike_frame"][i]:
+            problems.append(
+                f"episode {i}: strike_frame is {table['strike_frame'][i]}, but bar_contact first "
+                f"shows a contact at frame {strike}"
+            )
+        touched = first_frame(button[start : start + length])
+        hit_frame = table["hit_frame"][i] if table["hit_button"][i] >= 0 else -1
+        if touched != hit_frame:
+            problems.append(
+                f"episode {i}: button_contact first shows a contact at frame {touched}, but the "
+                f"hit is at frame {hit_frame}"
+            )
     return problems
 
 

@@ -45,6 +45,7 @@ from airhockey.generate.manifest import (
     write_manifest,
 )
 from airhockey.generate.policy import load_policy, policy_identity
+from airhockey.generate.records import FORMAT_VERSION
 from airhockey.generate.rollout import Policy
 from airhockey.generate.scripted import ScriptedPolicy
 
@@ -178,6 +179,8 @@ def _finished_shards(
     differ = [k for k, v in config.to_dict().items() if manifest["config"].get(k) != v]
     if manifest["policy"] != identity:
         differ.append("policy identity (the policy's files changed)")
+    if manifest["format_version"] != FORMAT_VERSION:  # shards of two formats would make one dataset
+        differ.append(f"format version {manifest['format_version']}, this package writes {FORMAT_VERSION}")
     if differ:
         raise UserError(
             f"{out_dir} was generated with other settings (differing: {', '.join(differ)}): "

@@ -8,9 +8,11 @@ A shard is one HDF5 file holding its episodes end to end::
     /frames            (F, H, W, 3) uint8    all episodes' frames, one after another
     /bar_pos, /bar_vel, /puck_pos, /puck_vel   (F, 2) float64
     /buttons_lit       (F, 5) bool
+    /bar_contact, /rim_contact, /button_contact   (F,) bool   (format 2 on)
     /actions           (S, 2) float32        S = F - number of episodes
     /episodes/         one (E,) int64 array per field: frame_start, step_start, length, and the
-                       scalars of records.SCALAR_FIELDS (id, label, hit_button, target, ...)
+                       scalars of records.SCALAR_FIELDS (id, label, hit_button, target, ...;
+                       strike_frame from format 2 on, derived on read for format 1)
 
 Episode i is ``frames[frame_start[i] : frame_start[i] + length[i]]`` (and so on for the per-frame
 arrays) and ``actions[step_start[i] : step_start[i] + length[i] - 1]``. Laid end to end, a shard
@@ -35,7 +37,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from airhockey.errors import UserError
-from airhockey.generate.records import ARRAY_FIELDS, FORMAT, FORMAT_VERSION, SCALAR_FIELDS, EpisodeRecord
+from airhockey.generate.records import (
+    ARRAY_FIELDS,
+    FORMAT,
+    FORMAT_VERSION,
+    SCALAR_FIELDS,
+    EpisodeRecord,
+    first_motion_frame,
+    stored_fields,
+)
 
 EPISODES_GROUP = "episodes"
 INDEX_FIELDS = ("frame_start", "step_start", "length")
@@ -321,7 +331,7 @@ def open_shard(path: Path) -> h5py.File:
                 raise UserError(
                     f"{path}: an HDF5 file but not an airhockey episode shard (no format={FORMAT!r})"
                 )
-            version = int(f.attrs.get("format_version", -1))
+            version = shard_version(f)
     except UserError:
         f.close()
         raise
@@ -349,9 +359,29 @@ def shard_attrs(f: h5py.File) -> dict[str, Any]:
     return out
 
 
+def shard_version(f: h5py.File) -> int:
+    """The format version of an open shard (-1 where the attribute is missing)."""
+    return int(f.attrs.get("format_version", -1))
+
+
 def episode_table(f: h5py.File) -> dict[str, NDArray[np.int64]]:
-    """The shard's per-episode arrays (``INDEX_FIELDS`` and ``SCALAR_FIELDS``), each (E,) int64."""
-    return {name: f[EPISODES_GROUP][name][()] for name in (*INDEX_FIELDS, *SCALAR_FIELDS)}
+    """The shard's per-episode arrays (``INDEX_FIELDS`` and ``SCALAR_FIELDS``), each (E,) int64.
+
+    A format 1 shard stores no ``strike_frame``: it is derived from the stored puck velocities
+    (``records.first_motion_frame``, an approximation).
+    """
+    stored = stored_fields(shard_version(f))[1]
+    table = {name: f[EPISODES_GROUP][name][()] for name in (*INDEX_FIELDS, *stored)}
+    if "strike_frame" not in stored:
+        puck_vel = f["puck_vel"][()]
+        table["strike_frame"] = np.array(
+            [
+                first_motion_frame(puck_vel[start : start + length])
+                for start, length in zip(table["frame_start"], table["length"], strict=True)
+            ],
+            dtype=np.int64,
+        )
+    return {name: table[name] for name in (*INDEX_FIELDS, *SCALAR_FIELDS)}
 
 
 def index_problems(table: dict[str, NDArray[np.int64]]) -> list[str]:

@@ -22,7 +22,13 @@ import airhockey
 from airhockey.errors import UserError
 from airhockey.generate.config import GenerateConfig
 from airhockey.generate.hdf5 import FRAME_LAYOUT, FrameLayout, ShardWriter
-from airhockey.generate.records import LABEL_MODES, EpisodeRecord, first_lit_frame, label_of_button
+from airhockey.generate.records import (
+    LABEL_MODES,
+    EpisodeRecord,
+    first_frame,
+    first_lit_frame,
+    label_of_button,
+)
 from airhockey.generate.rollout import Attempt, Policy, make_env, play_lockstep
 
 MAX_ATTEMPTS_PER_EPISODE = 20
@@ -228,6 +234,7 @@ def _record(attempt: Attempt, episode_id: int, label: int) -> EpisodeRecord:
         target=attempt.target,
         hit_button=attempt.hit_button,
         hit_frame=hit_frame,
+        strike_frame=first_frame(arrays["bar_contact"]),
         label=label,
         actions=attempt.actions,
         **arrays,

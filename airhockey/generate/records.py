@@ -2,7 +2,12 @@
 
 Every stored episode has the per-frame and per-step arrays of ``ARRAY_FIELDS`` and the scalars of
 ``SCALAR_FIELDS``. With T frames, frames[0] is the frame after reset and frames[t] the frame after
-action t, so there are T - 1 actions; the per-frame state arrays are aligned with the frames.
+action t, so there are T - 1 actions; the per-frame state arrays are aligned with the frames, and
+the per-frame events say what happened in the physics steps between frame t - 1 and frame t.
+
+Format 1 shards lack the events and ``strike_frame`` (``EVENTS_VERSION``); ``stored_fields`` says
+what a shard of each version holds, and readers derive ``strike_frame`` for older ones
+(``first_motion_frame``).
 """
 
 from __future__ import annotations
@@ -12,12 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from airhockey.envs import N_BUTTONS
+from airhockey.envs import EVENTS, N_BUTTONS
 
 FORMAT = "airhockey-episodes"
 """The value of the ``format`` attribute of every shard and of the manifest."""
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bumped whenever the layout changes in a way an old reader would misread."""
+EVENTS_VERSION = 2
+"""The format version that added the per-frame contact ``EVENTS`` and ``strike_frame``."""
 
 # name -> (dtype, trailing shape, per "frame" (T rows) or per "step" (T - 1 rows)).
 ARRAY_FIELDS: dict[str, tuple[np.dtype, tuple[int, ...], str]] = {
@@ -28,9 +35,26 @@ ARRAY_FIELDS: dict[str, tuple[np.dtype, tuple[int, ...], str]] = {
     "puck_pos": (np.dtype(np.float64), (2,), "frame"),
     "puck_vel": (np.dtype(np.float64), (2,), "frame"),
     "buttons_lit": (np.dtype(bool), (N_BUTTONS,), "frame"),
+    **{name: (np.dtype(bool), (), "frame") for name in EVENTS},  # bar_contact, rim_contact, button_contact
 }
-SCALAR_FIELDS = ("id", "label", "hit_button", "target", "hit_frame", "seed")
-"""Per-episode integers, stored as attributes of the episode's group."""
+SCALAR_FIELDS = ("id", "label", "hit_button", "target", "hit_frame", "strike_frame", "seed")
+"""Per-episode integers, stored as (E,) arrays under the shard's ``episodes`` group."""
+
+
+def stored_fields(version: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The array and scalar fields that a shard of format ``version`` stores.
+
+    Returns:
+        ``(arrays, scalars)``: names of ``ARRAY_FIELDS`` and ``SCALAR_FIELDS``, in their order;
+        before ``EVENTS_VERSION`` without the events and ``strike_frame``.
+    """
+    if version >= EVENTS_VERSION:
+        return tuple(ARRAY_FIELDS), SCALAR_FIELDS
+    return (
+        tuple(name for name in ARRAY_FIELDS if name not in EVENTS),
+        tuple(name for name in SCALAR_FIELDS if name != "strike_frame"),
+    )
+
 
 LABEL_MODES: dict[str, tuple[int, ...]] = {"leftright": (0, N_BUTTONS - 1), "all": tuple(range(N_BUTTONS))}
 """Label mode -> the button each class stands for: class k is a hit of button LABEL_MODES[mode][k]."""
@@ -59,6 +83,28 @@ def first_lit_frame(buttons_lit: NDArray[np.bool_]) -> tuple[int, int]:
     return frame, int(np.flatnonzero(buttons_lit[frame])[0])
 
 
+def first_frame(flags: NDArray[np.bool_]) -> int:
+    """The first frame whose flag is set, from per-frame flags (T,), or -1 when none is.
+
+    ``first_frame(bar_contact)`` is an episode's ``strike_frame``: the first frame at or after the
+    bar's first contact with the puck.
+    """
+    frames = np.flatnonzero(flags)
+    return int(frames[0]) if frames.size else -1
+
+
+def first_motion_frame(puck_vel: NDArray[np.float64]) -> int:
+    """The first frame in which the puck moves, from its (T, 2) velocities, or -1: ``strike_frame``
+    as derived for format 1 shards, which did not record contacts.
+
+    An approximation: the puck rests until the bar first touches it, and the contact's force acts
+    in the physics steps that lead to the frame of the contact, so both are the same frame unless
+    a contact pushes with no force at all. On datasets that store both they agreed for every
+    episode checked (tests/generate/test_events.py).
+    """
+    return first_frame((puck_vel != 0).any(axis=1))
+
+
 @dataclass
 class EpisodeRecord:
     """One played, rendered and labelled episode, as written to a shard."""
@@ -73,6 +119,8 @@ class EpisodeRecord:
     """The button the puck hit (0-4), or -1."""
     hit_frame: int
     """Index of the first frame in which a button is lit, or -1."""
+    strike_frame: int
+    """Index of the first frame at or after the bar's first contact with the puck, or -1."""
     label: int
     """The class, from ``hit_button`` (see ``LABEL_MODES``)."""
     frames: NDArray[np.uint8]
@@ -89,6 +137,12 @@ class EpisodeRecord:
     """(T, 2) puck velocity (m/s)."""
     buttons_lit: NDArray[np.bool_]
     """(T, 5) which buttons are lit in each frame."""
+    bar_contact: NDArray[np.bool_]
+    """(T,) whether the bar touched the puck in the physics steps since the previous frame."""
+    rim_contact: NDArray[np.bool_]
+    """(T,) whether the puck touched a rim in the physics steps since the previous frame."""
+    button_contact: NDArray[np.bool_]
+    """(T,) whether the puck touched a button in the physics steps since the previous frame."""
 
     def arrays(self) -> dict[str, NDArray]:
         """The array fields, by the names of ``ARRAY_FIELDS``."""

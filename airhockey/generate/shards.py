@@ -14,9 +14,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from airhockey.errors import UserError
-from airhockey.generate.hdf5 import episode_table, index_problems, open_shard, reading, shard_attrs
+from airhockey.generate.hdf5 import (
+    episode_table,
+    index_problems,
+    open_shard,
+    reading,
+    shard_attrs,
+    shard_version,
+)
 from airhockey.generate.manifest import read_manifest
-from airhockey.generate.records import ARRAY_FIELDS, SCALAR_FIELDS
+from airhockey.generate.records import ARRAY_FIELDS, EVENTS_VERSION, SCALAR_FIELDS, stored_fields
 
 
 class _OpenShard:
@@ -38,10 +45,24 @@ class _OpenShard:
         except UserError:
             self.file.close()
             raise
+        self.version = shard_version(self.file)
+        self.arrays = stored_fields(self.version)[0]
+        """The arrays this shard stores (format 1 lacks the events)."""
         self._datasets: dict[str, h5py.Dataset] = {}
 
     def read(self, name: str, rows: slice) -> NDArray:
-        """Rows ``rows`` (a slice with start <= stop) of the dataset ``name``."""
+        """Rows ``rows`` (a slice with start <= stop) of the dataset ``name``.
+
+        Raises:
+            UserError: for an array that the shard's format version does not store, saying how to
+                get it; for damage found while reading.
+        """
+        if name not in self.arrays:
+            raise UserError(
+                f"{self.path}: format {self.version} shards store no {name} (added in format "
+                f"{EVENTS_VERSION}): regenerate the dataset with `airhockey generate` and the settings "
+                "in its manifest.json (the same --seed gives the same episodes, with the events)"
+            )
         with reading(self.path, f"{name}[{rows.start}:{rows.stop}]"):
             if name not in self._datasets:
                 self._datasets[name] = self.file[name]
@@ -72,9 +93,10 @@ def _storage_rows(row: dict[str, int], name: str, start: int | None, stop: int |
 class Episode(Mapping[str, Any]):
     """One stored episode: a read-only mapping of its fields, arrays read from the file on access.
 
-    Keys: the arrays of ``records.ARRAY_FIELDS`` (numpy arrays: ``frames`` (T, H, W, 3),
-    ``actions`` (T - 1, 2), per-frame state (T, ...)), the integers of ``records.SCALAR_FIELDS``,
-    and ``env_kwargs`` (the dict to pass to ``gym.make`` to replay it).
+    Keys: the arrays of ``records.ARRAY_FIELDS`` that its shard stores (numpy arrays: ``frames``
+    (T, H, W, 3), ``actions`` (T - 1, 2), per-frame state and events (T, ...); format 1 shards
+    have no events), the integers of ``records.SCALAR_FIELDS``, and ``env_kwargs`` (the dict to
+    pass to ``gym.make`` to replay it).
     """
 
     def __init__(self, shard: _OpenShard, row: dict[str, int], env_kwargs: dict[str, Any]) -> None:
@@ -89,13 +111,17 @@ class Episode(Mapping[str, Any]):
             return dict(self._env_kwargs)
         raise KeyError(key)
 
+    def __contains__(self, key: object) -> bool:
+        # Mapping's own test reads the array, and an array the format lacks is an error to read.
+        return key in self._shard.arrays or key in SCALAR_FIELDS or key == "env_kwargs"
+
     def __iter__(self) -> Iterator[str]:
-        yield from ARRAY_FIELDS
+        yield from self._shard.arrays
         yield from SCALAR_FIELDS
         yield "env_kwargs"
 
     def __len__(self) -> int:
-        return len(ARRAY_FIELDS) + len(SCALAR_FIELDS) + 1
+        return len(self._shard.arrays) + len(SCALAR_FIELDS) + 1
 
     def __repr__(self) -> str:
         scalars = ", ".join(f"{k}={self._row[k]}" for k in SCALAR_FIELDS)
@@ -195,7 +221,8 @@ class EpisodeShards(Sequence[Episode]):
 
         Args:
             index: the episode's index in the dataset (negative from the end).
-            name: an array of ``records.ARRAY_FIELDS``: ``frames``, ``actions`` or a per-frame state.
+            name: an array of ``records.ARRAY_FIELDS``: ``frames``, ``actions``, a per-frame state
+                or event.
             start, stop: positions within the episode, with Python's slice semantics (negative
                 from the episode's end, clipped to it; ``stop <= start`` gives no rows).
 
@@ -205,7 +232,8 @@ class EpisodeShards(Sequence[Episode]):
         Raises:
             IndexError: for an episode index out of range.
             KeyError: for an unknown ``name``.
-            UserError: when the shard is damaged (one line naming the file).
+            UserError: when the shard is damaged, or of a format version that does not store
+                ``name`` (one line naming the file).
         """
         shard, row = self._locate(index)
         return shard.read(name, _storage_rows(row, name, start, stop))

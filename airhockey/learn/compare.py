@@ -50,22 +50,40 @@ SETTINGS_FILE = "compare.json"
 
 @dataclass(frozen=True)
 class Arm:
-    """One arm of a comparison: a name, and the pretext run whose encoder it loads (None: scratch)."""
+    """One arm of a comparison: a name, and the pretext runs whose encoder it loads (none: scratch).
+
+    An arm with several pretext runs (one method and config, other seeds) spreads its repeats over
+    them, repeat r loading run r mod R, and its intervals resample the runs too.
+    """
 
     name: str
-    run: PretextRun | None
+    runs: tuple[PretextRun, ...]
     spec: EncoderSpec
     """The classifier's encoder."""
 
     @property
     def kind(self) -> str:
         """'scratch' or 'pretrained'."""
-        return SCRATCH if self.run is None else "pretrained"
+        return "pretrained" if self.runs else SCRATCH
+
+    @property
+    def method(self) -> str | None:
+        """The pretext method's name (None for scratch)."""
+        return self.runs[0].method.name if self.runs else None
+
+    def run_index(self, repeat: int) -> int:
+        """Which of the arm's pretext runs repeat ``repeat`` loads (0 for scratch)."""
+        return repeat % len(self.runs) if self.runs else 0
 
     def summary(self) -> dict[str, Any]:
         """What results.json records of the arm."""
-        base = {"name": self.name, "kind": self.kind, "encoder": dataclasses.asdict(self.spec)}
-        return base if self.run is None else {**base, "pretext": self.run.summary()}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "method": self.method,
+            "encoder": dataclasses.asdict(self.spec),
+            "pretext_runs": [run.summary() for run in self.runs],
+        }
 
 
 def parse_budgets(text: str) -> tuple[int | None, ...]:
@@ -112,45 +130,62 @@ def resolve_budgets(budgets: Sequence[int | None], available: int) -> list[int]:
     return sorted({available if b is None else b for b in budgets})
 
 
-def open_arms(
-    arms: Sequence[str | Path | PretextRun], reference: str = SCRATCH
-) -> tuple[list[PretextRun | None], list[str]]:
-    """The pretext runs of ``arms`` (None for ``scratch``) and unique arm names, the reference first.
+ArmSource = str | Path | PretextRun | Sequence[str | Path | PretextRun]
+"""An arm as callers name it: ``"scratch"``, a pretext run (folder, checkpoint or opened), several runs
+of one method (a sequence, or one string of comma-separated folders)."""
 
-    ``scratch`` is added when it is the reference and not among ``arms``; a run's name is its
-    folder's name, with ``-2``, ``-3``... for repeats.
+
+def open_arms(
+    arms: Sequence[ArmSource], reference: str = SCRATCH
+) -> tuple[list[tuple[PretextRun, ...]], list[str]]:
+    """The pretext runs of each arm (none for ``scratch``) and unique arm names, the reference first.
+
+    ``scratch`` is added when it is the reference and not among ``arms``. An arm of one run is
+    named after its folder, one of several runs after their method; repeats get ``-2``, ``-3``...
 
     Raises:
-        UserError: for a run that cannot be opened, or a reference that names no arm.
+        UserError: for a run that cannot be opened, runs of one arm with different methods or
+            configs, or a reference that names no arm.
     """
-    runs: list[PretextRun | None] = []
+    opened: list[tuple[PretextRun, ...]] = []
     names: list[str] = []
     for arm in arms:
-        run = None if str(arm) == SCRATCH else arm if isinstance(arm, PretextRun) else PretextRun.open(arm)
-        name = SCRATCH if run is None else run.name
-        if run is None and SCRATCH in names:
-            continue
+        if isinstance(arm, str) and "," in arm:
+            arm = [part.strip() for part in arm.split(",") if part.strip()]
+        parts = list(arm) if isinstance(arm, (list, tuple)) else [arm]
+        if len(parts) == 1 and str(parts[0]) == SCRATCH:
+            if SCRATCH in names:
+                continue
+            runs: tuple[PretextRun, ...] = ()
+            name = SCRATCH
+        else:
+            runs = tuple(p if isinstance(p, PretextRun) else PretextRun.open(p) for p in parts)
+            configs = {(r.method.name, json.dumps(r.method.config_dict(), sort_keys=True)) for r in runs}
+            if len(configs) > 1:
+                folders = ", ".join(str(r.folder) for r in runs)
+                raise UserError(f"the runs of one arm must share a method and its settings: {folders}")
+            name = runs[0].name if len(runs) == 1 else runs[0].method.name
         unique, k = name, 2
         while unique in names:
             unique, k = f"{name}-{k}", k + 1
-        runs.append(run)
+        opened.append(runs)
         names.append(unique)
     if reference == SCRATCH and SCRATCH not in names:
-        runs.insert(0, None)
+        opened.insert(0, ())
         names.insert(0, SCRATCH)
     if reference not in names:
         raise UserError(f"the reference arm {reference!r} is not among the arms: {', '.join(names)}")
     i = names.index(reference)
     order = [i] + [j for j in range(len(names)) if j != i]
-    return [runs[j] for j in order], [names[j] for j in order]
+    return [opened[j] for j in order], [names[j] for j in order]
 
 
-def _scratch_spec(runs: Sequence[PretextRun | None], image_size: tuple[int, int]) -> EncoderSpec:
+def _scratch_spec(runs: Sequence[PretextRun], image_size: tuple[int, int]) -> EncoderSpec:
     """The scratch arm's encoder: the shared frame encoder at the sizes of the first run that uses it
     (so that the baseline has the pretrained arms' architecture), else at its default sizes."""
     for run in runs:
-        config: Any = run.method.config if run is not None else None
-        if config is not None and isinstance(getattr(config, "encoder", None), EncoderConfig):
+        config: Any = run.method.config
+        if isinstance(getattr(config, "encoder", None), EncoderConfig):
             return EncoderSpec.shared(config.encoder)
     return EncoderSpec.shared(EncoderConfig(image_size=image_size))
 
@@ -252,16 +287,21 @@ def convergence_summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _hits(runs: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    """(D, E) correct scored frames of each run on each test episode, and (E,) scored frames."""
-    return np.asarray([r["episode_hits"] for r in runs], float), np.asarray(runs[0]["episode_frames"], float)
+def _hits(runs: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(D, E) correct scored frames of each run on each test episode, (E,) scored frames, and (D,)
+    the pretext run each repeat loaded (the bootstrap's groups)."""
+    return (
+        np.asarray([r["episode_hits"] for r in runs], float),
+        np.asarray(runs[0]["episode_frames"], float),
+        np.asarray([r.get("pretext_run", 0) for r in runs], np.int64),
+    )
 
 
 def arm_summary(runs: Sequence[dict[str, Any]], keep_runs: bool = True) -> dict[str, Any]:
     """Mean accuracy over the runs with its 95% bootstrap interval (resampling runs and test
     episodes, ``stats.bootstrap_accuracy``), and the runs themselves."""
-    hits, frames = _hits(runs)
-    mean, ci = bootstrap_accuracy(hits, frames)
+    hits, frames, groups = _hits(runs)
+    mean, ci = bootstrap_accuracy(hits, frames, groups)
     return {"accuracy_mean": mean, "accuracy_ci95": ci, **({"runs": list(runs)} if keep_runs else {})}
 
 
@@ -269,8 +309,8 @@ def paired_difference(arm: Sequence[dict[str, Any]], reference: Sequence[dict[st
     """An arm's minus the reference arm's accuracy, repeat by repeat (same subset, same seed), with a
     95% bootstrap interval resampling the paired repeats and the test episodes."""
     diffs = [a["accuracy"] - b["accuracy"] for a, b in zip(arm, reference, strict=True)]
-    (hits, frames), (ref_hits, _) = _hits(arm), _hits(reference)
-    mean, ci = bootstrap_accuracy(hits - ref_hits, frames)
+    (hits, frames, groups), (ref_hits, _, _) = _hits(arm), _hits(reference)
+    mean, ci = bootstrap_accuracy(hits - ref_hits, frames, groups)
     return {
         "mean": mean,
         "ci95": ci,
@@ -311,6 +351,8 @@ class ClassifierJob:
     """The arm's name."""
     arm_index: int
     """Its position in the shared lists of encoders."""
+    run_index: int
+    """Which of the arm's pretext runs it loads (0 for scratch)."""
     budget: int
     """Labelled episodes, validation ones included."""
     include_after_hit: bool
@@ -329,7 +371,7 @@ def run_classifier_job(
     job: ClassifierJob,
     data: ClassifierData,
     specs: Sequence[EncoderSpec],
-    states: Sequence[dict[str, Any] | None],
+    states: Sequence[Sequence[dict[str, Any] | None]],
     n_classes: int,
     hidden: int,
 ) -> dict[str, Any]:
@@ -343,12 +385,13 @@ def run_classifier_job(
         job.labelled,
         job.training,
         ClassifierConfig(specs[job.arm_index], n_classes, hidden),
-        states[job.arm_index],
+        states[job.arm_index][job.run_index],
         val_episodes=job.val_episodes,
         progress=False,
     )
     return {
         "arm": job.arm,
+        "pretext_run": job.run_index,
         "repeat": job.repeat,
         "include_after_hit": job.include_after_hit,
         "context_frames": job.context_frames,
@@ -396,7 +439,8 @@ def probe_summary(
 ) -> dict[str, dict[str, float]]:
     """Linear probes of each arm's frozen encoder: R² on the test frames of ridge regressions from its
     features (trained on the training split's frames) to the true positions (one frame) and the
-    puck's velocity (two frames). The scratch arm's encoder is the random one it starts from."""
+    puck's velocity (two frames). The scratch arm's encoder is the random one it starts from; an arm
+    of several pretext runs is probed on its first."""
     from airhockey.learn.classifier import build_classifier
     from airhockey.learn.probes import POSITIONS, VELOCITIES, encoder_features, probe_r2
 
@@ -408,7 +452,7 @@ def probe_summary(
         model = build_classifier(
             ClassifierConfig(arm.spec, n_classes, config.hidden),
             config.seed,
-            None if arm.run is None else arm.run.encoder_state(),
+            arm.runs[0].encoder_state() if arm.runs else None,
         )
         r2 = {}
         for k, columns in ((1, POSITIONS), (2, VELOCITIES)):
@@ -462,7 +506,7 @@ def _restore_nan(record: dict[str, Any]) -> dict[str, Any]:
 
 def compare_on_dataset(
     data: str | Path,
-    arms: Sequence[str | Path | PretextRun],
+    arms: Sequence[ArmSource],
     out: str | Path,
     config: CompareConfig,
     *,
@@ -479,7 +523,8 @@ def compare_on_dataset(
     Args:
         data: a dataset directory or shard file written by ``airhockey generate``.
         arms: ``"scratch"`` and pretext runs (folders, checkpoints or opened runs) whose encoders
-            the classifiers load; all runs must share one split of this dataset.
+            the classifiers load, or sequences of runs of one method (``ArmSource``); all runs must
+            share one split of this dataset.
         out: the report folder: ``results.json``, the plots and ``report.md``; a folder holding an
             interrupted comparison with the same settings is continued.
         config: the protocol and the schedule.
@@ -508,16 +553,17 @@ def compare_on_dataset(
     check_device(config.training.device)
     out = Path(out)
     start = time.monotonic()
-    runs, names = open_arms(arms, reference)
-    prepared = ClassifierData.load(data, [r for r in runs if r is not None], test_data=test_data)
+    arm_runs, names = open_arms(arms, reference)
+    every_run = [run for runs in arm_runs for run in runs]
+    prepared = ClassifierData.load(data, every_run, test_data=test_data)
     split = prepared.split
     # classifier_split checked that this is every pretext run's split: they trained on split.train.
     assert_disjoint(split.test, split.train, split.val)
     budgets = resolve_budgets(config.budgets, len(split.train))
-    scratch = _scratch_spec(runs, prepared.image_size)
+    scratch = _scratch_spec(every_run, prepared.image_size)
     arm_list = [
-        Arm(name, run, scratch if run is None else EncoderSpec(run.method.name, run.method.config_dict()))
-        for name, run in zip(names, runs, strict=True)
+        Arm(name, runs, EncoderSpec(runs[0].method.name, runs[0].method.config_dict()) if runs else scratch)
+        for name, runs in zip(names, arm_runs, strict=True)
     ]
     settings = {
         "data": str(data),
@@ -562,7 +608,17 @@ def compare_on_dataset(
                 )
                 jobs.append(
                     ClassifierJob(
-                        arm.name, i, budget, after_hit, k, rep.index, labelled, val_ids, training, in_process
+                        arm=arm.name,
+                        arm_index=i,
+                        run_index=arm.run_index(rep.index),
+                        budget=budget,
+                        include_after_hit=after_hit,
+                        context_frames=k,
+                        repeat=rep.index,
+                        labelled=labelled,
+                        val_episodes=val_ids,
+                        training=training,
+                        in_process=in_process,
                     )
                 )
             if config.oracle and after_hit == include:
@@ -572,7 +628,7 @@ def compare_on_dataset(
     shared = (
         prepared,
         [a.spec for a in arm_list],
-        [None if a.run is None else a.run.encoder_state() for a in arm_list],
+        [[run.encoder_state() for run in a.runs] or [None] for a in arm_list],
         n_classes,
         config.hidden,
     )

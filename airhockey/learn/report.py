@@ -46,11 +46,7 @@ def arm_styles(results: dict[str, Any]) -> dict[str, dict[str, str]]:
     styles = {}
     for i, name in enumerate(results["arms"]):
         detail = results["arm_details"][name]
-        label = (
-            "scratch (random init)"
-            if detail["kind"] == SCRATCH
-            else f"{name} ({detail['pretext']['method']})"
-        )
+        label = "scratch (random init)" if detail["kind"] == SCRATCH else f"{name} ({detail['method']})"
         color = "tab:orange" if i == 0 else COLORS[(i - 1) % len(COLORS)]
         styles[name] = {"label": label, "color": color}
     return styles
@@ -350,13 +346,19 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
     ]
     for arm in pretrained:
-        pretext = results["arm_details"][arm]["pretext"]
-        metrics = pretext.get("metrics") or {}
-        lines.append(
-            f"- `{arm}`: method `{pretext['method']}`, `{pretext['path']}`, best weights at step "
-            f"{pretext['step']}"
-            + (f", stopped by {metrics['stopped_by']} after {metrics['steps']} steps." if metrics else ".")
-        )
+        detail = results["arm_details"][arm]
+        runs = []
+        for pretext in detail["pretext_runs"]:
+            metrics = pretext.get("metrics") or {}
+            runs.append(
+                f"`{pretext['path']}` (best weights at step {pretext['step']}"
+                + (
+                    f"; stopped by {metrics['stopped_by']} after {metrics['steps']} steps)"
+                    if metrics
+                    else ")"
+                )
+            )
+        lines.append(f"- `{arm}`: method `{detail['method']}`, pretext runs " + ", ".join(runs) + ".")
     lines += [
         "",
         "## Accuracy against labelled episodes",

@@ -13,7 +13,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import airhockey
-from airhockey.envs import N_BUTTONS, AirHockeyEnv
+from airhockey.envs import EVENTS, N_BUTTONS, AirHockeyEnv
 from airhockey.envs.airhockey_v0 import MAX_PUCK_SPEED
 
 TABLE_HALF_X, TABLE_HALF_Y = 0.45, 0.6
@@ -67,7 +67,7 @@ def test_spaces_and_observation_layout():
 def test_reset_info_and_step_info_hold_every_field_and_reward_is_the_sum_of_terms():
     env = make(target_buttons="all")
     _, info = env.reset(seed=0)
-    keys = {"hit_button", "target", "is_success", "buttons_lit", "struck"}
+    keys = {"hit_button", "target", "is_success", "buttons_lit", "struck", *EVENTS}
     terms = {"reward_approach", "reward_aim", "reward_outcome", "reward_ctrl"}
     assert keys | terms <= set(info)
     rng = np.random.default_rng(0)
@@ -148,6 +148,48 @@ def test_hitting_another_button_is_a_failure_and_reset_turns_it_red_again():
     env.reset(seed=1)
     row, col = top_pixel(env.unwrapped, (0.0, 0.57))
     assert env.render()[row, col][0] > 150
+
+
+def events(info_or_state: dict) -> dict[str, bool]:
+    return {name: bool(info_or_state[name]) for name in EVENTS}
+
+
+def test_a_rim_contact_shorter_than_a_control_step_is_reported_for_that_step_only():
+    env = make()
+    _, info = env.reset(seed=0)
+    u = env.unwrapped
+    assert not any(events(info).values()) and not any(events(u.physical_state()).values())
+    # 1 mm from the left rim at 2.5 m/s: it touches the rim in the second of the control step's five
+    # physics steps and has bounced off before the last.
+    launch_puck(env, (-0.399, -0.2), (-2.5, 0.0))
+    _, _, _, _, info = env.step(np.zeros(2))
+    assert events(info) == {"bar_contact": False, "rim_contact": True, "button_contact": False}
+    assert events(u.physical_state()) == events(info)
+    assert u.data.ncon == 0, "the contact is over before the last physics step: it was caught in between"
+    assert u.data.qvel[0] > 0  # bounced
+    _, _, _, _, info = env.step(np.zeros(2))
+    assert not any(events(info).values())
+
+
+def test_the_bar_contact_comes_with_the_first_motion_of_the_puck_and_the_button_contact_with_the_hit():
+    env = make()
+    env.reset(seed=0, options={"target": 4})
+    u = env.unwrapped
+    launch_puck(env, (0.0, -0.42), (0.0, 0.0))  # 5 mm in front of the bar's face
+    for _ in range(5):
+        _, _, _, _, info = env.step(np.array([0.0, 1.0]))  # the bar drives up into the puck
+        assert info["bar_contact"] == bool(u.data.qvel[1] != 0)
+        if info["bar_contact"]:
+            break
+    assert info["bar_contact"] and not info["rim_contact"] and not info["button_contact"]
+
+    launch_puck(env, (0.36, 0.3), (0.0, 2.0))
+    for _ in range(20):
+        _, _, terminated, _, info = env.step(np.zeros(2))
+        assert info["button_contact"] == terminated == (info["hit_button"] >= 0)
+        if terminated:
+            break
+    assert info["hit_button"] == 4
 
 
 def test_puck_sent_back_from_the_far_half_is_a_miss():

@@ -23,13 +23,16 @@ def test_round_trip_gives_every_field_with_its_shape_and_dtype(small_dataset):
         t = len(episode["frames"])
         assert set(episode) == {
             *("frames", "actions", "bar_pos", "bar_vel", "puck_pos", "puck_vel", "buttons_lit"),
-            *("id", "label", "hit_button", "target", "hit_frame", "seed", "env_kwargs"),
+            *("bar_contact", "rim_contact", "button_contact"),
+            *("id", "label", "hit_button", "target", "hit_frame", "strike_frame", "seed", "env_kwargs"),
         }
         assert episode["frames"].shape == (t, 32, 32, 3) and episode["frames"].dtype == np.uint8
         assert episode["actions"].shape == (t - 1, 2) and episode["actions"].dtype == np.float32
         for name in ("bar_pos", "bar_vel", "puck_pos", "puck_vel"):
             assert episode[name].shape == (t, 2) and episode[name].dtype == np.float64
         assert episode["buttons_lit"].shape == (t, 5) and episode["buttons_lit"].dtype == bool
+        for name in ("bar_contact", "rim_contact", "button_contact"):
+            assert episode[name].shape == (t,) and episode[name].dtype == bool
         assert episode["id"] == i and episode["env_kwargs"] == SMALL.env_kwargs()
         assert episodes.info(i)["length"] == t
         np.testing.assert_array_equal(episodes.frames(i, 2, 5), episode["frames"][2:5])

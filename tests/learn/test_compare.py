@@ -53,7 +53,7 @@ def test_results_json_has_the_issues_shape(report):
     results = json.loads((report / "results.json").read_text())
     assert {"arms", "budgets", "accuracy_by_position", "convergence"} <= set(results)
     assert results["arms"] == list(ARMS) and results["reference"] == "scratch"
-    assert results["arm_details"]["pretext"]["pretext"]["method"] == "next_frame"
+    assert results["arm_details"]["pretext"]["method"] == "next_frame"
     assert [b["labelled_episodes"] for b in results["budgets"]] == [2, 16]
     assert [b["budget"] for b in results["budgets"]] == [2, "all"]
     for budget in results["budgets"]:

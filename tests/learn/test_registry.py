@@ -117,8 +117,8 @@ def test_a_method_defined_in_a_test_runs_pretext_classify_and_compare(registered
         runs.data, ["scratch", run, runs.pretext], tmp_path / "report", config, progress=False
     )
     assert results["arms"] == ["scratch", "pretext", "pretext-2"]
-    assert results["arm_details"]["pretext"]["pretext"]["method"] == "test_reconstruct"
-    assert results["arm_details"]["pretext-2"]["pretext"]["method"] == "next_frame"
+    assert results["arm_details"]["pretext"]["method"] == "test_reconstruct"
+    assert results["arm_details"]["pretext-2"]["method"] == "next_frame"
     assert set(results["budgets"][0]["paired_difference"]) == {"pretext", "pretext-2"}
     report = (tmp_path / "report" / "report.md").read_text()
     assert "pretext-2 minus scratch" in report and "test_reconstruct" in report
