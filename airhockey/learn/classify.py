@@ -279,7 +279,9 @@ def score_predictions(correct: NDArray[np.bool_], test: FrameSet, include_after_
     Returns:
         ``accuracy`` (on the frames the setting scores: before the hit unless
         ``include_after_hit``), ``accuracy_before_hit``, ``accuracy_after_hit``,
-        ``accuracy_all_frames``, ``test_frames`` (frames behind ``accuracy``), ``episode_hits`` and
+        ``accuracy_all_frames``, ``accuracy_before_strike`` (frames before the bar first touches the
+        puck), ``accuracy_strike_to_hit`` (from the strike to the hit), ``test_frames`` (frames behind
+        ``accuracy``), ``episode_hits`` and
         ``episode_frames`` (per test episode, in increasing episode index: correct and scored
         frames, for bootstrap intervals over episodes), and the ``position_accuracy`` fields.
     """
@@ -295,6 +297,8 @@ def score_predictions(correct: NDArray[np.bool_], test: FrameSet, include_after_
         "accuracy_before_hit": mean(~after),
         "accuracy_after_hit": mean(after),
         "accuracy_all_frames": mean(np.ones_like(after)),
+        "accuracy_before_strike": mean(test.before_strike & ~after),
+        "accuracy_strike_to_hit": mean(~test.before_strike & ~after),
         "test_frames": int(scored.sum()),
         "episode_hits": np.bincount(which, weights=correct & scored, minlength=len(episodes))
         .astype(int)

@@ -261,6 +261,8 @@ def position_summary(runs: Sequence[dict[str, Any]], test_episodes: int) -> dict
             "episodes": counts[:longest],
         },
         "most_frames_before_hit": most_frames_before_hit(by_k["accuracy_mean"]),
+        "before_strike": _summary([r["accuracy_before_strike"] for r in runs]),
+        "strike_to_hit": _summary([r["accuracy_strike_to_hit"] for r in runs]),
     }
 
 

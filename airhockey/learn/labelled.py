@@ -51,6 +51,8 @@ class FrameSet:
     """(N,) the frame's index in its episode."""
     hit_frame: NDArray[np.int64]
     """(N,) the index of the episode's first frame with a button lit."""
+    strike_frame: NDArray[np.int64]
+    """(N,) the index of the episode's first frame after the bar first touched the puck (-1: never)."""
     state: NDArray[np.float32]
     """(N, 8) the true state at the frame, columns ``STATE_NAMES``."""
 
@@ -61,6 +63,11 @@ class FrameSet:
     def frames(self) -> NDArray[np.uint8]:
         """(N, H, W, 3) the frames (a copy)."""
         return self.source[self.pos]
+
+    @property
+    def before_strike(self) -> NDArray[np.bool_]:
+        """(N,) whether the bar has not yet touched the puck at the frame (the puck still rests)."""
+        return (self.strike_frame < 0) | (self.frame_index < self.strike_frame)
 
     @property
     def after_hit(self) -> NDArray[np.bool_]:
@@ -112,7 +119,17 @@ def load_frames(episodes: EpisodeShards, ids: Sequence[int] | NDArray[np.int64])
         [np.concatenate([episodes.read(int(e), n) for n in names], axis=1) for e in ids] or [np.zeros((0, 8))]
     ).astype(np.float32)
     episodes.close()
-    return FrameSet(frames, np.arange(len(frames)), index[:, 2], index[:, 0], index[:, 1], index[:, 3], state)
+    strike = np.asarray(episodes.table()["strike_frame"], np.int64)[index[:, 0]]
+    return FrameSet(
+        source=frames,
+        pos=np.arange(len(frames)),
+        label=index[:, 2],
+        episode=index[:, 0],
+        frame_index=index[:, 1],
+        hit_frame=index[:, 3],
+        strike_frame=strike,
+        state=state,
+    )
 
 
 def check_test_data(

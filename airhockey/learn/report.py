@@ -431,6 +431,21 @@ def render_markdown(results: dict[str, Any]) -> str:
         "A fraction f means: from f of the way between the first frame and the hit on; k frames means: "
         "from k frames before the hit on ('not reached': not even the last frame before the hit).",
         "",
+        "Accuracy before the bar first touches the puck (the puck rests: only the bar's approach tells) and "
+        "from that strike to the hit, mean over repeats (95% bootstrap interval):",
+        "",
+        "| labelled episodes | " + " | ".join(f"{a}: before strike / strike to hit" for a in arms) + " |",
+        "| --- |" + " --- |" * len(arms),
+    ]
+    for b in results["accuracy_by_position"]["budgets"]:
+        cells = [
+            f"{_pct(p['before_strike']['mean'])} {_interval(p['before_strike']['ci95'])} / "
+            f"{_pct(p['strike_to_hit']['mean'])} {_interval(p['strike_to_hit']['ci95'])}"
+            for p in (b["arms"][a] for a in arms)
+        ]
+        lines.append(f"| {b['labelled_episodes']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
         "## Convergence",
         "",
         f"![learning curves]({PLOTS['curves']})",

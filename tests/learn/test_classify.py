@@ -21,6 +21,7 @@ from airhockey.learn.classify import (
     position_accuracy,
     predict,
     run_arm,
+    score_predictions,
     train_classifier,
 )
 from airhockey.learn.config import EncoderConfig
@@ -223,6 +224,7 @@ def test_accuracy_by_position_on_a_hand_made_episode():
         episode=np.zeros(n, np.int64),
         frame_index=np.arange(n),
         hit_frame=np.full(n, 10),
+        strike_frame=np.full(n, 4),
         state=np.zeros((n, 8), np.float32),
     )
     correct = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0], bool)
@@ -231,6 +233,9 @@ def test_accuracy_by_position_on_a_hand_made_episode():
     assert result["fraction_frames"] == [1] * 10
     assert result["by_frames_before_hit"] == [1, 1, 1, 1, 1, 1, 1, 0, 0, 0]  # k = 10 - i
     assert result["frames_before_hit_frames"] == [1] * 10
+    scores = score_predictions(correct, frames, include_after_hit=False)  # the strike is at frame 4
+    assert scores["accuracy_before_strike"] == 0.25 and scores["accuracy_strike_to_hit"] == 1.0
+    assert scores["episode_hits"] == [7] and scores["episode_frames"] == [10]
 
 
 def test_a_classify_run_folder_reloads_and_user_mistakes_are_one_line(runs, tmp_path):
@@ -289,6 +294,7 @@ def two_episodes_of_five() -> FrameSet:
         episode=np.repeat([0, 1], 5),
         frame_index=np.tile(np.arange(5), 2),
         hit_frame=np.full(n, 5),
+        strike_frame=np.full(n, 2),
         state=np.zeros((n, 8), np.float32),
     )
 

@@ -30,6 +30,7 @@ def test_the_oracle_reads_positions_from_one_frame_and_velocities_from_two():
         episode=np.zeros(3, np.int64),
         frame_index=np.arange(3),
         hit_frame=np.full(3, 3),
+        strike_frame=np.full(3, 1),
         state=state,
     )
     assert oracle_features(frames, 1).tolist() == state[:, [0, 1, 4, 5]].tolist()
