@@ -806,6 +806,87 @@ def learn_compare(
     typer.echo(f"wrote {out}/ (results.json, report.md and three plots) in {results['seconds'] / 60:.1f} min")
 
 
+@learn_app.command("benchmark")
+@user_errors
+def learn_benchmark(
+    out: Annotated[
+        Path, typer.Argument(help="Folder for the data, the pretext runs, the comparison, the leaderboard.")
+    ],
+    methods: Annotated[
+        str, typer.Option(help="'all' (every registered method) or names separated by commas.")
+    ] = "all",
+    labels: Annotated[
+        str,
+        typer.Option(help="'leftright', 'all' (five buttons) or 'both' (into OUT/leftright and OUT/all)."),
+    ] = "leftright",
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A tiny run that checks the machinery in minutes: not results.")
+    ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full", help="The protocol's full settings (3 pretext seeds, 10 draws...): for a GPU."
+        ),
+    ] = False,
+    device: DeviceOption = "cpu",
+    backend: BackendOption = Backend.kind,
+    ray_address: RayAddressOption = Backend.ray_address,
+    ray_cpus_per_task: RayCpusOption = Backend.cpus_per_task,
+    workers: Annotated[
+        int, typer.Option(min=1, help="With --backend local: processes for pretext and classifier runs.")
+    ] = 1,
+    threads: ThreadsOption = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Every pretext method (or --methods) through the comparison protocol: OUT/leaderboard.md.
+
+    Generates (or reuses) the training and test data, trains each method's pretext runs for the
+    same number of steps, compares them with scratch and the oracle, and writes the leaderboard.
+    Run it again to finish an interrupted benchmark. Settings: airhockey.learn.benchmark.CPU,
+    FULL with --full, QUICK with --quick.
+    """
+    import dataclasses
+
+    from airhockey.learn.benchmark import CPU, FULL, QUICK, parse_methods, run_benchmark
+
+    if quick and full:
+        raise UserError("choose one of --quick and --full")
+    if labels not in ("leftright", "all", "both"):
+        raise UserError(f"--labels must be 'leftright', 'all' or 'both', got {labels!r}")
+    base = QUICK if quick else FULL if full else CPU
+    base = dataclasses.replace(
+        base,
+        methods=parse_methods(methods),
+        pretext=dataclasses.replace(base.pretext, device=device),
+        compare=dataclasses.replace(
+            base.compare, training=dataclasses.replace(base.compare.training, device=device)
+        ),
+    )
+    where = Backend(
+        backend,
+        ray_address,
+        cpus_per_task=ray_cpus_per_task,
+        gpus_per_task=1.0 if backend == "ray" and device.startswith("cuda") else 0.0,
+    )
+    if quick:
+        typer.echo("--quick: a smoke test of the machinery; its numbers are not results")
+    _set_threads(threads)
+    for label_set in ("leftright", "all") if labels == "both" else (labels,):
+        board = run_benchmark(
+            out / label_set if labels == "both" else out,
+            base.with_labels(label_set),
+            smoke_test=quick,
+            backend=where,
+            workers=workers,
+            progress=progress,
+            command=_command_line(),
+            say=typer.echo,
+        )
+        for row in board["rows"]:
+            cells = ", ".join(f"{k}: {100 * v['accuracy_mean']:.1f}%" for k, v in row["accuracy"].items())
+            typer.echo(f"{label_set} {row['arm']}: {cells}")
+
+
 @app.command("pipeline")
 @user_errors
 def pipeline_command(

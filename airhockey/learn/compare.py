@@ -140,8 +140,8 @@ def open_arms(
 ) -> tuple[list[tuple[PretextRun, ...]], list[str]]:
     """The pretext runs of each arm (none for ``scratch``) and unique arm names, the reference first.
 
-    ``scratch`` is added when it is the reference and not among ``arms``. An arm of one run is
-    named after its folder, one of several runs after their method; repeats get ``-2``, ``-3``...
+    ``scratch`` is added when it is the reference and not among ``arms``. An arm given as one run is
+    named after its folder, one given as a sequence of runs after their method; repeats get ``-2``...
 
     Raises:
         UserError: for a run that cannot be opened, runs of one arm with different methods or
@@ -164,7 +164,11 @@ def open_arms(
             if len(configs) > 1:
                 folders = ", ".join(str(r.folder) for r in runs)
                 raise UserError(f"the runs of one arm must share a method and its settings: {folders}")
-            name = runs[0].name if len(runs) == 1 else runs[0].method.name
+            name = (
+                runs[0].name
+                if len(parts) == 1 and not isinstance(arm, (list, tuple))
+                else runs[0].method.name
+            )
         unique, k = name, 2
         while unique in names:
             unique, k = f"{name}-{k}", k + 1

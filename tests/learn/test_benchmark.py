@@ -1,0 +1,77 @@
+"""The benchmark: every registered method gets its leaderboard row, and an interrupted benchmark finishes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from airhockey.learn.benchmark import QUICK, run_benchmark
+from airhockey.learn.methods import register, unregister
+from tests.learn.test_registry import Reconstruct
+
+TINY = dataclasses.replace(
+    QUICK,
+    pretext=dataclasses.replace(QUICK.pretext, steps=4),
+    compare=dataclasses.replace(QUICK.compare, budgets=(1, None), frames_k=(), probes=False),
+)
+
+
+def test_a_method_added_to_the_registry_gets_its_row(tmp_path):
+    register(Reconstruct)
+    try:
+        config = dataclasses.replace(TINY, methods=("next_frame", "test_reconstruct"))
+        board = run_benchmark(
+            tmp_path / "bench", config, smoke_test=True, progress=False, say=lambda line: None
+        )
+    finally:
+        unregister(Reconstruct.name)
+    assert [row["arm"] for row in board["rows"]] == ["scratch", "next_frame", "test_reconstruct"]
+    assert set(board["rows"][2]["accuracy"]) == {"1", "all"}
+    assert board["rows"][2]["pretext"]["steps"] == [4] and board["rows"][0]["pretext"] is None
+    assert board["rows"][1]["difference_to_scratch"]["1"]["ci95"] is not None
+    assert set(board["ranks"]) == {"1", "all"} and board["oracle"]["accuracy"]["all"]["accuracy_mean"] >= 0
+    text = (tmp_path / "bench" / "leaderboard.md").read_text()
+    assert "smoke test" in text and "| test_reconstruct |" in text
+    for name in ("leaderboard.json", "leaderboard_accuracy.png", "leaderboard_rollouts.png"):
+        assert (tmp_path / "bench" / name).is_file(), name
+
+
+@pytest.mark.slow
+def test_an_interrupted_benchmark_finishes_and_reuses_what_was_done(tmp_path):
+    out = tmp_path / "bench"
+    config = dataclasses.replace(TINY, methods=("next_frame",))
+    script = (
+        "import dataclasses, sys; from tests.learn.test_benchmark import TINY; "
+        "from airhockey.learn.benchmark import run_benchmark; "
+        "run_benchmark(sys.argv[1], dataclasses.replace(TINY, methods=('next_frame',)), progress=False)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    child = subprocess.Popen([sys.executable, "-c", script, str(out)], env=env)
+    log = out / "compare" / "runs.jsonl"
+    deadline = time.monotonic() + 300
+    while not (log.is_file() and len(log.read_text().splitlines()) >= 2) and time.monotonic() < deadline:
+        assert child.poll() is None, "the benchmark ended before it could be interrupted"
+        time.sleep(0.2)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert not (out / "leaderboard.json").exists()
+    done = log.read_text().splitlines()
+    pretext = out / "pretext" / "next_frame-s0" / "best.pt"
+    stamp = pretext.stat().st_mtime_ns
+
+    board = run_benchmark(out, config, progress=False, say=lambda line: None)
+    assert pretext.stat().st_mtime_ns == stamp  # the finished pretext run was reused, not retrained
+    finished = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    complete = [json.loads(line) for line in done if line.endswith("}")]
+    assert finished[: len(complete)] == complete  # the runs done before the kill were kept ...
+    assert len(finished) == 2 * 2 * 2  # ... and not run again: 2 budgets x 2 repeats x 2 arms in all
+    assert [row["arm"] for row in board["rows"]] == ["scratch", "next_frame"]
+    assert (out / "leaderboard.md").is_file()
