@@ -828,6 +828,27 @@ def learn_benchmark(
             "--full", help="The protocol's full settings (3 pretext seeds, 10 draws...): for a GPU."
         ),
     ] = False,
+    steps: Annotated[
+        int | None,
+        typer.Option(min=1, help="Override: optimiser steps of every pretext run.", show_default=False),
+    ] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option(help="Override: pretext seeds per method, comma-separated.", show_default=False),
+    ] = None,
+    budgets: Annotated[
+        str | None, typer.Option(help="Override: label budgets, e.g. 1,4,16,all.", show_default=False)
+    ] = None,
+    repeats: Annotated[
+        int | None, typer.Option(min=2, help="Override: draws per budget and arm.", show_default=False)
+    ] = None,
+    frames_k: Annotated[
+        str | None, typer.Option(help="Override: extra context frames k, e.g. 4.", show_default=False)
+    ] = None,
+    scratch_schedule: Annotated[
+        str | None,
+        typer.Option(help="Override: the scratch arm's schedule, 'same' or 'unfrozen'.", show_default=False),
+    ] = None,
     device: DeviceOption = "cpu",
     backend: BackendOption = Backend.kind,
     ray_address: RayAddressOption = Backend.ray_address,
@@ -853,14 +874,25 @@ def learn_benchmark(
         raise UserError("choose one of --quick and --full")
     if labels not in ("leftright", "all", "both"):
         raise UserError(f"--labels must be 'leftright', 'all' or 'both', got {labels!r}")
+    from airhockey.learn.compare import parse_budgets, parse_counts
+
     base = QUICK if quick else FULL if full else CPU
+    compare = dataclasses.replace(
+        base.compare, training=dataclasses.replace(base.compare.training, device=device)
+    )
+    overrides = {
+        "budgets": None if budgets is None else parse_budgets(budgets),
+        "repeats": repeats,
+        "frames_k": None if frames_k is None else parse_counts(frames_k, "--frames-k"),
+        "scratch_schedule": scratch_schedule,
+    }
+    compare = dataclasses.replace(compare, **{k: v for k, v in overrides.items() if v is not None})
     base = dataclasses.replace(
         base,
         methods=parse_methods(methods),
-        pretext=dataclasses.replace(base.pretext, device=device),
-        compare=dataclasses.replace(
-            base.compare, training=dataclasses.replace(base.compare.training, device=device)
-        ),
+        pretext=dataclasses.replace(base.pretext, device=device, steps=steps or base.pretext.steps),
+        pretext_seeds=base.pretext_seeds if seeds is None else parse_counts(seeds, "--seeds"),
+        compare=compare,
     )
     where = Backend(
         backend,
