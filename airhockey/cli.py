@@ -30,7 +30,10 @@ env_app = typer.Typer(help="The AirHockey-v0 environment.", no_args_is_help=True
 app.add_typer(env_app, name="env")
 agent_app = typer.Typer(help="Train, evaluate and record the PPO agent.", no_args_is_help=True)
 app.add_typer(agent_app, name="agent")
-data_app = typer.Typer(help="Inspect, verify and preview generated datasets.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Inspect, verify and preview generated datasets; write the moving-shapes sanity set.",
+    no_args_is_help=True,
+)
 app.add_typer(data_app, name="data")
 learn_app = typer.Typer(
     help="Self-supervised pretext training and direction classifiers.", no_args_is_help=True
@@ -740,6 +743,19 @@ def learn_compare(
             help="Context frames k to run the largest budget with too, comma-separated (e.g. 2,4,8)."
         ),
     ] = ",".join(str(k) for k in CompareConfig.frames_k),
+    search_lrs: Annotated[
+        str,
+        typer.Option(
+            help="A hyperparameter search for every arm: head learning rates (comma-separated), each with "
+            "the encoder unfrozen or frozen-then-unfrozen; '' for none."
+        ),
+    ] = ",".join(f"{lr:g}" for lr in CompareConfig.search_lrs),
+    search_budget: Annotated[
+        int, typer.Option(min=1, help="Labelled episodes of the search's runs.")
+    ] = CompareConfig.search_budget,
+    search_draws: Annotated[int, typer.Option(min=1, help="Draws the search runs each candidate on.")] = (
+        CompareConfig.search_draws
+    ),
     oracle: Annotated[
         bool,
         typer.Option(help="Also train the ceiling: the same head, and boosted trees, on the true state."),
@@ -766,7 +782,7 @@ def learn_compare(
     Writes OUT/results.json, accuracy_vs_budget.png, accuracy_by_position.png, learning_curves.png,
     report.md and runs.jsonl; run it again into the same OUT to finish an interrupted comparison.
     """
-    from airhockey.learn.compare import compare_on_dataset, parse_budgets, parse_counts
+    from airhockey.learn.compare import compare_on_dataset, parse_budgets, parse_counts, parse_rates
 
     if not arm:
         raise UserError("give at least one --arm: a pretext run folder (and 'scratch', added by default)")
@@ -780,6 +796,9 @@ def learn_compare(
         after_hit_effect=after_hit_effect,
         validation=validation,
         frames_k=parse_counts(frames_k, "--frames-k"),
+        search_lrs=parse_rates(search_lrs),
+        search_budget=search_budget,
+        search_draws=search_draws,
         oracle=oracle,
         probes=probes,
         seed=seed,

@@ -91,10 +91,12 @@ CPU = BenchmarkConfig(
         training=ClassifyConfig(epochs=6, freeze_epochs=2, min_epoch_frames=1024, frame_stride=2),
         after_hit_effect=False,
         frames_k=(4,),
+        search_lrs=(3e-4, 1e-3, 3e-3),
     ),
 )
 """The default on a machine without a GPU, sized for 150 minutes on 2 CPU cores (see docs/results.md):
-one pretext seed of 600 steps per method, budgets 1, 4, 16 and all, 3 repeats, shorter schedules."""
+one pretext seed of 600 steps per method, budgets 1, 4, 16 and all, 3 repeats, shorter schedules,
+the search over 3 learning rates x 2 schedules on 2 draws of 16 episodes."""
 
 FULL = BenchmarkConfig(
     data=GenerateConfig(episodes=300, seed=0),
@@ -106,6 +108,7 @@ FULL = BenchmarkConfig(
         training=ClassifyConfig(device="cuda"),
         after_hit_effect=False,
         frames_k=(2, 4, 8),
+        search_lrs=(3e-4, 1e-3, 3e-3),
     ),
     pretext_seeds=(0, 1, 2),
 )
@@ -122,6 +125,9 @@ QUICK = BenchmarkConfig(
         training=ClassifyConfig(epochs=2, freeze_epochs=1, min_epoch_frames=64, frame_stride=4),
         after_hit_effect=False,
         frames_k=(4,),
+        search_lrs=(1e-3,),
+        search_budget=8,
+        search_draws=1,
     ),
 )
 """Every output in minutes, to check the machinery: its numbers are not results."""

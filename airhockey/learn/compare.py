@@ -116,6 +116,21 @@ def parse_counts(text: str, option: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
+def parse_rates(text: str) -> tuple[float, ...]:
+    """``"3e-4,1e-3"`` -> ``(0.0003, 0.001)``; ``""`` -> ``()``.
+
+    Raises:
+        UserError: for anything but positive numbers.
+    """
+    try:
+        rates = tuple(float(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise UserError(f"--search-lrs takes positive numbers separated by commas; got {text!r}") from None
+    if any(r <= 0 for r in rates):
+        raise UserError(f"--search-lrs takes positive numbers separated by commas; got {text!r}")
+    return rates
+
+
 def resolve_budgets(budgets: Sequence[int | None], available: int) -> list[int]:
     """Budgets as numbers of episodes (None -> ``available``), sorted and without repeats.
 
@@ -371,6 +386,8 @@ class ClassifierJob:
     training: ClassifyConfig
     in_process: bool
     """Whether it runs in the driver's process (which keeps the driver's torch threads)."""
+    candidate: str = ""
+    """The hyperparameter search's candidate this run scores ("" for the comparison's own runs)."""
 
 
 def run_classifier_job(
@@ -397,11 +414,82 @@ def run_classifier_job(
     )
     return {
         "arm": job.arm,
+        "search": job.candidate,
+        "schedule": {k: getattr(job.training, k) for k in ("lr", "encoder_lr", "freeze_epochs", "epochs")},
         "pretext_run": job.run_index,
         "repeat": job.repeat,
         "include_after_hit": job.include_after_hit,
         "context_frames": job.context_frames,
         **record,
+    }
+
+
+def _search(
+    data: ClassifierData,
+    arms: Sequence[Arm],
+    reps: Sequence[Repeat],
+    config: CompareConfig,
+    done: dict[tuple[Any, ...], dict[str, Any]],
+    shared: tuple[Any, ...],
+    log_path: Path,
+    backend: Backend,
+    workers: int | None,
+    label: str | None,
+) -> tuple[dict[str, ClassifyConfig], dict[str, Any] | None]:
+    """The same hyperparameter search for every arm (``CompareConfig.candidates``): each candidate on
+    the first ``search_draws`` draws of ``search_budget`` episodes, scored by the mean of each run's
+    best validation accuracy (validation drawn from the budget). Returns each arm's chosen schedule
+    and what was tried and chosen (None without a search)."""
+    candidates = config.candidates()
+    if not candidates:
+        return {}, None
+    budget = min(config.search_budget, len(data.split.train))
+    include = config.training.include_after_hit
+    in_process = backend.kind == "local" and workers == 1
+    jobs = []
+    for rep in reps[: config.search_draws]:
+        labelled, val_ids = data.labelled_and_validation(budget, np.random.default_rng(rep.order_seed))
+        for i, arm in enumerate(arms):
+            for name, candidate in candidates.items():
+                if (arm.name, budget, include, rep.index, 1, name) in done:
+                    continue
+                training = dataclasses.replace(candidate, seed=rep.seed, select_best=len(val_ids) > 0)
+                jobs.append(
+                    ClassifierJob(
+                        arm=arm.name,
+                        arm_index=i,
+                        run_index=arm.run_index(rep.index),
+                        budget=budget,
+                        include_after_hit=include,
+                        context_frames=1,
+                        repeat=rep.index,
+                        labelled=labelled,
+                        val_episodes=val_ids,
+                        training=training,
+                        in_process=in_process,
+                        candidate=name,
+                    )
+                )
+    _run_jobs(jobs, shared, done, log_path, backend, workers, None if label is None else "search")
+    chosen, summary = {}, {}
+    for arm in arms:
+        scores = {}
+        for name in candidates:
+            runs = [
+                done[arm.name, budget, include, rep.index, 1, name] for rep in reps[: config.search_draws]
+            ]
+            best = [
+                max((v for h in r["history"] if _finite(v := h["val_accuracy"])), default=0.0) for r in runs
+            ]
+            scores[name] = float(np.mean(best))
+        pick = max(scores, key=lambda name: scores[name])  # the first of the best, in candidate order
+        chosen[arm.name] = candidates[pick]
+        summary[arm.name] = {"mean_best_val_accuracy": scores, "chosen": pick}
+    return chosen, {
+        "budget": budget,
+        "draws": min(config.search_draws, len(reps)),
+        "candidates": {name: dataclasses.asdict(c) for name, c in candidates.items()},
+        "arms": summary,
     }
 
 
@@ -490,9 +578,43 @@ def _read_done(out: Path, settings: dict[str, Any]) -> dict[tuple[str, int, bool
                 record = json.loads(line)
             except json.JSONDecodeError:  # the line a crash cut short: that run is run again
                 continue
-            key = (record["arm"], record["labelled_episodes"], record["include_after_hit"], record["repeat"])
-            done[(*key, record["context_frames"])] = record
+            done[_key(record)] = record
     return done
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and not math.isnan(value)
+
+
+def _key(record: dict[str, Any]) -> tuple[Any, ...]:
+    """What identifies a run of a comparison: arm, budget, hit setting, repeat, k, search candidate."""
+    return (
+        record["arm"],
+        record["labelled_episodes"],
+        record["include_after_hit"],
+        record["repeat"],
+        record["context_frames"],
+        record.get("search", ""),
+    )
+
+
+def _run_jobs(
+    jobs: Sequence[ClassifierJob],
+    shared: tuple[Any, ...],
+    done: dict[tuple[Any, ...], dict[str, Any]],
+    log_path: Path,
+    backend: Backend,
+    workers: int | None,
+    label: str | None,
+) -> None:
+    """Runs the jobs as tasks, appending each record to the run log as it finishes and to ``done``."""
+    with open(log_path, "a") as log:
+        for _, record in run_tasks(
+            run_classifier_job, jobs, backend=backend, shared=shared, workers=workers, progress=label
+        ):
+            log.write(json.dumps(json_safe(record)) + "\n")
+            log.flush()
+            done[_key(record)] = record
 
 
 def _restore_nan(record: dict[str, Any]) -> dict[str, Any]:
@@ -596,6 +718,17 @@ def compare_on_dataset(
     oracle_runs: dict[tuple[int, int], dict[str, list[dict[str, Any]]]] = {}
     test_frames = prepared.frames.of_episodes(split.test)
     in_process = backend.kind == "local" and workers == 1
+    shared = (
+        prepared,
+        [a.spec for a in arm_list],
+        [[run.encoder_state() for run in a.runs] or [None] for a in arm_list],
+        n_classes,
+        config.hidden,
+    )
+    label = "runs" if progress else None
+    chosen, search = _search(
+        prepared, arm_list, reps, config, done, shared, out / RUN_LOG, backend, workers, label
+    )
     jobs: list[ClassifierJob] = []
     for budget, after_hit, k in plan:
         for rep in reps:
@@ -605,10 +738,13 @@ def compare_on_dataset(
             else:
                 labelled, val_ids = prepared.labelled(budget, rng), None
             for i, arm in enumerate(arm_list):
-                if (arm.name, budget, after_hit, rep.index, k) in done:
+                if (arm.name, budget, after_hit, rep.index, k, "") in done:
                     continue
+                base = chosen.get(arm.name) or config.arm_training(arm.kind, rep.seed, after_hit)
                 training = dataclasses.replace(
-                    config.arm_training(arm.kind, rep.seed, after_hit),
+                    base,
+                    seed=rep.seed,
+                    include_after_hit=after_hit,
                     context_frames=k,
                     select_best=val_ids is None or len(val_ids) > 0,
                 )
@@ -631,37 +767,12 @@ def compare_on_dataset(
                 both = np.concatenate([labelled, val_ids if val_ids is not None else labelled[:0]])
                 for name, record in oracle_records(prepared, both, test_frames, config, rep.seed, k).items():
                     oracle_runs.setdefault((budget, k), {}).setdefault(name, []).append(record)
-    shared = (
-        prepared,
-        [a.spec for a in arm_list],
-        [[run.encoder_state() for run in a.runs] or [None] for a in arm_list],
-        n_classes,
-        config.hidden,
-    )
-    finished = run_tasks(
-        run_classifier_job,
-        jobs,
-        backend=backend,
-        shared=shared,
-        workers=workers,
-        progress="runs" if progress else None,
-    )
-    with open(out / RUN_LOG, "a") as log:
-        for _, record in finished:
-            log.write(json.dumps(json_safe(record)) + "\n")
-            log.flush()
-            done[
-                record["arm"],
-                record["labelled_episodes"],
-                record["include_after_hit"],
-                record["repeat"],
-                record["context_frames"],
-            ] = record
+    _run_jobs(jobs, shared, done, out / RUN_LOG, backend, workers, label)
     for budget, after_hit, k in plan:
         for rep in reps:
             for arm in arm_list:
                 record = _restore_nan(
-                    json.loads(json.dumps(json_safe(done[arm.name, budget, after_hit, rep.index, k])))
+                    json.loads(json.dumps(json_safe(done[arm.name, budget, after_hit, rep.index, k, ""])))
                 )
                 results_runs[budget, after_hit, k][arm.name].append(record)
 
@@ -707,6 +818,7 @@ def compare_on_dataset(
             if (budgets[-1], k) in oracle_runs
         },
         "probes": probe_summary(prepared, arm_list, n_classes, config) if config.probes else None,
+        "search": search,
         "accuracy_by_position": {
             "fraction_bin_edges": np.linspace(0.0, 1.0, FRACTION_BINS + 1).tolist(),
             "budgets": [

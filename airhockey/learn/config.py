@@ -153,6 +153,8 @@ SCRATCH = "scratch"
 """The arm name of the supervised baseline: the shared encoder from random weights."""
 SCRATCH_SCHEDULES = ("same", "unfrozen")
 VALIDATIONS = ("budget", "split")
+SEARCH_SCHEDULES = ("unfrozen", "frozen_then_unfrozen")
+"""The schedules every arm's hyperparameter search tries (``CompareConfig.candidates``)."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,15 @@ class CompareConfig:
     frames_k: tuple[int, ...] = ()
     """Numbers of context frames k (besides 1) to run the largest budget with, every arm and the
     oracle: accuracy against k."""
+    search_lrs: tuple[float, ...] = ()
+    """The same small hyperparameter search for every arm: these head learning rates, each with the
+    schedules of ``SEARCH_SCHEDULES``; () for none (every arm runs ``training``, scratch with
+    ``scratch_schedule``). The choice is each arm's best mean validation accuracy on the first
+    ``search_draws`` draws of ``search_budget`` episodes (validation drawn from them), then fixed."""
+    search_budget: int = 16
+    """Labelled episodes of the search's runs (their validation episodes count against it)."""
+    search_draws: int = 2
+    """Draws the search runs each candidate on."""
     oracle: bool = True
     """Also train the ceiling: the same head, and boosted trees, on the true state."""
     probes: bool = True
@@ -204,6 +215,29 @@ class CompareConfig:
             raise ValueError(f"validation must be one of {VALIDATIONS}, got {self.validation!r}")
         if any(k < 1 for k in self.frames_k):
             raise ValueError(f"frames_k must be positive numbers of frames, got {self.frames_k}")
+        if any(lr <= 0 for lr in self.search_lrs) or self.search_budget < 1 or self.search_draws < 1:
+            raise ValueError("search_lrs must be positive, search_budget and search_draws at least 1")
+
+    def candidates(self) -> dict[str, ClassifyConfig]:
+        """The search's candidate schedules by name (``lr=0.001,unfrozen``); {} without a search.
+
+        'unfrozen': the encoder trains from the first epoch at the head's rate (training from
+        scratch as usual); 'frozen_then_unfrozen': the first ``training.freeze_epochs`` epochs train
+        the head alone, then the encoder at a tenth of the head's rate (fine-tuning as usual).
+        """
+        out = {}
+        for lr in self.search_lrs:
+            for schedule in SEARCH_SCHEDULES:
+                if schedule == "unfrozen":
+                    change = {"lr": lr, "encoder_lr": lr, "freeze_epochs": 0}
+                else:
+                    change = {
+                        "lr": lr,
+                        "encoder_lr": lr / 10,
+                        "freeze_epochs": max(1, self.training.freeze_epochs),
+                    }
+                out[f"lr={lr:g},{schedule}"] = dataclasses.replace(self.training, **change)
+        return out
 
     def arm_training(self, arm: str, seed: int, include_after_hit: bool | None = None) -> ClassifyConfig:
         """The schedule of one run of ``arm`` with ``seed``, by default with ``training``'s hit setting."""

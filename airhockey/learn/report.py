@@ -407,7 +407,7 @@ def render_markdown(results: dict[str, Any]) -> str:
                 else "the split's validation episodes (not counted in the budgets)."
             ),
         ]
-    lines += [*_frames_k_lines(results), *_probe_lines(results)]
+    lines += [*_search_lines(results), *_frames_k_lines(results), *_probe_lines(results)]
     lines += [
         "",
         "## How many frames each needs",
@@ -470,6 +470,28 @@ def render_markdown(results: dict[str, Any]) -> str:
         *conclusions(results),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _search_lines(results: dict[str, Any]) -> list[str]:
+    search = results.get("search")
+    if not search:
+        return []
+    names = list(search["candidates"])
+    lines = [
+        "",
+        "## The hyperparameter search",
+        "",
+        f"Every arm tried the same candidates on the first {search['draws']} draws of {search['budget']} "
+        "labelled episodes (a quarter of them validating); the one with the best mean validation accuracy "
+        "(each run at its best epoch) ran every budget. Mean best validation accuracy:",
+        "",
+        "| arm | " + " | ".join(names) + " | chosen |",
+        "| --- |" + " --- |" * (len(names) + 1),
+    ]
+    for arm, row in search["arms"].items():
+        scores = row["mean_best_val_accuracy"]
+        lines.append(f"| {arm} | " + " | ".join(_pct(scores[n]) for n in names) + f" | {row['chosen']} |")
+    return lines
 
 
 def _frames_k_lines(results: dict[str, Any]) -> list[str]:

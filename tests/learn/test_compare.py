@@ -258,3 +258,38 @@ def test_an_interrupted_comparison_is_finished_by_running_it_again(runs, tmp_pat
         compare_on_dataset(
             runs.data, [runs.pretext], out, dataclasses.replace(config, seed=1), progress=False
         )
+
+
+def test_every_arm_runs_the_same_search_and_then_its_choice(runs, tmp_path):
+    config = dataclasses.replace(
+        CONFIG, budgets=(2,), after_hit_effect=False, search_lrs=(1e-3, 1e-2), search_budget=8, search_draws=1
+    )
+    results = compare_on_dataset(runs.data, [runs.pretext], tmp_path / "report", config, progress=False)
+    search = results["search"]
+    names = [
+        "lr=0.001,unfrozen",
+        "lr=0.001,frozen_then_unfrozen",
+        "lr=0.01,unfrozen",
+        "lr=0.01,frozen_then_unfrozen",
+    ]
+    assert list(search["candidates"]) == names and search["budget"] == 8
+    assert search["candidates"]["lr=0.01,frozen_then_unfrozen"]["encoder_lr"] == pytest.approx(1e-3)
+    logged = [json.loads(line) for line in (tmp_path / "report" / "runs.jsonl").read_text().splitlines()]
+    searched = [r for r in logged if r["search"]]
+    assert len(searched) == 2 * len(names)  # every arm, every candidate, one draw
+    for arm in ARMS:
+        row = search["arms"][arm]
+        assert row["chosen"] == max(names, key=lambda n: row["mean_best_val_accuracy"][n])
+        chosen = search["candidates"][row["chosen"]]
+        for run in results["budgets"][0]["arms"][arm]["runs"]:
+            assert (
+                run["schedule"]["lr"] == chosen["lr"]
+                and run["schedule"]["freeze_epochs"] == chosen["freeze_epochs"]
+            )
+    # The search's validation episodes are part of its budget of 8, and never test episodes.
+    for r in searched:
+        assert len(r["episodes"]) + len(r["val_episodes"]) == 8 and not set(r["val_episodes"]) & set(
+            r["episodes"]
+        )
+        assert not set(r["val_episodes"]) & set(results["data"]["test_episode_ids"])
+    assert "## The hyperparameter search" in (tmp_path / "report" / "report.md").read_text()
