@@ -84,7 +84,7 @@ class BenchmarkConfig:
 CPU = BenchmarkConfig(
     data=GenerateConfig(episodes=300, seed=0),
     test_data=GenerateConfig(episodes=300, seed=1),
-    pretext=PretextConfig(steps=600, epochs=None),
+    pretext=PretextConfig(steps=400, epochs=None),
     compare=CompareConfig(
         budgets=(1, 4, 16, None),
         repeats=3,
@@ -95,7 +95,7 @@ CPU = BenchmarkConfig(
     ),
 )
 """The default on a machine without a GPU, sized for 150 minutes on 2 CPU cores (see docs/results.md):
-one pretext seed of 600 steps per method, budgets 1, 4, 16 and all, 3 repeats, shorter schedules,
+one pretext seed of 400 steps per method, budgets 1, 4, 16 and all, 3 repeats, shorter schedules,
 the search over 3 learning rates x 2 schedules on 2 draws of 16 episodes."""
 
 FULL = BenchmarkConfig(

@@ -164,7 +164,7 @@ def test_the_command_defaults_are_the_configs_defaults():
         (learn_pretext, PretextConfig(), {"epochs"}),
         (learn_classify, ClassifyConfig(), set()),
         (learn_compare, ClassifyConfig(), set()),
-        (learn_compare, CompareConfig(), {"budgets"}),
+        (learn_compare, CompareConfig(), {"budgets", "frames_k", "search_lrs"}),
     ):
         params = inspect.signature(command).parameters
         for field in dataclasses.fields(config):
@@ -172,5 +172,7 @@ def test_the_command_defaults_are_the_configs_defaults():
                 assert params[field.name].default == getattr(config, field.name), (command, field.name)
                 checked += 1
     assert checked >= 30
-    assert inspect.signature(learn_compare).parameters["budgets"].default == "4,16,64,all"
+    params = inspect.signature(learn_compare).parameters
+    assert params["budgets"].default == "4,16,64,all" and params["frames_k"].default == ""
+    assert params["search_lrs"].default == "" and CompareConfig().frames_k == CompareConfig().search_lrs == ()
     assert inspect.signature(learn_classify).parameters["hidden"].default == CompareConfig().hidden

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 METHODS: dict[str, str | type[PretextMethod]] = {
     "next_frame": "airhockey.learn.methods.next_frame:NextFrame",
+    "lvln": "airhockey.learn.methods.lvln:LVLN",
+    "composite": "airhockey.learn.methods.composite:Composite",
     "order_verification": "airhockey.learn.methods.order_verification:OrderVerification",
     "sorting": "airhockey.learn.methods.sorting:Sorting",
     "odd_one_out": "airhockey.learn.methods.odd_one_out:OddOneOut",

@@ -1,0 +1,417 @@
+"""``composite``: seed 004's autoencoder, future predictor and composite model, with convolutional LSTMs.
+
+An encoder (the shared ``FrameEncoder``) reads a clip of ``frames_in`` frames; its final state is
+the clip's representation (seed 004 section 2.2). Decoders start from that state: one reconstructs
+the input frames in reverse order (section 2.2), one predicts the ``frames_future`` frames that
+follow (section 2.3); ``decoders`` picks one or both (the composite model, section 2.5), and
+``conditional`` feeds each decoder the frame before the one it outputs (section 2.4).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from numpy.typing import NDArray
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from airhockey.learn.autoencoder import FrameEncoder
+from airhockey.learn.config import EncoderConfig
+from airhockey.learn.convlstm import ConvLSTM, State
+from airhockey.learn.methods.base import PretextMethod, PretextModel
+from airhockey.learn.methods.next_frame import mean_frame, weighted_mse
+from airhockey.learn.metrics import FramePredictionStats
+
+DECODERS = {"reconstruct": ("reconstruct",), "predict": ("predict",), "both": ("reconstruct", "predict")}
+"""``decoders`` setting -> the decoders built: the autoencoder, the future predictor, the composite model."""
+
+
+@dataclass(frozen=True)
+class CompositeConfig:
+    """Settings of the ``composite`` method: the encoder's sizes, the decoders, the clips, the loss."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    """The shared frame encoder's sizes (each decoder's ConvLSTMs have the same)."""
+    decoders: str = "both"
+    """``reconstruct`` (the autoencoder), ``predict`` (the future predictor) or ``both`` (the composite)."""
+    conditional: bool = False
+    """Feed each decoder the frame before the one it outputs (seed 004 section 2.4), or nothing."""
+    frames_in: int = 8
+    """Frames the encoder reads (and the reconstruction decoder outputs, in reverse order)."""
+    frames_future: int = 3
+    """Frames the future decoder predicts after the input frames."""
+    composite: bool = True
+    """Decoders output a mask and an image composited over the clip's last frame (True), or the image."""
+    clip_stride: int = 4
+    """Frames between the starts of successive training and validation clips of an episode."""
+    moving_weight: float = 2.0
+    """Extra weight of moving pixels in the loss (theirs is 1 + moving_weight, the rest 1)."""
+    moving_threshold: float = 0.05
+    """Change in [0, 1] units that makes a pixel moving, in the loss weights and the metrics."""
+    mean_frame_clips: int = 512
+    """Training clips, evenly spread, whose frames average into the mean-frame baseline."""
+
+    def __post_init__(self) -> None:
+        if self.decoders not in DECODERS:
+            raise ValueError(f"decoders must be one of {', '.join(DECODERS)}, got {self.decoders!r}")
+        for name in ("frames_in", "frames_future", "clip_stride", "mean_frame_clips"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.moving_weight < 0 or not 0 <= self.moving_threshold < 1:
+            raise ValueError("moving_weight must be non-negative and moving_threshold in [0, 1)")
+
+    @property
+    def clip_length(self) -> int:
+        """Frames in a training clip: the input frames and the future frames after them."""
+        return self.frames_in + self.frames_future
+
+
+class FrameDecoder(nn.Module):
+    """A decoder of seed 004, convolutional: two ConvLSTM layers unrolled from the encoder's final state.
+
+    Each step's hidden state is brought up to the frame's size by transposed convolutions that read
+    the stem's features of the clip's last frame at each level (U-Net skips), then a convolution
+    that also reads the last frame's pixels as 2x2 blocks outputs each pixel's 2x2 block (as in
+    ``ConvLSTMAutoencoder``); with ``composite``, as a mask and an image over the last frame.
+
+    Args:
+        config: the encoder's sizes, which the decoder mirrors.
+        conditional: each step reads the stem's features of the frame before its output.
+        composite: output a mask and an image composited over the clip's last frame.
+    """
+
+    def __init__(self, config: EncoderConfig, conditional: bool, composite: bool) -> None:
+        super().__init__()
+        stem = config.stem_channels
+        self.conditional, self.composite = conditional, composite
+        # Unconditioned, the ConvLSTMs read a constant zero map: only their state carries the clip.
+        in_channels = (stem[-1] if stem else 3) if conditional else 1
+        self.lstm = ConvLSTM(in_channels, (config.hidden_channels,) * 2, config.kernel_size)
+        self.ups = nn.ModuleList()
+        c_in = config.hidden_channels
+        for level in range(len(stem) - 1, 0, -1):
+            up = nn.ConvTranspose2d(c_in + stem[level], stem[level - 1], 4, stride=2, padding=1)
+            self.ups.append(nn.Sequential(up, nn.LeakyReLU(0.1)))
+            c_in = stem[level - 1]
+        self.block = 2 if stem else 1
+        r2 = self.block**2
+        self.output = nn.Conv2d(c_in + 3 * r2, (4 if composite else 3) * r2, 3, padding=1)
+        if composite:
+            with torch.no_grad():
+                # The mask's logits start at -3 (5% open): an untrained decoder about copies the last frame.
+                self.output.bias[:r2].fill_(-3.0)
+
+    def head(self, hidden: Tensor, skips: list[Tensor]) -> Tensor:
+        """Frames from hidden states (B, S, C, h, w) and the last frame's stem features: (B, S, 3, H, W)."""
+        b, s = hidden.shape[:2]
+        x = hidden.flatten(0, 1)  # (B S, C, h, w)
+        for up, skip in zip(self.ups, reversed(skips[2:]), strict=True):
+            x = up(torch.cat([x, skip.repeat_interleave(s, dim=0)], dim=1))  # twice the size
+        last = skips[0].repeat_interleave(s, dim=0)  # (B S, 3, H, W)
+        out = self.output(torch.cat([x, F.pixel_unshuffle(last, self.block)], dim=1))
+        out = F.pixel_shuffle(out, self.block)  # (B S, 3 | 4, H, W)
+        if self.composite:
+            mask, image = torch.sigmoid(out[:, :1]), torch.sigmoid(out[:, 1:])
+            out = last + mask * (image - last)
+        else:
+            out = torch.sigmoid(out)
+        return out.unflatten(0, (b, s))
+
+    def forward(
+        self,
+        encoder: FrameEncoder,
+        state: list[State],
+        skips: list[Tensor],
+        steps: int,
+        first: Tensor,
+        teacher: Tensor | None = None,
+    ) -> Tensor:
+        """Unrolls ``steps`` frames from the encoder's final state.
+
+        Args:
+            encoder: the model's encoder, whose stem reads a conditional decoder's inputs.
+            state: the encoder's final ``(h, c)`` per layer.
+            skips: the stem features of the clip's last frame, ``FrameEncoder.stem_features``.
+            steps: frames to output.
+            first: (B, 3, H, W), the frame a conditional decoder reads at its first step.
+            teacher: (B, steps - 1, 3, H, W), the true frames a conditional decoder reads at the
+                later steps (training); None feeds it its own outputs.
+
+        Returns:
+            (B, steps, 3, H, W) in [0, 1].
+        """
+        b = first.shape[0]
+        if not self.conditional:
+            zeros = skips[-1].new_zeros(b, steps, 1, *skips[-1].shape[2:])  # (B, S, 1, h, w)
+            return self.head(self.lstm(zeros, state)[0], skips)
+        if teacher is not None:
+            inputs = torch.cat([first[:, None], teacher], dim=1).flatten(0, 1)  # (B S, 3, H, W)
+            stem = encoder.stem_features(inputs)[-1].unflatten(0, (b, steps))
+            return self.head(self.lstm(stem, state)[0], skips)
+        outputs, previous = [], first
+        for _ in range(steps):
+            hidden, state = self.lstm(encoder.stem_features(previous)[-1][:, None], state)
+            previous = self.head(hidden, skips)[:, 0]
+            outputs.append(previous)
+        return torch.stack(outputs, dim=1)
+
+
+class CompositeModel(PretextModel):
+    """Seed 004's models on frames: a recurrent encoder and a reconstruction and/or a future decoder.
+
+    Args:
+        config: the method's settings.
+    """
+
+    def __init__(self, config: CompositeConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = FrameEncoder(config.encoder)
+        self.decoders = nn.ModuleDict(
+            {
+                name: FrameDecoder(config.encoder, config.conditional, config.composite)
+                for name in DECODERS[config.decoders]
+            }
+        )
+
+    def forward(self, frames: Tensor, future: int = 0, teacher: Tensor | None = None) -> dict[str, Tensor]:
+        """Reads a clip and decodes it.
+
+        Args:
+            frames: (B, T, 3, H, W) in [0, 1], the input clip.
+            future: frames the future decoder predicts (ignored without one).
+            teacher: (B, future, 3, H, W), the true future frames, which conditional decoders read
+                at training time (the reconstruction decoder reads the input frames); None feeds
+                them their own outputs.
+
+        Returns:
+            ``reconstruct``: (B, T, 3, H, W), the input frames in reverse order; ``predict``:
+            (B, future, 3, H, W), the frames after the clip; each where the decoder exists.
+        """
+        b, t = frames.shape[:2]
+        skips = self.encoder.stem_features(frames[:, -1])  # [(B, 3, H, W), ..., (B, C_stem, h, w)]
+        stem = self.encoder.stem_features(frames.flatten(0, 1))[-1].unflatten(0, (b, t))
+        _, state = self.encoder.lstm(stem)
+        out = {}
+        if "reconstruct" in self.decoders:
+            reverse = frames.flip(1)  # (B, T, 3, H, W): the last frame first
+            # Its first output is the last input frame: a conditional decoder reads a blank frame there.
+            first = torch.zeros_like(frames[:, 0])
+            out["reconstruct"] = self.decoders["reconstruct"](
+                self.encoder, state, skips, t, first, reverse[:, :-1] if teacher is not None else None
+            )
+        if "predict" in self.decoders and future > 0:
+            out["predict"] = self.decoders["predict"](
+                self.encoder,
+                state,
+                skips,
+                future,
+                frames[:, -1],
+                teacher[:, :-1] if teacher is not None else None,
+            )
+        return out
+
+
+class Composite(PretextMethod[CompositeConfig]):
+    """Seed 004's LSTM autoencoder, future predictor and composite model (sections 2.2-2.5), on frames.
+
+    The loss is the sum over decoders of the moving-pixel-weighted squared error of their frames.
+    Validation scores the future decoder's first frame (next-frame MSE, PSNR, SSIM, moving-pixel
+    MSE against copying the last input frame and the mean frame), its whole rollout, and the
+    reconstruction; the lowest validation loss picks the best checkpoint (the autoencoder alone
+    has no future to score). Classifiers read the shared ``FrameEncoder``, as for ``next_frame``.
+
+    Deviations from seed 004, which used fully connected LSTMs of 2048 units on 64x64 patches or
+    on percepts of a pretrained convolutional net:
+
+    - Convolutional LSTMs (the shared ``FrameEncoder``'s stem and two ConvLSTMs; the decoders
+      mirror them), as our inputs are frames, and so that classifiers compare objectives, not
+      backbones. The seed's future work proposes applying the model convolutionally.
+    - Each decoder's output layers read the clip's last frame (stem features as U-Net skips, and
+      a mask that composites the output over it), so that the representation need not carry the
+      static table's pixels, only what moved; ``composite=False`` drops the mask.
+    - Conditional decoders read the true previous frame at training time (teacher forcing) and
+      their own outputs at validation and prediction; the seed's read their generated outputs.
+    - Squared error with moving pixels weighed more (``moving_weight``) instead of cross-entropy
+      (the seed's loss for binary digits; it used squared error on natural patches).
+    - Clips of 8 input and 3 future frames (seed: 10 + 10 on digits, 16 + 13 on percepts).
+    """
+
+    name = "composite"
+    summary = "ConvLSTM encoder; decoders reconstruct the clip in reverse and/or predict its future"
+    source = "seed 004 sections 2.2-2.5"
+    config_class = CompositeConfig
+    selection_metric = "val_loss"
+    selection_mode = "min"
+    log_metrics = ("val_mse", "val_reconstruct_mse", "baseline_copy_last_mse")
+    predictive = True
+
+    def build_model(self) -> CompositeModel:
+        return CompositeModel(self.config)
+
+    def build_encoder(self) -> FrameEncoder:
+        return FrameEncoder(self.config.encoder)
+
+    def samples(self, episodes: Any, ids: NDArray[np.int64], seed: int, training: bool) -> Dataset:
+        from airhockey.learn.data import ClipDataset
+
+        return ClipDataset(episodes, self.config.clip_length, ids, self.config.clip_stride)
+
+    def _split(self, clip: Tensor) -> tuple[Tensor, Tensor]:
+        """A clip (B, L, 3, H, W) -> its input frames (B, T, ...) and future frames (B, F, ...)."""
+        return clip[:, : self.config.frames_in], clip[:, self.config.frames_in :]
+
+    def _loss(self, out: dict[str, Tensor], clip: Tensor) -> Tensor:
+        c = self.config
+        frames, future = self._split(clip)
+        before = torch.cat(
+            [clip[:, :1], clip[:, :-1]], dim=1
+        )  # the true frame before each (the first: itself)
+        losses = []
+        if "reconstruct" in out:
+            losses.append(
+                weighted_mse(
+                    out["reconstruct"],
+                    frames.flip(1),
+                    before[:, : c.frames_in].flip(1),
+                    c.moving_weight,
+                    c.moving_threshold,
+                )
+            )
+        if "predict" in out:
+            losses.append(
+                weighted_mse(
+                    out["predict"], future, before[:, c.frames_in :], c.moving_weight, c.moving_threshold
+                )
+            )
+        return torch.stack(losses).sum()
+
+    def loss(self, model: CompositeModel, clip: Tensor) -> Tensor:  # type: ignore[override]
+        """Decodes the input frames of each clip (B, L, 3, H, W); their reverse and the future frames
+        are the targets."""
+        frames, future = self._split(clip)
+        teacher = future if self.config.conditional else None
+        return self._loss(model(frames, self.config.frames_future, teacher), clip)
+
+    def baselines(self, train_set: Dataset, val_loader: DataLoader, device: torch.device) -> dict[str, float]:
+        return self._scores(val_loader, device, mean=mean_frame(train_set, self.config.mean_frame_clips))
+
+    def evaluate(
+        self, model: CompositeModel, val_loader: DataLoader, device: torch.device
+    ) -> dict[str, float]:  # type: ignore[override]
+        return self._scores(val_loader, device, model=model)
+
+    @torch.no_grad()
+    def _scores(
+        self,
+        loader: DataLoader,
+        device: torch.device,
+        *,
+        model: CompositeModel | None = None,
+        mean: Tensor | None = None,
+    ) -> dict[str, float]:
+        """Scores of the model, or of the baselines, on the loader's clips.
+
+        The next frame is the first future frame, predicted from the input frames; the rollout is
+        every future frame (the future decoder's own outputs fed back when conditional); the
+        reconstruction is every input frame. Copy-last predicts the last input frame for all three.
+
+        Returns:
+            With a model ``val_loss`` (the training loss, teacher-forced when conditional) and,
+            per decoder, ``val_{mse, psnr, ssim, moving_mse}`` and ``val_rollout_*`` (future) or
+            ``val_reconstruct_*``; with a mean frame ``baseline_copy_last_*``,
+            ``baseline_copy_last_rollout_*``, ``baseline_copy_last_reconstruct_*`` and
+            ``baseline_mean_frame_*`` (next frame).
+        """
+        c = self.config
+        decoders = DECODERS[c.decoders]
+        names = []
+        if model is not None:
+            names += ["val", "val_rollout"] * ("predict" in decoders) + ["val_reconstruct"] * (
+                "reconstruct" in decoders
+            )
+        if mean is not None:
+            names += ["baseline_copy_last", "baseline_copy_last_rollout", "baseline_copy_last_reconstruct"]
+            names += ["baseline_mean_frame"]
+        stats = {name: FramePredictionStats(c.moving_threshold) for name in names}
+        loss_sum, clips = 0.0, 0
+        for clip in loader:
+            clip = clip.to(device)  # (B, L, 3, H, W)
+            frames, future = self._split(clip)
+            last = frames[:, -1:]  # (B, 1, 3, H, W)
+            # Each scored frame with the true frame before it (for the moving-pixel mask).
+            nxt, nxt_before = future[:, 0], frames[:, -1]
+            ahead, ahead_before = future.flatten(0, 1), clip[:, c.frames_in - 1 : -1].flatten(0, 1)
+            recon = frames.flip(1).flatten(0, 1)
+            recon_before = torch.cat([frames[:, :1], frames[:, :-1]], dim=1).flip(1).flatten(0, 1)
+            if model is not None:
+                out = model(frames, c.frames_future)  # conditional decoders read their own outputs
+                # The training loss: conditional decoders read the true frames there.
+                trained = model(frames, c.frames_future, future) if c.conditional else out
+                loss_sum += self._loss(trained, clip).item() * clip.shape[0]
+                clips += clip.shape[0]
+                if "predict" in out:
+                    stats["val"].update(out["predict"][:, 0], nxt, nxt_before)
+                    stats["val_rollout"].update(out["predict"].flatten(0, 1), ahead, ahead_before)
+                if "reconstruct" in out:
+                    stats["val_reconstruct"].update(out["reconstruct"].flatten(0, 1), recon, recon_before)
+            if mean is not None:
+                stats["baseline_copy_last"].update(last[:, 0], nxt, nxt_before)
+                stats["baseline_copy_last_rollout"].update(
+                    last.expand_as(future).flatten(0, 1), ahead, ahead_before
+                )
+                stats["baseline_copy_last_reconstruct"].update(
+                    last.expand_as(frames).flatten(0, 1), recon, recon_before
+                )
+                stats["baseline_mean_frame"].update(mean.to(device).expand_as(nxt), nxt, nxt_before)
+        scores = {f"{name}_{key}": value for name, s in stats.items() for key, value in s.result().items()}
+        if model is not None:
+            scores["val_loss"] = loss_sum / max(clips, 1)
+        return scores
+
+    def derived_metrics(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        if "val_mse" not in metrics:
+            return {}
+        return {"val_mse_vs_copy_last": 1.0 - metrics["val_mse"] / metrics["baseline_copy_last_mse"]}
+
+    def describe(self, metrics: dict[str, Any]) -> str:
+        m = metrics
+        parts = [f"val loss {m['val_loss']:.6f}"]
+        if "val_mse" in m:
+            parts.append(
+                f"next-frame MSE {m['val_mse']:.6f} vs copy-last {m['baseline_copy_last_mse']:.6f}; "
+                f"moving-pixel MSE {m['val_moving_mse']:.5f} "
+                f"vs copy-last {m['baseline_copy_last_moving_mse']:.5f}"
+            )
+        if "val_reconstruct_mse" in m:
+            parts.append(f"reconstruction MSE {m['val_reconstruct_mse']:.6f}")
+        return ", ".join(parts)
+
+    @torch.no_grad()
+    def predict_episode(self, model: CompositeModel, frames: Tensor, steps: int) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        """Each frame t predicted by the future decoder from the (up to) ``frames_in`` true frames before
+        it, and ``steps`` ahead from those before t - steps + 1 (see ``PretextMethod.predict_episode``).
+
+        Raises:
+            ValueError: for ``steps < 1``, or a model without a future decoder (``decoders=reconstruct``).
+        """
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
+        if "predict" not in model.decoders:
+            raise ValueError(
+                "this composite model has no future decoder (decoders=reconstruct): it predicts nothing"
+            )
+        one_step = torch.full_like(frames, math.nan)
+        k_step = torch.full_like(frames, math.nan)
+        for end in range(1, frames.shape[0]):
+            window = frames[None, max(0, end - self.config.frames_in) : end]  # (1, <= frames_in, 3, H, W)
+            predicted = model(window, steps)["predict"][0]  # (steps, 3, H, W): frames end .. end + steps - 1
+            one_step[end] = predicted[0]
+            if end + steps - 1 < frames.shape[0]:
+                k_step[end + steps - 1] = predicted[-1]
+        return one_step.clamp(0, 1), k_step.clamp(0, 1)
