@@ -166,11 +166,16 @@ class PretextJob:
     data: str
     config: dict[str, Any] = field(default_factory=dict)
     """The trainer's settings (``PretextConfig`` as plain data), the seed not yet applied."""
+    in_process: bool = True
+    """Whether it runs in the driver's process (which keeps the driver's torch threads); a worker
+    process or Ray task uses one thread, since on busy cores more threads run many times slower."""
 
 
 def run_pretext_job(job: PretextJob) -> dict[str, Any]:
     """Trains (or resumes, or reuses) one pretext run; returns its ``metrics.json``. A task of
     ``backends.run_tasks``: on Ray its folder must be on a filesystem the driver reads too."""
+    import torch
+
     from airhockey.learn.config import from_dict
     from airhockey.learn.methods import get_method
     from airhockey.learn.trainer import train_pretext
@@ -178,6 +183,8 @@ def run_pretext_job(job: PretextJob) -> dict[str, Any]:
     out = Path(job.out)
     if (out / "metrics.json").is_file():
         return json.loads((out / "metrics.json").read_text())
+    if not job.in_process:
+        torch.set_num_threads(1)
     config = dataclasses.replace(from_dict(PretextConfig, job.config), seed=job.seed)
     resume = (out / "last.pt").is_file()
     method = None if resume else get_method(job.method)()
@@ -238,9 +245,15 @@ def run_benchmark(
     seconds["generate"] = round(time.monotonic() - start, 1)
 
     start = time.monotonic()
+    in_process = backend.kind == "local" and workers == 1
     jobs = [
         PretextJob(
-            name, seed, str(out / "pretext" / f"{name}-s{seed}"), str(out / "data"), to_dict(config.pretext)
+            name,
+            seed,
+            str(out / "pretext" / f"{name}-s{seed}"),
+            str(out / "data"),
+            to_dict(config.pretext),
+            in_process,
         )
         for name in methods
         for seed in config.pretext_seeds
