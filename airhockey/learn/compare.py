@@ -1,22 +1,30 @@
 """The label-efficiency comparison (seed 000 section 6, protocol of seed 004 sections 3.3-3.4), for any arms.
 
 An arm is a way to initialise the classifier's encoder: ``scratch`` (random weights, the
-supervised baseline) or a pretext run (any registered method's encoder, through ``PretextRun``).
-For each label budget (a number of labelled training episodes) and each repeat (a different,
-class-balanced subset of episodes and a different seed), every arm is trained on the same frames
-with the same seed, and tested on the same held-out episodes, which no pretext run read either.
-``compare`` aggregates the runs:
+supervised baseline) or a pretext method's runs (any registered method's encoder, through
+``PretextRun``; several runs of one method spread the repeats over them). For each label budget
+(a number of labelled training episodes) and each repeat (a different, class-balanced draw of
+episodes and a different seed), every arm is trained on the same frames with the same seed, and
+tested on the same episodes, which no pretext run read (those of a separately generated test
+set with ``test_data``). ``compare_on_dataset`` runs it all and writes the report folder (see
+``learn.report``):
 
-- accuracy per budget and arm: mean over repeats with a 95% t interval, and the paired difference
-  to the reference arm (``scratch`` by default), repeat by repeat;
-- accuracy by position in the episode (fraction of the time to the hit, frames before the hit) and
-  the earliest position from which accuracy stays at or above ``THRESHOLD``;
+- the same hyperparameter search for every arm (``CompareConfig.candidates``), its choice fixed;
+- validation (epoch selection) drawn from each run's own budget, so the labels it uses count;
+- accuracy per budget and arm with 95% bootstrap intervals resampling the repeats (pretext runs,
+  then draws) and the test episodes (``stats.bootstrap_accuracy``), and the paired difference to
+  the reference arm (``scratch`` by default);
+- the oracle: the same head, and boosted trees, on the true state (``probes``), the ceiling;
+- accuracy against the k frames the classifier reads, and by position in the episode: fraction
+  of the time to the hit, frames before the hit, before and after the strike;
+- linear probes of each arm's frozen encoder for the true positions and the puck's velocity;
 - convergence: validation accuracy against epochs and training seconds, and epochs to ``THRESHOLD``;
 - the effect of frames with a lit button: the largest budget run again with the other setting.
 
-Each run's record is appended to ``REPORT/runs.jsonl`` as it finishes; running the same comparison
-into the same folder again reuses those runs and finishes the rest. ``compare_on_dataset`` runs
-it all and writes the report folder (see ``learn.report``).
+Every classifier run is a task (``ClassifierJob``, ``backends.run_tasks``): in this process, in a
+local pool, or on Ray, with the same results. Each run's record is appended to
+``REPORT/runs.jsonl`` as it finishes; running the same comparison into the same folder again
+reuses those runs and finishes the rest.
 """
 
 from __future__ import annotations

@@ -1,0 +1,76 @@
+"""The cost of a benchmark (``airhockey learn benchmark``), stage by stage, from its own records.
+
+    python benchmarks/protocol_cost.py runs/bench_cpu [--limit-minutes 150]
+
+Reads ``benchmark.json`` / ``leaderboard.json`` (the stages' wall seconds), each pretext run's
+``metrics.json`` (its steps and training seconds) and the comparison's ``runs.jsonl`` (every
+classifier run's training seconds), and prints one table: what each part took, the medians per run,
+and the whole run's wall time against the limit it is sized for (the ratio must stay below 1).
+Timings are those of the run itself, on whatever else the machine was doing then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from common import print_table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", type=Path, help="a benchmark folder (OUT of 'airhockey learn benchmark')")
+    parser.add_argument(
+        "--limit-minutes", type=float, default=150.0, help="the wall-time limit it is sized for"
+    )
+    args = parser.parse_args()
+    board = json.loads((args.run / "leaderboard.json").read_text())
+    seconds = board["seconds"]
+    rows: list[list[object]] = []
+    for stage in ("generate", "pretext", "compare"):
+        rows.append([f"stage: {stage}", "", seconds[stage], ""])
+    for metrics in sorted((args.run / "pretext").glob("*/metrics.json")):
+        m = json.loads(metrics.read_text())
+        rows.append(
+            [
+                f"pretext {metrics.parent.name}",
+                f"{m['steps']} steps",
+                m["train_seconds_this_session"],
+                f"{m['parameters']:,} parameters",
+            ]
+        )
+    runs = [
+        json.loads(line)
+        for line in (args.run / "compare" / "runs.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    groups: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for r in runs:
+        kind = "search" if r.get("search") else f"k = {r['context_frames']}"
+        groups[(kind, r["labelled_episodes"])].append(r["train_seconds"])
+    for (kind, budget), values in sorted(groups.items()):
+        rows.append(
+            [
+                f"classifier runs, {kind}, {budget} episodes",
+                f"{len(values)} runs",
+                sum(values),
+                f"median {statistics.median(values):.1f} s",
+            ]
+        )
+    total = sum(seconds.values())
+    rows.append(
+        [
+            "whole run (wall)",
+            "",
+            total,
+            f"{total / 60:.1f} min = {total / 60 / args.limit_minutes:.2f} of {args.limit_minutes:g}",
+        ]
+    )
+    print_table(f"protocol cost of {args.run}", ["part", "count", "seconds", "note"], rows)
+
+
+if __name__ == "__main__":
+    main()
