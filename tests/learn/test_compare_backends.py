@@ -38,3 +38,20 @@ def test_the_runs_give_the_same_results_in_process_in_a_pool_and_on_ray(runs, tm
     for results in (pool, ray):
         assert results["budgets"][0]["paired_difference"] == here["budgets"][0]["paired_difference"]
         assert results["frames_k"] == here["frames_k"]
+
+
+@pytest.mark.slow
+def test_the_benchmark_on_ray_gives_the_local_leaderboard(tmp_path, local_ray):
+    from airhockey.learn.benchmark import QUICK, run_benchmark
+
+    config = dataclasses.replace(
+        QUICK,
+        methods=("next_frame",),
+        pretext=dataclasses.replace(QUICK.pretext, steps=3),
+        compare=dataclasses.replace(QUICK.compare, budgets=(1,), frames_k=(), probes=False, search_lrs=()),
+    )
+    quiet = {"progress": False, "say": lambda line: None}
+    here = run_benchmark(tmp_path / "here", config, **quiet)
+    ray = run_benchmark(tmp_path / "ray", config, backend=Backend("ray", local_ray), **quiet)
+    assert [r["accuracy"] for r in here["rows"]] == [r["accuracy"] for r in ray["rows"]]
+    assert here["rows"][1]["pretext"]["steps"] == ray["rows"][1]["pretext"]["steps"] == [3]
