@@ -102,12 +102,7 @@ def plot_accuracy_vs_budget(results: dict[str, Any], path: Path) -> Path:
     arms = results["arms"]
     offsets = [1.0 + 0.03 * (i - (len(arms) - 1) / 2) for i in range(len(arms))]
     for offset, arm in zip(offsets, arms, strict=True):
-        means = [b["arms"][arm]["accuracy_mean"] for b in budgets]
-        errors = [
-            [m - b["arms"][arm]["accuracy_ci95"][0] for m, b in zip(means, budgets, strict=True)],
-            [b["arms"][arm]["accuracy_ci95"][1] - m for m, b in zip(means, budgets, strict=True)],
-        ]
-        axes[0, 0].errorbar([v * offset for v in x], means, yerr=errors, marker="o", capsize=3, **styles[arm])
+        _errorbars(axes[0, 0], [v * offset for v in x], [b["arms"][arm] for b in budgets], styles[arm])
     for oracle, style in (("head", "-"), ("boosting", ":")):
         rows = [o[oracle] for o in results.get("oracle") or [] if oracle in o]
         if rows:
@@ -131,17 +126,7 @@ def plot_accuracy_vs_budget(results: dict[str, Any], path: Path) -> Path:
     axes[0, 0].legend(loc="lower right", fontsize=8)
     for offset, arm in zip(offsets[1:], arms[1:], strict=True):
         diff = [b["paired_difference"][arm] for b in budgets]
-        axes[0, 1].errorbar(
-            [v * offset for v in x],
-            [100 * d["mean"] for d in diff],
-            yerr=[
-                [100 * (d["mean"] - d["ci95"][0]) for d in diff],
-                [100 * (d["ci95"][1] - d["mean"]) for d in diff],
-            ],
-            marker="o",
-            capsize=3,
-            **styles[arm],
-        )
+        _errorbars(axes[0, 1], [v * offset for v in x], diff, styles[arm], "mean", "ci95", scale=100.0)
     axes[0, 1].axhline(0.0, color="grey", lw=0.8)
     axes[0, 1].axhline(
         GOAL_POINTS, color="tab:green", lw=0.8, ls="--", label=f"goal: +{GOAL_POINTS:g} points"
@@ -158,6 +143,22 @@ def plot_accuracy_vs_budget(results: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def _errorbars(
+    ax: Any,
+    x: Sequence[float],
+    summaries: Sequence[dict[str, Any]],
+    style: dict[str, str],
+    mean: str = "accuracy_mean",
+    ci: str = "accuracy_ci95",
+    scale: float = 1.0,
+) -> None:
+    """Means with their 95% intervals as error bars, from summaries holding ``mean`` and ``ci``."""
+    means = [scale * s[mean] for s in summaries]
+    lo = [m - scale * s[ci][0] for m, s in zip(means, summaries, strict=True)]
+    hi = [scale * s[ci][1] - m for m, s in zip(means, summaries, strict=True)]
+    ax.errorbar(x, means, yerr=[lo, hi], marker="o", capsize=3, **style)
+
+
 def plot_accuracy_vs_frames(results: dict[str, Any], path: Path) -> Path:
     """Test accuracy at the largest budget against the k frames read, every arm and the oracle."""
     fig, axes = _figure(1, 1, width=5.0)
@@ -165,20 +166,7 @@ def plot_accuracy_vs_frames(results: dict[str, Any], path: Path) -> Path:
     styles = arm_styles(results)
     for arm, by_k in results["frames_k"].items():
         ks = sorted(int(k) for k in by_k)
-        means = [by_k[str(k)]["accuracy_mean"] for k in ks]
-        lo = [by_k[str(k)]["accuracy_ci95"][0] for k in ks]
-        hi = [by_k[str(k)]["accuracy_ci95"][1] for k in ks]
-        ax.errorbar(
-            ks,
-            means,
-            yerr=[
-                [m - a for m, a in zip(means, lo, strict=True)],
-                [b - m for m, b in zip(means, hi, strict=True)],
-            ],
-            marker="o",
-            capsize=3,
-            **styles[arm],
-        )
+        _errorbars(ax, ks, [by_k[str(k)] for k in ks], styles[arm])
     oracle = results.get("oracle_frames_k") or {}
     if oracle:
         ks = sorted(int(k) for k in oracle)
