@@ -40,7 +40,11 @@ def test_a_script_in_the_folder_that_holds_the_clone_gets_the_installed_package(
     work, site = editable_site
     script = work / "try.py"
     script.write_text(
-        "import site, sys\n"
+        "import os, site, sys\n"
+        "# This interpreter may have the package installed already (the developer's, CI's clone): drop\n"
+        "# it, so that the package can come only from the install under test.\n"
+        "installed = [p for p in sys.path if os.path.isfile(os.path.join(p, 'airhockey', '__init__.py'))]\n"
+        "sys.path[:] = [p for p in sys.path if p not in installed]\n"
         "site.addsitedir(sys.argv[1])  # as the interpreter does with site-packages\n"
         "import gymnasium as gym\n"
         "import airhockey\n"

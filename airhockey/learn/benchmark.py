@@ -230,9 +230,8 @@ def run_benchmark(
     methods = resolve_methods(config.methods)
     settings = {**config.to_dict(), "methods": methods}
     record_path = out / "benchmark.json"
-    if record_path.is_file() and json.loads(record_path.read_text())["settings"] != json.loads(
-        json.dumps(settings)
-    ):
+    stored = json.loads(record_path.read_text())["settings"] if record_path.is_file() else None
+    if stored is not None and _comparable(stored) != _comparable(json.loads(json.dumps(settings))):
         raise UserError(f"{str(out)!r} holds a benchmark with other settings: choose another OUT")
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
@@ -292,6 +291,13 @@ def run_benchmark(
     write_leaderboard(board, results, out)
     say(f"wrote {out}/leaderboard.md")
     return board
+
+
+def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
+    """A benchmark's settings without the comparison's fields that only add or remove runs."""
+    from airhockey.learn.compare import comparable
+
+    return {**settings, "compare": comparable({"config": settings["compare"]})["config"]}
 
 
 def _pick(entries: dict[int, Any], budgets: Sequence[int | None], largest: int) -> dict[str, Any]:

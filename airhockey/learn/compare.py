@@ -564,8 +564,20 @@ def probe_summary(
     return out
 
 
+OPTIONAL_RUNS = ("frames_k", "after_hit_effect")
+"""``CompareConfig`` fields that only add or remove groups of runs: a comparison re-run with other
+values of them reuses the runs it already has (each run's record says its k and hit setting)."""
+
+
+def comparable(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings (``compare.json`` or a benchmark's) without the fields of ``OPTIONAL_RUNS``."""
+    config = {k: v for k, v in settings["config"].items() if k not in OPTIONAL_RUNS}
+    return {**settings, "config": config}
+
+
 def _read_done(out: Path, settings: dict[str, Any]) -> dict[tuple[str, int, bool, int], dict[str, Any]]:
-    """The runs already recorded in ``out`` by a comparison with the same settings, by their key.
+    """The runs already recorded in ``out`` by a comparison with the same settings (but perhaps other
+    ``OPTIONAL_RUNS``), by their key.
 
     Raises:
         UserError: when ``out`` holds a finished comparison, or one with other settings.
@@ -575,7 +587,7 @@ def _read_done(out: Path, settings: dict[str, Any]) -> dict[tuple[str, int, bool
     stored = out / SETTINGS_FILE
     if not stored.is_file():
         return {}
-    if json.loads(stored.read_text()) != json.loads(json.dumps(json_safe(settings))):
+    if comparable(json.loads(stored.read_text())) != comparable(json.loads(json.dumps(json_safe(settings)))):
         raise UserError(
             f"{str(out)!r} holds an unfinished comparison with other settings: choose another --out"
         )
