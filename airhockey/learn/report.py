@@ -46,7 +46,10 @@ def arm_styles(results: dict[str, Any]) -> dict[str, dict[str, str]]:
     styles = {}
     for i, name in enumerate(results["arms"]):
         detail = results["arm_details"][name]
-        label = "scratch (random init)" if detail["kind"] == SCRATCH else f"{name} ({detail['method']})"
+        method = detail["method"]
+        label = (
+            "scratch (random init)" if method is None else name if name == method else f"{name} ({method})"
+        )
         color = "tab:orange" if i == 0 else COLORS[(i - 1) % len(COLORS)]
         styles[name] = {"label": label, "color": color}
     return styles
@@ -123,7 +126,7 @@ def plot_accuracy_vs_budget(results: dict[str, Any], path: Path) -> Path:
             )
     _accuracy_axis(axes[0, 0], results["threshold"])
     axes[0, 0].set_ylabel("test accuracy (mean, 95% interval)")
-    axes[0, 0].legend(loc="lower right", fontsize=8)
+    axes[0, 0].legend(loc="lower right", fontsize=7, ncol=2)
     for offset, arm in zip(offsets[1:], arms[1:], strict=True):
         diff = [b["paired_difference"][arm] for b in budgets]
         _errorbars(axes[0, 1], [v * offset for v in x], diff, styles[arm], "mean", "ci95", scale=100.0)
@@ -132,7 +135,7 @@ def plot_accuracy_vs_budget(results: dict[str, Any], path: Path) -> Path:
         GOAL_POINTS, color="tab:green", lw=0.8, ls="--", label=f"goal: +{GOAL_POINTS:g} points"
     )
     axes[0, 1].set_ylabel(f"minus {results['reference']} (points)")
-    axes[0, 1].legend(loc="upper right", fontsize=8)
+    axes[0, 1].legend(loc="upper right", fontsize=7, ncol=2)
     for ax in axes[0]:
         ax.set_xscale("log")
         ax.set_xticks(x, [str(v) for v in x])
