@@ -397,6 +397,35 @@ class ClassifierJob:
     candidate: str = ""
     """The hyperparameter search's candidate this run scores ("" for the comparison's own runs)."""
 
+    @classmethod
+    def of(
+        cls,
+        arm: Arm,
+        arm_index: int,
+        rep: Repeat,
+        budget: int,
+        labelled: np.ndarray,
+        val_episodes: np.ndarray | None,
+        training: ClassifyConfig,
+        in_process: bool,
+        candidate: str = "",
+    ) -> ClassifierJob:
+        """The job of ``arm``'s run on repeat ``rep``; its hit setting and k are ``training``'s."""
+        return cls(
+            arm=arm.name,
+            arm_index=arm_index,
+            run_index=arm.run_index(rep.index),
+            budget=budget,
+            include_after_hit=training.include_after_hit,
+            context_frames=training.context_frames,
+            repeat=rep.index,
+            labelled=labelled,
+            val_episodes=val_episodes,
+            training=training,
+            in_process=in_process,
+            candidate=candidate,
+        )
+
 
 def run_classifier_job(
     job: ClassifierJob,
@@ -461,22 +490,11 @@ def _search(
             for name, candidate in candidates.items():
                 if (arm.name, budget, include, rep.index, 1, name) in done:
                     continue
-                training = dataclasses.replace(candidate, seed=rep.seed, select_best=len(val_ids) > 0)
+                training = dataclasses.replace(
+                    candidate, seed=rep.seed, context_frames=1, select_best=len(val_ids) > 0
+                )
                 jobs.append(
-                    ClassifierJob(
-                        arm=arm.name,
-                        arm_index=i,
-                        run_index=arm.run_index(rep.index),
-                        budget=budget,
-                        include_after_hit=include,
-                        context_frames=1,
-                        repeat=rep.index,
-                        labelled=labelled,
-                        val_episodes=val_ids,
-                        training=training,
-                        in_process=in_process,
-                        candidate=name,
-                    )
+                    ClassifierJob.of(arm, i, rep, budget, labelled, val_ids, training, in_process, name)
                 )
     _run_jobs(jobs, shared, done, log_path, backend, workers, None if label is None else "search")
     chosen, summary = {}, {}
@@ -768,21 +786,7 @@ def compare_on_dataset(
                     context_frames=k,
                     select_best=val_ids is None or len(val_ids) > 0,
                 )
-                jobs.append(
-                    ClassifierJob(
-                        arm=arm.name,
-                        arm_index=i,
-                        run_index=arm.run_index(rep.index),
-                        budget=budget,
-                        include_after_hit=after_hit,
-                        context_frames=k,
-                        repeat=rep.index,
-                        labelled=labelled,
-                        val_episodes=val_ids,
-                        training=training,
-                        in_process=in_process,
-                    )
-                )
+                jobs.append(ClassifierJob.of(arm, i, rep, budget, labelled, val_ids, training, in_process))
             if config.oracle and after_hit == include:
                 both = np.concatenate([labelled, val_ids if val_ids is not None else labelled[:0]])
                 for name, record in oracle_records(prepared, both, test_frames, config, rep.seed, k).items():
