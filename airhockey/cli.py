@@ -740,9 +740,13 @@ def learn_compare(
     frames_k: Annotated[
         str,
         typer.Option(
-            help="Context frames k to run the largest budget with too, comma-separated (e.g. 2,4,8)."
+            help="Context frames k to run the --frames-k-budget with too, comma-separated (e.g. 2,4,8)."
         ),
     ] = ",".join(str(k) for k in CompareConfig.frames_k),
+    frames_k_budget: Annotated[
+        int | None,
+        typer.Option(min=1, help="The budget of the k > 1 runs, one of --budgets (default: the largest)."),
+    ] = CompareConfig.frames_k_budget,
     search_lrs: Annotated[
         str,
         typer.Option(
@@ -796,6 +800,7 @@ def learn_compare(
         after_hit_effect=after_hit_effect,
         validation=validation,
         frames_k=parse_counts(frames_k, "--frames-k"),
+        frames_k_budget=frames_k_budget,
         search_lrs=parse_rates(search_lrs),
         search_budget=search_budget,
         search_draws=search_draws,
@@ -864,6 +869,12 @@ def learn_benchmark(
     frames_k: Annotated[
         str | None, typer.Option(help="Override: extra context frames k, e.g. 4.", show_default=False)
     ] = None,
+    frames_k_budget: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Override: the budget of the k > 1 runs (one of the budgets).", show_default=False
+        ),
+    ] = None,
     scratch_schedule: Annotated[
         str | None,
         typer.Option(help="Override: the scratch arm's schedule, 'same' or 'unfrozen'.", show_default=False),
@@ -903,6 +914,7 @@ def learn_benchmark(
         "budgets": None if budgets is None else parse_budgets(budgets),
         "repeats": repeats,
         "frames_k": None if frames_k is None else parse_counts(frames_k, "--frames-k"),
+        "frames_k_budget": frames_k_budget,
         "scratch_schedule": scratch_schedule,
     }
     compare = dataclasses.replace(compare, **{k: v for k, v in overrides.items() if v is not None})

@@ -36,6 +36,8 @@ LEADERBOARD_BUDGETS = (1, 4, 16, None)
 LEADERBOARD_K = (1, 4)
 """Context frames the leaderboard shows (those the comparison ran)."""
 ORACLE = "oracle"
+STAGES = ("generate", "pretext", "compare")
+"""The benchmark's stages, whose wall seconds ``leaderboard.json`` sums over its sessions."""
 
 
 @dataclass(frozen=True)
@@ -224,24 +226,35 @@ def run_benchmark(
     """
     from airhockey.backends import run_tasks
     from airhockey.generate import generate
+    from airhockey.jsonio import write_json
     from airhockey.learn.compare import compare_on_dataset
 
     out = Path(out)
     methods = resolve_methods(config.methods)
     settings = {**config.to_dict(), "methods": methods}
     record_path = out / "benchmark.json"
-    stored = json.loads(record_path.read_text())["settings"] if record_path.is_file() else None
-    if stored is not None and _comparable(stored) != _comparable(json.loads(json.dumps(settings))):
+    record = json.loads(record_path.read_text()) if record_path.is_file() else None
+    if record is not None and _comparable(record["settings"]) != _comparable(
+        json.loads(json.dumps(settings))
+    ):
         raise UserError(f"{str(out)!r} holds a benchmark with other settings: choose another OUT")
     out.mkdir(parents=True, exist_ok=True)
+    # Each call is a session; its stages' wall seconds are written as each stage ends, so that the
+    # time of an interrupted session counts in the total of the one that finishes the benchmark.
+    sessions: list[dict[str, Any]] = [] if record is None else record.get("sessions", [])
     seconds: dict[str, float] = {}
-    record_path.write_text(json.dumps({"settings": settings, "command": command}, indent=2) + "\n")
+    sessions.append({"command": command, "seconds": seconds})
 
+    def stage_done(stage: str, start: float) -> None:
+        seconds[stage] = round(time.monotonic() - start, 1)
+        write_json(record_path, {"settings": settings, "command": command, "sessions": sessions})
+
+    write_json(record_path, {"settings": settings, "command": command, "sessions": sessions})
     start = time.monotonic()
     for name, gen in (("data", config.data), ("test_data", config.test_data)):
         manifest = generate(gen, out / name, workers=workers, resume=(out / name).exists(), progress=progress)
         say(f"{name}: {manifest['episodes']} episodes in {out / name}/")
-    seconds["generate"] = round(time.monotonic() - start, 1)
+    stage_done("generate", start)
 
     start = time.monotonic()
     in_process = backend.kind == "local" and workers == 1
@@ -263,7 +276,7 @@ def run_benchmark(
     ):
         pretext_metrics[jobs[i].out] = metrics
         say(f"pretext: {jobs[i].method} seed {jobs[i].seed}: {metrics['steps']} steps")
-    seconds["pretext"] = round(time.monotonic() - start, 1)
+    stage_done("pretext", start)
 
     start = time.monotonic()
     report = out / "compare"
@@ -284,10 +297,19 @@ def run_benchmark(
             progress=progress,
             command=command,
         )
-    seconds["compare"] = round(time.monotonic() - start, 1)
+    stage_done("compare", start)
 
     board = leaderboard(results, jobs, pretext_metrics)
-    board.update({"settings": settings, "command": command, "seconds": seconds, "smoke_test": smoke_test})
+    total = {stage: round(sum(s["seconds"].get(stage, 0.0) for s in sessions), 1) for stage in STAGES}
+    board.update(
+        {
+            "settings": settings,
+            "command": command,
+            "seconds": total,
+            "sessions": sessions,
+            "smoke_test": smoke_test,
+        }
+    )
     write_leaderboard(board, results, out)
     say(f"wrote {out}/leaderboard.md")
     return board
@@ -378,7 +400,14 @@ def leaderboard(
         }
         for key in keys
     }
-    return {"rows": rows, "oracle": oracle_row, "ranks": ranks, "budgets": keys, "test_data": results["data"]}
+    return {
+        "rows": rows,
+        "oracle": oracle_row,
+        "ranks": ranks,
+        "budgets": keys,
+        "test_data": results["data"],
+        "frames_k_budget": results.get("frames_k_budget") or largest,
+    }
 
 
 def _strip(summary: dict[str, Any]) -> dict[str, Any]:
@@ -468,7 +497,9 @@ def render_leaderboard(board: dict[str, Any], rollouts: bool) -> str:
         f"Training data `{test['path']}` ({test['train_episodes']} training episodes); test data "
         f"`{test.get('test_path')}` ({test['test_episodes']} episodes, generated separately). Accuracy on "
         "the frames before the hit, with 95% bootstrap intervals (repeats, pretext runs and test episodes "
-        "resampled); differences paired with scratch; the oracle is the same head on the true state.",
+        "resampled); differences paired with scratch; the oracle is the same head on the true state. "
+        f"k: the frames the classifier reads, at {board.get('frames_k_budget', 'the largest number of')} "
+        "labelled episodes.",
         "",
         "| arm | "
         + " | ".join(f"{k} ep." for k in keys)
@@ -529,9 +560,11 @@ def render_leaderboard(board: dict[str, Any], rollouts: bool) -> str:
     if rollouts:
         lines += ["", "![rollouts](leaderboard_rollouts.png)"]
     seconds = board["seconds"]
+    sessions = len(board.get("sessions", [])) or 1
     lines += [
         "",
-        f"Time: generation {seconds['generate']:.0f} s, pretext {seconds['pretext']:.0f} s, "
+        f"Time (wall, summed over the {sessions} call{'s' if sessions > 1 else ''} that made it): "
+        f"generation {seconds['generate']:.0f} s, pretext {seconds['pretext']:.0f} s, "
         f"comparison {seconds['compare']:.0f} s.",
     ]
     return "\n".join(lines) + "\n"

@@ -48,7 +48,15 @@ from airhockey.learn.run import PretextRun
 
 FRACTION_BINS = 10
 """Equal bins of the fraction of the time to the hit, ``frame_index / hit_frame`` in [0, 1)."""
-HISTORY_FIELDS = ("epoch", "encoder_frozen", "train_loss", "train_accuracy", "val_accuracy", "elapsed_s")
+HISTORY_FIELDS = (
+    "epoch",
+    "steps",
+    "encoder_frozen",
+    "train_loss",
+    "train_accuracy",
+    "val_accuracy",
+    "elapsed_s",
+)
 
 
 def _batches(
@@ -120,7 +128,8 @@ def train_classifier(
         desc: the progress bar's label.
 
     Returns:
-        One row per epoch: ``epoch``, ``encoder_frozen``, ``train_loss``, ``train_accuracy`` (on
+        One row per epoch: ``epoch``, ``steps`` (optimiser steps so far), ``encoder_frozen``,
+        ``train_loss``, ``train_accuracy`` (on
         the frames the epoch drew, in training mode), ``val_accuracy``, ``elapsed_s`` (training
         seconds so far, validation not counted). With ``config.select_best`` the model ends with
         the weights of the first epoch of highest ``val_accuracy`` (``best_epoch(history)``).
@@ -151,6 +160,7 @@ def train_classifier(
     warmup_steps = -(-max(config.min_epoch_frames, len(train)) // config.batch_size)  # steps per epoch
     encoder_group = optimizer.param_groups[1]
     val_features: torch.Tensor | None = None
+    steps = 0
     bar = tqdm(total=config.epochs, desc=desc, disable=not progress, leave=False)
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)  # dropout
@@ -175,6 +185,7 @@ def train_classifier(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                steps += 1
                 loss_sum += loss.item() * len(y)
                 correct += (logits.argmax(-1) == y).sum().item()
             elapsed += time.perf_counter() - start
@@ -190,6 +201,7 @@ def train_classifier(
             history.append(
                 {
                     "epoch": epoch + 1,
+                    "steps": steps,
                     "encoder_frozen": frozen,
                     "train_loss": loss_sum / len(order),
                     "train_accuracy": correct / len(order),

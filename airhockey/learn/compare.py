@@ -48,7 +48,7 @@ from airhockey.learn.classify import FRACTION_BINS, run_arm
 from airhockey.learn.config import SCRATCH, THRESHOLD, ClassifyConfig, CompareConfig, EncoderConfig
 from airhockey.learn.labelled import VALIDATION_MIN_BUDGET, ClassifierData, FrameSet, assert_disjoint
 from airhockey.learn.run import PretextRun
-from airhockey.learn.stats import bootstrap_accuracy, bootstrap_mean, mean_ci
+from airhockey.learn.stats import BOOTSTRAP_SAMPLES, bootstrap_accuracy, bootstrap_mean, mean_ci
 
 RUN_LOG = "runs.jsonl"
 """In the report folder: each run's record, one JSON line each, written as the run finishes."""
@@ -269,6 +269,29 @@ def most_frames_before_hit(curve: Sequence[float]) -> int | None:
     return k or None
 
 
+def curve_statistic_ci(
+    rows: Sequence[Sequence[float]],
+    statistic: Any,
+    missing: float,
+    *,
+    n_boot: int = BOOTSTRAP_SAMPLES,
+    seed: int = 0,
+) -> list[float] | None:
+    """95% percentile bootstrap interval of ``statistic(mean curve)`` resampling the runs (rows of
+    equally long curves); a resample whose statistic is None (not reached) counts as ``missing``.
+    None for fewer than two runs."""
+    curves = np.asarray(rows, np.float64)
+    if len(curves) < 2 or not curves.shape[1]:
+        return None
+    rng = np.random.default_rng(seed)
+    values = []
+    for pick in rng.integers(0, len(curves), (n_boot, len(curves))):
+        value = statistic(curves[pick].mean(axis=0).tolist())
+        values.append(missing if value is None else value)
+    lo, hi = np.quantile(values, [0.025, 0.975])
+    return [float(lo), float(hi)]
+
+
 def position_summary(runs: Sequence[dict[str, Any]], test_episodes: int) -> dict[str, Any]:
     """Accuracy by position over the runs of one budget and arm, with the earliest positions.
 
@@ -282,25 +305,76 @@ def position_summary(runs: Sequence[dict[str, Any]], test_episodes: int) -> dict
     return {
         "by_fraction": {**by_fraction, "frames": runs[0]["fraction_frames"]},
         "earliest_fraction": earliest_fraction(by_fraction["accuracy_mean"]),
+        # "Not reached" counts as 1.0 (the hit itself) in the interval's resamples.
+        "earliest_fraction_ci95": curve_statistic_ci(
+            [r["by_fraction"] for r in runs], earliest_fraction, 1.0
+        ),
         "by_frames_before_hit": {
             "frames_before_hit": list(range(1, longest + 1)),
             **by_k,
             "episodes": counts[:longest],
         },
         "most_frames_before_hit": most_frames_before_hit(by_k["accuracy_mean"]),
+        # "Not reached" counts as 0 frames in the interval's resamples.
+        "most_frames_before_hit_ci95": curve_statistic_ci(
+            [r["by_frames_before_hit"][:longest] for r in runs], most_frames_before_hit, 0
+        ),
         "before_strike": _summary([r["accuracy_before_strike"] for r in runs]),
         "strike_to_hit": _summary([r["accuracy_strike_to_hit"] for r in runs]),
     }
 
 
-def convergence_summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Validation accuracy by epoch and training seconds, and epochs and seconds to ``THRESHOLD``."""
+def run_steps(record: dict[str, Any], training: ClassifyConfig) -> list[int]:
+    """Optimiser steps after each epoch of a run (from its history; derived from the epoch length
+    ``max(min_epoch_frames, train_frames)`` for records written before histories counted them)."""
+    history = record["history"]
+    if all("steps" in h for h in history):
+        return [int(h["steps"]) for h in history]
+    per_epoch = -(-max(training.min_epoch_frames, record["train_frames"]) // training.batch_size)
+    return [per_epoch * int(h["epoch"]) for h in history]
+
+
+def curve_area(steps: Sequence[float], accuracy: Sequence[float]) -> float:
+    """Normalised area under validation accuracy against optimiser steps: the trapezoid area from
+    step 0 (where accuracy is taken as the first measurement) to the last step, over the last step;
+    a fraction like accuracy. NaN when any point is NaN (no validation episodes)."""
+    y = np.asarray(accuracy, np.float64)
+    if not y.size or np.isnan(y).any():
+        return math.nan
+    x = np.concatenate([[0.0], np.asarray(steps, np.float64)])
+    y = np.concatenate([[y[0]], y])
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2) / x[-1])
+
+
+def steps_to_fraction_of_final(
+    steps: Sequence[int], accuracy: Sequence[float], fraction: float = 0.95
+) -> float:
+    """The first step count at which validation accuracy reaches ``fraction`` of the run's own final
+    (last epoch's) accuracy; NaN without validation."""
+    if not len(accuracy) or any(math.isnan(a) for a in accuracy):
+        return math.nan
+    target = fraction * accuracy[-1]
+    return float(next(s for s, a in zip(steps, accuracy, strict=True) if a >= target))
+
+
+def convergence_summary(runs: Sequence[dict[str, Any]], training: ClassifyConfig) -> dict[str, Any]:
+    """Validation accuracy by epoch, optimiser steps and training seconds; per run the area under
+    accuracy against steps (``curve_area``), the steps to 95% of its own final accuracy and the
+    epochs and seconds to ``THRESHOLD``, each as a mean with its 95% bootstrap interval over runs.
+
+    The runs of one budget share their epoch length, so every arm's curve is read at the same
+    numbers of optimiser steps."""
     histories = [r["history"] for r in runs]
-    curve = _curve([[h["val_accuracy"] for h in hist] for hist in histories])
+    accuracy = [[h["val_accuracy"] for h in hist] for hist in histories]
+    steps = [run_steps(r, training) for r in runs]
+    curve = _curve(accuracy)
     epochs = [_first_reaching(h, "epoch") for h in histories]
     seconds = [_first_reaching(h, "elapsed_s") for h in histories]
+    area = _summary([curve_area(x, y) for x, y in zip(steps, accuracy, strict=True)])
+    to_95 = _summary([steps_to_fraction_of_final(x, y) for x, y in zip(steps, accuracy, strict=True)])
     return {
         "epochs": [h["epoch"] for h in histories[0]],
+        "steps": steps[0],
         "encoder_frozen": [h["encoder_frozen"] for h in histories[0]],
         "val_accuracy_mean": curve["accuracy_mean"],
         "val_accuracy_ci95": curve["accuracy_ci95"],
@@ -308,6 +382,8 @@ def convergence_summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             float(np.mean(col))
             for col in zip(*[[h["elapsed_s"] for h in hist] for hist in histories], strict=True)
         ],
+        "area_under_curve": area,
+        "steps_to_95pct_of_final": to_95,
         "epochs_to_threshold": epochs,
         "epochs_to_threshold_mean": mean_ci(epochs)[0],
         "seconds_to_threshold_mean": mean_ci(seconds)[0],
@@ -440,6 +516,7 @@ def run_classifier_job(
 
     if not job.in_process:
         torch.set_num_threads(1)  # a worker process or Ray task: parallelism comes from the tasks
+    start = time.perf_counter()
     _, record = run_arm(
         data,
         job.labelled,
@@ -458,6 +535,7 @@ def run_classifier_job(
         "include_after_hit": job.include_after_hit,
         "context_frames": job.context_frames,
         **record,
+        "seconds": round(time.perf_counter() - start, 3),  # training and testing, wall clock
     }
 
 
@@ -582,7 +660,7 @@ def probe_summary(
     return out
 
 
-OPTIONAL_RUNS = ("frames_k", "after_hit_effect")
+OPTIONAL_RUNS = ("frames_k", "frames_k_budget", "after_hit_effect")
 """``CompareConfig`` fields that only add or remove groups of runs: a comparison re-run with other
 values of them reuses the runs it already has (each run's record says its k and hit setting)."""
 
@@ -749,7 +827,8 @@ def compare_on_dataset(
     plan = [(b, include, 1) for b in budgets]
     if config.after_hit_effect:
         plan.append((budgets[-1], not include, 1))
-    plan += [(budgets[-1], include, k) for k in config.frames_k if k != 1]
+    k_budget = budgets[-1] if config.frames_k_budget is None else config.frames_k_budget
+    plan += [(k_budget, include, k) for k in config.frames_k if k != 1]
     results_runs: dict[tuple[int, bool, int], dict[str, list[dict[str, Any]]]] = {
         key: {a.name: [] for a in arm_list} for key in plan
     }
@@ -829,17 +908,18 @@ def compare_on_dataset(
         ],
         "frames_k": {
             name: {
-                str(k): arm_summary(results_runs[budgets[-1], include, k][name], keep_runs=False)
+                str(k): arm_summary(results_runs[k_budget, include, k][name], keep_runs=False)
                 for k in sorted({1, *config.frames_k})
             }
             for name in names
         }
         if len(set(config.frames_k) - {1})
         else None,
+        "frames_k_budget": k_budget,
         "oracle_frames_k": {
-            str(k): {name: arm_summary(r, keep_runs=False) for name, r in oracle_runs[budgets[-1], k].items()}
+            str(k): {name: arm_summary(r, keep_runs=False) for name, r in oracle_runs[k_budget, k].items()}
             for k in sorted({1, *config.frames_k})
-            if (budgets[-1], k) in oracle_runs
+            if (k_budget, k) in oracle_runs
         },
         "probes": probe_summary(prepared, arm_list, n_classes, config) if config.probes else None,
         "search": search,
@@ -855,7 +935,10 @@ def compare_on_dataset(
         },
         "convergence": {
             "budgets": [
-                {"labelled_episodes": b, "arms": {name: convergence_summary(r[name]) for name in names}}
+                {
+                    "labelled_episodes": b,
+                    "arms": {name: convergence_summary(r[name], config.training) for name in names},
+                }
                 for b, r in zip(budgets, main, strict=True)
             ],
         },

@@ -180,8 +180,11 @@ class CompareConfig:
     budget, so that every label used counts against it (below ``VALIDATION_MIN_BUDGET`` episodes no
     selection: fixed epochs); 'split': the split's validation episodes, which no budget counts."""
     frames_k: tuple[int, ...] = ()
-    """Numbers of context frames k (besides 1) to run the largest budget with, every arm and the
+    """Numbers of context frames k (besides 1) to run ``frames_k_budget`` with, every arm and the
     oracle: accuracy against k."""
+    frames_k_budget: int | None = None
+    """The budget (one of ``budgets``) the k > 1 runs use; None: the largest. A run's cost grows
+    with k and with its training frames, so a smaller budget keeps accuracy-against-k affordable."""
     search_lrs: tuple[float, ...] = ()
     """The same small hyperparameter search for every arm: these head learning rates, each with the
     schedules of ``SEARCH_SCHEDULES``; () for none (every arm runs ``training``, scratch with
@@ -215,6 +218,10 @@ class CompareConfig:
             raise ValueError(f"validation must be one of {VALIDATIONS}, got {self.validation!r}")
         if any(k < 1 for k in self.frames_k):
             raise ValueError(f"frames_k must be positive numbers of frames, got {self.frames_k}")
+        if self.frames_k_budget is not None and self.frames_k_budget not in self.budgets:
+            raise ValueError(
+                f"frames_k_budget must be one of the budgets {self.budgets}, got {self.frames_k_budget}"
+            )
         if any(lr <= 0 for lr in self.search_lrs) or self.search_budget < 1 or self.search_draws < 1:
             raise ValueError("search_lrs must be positive, search_budget and search_draws at least 1")
 

@@ -163,7 +163,7 @@ def _errorbars(
 
 
 def plot_accuracy_vs_frames(results: dict[str, Any], path: Path) -> Path:
-    """Test accuracy at the largest budget against the k frames read, every arm and the oracle."""
+    """Test accuracy at the k runs' budget against the k frames read, every arm and the oracle."""
     fig, axes = _figure(1, 1, width=5.0)
     ax = axes[0, 0]
     styles = arm_styles(results)
@@ -260,21 +260,28 @@ def plot_accuracy_by_position(results: dict[str, Any], path: Path) -> Path:
 
 
 def plot_learning_curves(results: dict[str, Any], path: Path) -> Path:
-    """Validation accuracy against epochs (top) and training seconds (bottom), one column per budget;
-    the dotted line marks the last epoch with the encoder frozen."""
+    """Validation accuracy against optimiser steps (top) and training seconds (bottom), one column per
+    budget; the dotted line marks the end of the last epoch with the encoder frozen."""
 
     styles = arm_styles(results)
 
     def draw(top: Any, bottom: Any, budget: dict[str, Any]) -> None:
         for arm, style in styles.items():
             c = budget["arms"][arm]
-            _band(top, c["epochs"], c["val_accuracy_mean"], c["val_accuracy_ci95"], style)
+            _band(top, c.get("steps", c["epochs"]), c["val_accuracy_mean"], c["val_accuracy_ci95"], style)
             _band(bottom, c["elapsed_s_mean"], c["val_accuracy_mean"], c["val_accuracy_ci95"], style)
-        frozen = max((budget["arms"][arm]["encoder_frozen"] for arm in styles), key=sum)
-        if any(frozen):
-            top.axvline(sum(frozen), color="grey", lw=0.8, ls=":", label="last frozen epoch")
+        c = max((budget["arms"][arm] for arm in styles), key=lambda c: sum(c["encoder_frozen"]))
+        frozen = sum(c["encoder_frozen"])
+        if frozen:
+            top.axvline(
+                c.get("steps", c["epochs"])[frozen - 1],
+                color="grey",
+                lw=0.8,
+                ls=":",
+                label="last frozen epoch",
+            )
 
-    xlabels = ("epoch", "training seconds (pretext time not included)")
+    xlabels = ("optimiser steps", "training seconds (pretext time not included)")
     return _budget_grid(
         results["convergence"]["budgets"], draw, xlabels, "validation accuracy", path, results["threshold"]
     )
@@ -413,14 +420,18 @@ def render_markdown(results: dict[str, Any]) -> str:
     ]
     for b in results["accuracy_by_position"]["budgets"]:
         cells = [
-            f"{_fmt(p['earliest_fraction'])} / {p['most_frames_before_hit'] or 'not reached'}"
+            f"{_fmt(p['earliest_fraction'])} {_interval(p.get('earliest_fraction_ci95'), 1.0, '')} / "
+            f"{p['most_frames_before_hit'] or 'not reached'} "
+            f"{_interval(p.get('most_frames_before_hit_ci95'), 1.0, '')}"
             for p in (b["arms"][a] for a in arms)
         ]
         lines.append(f"| {b['labelled_episodes']} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "A fraction f means: from f of the way between the first frame and the hit on; k frames means: "
-        "from k frames before the hit on ('not reached': not even the last frame before the hit).",
+        "from k frames before the hit on ('not reached': not even the last frame before the hit). "
+        "Intervals: 95% bootstrap over the repeats, a resample that does not reach the threshold counted "
+        "as 1.0 / 0 frames.",
         "",
         "Accuracy before the bar first touches the puck (the puck rests: only the bar's approach tells) and "
         "from that strike to the hit, mean over repeats (95% bootstrap interval):",
@@ -441,16 +452,31 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         f"![learning curves]({PLOTS['curves']})",
         "",
-        f"| labelled episodes | arm | final val accuracy | epochs to {threshold} (mean) | runs reaching "
-        f"{threshold} | training seconds to {threshold} (mean) |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "Validation accuracy (on the budget's own validation episodes; none below "
+        f"{settings['validation_min_budget']} episodes) after each epoch; every arm of a budget runs the "
+        "same optimiser steps per epoch. Area: the mean of validation accuracy over the steps (area under "
+        "the curve over the steps); steps to 95%: the first step count reaching 95% of the run's own final "
+        "accuracy; means over the repeats with 95% bootstrap intervals.",
+        "",
+        f"| labelled episodes | arm | final val accuracy | area under curve | steps to 95% of final | "
+        f"epochs to {threshold} (mean) | runs reaching {threshold} | "
+        f"training seconds to {threshold} (mean) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for b in results["convergence"]["budgets"]:
         for arm in arms:
             c = b["arms"][arm]
+            area = c.get("area_under_curve") or {"mean": math.nan, "ci95": None}
+            to_95 = c.get("steps_to_95pct_of_final") or {"mean": math.nan, "ci95": None}
+            if math.isnan(c["val_accuracy_mean"][-1]):
+                area_cell = steps_cell = "no validation"
+            else:
+                area_cell = f"{_pct(area['mean'])} {_interval(area['ci95'])}"
+                steps_cell = f"{_fmt(to_95['mean'], 0)} {_interval(to_95['ci95'], 1.0, '')}"
             lines.append(
-                f"| {b['labelled_episodes']} | {arm} | {_pct(c['val_accuracy_mean'][-1])} | "
-                f"{_fmt(c['epochs_to_threshold_mean'])} | {c['runs_reaching_threshold']} of {c['runs']} | "
+                f"| {b['labelled_episodes']} | {arm} | {_pct(c['val_accuracy_mean'][-1])} | {area_cell} | "
+                f"{steps_cell} | {_fmt(c['epochs_to_threshold_mean'])} | "
+                f"{c['runs_reaching_threshold']} of {c['runs']} | "
                 f"{_fmt(c['seconds_to_threshold_mean'], 0, ' s')} |"
             )
     lines += [
@@ -485,6 +511,11 @@ def _search_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _k_budget(results: dict[str, Any]) -> int:
+    """The budget of the k > 1 runs (the largest in reports written before it was a setting)."""
+    return results.get("frames_k_budget") or results["budgets"][-1]["labelled_episodes"]
+
+
 def _frames_k_lines(results: dict[str, Any]) -> list[str]:
     by_arm = results.get("frames_k")
     if not by_arm:
@@ -497,7 +528,7 @@ def _frames_k_lines(results: dict[str, Any]) -> list[str]:
         "",
         f"![accuracy vs frames]({PLOTS['frames_k']})",
         "",
-        f"At {results['budgets'][-1]['labelled_episodes']} labelled episodes, the classifier reading the k "
+        f"At {_k_budget(results)} labelled episodes, the classifier reading the k "
         "frames ending at the classified one (before frame k - 1 the window repeats the episode's first):",
         "",
         "| arm | " + " | ".join(f"k = {k}" for k in ks) + " |",

@@ -78,3 +78,13 @@ def test_an_interrupted_benchmark_finishes_and_reuses_what_was_done(tmp_path):
     )
     assert [row["arm"] for row in board["rows"]] == ["scratch", "next_frame"]
     assert (out / "leaderboard.md").is_file()
+    # The killed call's stage times count: the total sums both calls, stage by stage.
+    first, second = board["sessions"]
+    assert set(first["seconds"]) == {"generate", "pretext"} and set(second["seconds"]) == {
+        "generate",
+        "pretext",
+        "compare",
+    }
+    for stage in ("generate", "pretext"):
+        assert board["seconds"][stage] == pytest.approx(first["seconds"][stage] + second["seconds"][stage])
+    assert "summed over the 2 calls" in (out / "leaderboard.md").read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,16 @@ from airhockey.learn import pipeline
 from airhockey.learn.compare import (
     arm_summary,
     compare_on_dataset,
+    convergence_summary,
+    curve_area,
+    curve_statistic_ci,
     earliest_fraction,
     most_frames_before_hit,
     paired_difference,
     parse_budgets,
     resolve_budgets,
+    run_steps,
+    steps_to_fraction_of_final,
 )
 from airhockey.learn.config import CompareConfig
 from airhockey.learn.pipeline import MethodChoice, PipelineConfig, run_pipeline
@@ -71,6 +77,19 @@ def test_results_json_has_the_issues_shape(report):
     assert k["frames_before_hit"][0] == 1 and len(k["accuracy_mean"]) == len(k["frames_before_hit"])
     convergence = results["convergence"]["budgets"][1]["arms"]["scratch"]
     assert convergence["epochs"] == [1, 2] and convergence["encoder_frozen"] == [True, False]
+    # 16 episodes' frames exceed min_epoch_frames: one epoch is ceil(train_frames / batch) steps.
+    train_frames = results["budgets"][1]["arms"]["scratch"]["runs"][0]["train_frames"]
+    per_epoch = -(-max(SCHEDULE.min_epoch_frames, train_frames) // SCHEDULE.batch_size)
+    assert convergence["steps"] == [per_epoch, 2 * per_epoch]
+    assert results["convergence"]["budgets"][1]["arms"]["pretext"]["steps"] == convergence["steps"]
+    assert_interval(convergence["area_under_curve"], "mean", "ci95")
+    assert convergence["steps_to_95pct_of_final"]["mean"] in (per_epoch, 2 * per_epoch) or (
+        per_epoch < convergence["steps_to_95pct_of_final"]["mean"] < 2 * per_epoch
+    )
+    for arm in ARMS:
+        pos = results["accuracy_by_position"]["budgets"][1]["arms"][arm]
+        lo, hi = pos["earliest_fraction_ci95"]
+        assert 0.0 <= lo <= hi <= 1.0
     assert len(convergence["val_accuracy_mean"]) == 2 and len(convergence["epochs_to_threshold"]) == 2
     after = results["after_hit"]
     assert after["labelled_episodes"] == 16 and not after["included_by_default"]
@@ -140,6 +159,46 @@ def test_earliest_positions_and_paired_differences_by_hand():
     assert earliest_fraction([0.95, 0.5]) is None
     assert most_frames_before_hit([0.99, 0.95, 0.7, 0.99]) == 2
     assert most_frames_before_hit([0.5, 0.99]) is None
+
+
+def test_convergence_by_steps_area_and_steps_to_95_percent_by_hand():
+    # Area from step 0 (accuracy taken as the first measurement) to the last step, over the steps.
+    assert curve_area([10, 20], [0.5, 1.0]) == pytest.approx((10 * 0.5 + 10 * 0.75) / 20)
+    assert curve_area([10, 20, 30], [0.6, 0.6, 0.6]) == pytest.approx(0.6)
+    assert math.isnan(curve_area([10, 20], [math.nan, math.nan]))
+    assert steps_to_fraction_of_final([10, 20, 30, 40], [0.5, 0.75, 0.9, 0.8]) == 30  # 0.95 * 0.8 = 0.76
+    assert steps_to_fraction_of_final([10, 20], [0.4, 0.4]) == 10
+    assert math.isnan(steps_to_fraction_of_final([10], [math.nan]))
+    history = [{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.7}]
+    # Records without per-epoch steps: ceil(max(min_epoch_frames, train_frames) / batch_size) each.
+    assert run_steps({"history": history, "train_frames": 100}, SCHEDULE) == [7, 14]  # 100 / 16
+    assert run_steps({"history": history, "train_frames": 10}, SCHEDULE) == [2, 4]  # 32 / 16
+    counted = [{**h, "steps": 5 * h["epoch"]} for h in history]
+    assert run_steps({"history": counted, "train_frames": 10}, SCHEDULE) == [5, 10]
+    runs = [
+        {
+            "history": [
+                {**h, "val_accuracy": a, "elapsed_s": 1.0, "encoder_frozen": False}
+                for h, a in zip(counted, accuracy, strict=True)
+            ],
+            "train_frames": 10,
+        }
+        for accuracy in ([0.5, 1.0], [0.5, 0.5])
+    ]
+    summary = convergence_summary(runs, SCHEDULE)
+    assert summary["steps"] == [5, 10] and summary["val_accuracy_mean"] == [0.5, 0.75]
+    assert summary["area_under_curve"]["mean"] == pytest.approx((0.625 + 0.5) / 2)
+    assert summary["steps_to_95pct_of_final"]["mean"] == pytest.approx((10 + 5) / 2)
+
+
+def test_the_earliest_positions_interval_resamples_the_runs():
+    # Two runs that agree give a degenerate interval at their common answer.
+    same = [[0.5, 0.95, 0.95], [0.5, 0.95, 0.95]]
+    assert curve_statistic_ci(same, earliest_fraction, 1.0) == [pytest.approx(1 / 3)] * 2
+    # One run reaches the threshold from the start, the other never: the interval spans both.
+    lo, hi = curve_statistic_ci([[0.95, 0.95], [0.5, 0.5]], earliest_fraction, 1.0)
+    assert lo == 0.0 and hi == 1.0
+    assert curve_statistic_ci([[0.95, 0.95]], earliest_fraction, 1.0) is None
 
 
 def run(hits: list[int]) -> dict:
@@ -293,3 +352,21 @@ def test_every_arm_runs_the_same_search_and_then_its_choice(runs, tmp_path):
         )
         assert not set(r["val_episodes"]) & set(results["data"]["test_episode_ids"])
     assert "## The hyperparameter search" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_the_k_frame_runs_use_the_budget_chosen_for_them(runs, tmp_path):
+    with pytest.raises(ValueError, match="frames_k_budget must be one of the budgets"):
+        CompareConfig(budgets=(2, None), frames_k=(2,), frames_k_budget=4)
+    config = dataclasses.replace(
+        CONFIG, frames_k=(2,), frames_k_budget=2, after_hit_effect=False, probes=False, oracle=False
+    )
+    results = compare_on_dataset(runs.data, [runs.pretext], tmp_path / "k", config, progress=False)
+    assert results["frames_k_budget"] == 2
+    logged = [json.loads(line) for line in (tmp_path / "k" / "runs.jsonl").read_text().splitlines()]
+    k2 = [r for r in logged if r["context_frames"] == 2]
+    assert len(k2) == 2 * 2 and {r["labelled_episodes"] for r in k2} == {2}
+    k1_at_2 = results["budgets"][0]["arms"]["pretext"]["accuracy_mean"]
+    assert results["frames_k"]["pretext"]["1"]["accuracy_mean"] == k1_at_2
+    assert (
+        "At 2 labelled episodes, the classifier reading the k" in (tmp_path / "k" / "report.md").read_text()
+    )
