@@ -597,6 +597,43 @@ def _search(
     }
 
 
+def oracle_search(
+    data: ClassifierData, reps: Sequence[Repeat], config: CompareConfig
+) -> dict[str, Any] | None:
+    """The search every arm gets, for the oracle's head: each of ``search_lrs`` trained on the true
+    state of the first ``search_draws`` draws of ``search_budget`` episodes and scored on the
+    validation episodes drawn from them (the encoder schedules do not apply: it has no encoder).
+
+    Returns:
+        ``{"mean_val_accuracy": {lr: accuracy}, "chosen": lr}``, the first of the best in
+        ``search_lrs`` order; None without a search or an oracle.
+    """
+    from airhockey.learn.probes import fit_state_head, oracle_features
+
+    if not (config.oracle and config.search_lrs):
+        return None
+    budget = min(config.search_budget, len(data.split.train))
+    include = config.training.include_after_hit
+    scores: dict[str, list[float]] = {f"{lr:g}": [] for lr in config.search_lrs}
+    for rep in reps[: config.search_draws]:
+        labelled, val_ids = data.labelled_and_validation(budget, np.random.default_rng(rep.order_seed))
+        train = data.frames.of_episodes(labelled).usable(include, config.training.frame_stride)
+        val = data.frames.of_episodes(val_ids).usable(include)
+        if not len(val):
+            continue
+        for lr in config.search_lrs:
+            training = dataclasses.replace(config.training, lr=lr, seed=rep.seed)
+            predicted = fit_state_head(
+                oracle_features(train, 1), train.label, oracle_features(val, 1), training,
+                config.hidden, len(data.label_names),
+            )  # fmt: skip
+            scores[f"{lr:g}"].append(float(np.mean(predicted == val.label)))
+    if not all(scores.values()):
+        return None
+    means = {lr: float(np.mean(v)) for lr, v in scores.items()}
+    return {"mean_val_accuracy": means, "chosen": float(max(means, key=lambda lr: means[lr]))}
+
+
 def oracle_records(
     data: ClassifierData,
     labelled: np.ndarray,
@@ -604,9 +641,13 @@ def oracle_records(
     config: CompareConfig,
     seed: int,
     k: int,
+    lr: float | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The ceiling: classifiers of the true state (``probes.oracle_features``) trained on the frames
     of the ``labelled`` episodes and scored on the test frames like every arm.
+
+    Args:
+        lr: the head's learning rate (``oracle_search``'s choice); None: ``config.training.lr``.
 
     Returns:
         ``{"head": record, "boosting": record}``: the classifiers' own head (same schedule, seed and
@@ -616,7 +657,7 @@ def oracle_records(
     from airhockey.learn.classify import score_predictions
     from airhockey.learn.probes import boosting_accuracy, fit_state_head, oracle_features
 
-    training = dataclasses.replace(config.training, seed=seed)
+    training = dataclasses.replace(config.training, seed=seed, lr=config.training.lr if lr is None else lr)
     train = data.frames.of_episodes(labelled).usable(training.include_after_hit, training.frame_stride)
     x, test_x = oracle_features(train, k), oracle_features(test, k)
     n_classes = len(data.label_names)
@@ -846,6 +887,10 @@ def compare_on_dataset(
     chosen, search = _search(
         prepared, arm_list, reps, config, done, shared, out / RUN_LOG, backend, workers, label
     )
+    head_search = oracle_search(prepared, reps, config)
+    oracle_lr = None if head_search is None else head_search["chosen"]
+    if search is not None and head_search is not None:
+        search["oracle_head"] = head_search
     jobs: list[ClassifierJob] = []
     for budget, after_hit, k in plan:
         for rep in reps:
@@ -868,7 +913,8 @@ def compare_on_dataset(
                 jobs.append(ClassifierJob.of(arm, i, rep, budget, labelled, val_ids, training, in_process))
             if config.oracle and after_hit == include:
                 both = np.concatenate([labelled, val_ids if val_ids is not None else labelled[:0]])
-                for name, record in oracle_records(prepared, both, test_frames, config, rep.seed, k).items():
+                records = oracle_records(prepared, both, test_frames, config, rep.seed, k, oracle_lr)
+                for name, record in records.items():
                     oracle_runs.setdefault((budget, k), {}).setdefault(name, []).append(record)
     _run_jobs(jobs, shared, done, out / RUN_LOG, backend, workers, label)
     for budget, after_hit, k in plan:

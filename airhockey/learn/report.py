@@ -508,6 +508,14 @@ def _search_lines(results: dict[str, Any]) -> list[str]:
     for arm, row in search["arms"].items():
         scores = row["mean_best_val_accuracy"]
         lines.append(f"| {arm} | " + " | ".join(_pct(scores[n]) for n in names) + f" | {row['chosen']} |")
+    head = search.get("oracle_head")
+    if head:
+        tried = ", ".join(f"{lr}: {_pct(a)}" for lr, a in head["mean_val_accuracy"].items())
+        lines += [
+            "",
+            f"The oracle's head (no encoder) tried the same learning rates on the same draws ({tried}) "
+            f"and runs at lr={head['chosen']:g}.",
+        ]
     return lines
 
 

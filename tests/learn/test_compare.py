@@ -351,7 +351,14 @@ def test_every_arm_runs_the_same_search_and_then_its_choice(runs, tmp_path):
             r["episodes"]
         )
         assert not set(r["val_episodes"]) & set(results["data"]["test_episode_ids"])
-    assert "## The hyperparameter search" in (tmp_path / "report" / "report.md").read_text()
+    # The oracle's head (no encoder) gets the same learning rates on the same draws.
+    head = search["oracle_head"]
+    assert set(head["mean_val_accuracy"]) == {"0.001", "0.01"}
+    assert head["chosen"] == float(
+        max(head["mean_val_accuracy"], key=lambda lr: head["mean_val_accuracy"][lr])
+    )
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "## The hyperparameter search" in text and f"runs at lr={head['chosen']:g}" in text
 
 
 def test_the_k_frame_runs_use_the_budget_chosen_for_them(runs, tmp_path):
