@@ -1,6 +1,7 @@
 """The order methods of seed 002 (order_verification, sorting, odd_one_out, clip_order) and what they
-share with skip_clip (seed 003): pseudo-labels on hand-made input, label-free samples, the registry's
-contract (shapes, causality, k-frame features, config round trip, resume), and learnability."""
+share with skip_clip (seed 003): pseudo-labels on hand-made input, label-free samples, OPN's spatial
+jitter, the registry's contract (shapes, causality, k-frame features, config round trip, resume), and
+learnability."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from numpy.typing import NDArray
 from torch.utils.data import DataLoader
 
+from airhockey.errors import UserError
 from airhockey.learn.config import EncoderConfig, PretextConfig, apply_settings, from_dict, to_dict
 from airhockey.learn.methods import get_method, method_names
 from airhockey.learn.methods.odd_one_out import SumOfDifferencesHead
@@ -19,6 +22,7 @@ from airhockey.learn.methods.order import (
     ConcatenationHead,
     PairwiseHead,
     frame_motion,
+    jitter_frames,
     motion_windows,
     order_classes,
     scrambled_orders,
@@ -27,7 +31,7 @@ from airhockey.learn.methods.order import (
     spaced_positions,
 )
 from airhockey.learn.trainer import train_pretext
-from tests.learn.episodes import ArrayEpisodes, coded_episodes, decode_time, puck_episodes
+from tests.learn.episodes import ArrayEpisodes, coded_episodes, decode_episode, decode_time, puck_episodes
 
 ORDER_METHODS = ("order_verification", "sorting", "odd_one_out", "clip_order", "skip_clip")
 TINY = EncoderConfig(image_size=(16, 16), stem_channels=(8,), hidden_channels=4)
@@ -169,9 +173,10 @@ def test_windows_need_episodes_long_enough():
 
 
 # ----------------------------------------------------------------------- label-free
+@pytest.mark.parametrize("jitter", [0, 2])
 @pytest.mark.parametrize("name", ORDER_METHODS)
-def test_samples_are_a_function_of_the_frames_and_the_seed(name):
-    method = tiny(name)
+def test_samples_are_a_function_of_the_frames_and_the_seed(name, jitter):
+    method = tiny(name, f"jitter={jitter}")
     original = coded_episodes([24, 26, 28, 24, 25, 30])
     frames = [original.frames(i) for i in range(len(original))]
     relabelled = ArrayEpisodes(frames, labels=[1, 1, 0, 0, 1, 0], hit_frames=[3, 4, 5, 6, 7, 8])
@@ -186,6 +191,142 @@ def test_samples_are_a_function_of_the_frames_and_the_seed(name):
     first = items(train, 8)
     train.set_epoch(1)
     assert any(not torch.equal(x[k], y[k]) for x, y in zip(first, items(train, 8), strict=True) for k in x)
+
+
+# ----------------------------------------------------------------------- spatial jitter
+def shifted(frame: NDArray, dy: int, dx: int) -> NDArray:
+    """``frame`` (H, W, C) moved ``dy`` rows down and ``dx`` columns right, the border repeating the edge."""
+    h, w = frame.shape[:2]
+    return frame[np.clip(np.arange(h) - dy, 0, h - 1)][:, np.clip(np.arange(w) - dx, 0, w - 1)]
+
+
+def shifts_between(original: NDArray, jittered: NDArray, bound: int) -> list[tuple[int, int]]:
+    """Every (dy, dx) with both in ``[-bound, bound]`` that moves ``original`` onto ``jittered``."""
+    offsets = range(-bound, bound + 1)
+    return [
+        (dy, dx) for dy in offsets for dx in offsets if np.array_equal(shifted(original, dy, dx), jittered)
+    ]
+
+
+def distinct_frames(*shape: int) -> NDArray[np.int64]:
+    """Frames (..., H, W, 3) whose values are all different, so that no two shifts of one agree."""
+    return np.random.default_rng(0).permutation(np.prod(shape)).reshape(shape)
+
+
+def test_jitter_of_zero_returns_the_frames_and_draws_nothing():
+    frames = np.random.default_rng(0).integers(256, size=(5, 8, 8, 3), dtype=np.uint8)
+    rng = np.random.default_rng(1)
+    assert jitter_frames(frames, 0, rng) is frames
+    assert rng.random() == np.random.default_rng(1).random()
+
+
+def test_jitter_moves_each_frame_by_its_own_shift_within_the_bound():
+    frames = distinct_frames(5, 12, 10, 3)  # H != W, so that swapped axes show
+    seen, differ = set(), False
+    for seed in range(20):
+        jittered = jitter_frames(frames, 3, np.random.default_rng(seed))
+        assert jittered.shape == frames.shape and jittered.dtype == frames.dtype
+        found = [shifts_between(o, j, 3) for o, j in zip(frames, jittered, strict=True)]
+        assert all(len(f) == 1 for f in found)  # each frame is the original under one shift
+        shifts = [f[0] for f in found]
+        differ |= len(set(shifts)) > 1
+        seen.update(shifts)
+    assert differ
+    assert {dy for dy, _ in seen} == {dx for _, dx in seen} == set(range(-3, 4))
+
+
+def test_jitter_moves_all_frames_of_a_clip_alike():
+    clips = distinct_frames(3, 4, 12, 10, 3)  # (N, T, H, W, 3)
+    differ = False
+    for seed in range(10):
+        jittered = jitter_frames(clips, 2, np.random.default_rng(seed))
+        found = [
+            {tuple(shifts_between(o, j, 2)) for o, j in zip(clip, moved, strict=True)}
+            for clip, moved in zip(clips, jittered, strict=True)
+        ]
+        assert all(len(f) == 1 and len(next(iter(f))) == 1 for f in found)  # one shift per clip
+        differ |= len({next(iter(f)) for f in found}) > 1
+    assert differ
+
+
+def test_jitter_is_a_function_of_the_generator_seed():
+    frames = distinct_frames(6, 12, 10, 3)
+    a, b = (jitter_frames(frames, 2, np.random.default_rng(7)) for _ in range(2))
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, jitter_frames(frames, 2, np.random.default_rng(8)))
+
+
+def square_rows_down(frames: torch.Tensor) -> NDArray[np.int64]:
+    """How far ``coded_episodes``' blue square (rows 2-5) was moved down: (..., 3, H, W) -> (...)."""
+    rows = (frames[..., 2, :, :] == 1.0).any(dim=-1)  # (..., H): rows the square covers
+    last = rows.shape[-1] - 1 - rows.flip(-1).long().argmax(dim=-1)
+    return (last - 5).numpy()
+
+
+@pytest.mark.parametrize("name", ORDER_METHODS)
+def test_jitter_moves_pixels_but_not_frames_or_labels_and_validation_keeps_its_shifts(name):
+    episodes = coded_episodes([20] * 4)
+    plain, jittered = tiny(name), tiny(name, "jitter=3")
+    a = items(plain.samples(episodes, np.arange(4), seed=0, training=True), 30)
+    b = items(jittered.samples(episodes, np.arange(4), seed=0, training=True), 30)
+    for x, y in zip(a, b, strict=True):
+        assert x.keys() == y.keys()
+        for k in x:
+            if x[k].is_floating_point():  # frames: the same times and episodes, only moved
+                assert np.array_equal(decode_time(x[k]), decode_time(y[k]))
+                assert np.array_equal(decode_episode(x[k]), decode_episode(y[k]))
+            else:  # labels and rotations
+                assert torch.equal(x[k], y[k])
+    key = "clips" if "clips" in a[0] else "targets"
+    assert np.all(square_rows_down(torch.stack([x[key] for x in a])) == 0)
+    down = square_rows_down(torch.stack([y[key] for y in b]))  # (samples, ...)
+    assert np.all(np.abs(down) <= 3) and len(np.unique(down)) > 1
+    # Validation samples are jittered too, with shifts fixed by the seed (validation keeps epoch 0).
+    first = items(jittered.samples(episodes, np.arange(4), seed=0, training=False), 10)
+    again = items(jittered.samples(episodes, np.arange(4), seed=0, training=False), 10)
+    assert all(torch.equal(x[k], y[k]) for x, y in zip(first, again, strict=True) for k in x)
+    moved = square_rows_down(torch.stack([x[key] for x in first]))
+    assert np.all(np.abs(moved) <= 3) and len(np.unique(moved)) > 1
+
+
+@pytest.mark.parametrize(
+    ("name", "whole_clips"), [("sorting", False), ("odd_one_out", False), ("clip_order", True)]
+)
+def test_jitter_shifts_each_frame_or_each_clip(name, whole_clips):
+    """OPN's per-frame shifts; ``clip_order`` shifts a clip's frames alike to keep them aligned."""
+    method = tiny(name, "jitter=3")
+    samples = items(method.samples(coded_episodes([20] * 4), np.arange(4), seed=0, training=True), 30)
+    down = square_rows_down(torch.stack([x["clips"] for x in samples]))  # (samples, n, T)
+    assert np.any(down[:, :, 0] != down[:, :1, 0])  # the clips (or frames) of a sample differ
+    if down.shape[2] > 1:  # the frames within a clip differ unless the clip moves as one
+        assert np.any(down != down[:, :, :1]) != whole_clips
+
+
+def test_skip_clip_jitter_shifts_the_context_alike_and_each_target_on_its_own():
+    method = tiny("skip_clip", "jitter=3")
+    samples = items(method.samples(coded_episodes([20] * 4), np.arange(4), seed=0, training=True))
+    context = square_rows_down(torch.stack([x["context"] for x in samples]))  # (samples, K)
+    targets = square_rows_down(torch.stack([x["targets"] for x in samples]))  # (samples, M)
+    assert np.all(context == context[:, :1]) and len(np.unique(context[:, 0])) > 1
+    assert np.any(targets != targets[:, :1])
+    for x in samples:  # the rotated targets are the jittered targets, turned
+        for target, rotated, k in zip(x["targets"], x["rotated"], x["rotations"], strict=True):
+            assert torch.equal(torch.rot90(target, int(k), dims=(1, 2)), rotated)
+
+
+@pytest.mark.parametrize("name", ORDER_METHODS)
+def test_jitter_setting_round_trips_and_refuses_negative_shifts(name):
+    cls = get_method(name)
+    assert cls.config_class().jitter == 0
+    method = tiny(name, "jitter=3")
+    assert method.config.jitter == 3
+    assert from_dict(method.config_class, to_dict(method.config)) == method.config
+    assert cls.from_dict(method.config_dict()).config == method.config
+    with pytest.raises(UserError, match="jitter must be at least 0, got -1") as refused:
+        apply_settings(method.config, ["jitter=-1"])
+    assert "\n" not in str(refused.value)
+    with pytest.raises(ValueError, match="jitter must be at least 0"):
+        cls.config_class(jitter=-2)
 
 
 # ----------------------------------------------------------------------- the registry's contract

@@ -22,6 +22,7 @@ from airhockey.learn.methods.order import (
     OrderClassification,
     OrderSamples,
     check_keep,
+    check_non_negative,
     check_positive,
     mlp,
     scrambled_orders,
@@ -54,9 +55,14 @@ class OddOneOutConfig:
     """Units of the classifier's hidden layer."""
     motion_keep: float = 0.75
     """Fraction of the windows, those that move the most, that questions are drawn from."""
+    jitter: int = 0
+    """Largest per-frame shift in pixels, drawn independently for every frame of a training sample
+    (OPN's spatial jittering, seed 002); 0: none. Validation samples are jittered too
+    (fixed shifts: the same every epoch), so validation measures the task trained on."""
 
     def __post_init__(self) -> None:
         check_positive(self, "feature_dim", "hidden", "gap")
+        check_non_negative(self, "jitter")
         check_keep(self.motion_keep)
         if self.elements < 2 or self.frames_per_element < 3:
             raise ValueError("elements must be at least 2 and frames_per_element at least 3")
@@ -89,7 +95,7 @@ class OddOneOutSamples(OrderSamples):
     def __init__(
         self, config: OddOneOutConfig, episodes: Any, ids: NDArray[np.int64], seed: int, training: bool
     ) -> None:
-        super().__init__(episodes, ids, config.window, config.motion_keep, seed, training)
+        super().__init__(episodes, ids, config.window, config.motion_keep, seed, training, config.jitter)
         self.config = config
 
     def positions(self, rng: np.random.Generator) -> tuple[NDArray[np.int64], int]:
@@ -126,6 +132,10 @@ class OddOneOut(OrderClassification[OddOneOutConfig]):
     - Sum-of-differences fusion is applied per element (``sum_j (f_i - f_j)``, then a layer
       shared by the elements scores each one), which keeps the head equivariant to where the odd
       element is; ``fusion=concat`` is the seed's concatenation (of centred features).
+    - OPN's spatial jitter (seed 002) is an option the seed does not have: ``jitter`` > 0 shifts
+      every frame of a question by its own random offset of up to ``jitter`` pixels,
+      frames of one sub-sequence included, since the order inside a sub-sequence is what the
+      task asks about; off by default.
     """
 
     name = "odd_one_out"

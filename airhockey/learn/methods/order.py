@@ -6,7 +6,9 @@ the mean absolute difference of successive frames), never from the stored physic
 method draws its samples from the windows of an episode that move the most (``motion_windows``),
 as Shuffle and Learn and OPN draw theirs from high optical-flow windows (seed 002). Every random
 choice in a sample comes from a generator seeded by ``(seed, epoch, index)``, so the samples are a
-function of the frames and the seed alone.
+function of the frames and the seed alone. That includes OPN's spatial jitter (``jitter_frames``),
+an option of every method (``jitter``) that shifts each frame, or each clip, of a sample
+by its own few pixels, so that where the puck lies in the frame no longer orders them by itself.
 
     windows = motion_windows(episodes, ids, span=9, keep=0.75)   # (N, 2): episode, first frame
     sorting_class((2, 0, 3, 1)) == sorting_class((1, 3, 0, 2))   # a tuple and its reverse: one class
@@ -101,6 +103,34 @@ def spaced_positions(rng: np.random.Generator, count: int, span: int, gap: int) 
     return np.sort(rng.choice(free, count, replace=False)) + np.arange(count) * (gap - 1)
 
 
+def jitter_frames(frames: NDArray[Any], max_shift: int, rng: np.random.Generator) -> NDArray[Any]:
+    """OPN's spatial jitter: each item of the first axis of ``frames`` moved by its own random whole
+    number of pixels, ``dy`` down and ``dx`` right, each drawn uniformly from ``[-max_shift, max_shift]``;
+    the uncovered border repeats the edge pixels.
+
+    Args:
+        frames: (N, H, W, C) frames, each shifted on its own, or (N, T, H, W, C) clips, all frames
+            of a clip shifted alike (so that they stay aligned for the encoder's recurrence).
+        max_shift: largest shift in pixels along each axis; 0 returns ``frames`` itself.
+        rng: the sample's generator; (N, 2) integers are drawn from it when ``max_shift`` > 0.
+
+    Returns:
+        An array of the shape and dtype of ``frames``.
+    """
+    if max_shift == 0:
+        return frames
+    s = max_shift
+    h, w = frames.shape[-3:-1]
+    shifts = rng.integers(-s, s + 1, size=(len(frames), 2))  # (N, 2): dy, dx
+    padded = np.pad(frames, [(0, 0)] * (frames.ndim - 3) + [(s, s), (s, s), (0, 0)], mode="edge")
+    return np.stack(
+        [
+            item[..., s - dy : s - dy + h, s - dx : s - dx + w, :]
+            for item, (dy, dx) in zip(padded, shifts, strict=True)
+        ]
+    )
+
+
 # ----------------------------------------------------------------------- permutation pseudo-labels
 @cache
 def sorting_classes(n: int) -> tuple[tuple[int, ...], ...]:
@@ -137,7 +167,8 @@ class WindowSamples(Dataset):
 
     Item ``i`` reads window ``i``'s frames and hands them, with a generator seeded by
     ``(seed, epoch, i)``, to ``make``, which the methods implement. Training datasets draw new
-    shuffles each epoch (``set_epoch``); validation datasets keep epoch 0, so they never change.
+    shuffles each epoch (``set_epoch``); validation datasets keep epoch 0, so they never change
+    (their jitter included).
 
     Args:
         episodes: the dataset (``EpisodeShards``, or anything with ``frames(i, start, stop)``).
@@ -146,10 +177,18 @@ class WindowSamples(Dataset):
         keep: fraction of the windows, the most moving, that samples come from.
         seed: seed of the random choices.
         training: training samples (True) or validation samples.
+        jitter: largest shift in pixels of ``jitter_frames`` on the samples; 0: none.
     """
 
     def __init__(
-        self, episodes: Any, ids: NDArray[np.int64], span: int, keep: float, seed: int, training: bool
+        self,
+        episodes: Any,
+        ids: NDArray[np.int64],
+        span: int,
+        keep: float,
+        seed: int,
+        training: bool,
+        jitter: int = 0,
     ) -> None:
         self.episodes = episodes
         self.ids = np.asarray(ids, dtype=np.int64)
@@ -158,6 +197,9 @@ class WindowSamples(Dataset):
         self.windows = motion_windows(episodes, self.ids, span, keep, self.motion)
         """(N, 2): the episode and first frame of each sample's window."""
         self.span, self.seed, self.training, self.epoch = span, seed, training, 0
+        self.jitter = jitter
+        """Largest shift of ``jitter_frames`` on this dataset's samples (validation's too: its
+        accuracy is that of the jittered task)."""
         if hasattr(episodes, "close"):
             episodes.close()  # DataLoader workers open their own handles
 
@@ -181,13 +223,23 @@ class WindowSamples(Dataset):
 class OrderSamples(WindowSamples):
     """Classification samples: ``clips`` (n, T, 3, H, W) float in [0, 1] and ``label`` int64.
 
-    ``make`` returns the frame positions in the window, (n, T), and the label; the clips are read
-    from them.
+    ``positions`` returns the frame positions in the window, (n, T), and the label; the clips are
+    read from them and jittered (``jitter_frames``): every frame by its own shift,
+    or with ``jitter_whole_clips`` every clip by one. The jitter is drawn after the positions, so
+    it changes a sample's pixels but not which frames it holds or its label.
     """
+
+    jitter_whole_clips: ClassVar[bool] = False
+    """Shift all frames of a clip alike (one shift per clip) rather than each frame on its own."""
 
     def make(self, frames: NDArray[np.uint8], rng: np.random.Generator, episode: int) -> dict[str, Tensor]:
         positions, label = self.positions(rng)
-        return {"clips": frames_to_tensor(frames[positions]), "label": torch.tensor(label, dtype=torch.int64)}
+        clips = frames[positions]  # (n, T, H, W, 3)
+        if self.jitter_whole_clips:
+            clips = jitter_frames(clips, self.jitter, rng)
+        else:
+            clips = jitter_frames(clips.reshape(-1, *frames.shape[1:]), self.jitter, rng).reshape(clips.shape)
+        return {"clips": frames_to_tensor(clips), "label": torch.tensor(label, dtype=torch.int64)}
 
     @abstractmethod
     def positions(self, rng: np.random.Generator) -> tuple[NDArray[np.int64], int]:
@@ -369,6 +421,13 @@ def check_positive(config: Any, *names: str) -> None:
     for name in names:
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
+
+
+def check_non_negative(config: Any, *names: str) -> None:
+    """Raises ValueError naming the first of ``names`` whose value in ``config`` is below 0."""
+    for name in names:
+        if getattr(config, name) < 0:
+            raise ValueError(f"{name} must be at least 0, got {getattr(config, name)}")
 
 
 def check_keep(keep: float) -> None:

@@ -22,6 +22,7 @@ from airhockey.learn.methods.order import (
     OrderClassification,
     OrderSamples,
     check_keep,
+    check_non_negative,
     check_positive,
 )
 
@@ -49,9 +50,14 @@ class OrderVerificationConfig:
     """Fraction of the windows, those that move the most, that tuples are drawn from."""
     center: bool = True
     """Subtract the mean of a tuple's frame features before concatenating them (``order.centred``)."""
+    jitter: int = 0
+    """Largest per-frame shift in pixels, drawn independently for every frame of a training sample
+    (OPN's spatial jittering, seed 002); 0: none. Validation samples are jittered too
+    (fixed shifts: the same every epoch), so validation measures the task trained on."""
 
     def __post_init__(self) -> None:
         check_positive(self, "feature_dim", "hidden", "gap")
+        check_non_negative(self, "jitter")
         check_keep(self.motion_keep)
         if not 0 <= self.negative_fraction <= 1:
             raise ValueError(f"negative_fraction must be in [0, 1], got {self.negative_fraction}")
@@ -85,7 +91,7 @@ class VerificationSamples(OrderSamples):
         seed: int,
         training: bool,
     ) -> None:
-        super().__init__(episodes, ids, config.span, config.motion_keep, seed, training)
+        super().__init__(episodes, ids, config.span, config.motion_keep, seed, training, config.jitter)
         self.config = config
 
     def positions(self, rng: np.random.Generator) -> tuple[NDArray[np.int64], int]:
@@ -110,6 +116,10 @@ class OrderVerification(OrderClassification[OrderVerificationConfig]):
       concatenated (``center``): the static table they share dominates them.
     - Tuples are three frames of a five-frame window ``gap`` frames apart (the seed's five-frame
       tuples of whole videos do not fit 30-43-frame episodes).
+    - OPN's spatial jitter (seed 002) is an option the seed does not have: ``jitter`` > 0 shifts
+      each frame of a tuple by its own random offset of up to ``jitter`` pixels, so that
+      the puck's place in the frame no longer tells whether the middle frame lies between the
+      others; off by default.
     """
 
     name = "order_verification"

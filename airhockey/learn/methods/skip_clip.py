@@ -26,7 +26,13 @@ from airhockey.learn.autoencoder import FrameEncoder
 from airhockey.learn.config import EncoderConfig
 from airhockey.learn.data import frames_to_tensor
 from airhockey.learn.methods.base import PretextMethod, PretextModel
-from airhockey.learn.methods.order import WindowSamples, check_keep, check_positive
+from airhockey.learn.methods.order import (
+    WindowSamples,
+    check_keep,
+    check_non_negative,
+    check_positive,
+    jitter_frames,
+)
 
 
 @dataclass(frozen=True)
@@ -51,9 +57,15 @@ class SkipClipConfig:
     """Add the rotation-prediction auxiliary task on the target encoder (square frames only)."""
     motion_keep: float = 0.75
     """Fraction of the windows (context and targets), those that move the most, that samples come from."""
+    jitter: int = 0
+    """Largest shift in pixels, drawn independently for the context clip (one shift for all its
+    frames, which the recurrence reads together) and for every target and negative frame of a
+    sample (OPN's spatial jittering, seed 002); 0: none. Validation samples are jittered
+    too (fixed shifts: the same every epoch), so validation measures the task trained on."""
 
     def __post_init__(self) -> None:
         check_positive(self, "context", "rate")
+        check_non_negative(self, "jitter")
         check_keep(self.motion_keep)
         if self.targets < 2:
             raise ValueError(f"targets must be at least 2 to rank, got {self.targets}")
@@ -81,29 +93,36 @@ class SkipClipSamples(WindowSamples):
     Item: ``context`` (K, 3, H, W), ``targets`` (M, 3, H, W) nearest first, all float in [0, 1];
     with ``negatives``, ``negatives`` (M, 3, H, W): random frames of one other episode of ``ids``;
     with ``rotation``, ``rotated`` (M, 3, H, W): the targets each turned by ``rotations`` (M,)
-    int64 quarter turns counter-clockwise.
+    int64 quarter turns counter-clockwise. With ``jitter``, the context clip is shifted
+    by one random offset and every target and negative frame by its own (``jitter_frames``); the
+    rotated targets are the shifted ones turned. The shifts are drawn last, so they change a
+    sample's pixels but not which frames it holds or its rotations.
     """
 
     def __init__(
         self, config: SkipClipConfig, episodes: Any, ids: NDArray[np.int64], seed: int, training: bool
     ) -> None:
-        super().__init__(episodes, ids, config.span, config.motion_keep, seed, training)
+        super().__init__(episodes, ids, config.span, config.motion_keep, seed, training, config.jitter)
         self.config = config
         if config.negatives and len(self.ids) < 2:
             raise ValueError("negatives need at least two episodes")
 
     def make(self, frames: NDArray[np.uint8], rng: np.random.Generator, episode: int) -> dict[str, Tensor]:
         c = self.config
-        targets = frames[c.target_positions]  # (M, H, W, 3)
-        item = {"context": frames_to_tensor(frames[: c.context]), "targets": frames_to_tensor(targets)}
+        negatives = None
         if c.negatives:
             others = self.ids[self.ids != episode]
             other = int(others[rng.integers(len(others))])
             length = len(self.motion[int(np.searchsorted(self.ids, other))]) + 1
             picks = np.sort(rng.choice(length, c.targets, replace=length < c.targets))
-            item["negatives"] = frames_to_tensor(self.episodes.frames(other)[picks])
-        if c.rotation:
-            turns = rng.integers(4, size=c.targets)
+            negatives = self.episodes.frames(other)[picks]  # (M, H, W, 3)
+        turns = rng.integers(4, size=c.targets) if c.rotation else None
+        context = jitter_frames(frames[None, : c.context], self.jitter, rng)[0]  # (K, H, W, 3): one shift
+        targets = jitter_frames(frames[c.target_positions], self.jitter, rng)  # (M, H, W, 3)
+        item = {"context": frames_to_tensor(context), "targets": frames_to_tensor(targets)}
+        if negatives is not None:
+            item["negatives"] = frames_to_tensor(jitter_frames(negatives, self.jitter, rng))
+        if turns is not None:
             item["rotated"] = frames_to_tensor(
                 np.stack([np.rot90(f, k) for f, k in zip(targets, turns, strict=True)])
             )
@@ -186,7 +205,9 @@ class SkipClip(PretextMethod[SkipClipConfig]):
     - The M negatives are random frames of one other episode of the same split part; the margins
       (0.1, the seed gives none) are settings.
     - No random reversal, flips or crops: the table is not left-right symmetric in its labels'
-      sense, and the objects are a few pixels.
+      sense, and the objects are a few pixels. OPN's spatial jitter (seed 002) is an option
+      (``jitter``, off by default): one shift for the context clip, one for each target and
+      negative frame, so that the puck's place in the frame alone no longer ranks the targets.
     """
 
     name = "skip_clip"

@@ -23,6 +23,7 @@ from airhockey.learn.methods.order import (
     OrderSamples,
     PairwiseHead,
     check_keep,
+    check_non_negative,
     check_positive,
     sorting_class,
     sorting_classes,
@@ -48,9 +49,14 @@ class SortingConfig:
     99.3% validation accuracy after 500 steps; 1 gives 93.3%)."""
     motion_keep: float = 0.75
     """Fraction of the windows, those that move the most, that tuples are drawn from."""
+    jitter: int = 0
+    """Largest per-frame shift in pixels, drawn independently for every frame of a training sample
+    (OPN's spatial jittering, seed 002); 0: none. Validation samples are jittered too
+    (fixed shifts: the same every epoch), so validation measures the task trained on."""
 
     def __post_init__(self) -> None:
         check_positive(self, "feature_dim", "pair_dim", "hidden", "gap")
+        check_non_negative(self, "jitter")
         check_keep(self.motion_keep)
         if self.frames < 3:
             raise ValueError(f"frames must be at least 3 (two frames have one class), got {self.frames}")
@@ -67,7 +73,7 @@ class SortingSamples(OrderSamples):
     def __init__(
         self, config: SortingConfig, episodes: Any, ids: NDArray[np.int64], seed: int, training: bool
     ) -> None:
-        super().__init__(episodes, ids, config.span, config.motion_keep, seed, training)
+        super().__init__(episodes, ids, config.span, config.motion_keep, seed, training, config.jitter)
         self.config = config
 
     def positions(self, rng: np.random.Generator) -> tuple[NDArray[np.int64], int]:
@@ -82,9 +88,12 @@ class Sorting(OrderClassification[SortingConfig]):
     Deviations from the seed:
 
     - Motion is the mean absolute difference of successive frames, not optical flow; whole frames
-      are used, without OPN's high-motion patches, spatial jitter or channel splitting: the
-      camera is fixed and the objects are a few pixels, so a crop could lose them, and where
-      things are is what orders the frames.
+      are used, without OPN's high-motion patches or channel splitting: the camera is fixed and
+      the objects are a few pixels, so a crop could lose them.
+    - OPN's spatial jitter is off by default: ``jitter`` > 0 shifts each frame of a tuple
+      by its own random offset of up to ``jitter`` pixels (OPN shifts each frame's patch), the
+      border filled by repeating the edge, so that the puck's place in the frame alone no longer
+      sorts the frames and the encoder has to place it against the table.
     - The frame branches are the shared encoder (stem + ConvLSTM on one frame), not AlexNet; fc6
       is a ``feature_dim`` projection of its feature map.
     - Frames are consecutive (``gap`` 1) in a window (OPN samples within a high-motion window
