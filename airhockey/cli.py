@@ -922,7 +922,7 @@ def learn_benchmark(
         base,
         methods=parse_methods(methods),
         pretext=dataclasses.replace(base.pretext, device=device, steps=steps or base.pretext.steps),
-        pretext_seeds=base.pretext_seeds if seeds is None else parse_counts(seeds, "--seeds"),
+        pretext_seeds=base.pretext_seeds if seeds is None else parse_counts(seeds, "--seeds", minimum=0),
         compare=compare,
     )
     where = Backend(

@@ -112,15 +112,16 @@ def parse_budgets(text: str) -> tuple[int | None, ...]:
     return tuple(budgets)
 
 
-def parse_counts(text: str, option: str) -> tuple[int, ...]:
+def parse_counts(text: str, option: str, minimum: int = 1) -> tuple[int, ...]:
     """``"2,4,8"`` -> ``(2, 4, 8)``; ``""`` -> ``()``.
 
     Raises:
-        UserError: naming ``option`` for anything but positive integers.
+        UserError: naming ``option`` for anything but integers of at least ``minimum``.
     """
     parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise UserError(f"{option} takes positive integers separated by commas; got {text!r}")
+    if not all(p.isdigit() and int(p) >= minimum for p in parts):
+        kind = "positive integers" if minimum == 1 else f"integers >= {minimum}"
+        raise UserError(f"{option} takes {kind} separated by commas; got {text!r}")
     return tuple(int(p) for p in parts)
 
 
