@@ -708,9 +708,22 @@ values of them reuses the runs it already has (each run's record says its k and 
 
 
 def comparable(settings: dict[str, Any]) -> dict[str, Any]:
-    """Settings (``compare.json`` or a benchmark's) without the fields of ``OPTIONAL_RUNS``."""
+    """Settings (``compare.json`` or a benchmark's) without the fields of ``OPTIONAL_RUNS``, and each
+    arm reduced to its name, kind, method and pretext runs (folder and step): a run's method config
+    and metrics as recorded may gain fields with later versions without it being another run."""
     config = {k: v for k, v in settings["config"].items() if k not in OPTIONAL_RUNS}
-    return {**settings, "config": config}
+    out = {**settings, "config": config}
+    if "arms" in settings:
+        out["arms"] = [
+            {
+                "name": arm["name"],
+                "kind": arm["kind"],
+                "method": arm["method"],
+                "pretext_runs": [(run["path"], run["step"]) for run in arm["pretext_runs"]],
+            }
+            for arm in settings["arms"]
+        ]
+    return out
 
 
 def _read_done(out: Path, settings: dict[str, Any]) -> dict[tuple[str, int, bool, int], dict[str, Any]]:
