@@ -23,6 +23,7 @@ from airhockey.learn.compare import (
     most_frames_before_hit,
     paired_difference,
     parse_budgets,
+    parse_counts,
     resolve_budgets,
     run_steps,
     steps_to_fraction_of_final,
@@ -151,6 +152,9 @@ def test_budget_parsing_and_checking():
         resolve_budgets((64,), 20)
     with pytest.raises(ValueError, match="repeats"):
         CompareConfig(repeats=1)
+    assert parse_counts("0, 1,2", "--seeds", minimum=0) == (0, 1, 2)  # seeds start at 0
+    with pytest.raises(UserError, match="--frames-k takes positive integers"):
+        parse_counts("0,2", "--frames-k")
 
 
 def test_earliest_positions_and_paired_differences_by_hand():
