@@ -118,7 +118,7 @@ FULL = BenchmarkConfig(
 all, 10 draws each, k up to 8."""
 
 QUICK = BenchmarkConfig(
-    data=GenerateConfig(episodes=40, width=32, height=32, seed=0),
+    data=GenerateConfig(episodes=50, width=32, height=32, seed=0),
     test_data=GenerateConfig(episodes=20, width=32, height=32, seed=1),
     pretext=PretextConfig(steps=20, epochs=None, batch_size=8),
     compare=CompareConfig(
