@@ -390,6 +390,12 @@ def leaderboard(
         "boosting": _pick(
             {b: _strip(o["boosting"]) for b, o in oracle.items()}, LEADERBOARD_BUDGETS, largest
         ),
+        # k frames: positions (k = 1), positions and velocities (k > 1), at the k runs' budget.
+        "accuracy_k": {
+            str(k): {name: _strip(o[name]) for name in ("head", "boosting")}
+            for k, o in ((int(k), o) for k, o in (results.get("oracle_frames_k") or {}).items())
+            if k in LEADERBOARD_K
+        },
     }
     keys = list(rows[0]["accuracy"]) if rows else []
     ranks = {
@@ -537,7 +543,15 @@ def render_leaderboard(board: dict[str, Any], rollouts: bool) -> str:
         f"| {ORACLE} (head; boosted trees) | "
         + " | ".join(f"{_cell(oracle['accuracy'].get(k))}; {_cell(oracle['boosting'].get(k))}" for k in keys)
         + " |"
-        + " |" * (len(keys) + 4)
+        + " |" * (len(keys) + 1)  # no differences to scratch, no gap to itself
+        + " "
+        + " / ".join(
+            "; ".join(
+                _cell(oracle.get("accuracy_k", {}).get(k, {}).get(name)) for name in ("head", "boosting")
+            )
+            for k in ("1", "4")
+        )
+        + " | | |"
     )
     lines += [
         "",
