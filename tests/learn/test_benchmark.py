@@ -88,3 +88,60 @@ def test_an_interrupted_benchmark_finishes_and_reuses_what_was_done(tmp_path):
     for stage in ("generate", "pretext"):
         assert board["seconds"][stage] == pytest.approx(first["seconds"][stage] + second["seconds"][stage])
     assert "summed over the 2 calls" in (out / "leaderboard.md").read_text()
+
+
+def summary(mean: float) -> dict:
+    return {"accuracy_mean": mean, "accuracy_ci95": [mean - 0.01, mean + 0.01]}
+
+
+def test_the_leaderboard_rows_come_from_the_comparisons_results():
+    """By hand: two arms at budgets 4 and all (20 episodes), k = 1 and 4, the oracle at both."""
+    from airhockey.learn.benchmark import leaderboard, render_leaderboard
+
+    budgets = [
+        {
+            "labelled_episodes": n,
+            "arms": {"scratch": summary(0.6 + n / 100), "m": summary(0.7 + n / 100)},
+            "paired_difference": {"m": {"mean": 0.1, "ci95": [0.05, 0.15]}},
+        }
+        for n in (4, 20)
+    ]
+    results = {
+        "arms": ["scratch", "m"],
+        "arm_details": {"scratch": {"method": None}, "m": {"method": "m"}},
+        "budgets": budgets,
+        "oracle": [
+            {"labelled_episodes": n, "head": summary(0.9), "boosting": summary(0.95)} for n in (4, 20)
+        ],
+        "frames_k": {
+            arm: {"1": summary(0.8), "4": summary(0.85 if arm == "m" else 0.8)} for arm in ("scratch", "m")
+        },
+        "oracle_frames_k": {
+            "1": {"head": summary(0.9), "boosting": summary(0.95)},
+            "4": {"head": summary(0.97), "boosting": summary(0.98)},
+        },
+        "frames_k_budget": 4,
+        "probes": {
+            "m": {"puck_x": 0.8, "puck_y": 0.6, "puck_vx": 0.5, "puck_vy": 0.3, "bar_x": 1.0, "bar_y": 0.9}
+        },
+        "data": {"path": "d", "test_path": "t", "train_episodes": 20, "test_episodes": 10},
+    }
+    board = leaderboard(results, [], {})
+    scratch, m = board["rows"]
+    assert scratch["pretext"] is None and scratch["difference_to_scratch"] == {}
+    assert set(m["accuracy"]) == {"4", "all"} and m["accuracy"]["all"]["accuracy_mean"] == pytest.approx(0.9)
+    assert (
+        m["gap_to_oracle"]["4"] == pytest.approx(0.74 - 0.9) and m["accuracy_k"]["4"]["accuracy_mean"] == 0.85
+    )
+    assert m["probe_r2"]["puck_position"] == pytest.approx(0.7) and m["probe_r2"][
+        "puck_velocity"
+    ] == pytest.approx(0.4)
+    assert board["oracle"]["accuracy_k"]["4"]["boosting"]["accuracy_mean"] == 0.98
+    assert board["ranks"]["4"] == {"scratch": 2, "m": 1}  # m's interval lies above scratch's
+    assert board["frames_k_budget"] == 4
+    board.update({"seconds": {"generate": 1.0, "pretext": 2.0, "compare": 3.0}, "sessions": [{}, {}]})
+    text = render_leaderboard(board, rollouts=False)
+    oracle_line = next(line for line in text.splitlines() if line.startswith("| oracle"))
+    header = next(line for line in text.splitlines() if line.startswith("| arm"))
+    assert oracle_line.count("|") == header.count("|") and "97.0%" in oracle_line
+    assert "at 4 labelled episodes" in text and "summed over the 2 calls" in text
