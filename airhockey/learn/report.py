@@ -297,6 +297,11 @@ def _interval(ci: Sequence[float] | None, scale: float = 100.0, unit: str = "%")
     )
 
 
+def _whole_interval(ci: Sequence[float] | None) -> str:
+    """An interval of whole numbers (frames), as ``[lo, hi]``."""
+    return "n/a" if ci is None else f"[{ci[0]:.0f}, {ci[1]:.0f}]"
+
+
 def _signed(value: float, plus: bool = True) -> str:
     """``value`` with one decimal, without a negative zero."""
     text = f"{value:+.1f}" if plus else f"{value:.1f}"
@@ -422,7 +427,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         cells = [
             f"{_fmt(p['earliest_fraction'])} {_interval(p.get('earliest_fraction_ci95'), 1.0, '')} / "
             f"{p['most_frames_before_hit'] or 'not reached'} "
-            f"{_interval(p.get('most_frames_before_hit_ci95'), 1.0, '')}"
+            f"{_whole_interval(p.get('most_frames_before_hit_ci95'))}"
             for p in (b["arms"][a] for a in arms)
         ]
         lines.append(f"| {b['labelled_episodes']} | " + " | ".join(cells) + " |")
@@ -468,11 +473,12 @@ def render_markdown(results: dict[str, Any]) -> str:
             c = b["arms"][arm]
             area = c.get("area_under_curve") or {"mean": math.nan, "ci95": None}
             to_95 = c.get("steps_to_95pct_of_final") or {"mean": math.nan, "ci95": None}
-            if math.isnan(c["val_accuracy_mean"][-1]):
-                area_cell = steps_cell = "no validation"
-            else:
-                area_cell = f"{_pct(area['mean'])} {_interval(area['ci95'])}"
-                steps_cell = f"{_fmt(to_95['mean'], 0)} {_interval(to_95['ci95'], 1.0, '')}"
+            final = c["val_accuracy_mean"][-1]
+            if final is None or math.isnan(final):  # None: read back from results.json
+                lines.append(f"| {b['labelled_episodes']} | {arm} |" + " no validation |" * 6)
+                continue
+            area_cell = f"{_pct(area['mean'])} {_interval(area['ci95'])}"
+            steps_cell = f"{_fmt(to_95['mean'], 0)} {_whole_interval(to_95['ci95'])}"
             lines.append(
                 f"| {b['labelled_episodes']} | {arm} | {_pct(c['val_accuracy_mean'][-1])} | {area_cell} | "
                 f"{steps_cell} | {_fmt(c['epochs_to_threshold_mean'])} | "
