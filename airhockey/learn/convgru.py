@@ -13,6 +13,8 @@ import itertools
 import torch
 from torch import Tensor, nn
 
+from airhockey.learn.convlstm import run_layers
+
 State = Tensor
 """A layer's hidden state ``h``, ``(B, C_hidden, H, W)``."""
 
@@ -93,16 +95,4 @@ class ConvGRU(nn.Module):
         Returns:
             The top layer's hidden states (B, T, C_top, H, W) and the new state of every layer.
         """
-        b, t = x.shape[:2]
-        new_states: list[State] = []
-        for k, cell in enumerate(self.cells):
-            input_gates = cell.input_conv(x.flatten(0, 1)).unflatten(0, (b, t))  # (B, T, 3C, H, W)
-            state = None if states is None else states[k]
-            hs = []
-            # unbind, not indexing: indexing's backward writes a full-size zero tensor per step.
-            for gates in input_gates.unbind(1):
-                state = cell.update(gates, state)
-                hs.append(state)
-            x = torch.stack(hs, dim=1)  # (B, T, C_k, H, W)
-            new_states.append(state)
-        return x, new_states
+        return run_layers(self.cells, x, states, lambda state: state)

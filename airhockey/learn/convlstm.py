@@ -8,6 +8,8 @@ convolutions of the input and of the previous hidden state, so the state keeps i
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -91,16 +93,34 @@ class ConvLSTM(nn.Module):
         Returns:
             The top layer's hidden states (B, T, C_top, H, W) and the new state of every layer.
         """
-        b, t = x.shape[:2]
-        new_states: list[State] = []
-        for k, cell in enumerate(self.cells):
-            input_gates = cell.input_conv(x.flatten(0, 1)).unflatten(0, (b, t))  # (B, T, 4C, H, W)
-            state = None if states is None else states[k]
-            hs = []
-            # unbind, not indexing: indexing's backward writes a full-size zero tensor per step.
-            for gates in input_gates.unbind(1):
-                state = cell.update(gates, state)
-                hs.append(state[0])
-            x = torch.stack(hs, dim=1)  # (B, T, C_k, H, W)
-            new_states.append(state)
-        return x, new_states
+        return run_layers(self.cells, x, states, lambda state: state[0])
+
+
+def run_layers(
+    cells: nn.ModuleList, x: Tensor, states: list[Any] | None, hidden: Callable[[Any], Tensor]
+) -> tuple[Tensor, list[Any]]:
+    """Runs stacked recurrent cells layer-major over a sequence (``ConvLSTM``, ``ConvGRU``).
+
+    Args:
+        cells: cells with ``input_conv`` (the input's convolution of every gate, one call for all
+            time steps) and ``update(input_gates, state) -> state``.
+        x: (B, T, C_in, H, W).
+        states: one state per layer to continue from, or None to start from zeros.
+        hidden: a cell state's hidden map (B, C, H, W), the next layer's input.
+
+    Returns:
+        The top layer's hidden maps (B, T, C_top, H, W) and the new state of every layer.
+    """
+    b, t = x.shape[:2]
+    new_states = []
+    for k, cell in enumerate(cells):
+        input_gates = cell.input_conv(x.flatten(0, 1)).unflatten(0, (b, t))  # (B, T, G*C, H, W)
+        state = None if states is None else states[k]
+        hs = []
+        # unbind, not indexing: indexing's backward writes a full-size zero tensor per step.
+        for gates in input_gates.unbind(1):
+            state = cell.update(gates, state)
+            hs.append(hidden(state))
+        x = torch.stack(hs, dim=1)  # (B, T, C_k, H, W)
+        new_states.append(state)
+    return x, new_states
