@@ -227,7 +227,7 @@ def run_benchmark(
     from airhockey.backends import run_tasks
     from airhockey.generate import generate
     from airhockey.jsonio import write_json
-    from airhockey.learn.compare import compare_on_dataset
+    from airhockey.learn.compare import compare_on_dataset, finished_results
 
     out = Path(out)
     methods = resolve_methods(config.methods)
@@ -280,8 +280,9 @@ def run_benchmark(
 
     start = time.monotonic()
     report = out / "compare"
-    if (report / "results.json").is_file():
-        results = json.loads((report / "results.json").read_text())
+    finished = finished_results(report, config.compare)
+    if finished is not None:
+        results = finished
         say(f"compare: reusing the finished comparison in {report}/")
     else:
         arms: list[Any] = [SCRATCH] + [[job.out for job in jobs if job.method == name] for name in methods]

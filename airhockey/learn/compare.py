@@ -726,22 +726,41 @@ def comparable(settings: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _read_done(out: Path, settings: dict[str, Any]) -> dict[tuple[str, int, bool, int], dict[str, Any]]:
+def optional_runs(config: CompareConfig) -> dict[str, Any]:
+    """The values of ``OPTIONAL_RUNS`` in ``config``, as ``results.json`` records them."""
+    return json.loads(json.dumps({name: getattr(config, name) for name in OPTIONAL_RUNS}))
+
+
+def finished_results(out: str | Path, config: CompareConfig) -> dict[str, Any] | None:
+    """``out/results.json`` when it holds a finished comparison with ``config``'s ``OPTIONAL_RUNS``
+    (its other settings are checked when a comparison is run there), else None: a report made
+    with other k or hit settings, or by a version that did not record them, is to be extended by
+    running the comparison again, which reuses its runs."""
+    path = Path(out) / "results.json"
+    if not path.is_file():
+        return None
+    results = json.loads(path.read_text())
+    return results if results.get("settings", {}).get("optional_runs") == optional_runs(config) else None
+
+
+def _read_done(
+    out: Path, settings: dict[str, Any], config: CompareConfig
+) -> dict[tuple[str, int, bool, int], dict[str, Any]]:
     """The runs already recorded in ``out`` by a comparison with the same settings (but perhaps other
-    ``OPTIONAL_RUNS``), by their key.
+    ``OPTIONAL_RUNS``: a finished comparison is extended), by their key.
 
     Raises:
-        UserError: when ``out`` holds a finished comparison, or one with other settings.
+        UserError: when ``out`` holds this very comparison finished, or one with other settings.
     """
-    if (out / "results.json").exists():
-        raise UserError(f"{str(out)!r} already holds results.json: choose another --out")
+    if finished_results(out, config) is not None:
+        raise UserError(f"{str(out)!r} already holds results.json of this comparison: choose another --out")
     stored = out / SETTINGS_FILE
     if not stored.is_file():
+        if (out / "results.json").exists():
+            raise UserError(f"{str(out)!r} holds results.json but no {SETTINGS_FILE}: choose another --out")
         return {}
     if comparable(json.loads(stored.read_text())) != comparable(json.loads(json.dumps(json_safe(settings)))):
-        raise UserError(
-            f"{str(out)!r} holds an unfinished comparison with other settings: choose another --out"
-        )
+        raise UserError(f"{str(out)!r} holds a comparison with other settings: choose another --out")
     done = {}
     if (out / RUN_LOG).is_file():
         for line in (out / RUN_LOG).read_text().splitlines():
@@ -825,7 +844,8 @@ def compare_on_dataset(
             the classifiers load, or sequences of runs of one method (``ArmSource``); all runs must
             share one split of this dataset.
         out: the report folder: ``results.json``, the plots and ``report.md``; a folder holding an
-            interrupted comparison with the same settings is continued.
+            interrupted comparison with the same settings is continued, and a finished one with
+            other ``OPTIONAL_RUNS`` (more k, say) is extended: its runs are reused.
         config: the protocol and the schedule.
         reference: the arm the others are paired against (``scratch`` by default, then added if
             missing).
@@ -870,7 +890,7 @@ def compare_on_dataset(
         "arms": [a.summary() for a in arm_list],
         "config": dataclasses.asdict(config),
     }
-    done = _read_done(out, settings)
+    done = _read_done(out, settings, config)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / SETTINGS_FILE, settings)
 
@@ -1020,6 +1040,7 @@ def compare_on_dataset(
             },
             "hidden": config.hidden,
             "include_after_hit": include,
+            "optional_runs": optional_runs(config),
             "validation": config.validation,
             "validation_min_budget": VALIDATION_MIN_BUDGET,
             "bootstrap": "percentile, 2,000 resamples of the repeats (pretext runs, then their draws) "

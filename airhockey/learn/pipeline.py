@@ -138,7 +138,7 @@ def run_pipeline(
             pipeline run with other settings.
     """
     from airhockey.generate import generate
-    from airhockey.learn.compare import compare_on_dataset
+    from airhockey.learn.compare import compare_on_dataset, finished_results
     from airhockey.learn.trainer import STOP_REASONS, train_pretext
 
     out = Path(out)
@@ -177,8 +177,9 @@ def run_pipeline(
     say(f"pretext: {metrics['method']} in {pretext}/ ({seconds['pretext']:.0f} s)")
 
     start = time.monotonic()
-    if (report / "results.json").is_file():
-        results = json.loads((report / "results.json").read_text())
+    finished = finished_results(report, config.compare)
+    if finished is not None:
+        results = finished
         say(f"compare: reusing the finished report in {report}/")
     else:
         results = compare_on_dataset(

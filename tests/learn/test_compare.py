@@ -381,3 +381,24 @@ def test_the_k_frame_runs_use_the_budget_chosen_for_them(runs, tmp_path):
     assert (
         "At 2 labelled episodes, the classifier reading the k" in (tmp_path / "k" / "report.md").read_text()
     )
+    # A finished comparison re-run with one more k adds that k's runs and reuses every other run.
+    more = compare_on_dataset(
+        runs.data,
+        [runs.pretext],
+        tmp_path / "k",
+        dataclasses.replace(config, frames_k=(2, 3)),
+        progress=False,
+    )
+    extended = [json.loads(line) for line in (tmp_path / "k" / "runs.jsonl").read_text().splitlines()]
+    assert extended[: len(logged)] == logged
+    assert [r["context_frames"] for r in extended[len(logged) :]] == [3] * (2 * 2)
+    assert set(more["frames_k"]["pretext"]) == {"1", "2", "3"}
+    assert more["frames_k"]["pretext"]["2"] == results["frames_k"]["pretext"]["2"]
+    with pytest.raises(UserError, match="already holds results.json of this comparison"):
+        compare_on_dataset(
+            runs.data,
+            [runs.pretext],
+            tmp_path / "k",
+            dataclasses.replace(config, frames_k=(2, 3)),
+            progress=False,
+        )
