@@ -49,7 +49,15 @@ class FrameEncoder(VideoEncoder):
     def encode(self, frames: Tensor) -> Tensor:
         """The top layer's hidden state after each frame: (B, T, 3, H, W) in [0, 1] -> (B, T, C, h, w)."""
         b, t = frames.shape[:2]
-        features = self.stem_features(frames.flatten(0, 1))[-1].unflatten(0, (b, t))  # (B, T, C_stem, h, w)
+        features = self.frame_features(frames.flatten(0, 1)).unflatten(0, (b, t))  # (B, T, C_stem, h, w)
+        return self.encode_frame_features(features)
+
+    def frame_features(self, frames: Tensor) -> Tensor:
+        """The stem's output: (N, 3, H, W) -> (N, C_stem, h, w)."""
+        return self.stem_features(frames)[-1]
+
+    def encode_frame_features(self, features: Tensor) -> Tensor:
+        """The ConvLSTM layers over the stem's outputs: (B, T, C_stem, h, w) -> (B, T, C, h, w)."""
         return self.lstm(features)[0]
 
 

@@ -71,15 +71,26 @@ def _batches(
 
 @torch.no_grad()
 def _in_batches(fn: torch.nn.Module, frames: FrameSet, k: int = 1, batch_size: int = 256) -> torch.Tensor:
-    """``fn`` applied, in eval mode, to all the frames (or k-frame windows) in batches; the outputs
-    concatenated (N, ...)."""
+    """``fn`` (a ``VideoEncoder`` or a ``DirectionClassifier``) applied, in eval mode, to all the
+    frames (or k-frame windows) in batches; the outputs concatenated (N, ...).
+
+    With k > 1 the encoder reads each batch's windows through ``encode_windows``: a frame that
+    several windows hold (consecutive frames share k - 1) goes through the per-frame stem once.
+    """
+    encoder = fn.encoder if isinstance(fn, DirectionClassifier) else fn
     device = next(fn.parameters()).device
     was_training = fn.training
     fn.eval()
-    out = [
-        fn(_batches(frames, np.arange(i, min(i + batch_size, len(frames))), device, k)[0])
-        for i in range(0, len(frames), batch_size)
-    ]
+    out = []
+    for i in range(0, len(frames), batch_size):
+        idx = np.arange(i, min(i + batch_size, len(frames)))
+        if k == 1:
+            out.append(fn(_batches(frames, idx, device)[0]))
+            continue
+        positions, windows = np.unique(frames.window_positions(idx, k), return_inverse=True)
+        pixels = frames_to_tensor(frames.source[positions]).to(device, non_blocking=True)
+        features = encoder.encode_windows(pixels, torch.from_numpy(windows.reshape(len(idx), k)).to(device))
+        out.append(fn.head(features) if encoder is not fn else features)
     fn.train(was_training)
     return torch.cat(out)
 

@@ -80,9 +80,13 @@ class FrameSet:
         Frame t gets frames t - k + 1 .. t of its episode, never a later one; before the episode's
         frame k - 1 the window starts with copies of frame 0 (the table before anything moves).
         """
+        return self.source[self.window_positions(idx, k)]
+
+    def window_positions(self, idx: NDArray[np.int64], k: int) -> NDArray[np.int64]:
+        """(len(idx), k) the positions in ``source`` of ``window``'s frames."""
         back = np.arange(k - 1, -1, -1)  # (k,): k - 1 .. 0 frames back
         f = self.frame_index[idx]
-        return self.source[self.pos[idx, None] - np.minimum(back[None, :], f[:, None])]
+        return self.pos[idx, None] - np.minimum(back[None, :], f[:, None])
 
     def concat(self, other: FrameSet, episode_offset: int) -> FrameSet:
         """This set and ``other`` (loaded whole from another dataset) as one, ``other``'s episodes

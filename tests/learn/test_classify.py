@@ -14,8 +14,15 @@ from typer.testing import CliRunner
 
 from airhockey.cli import app
 from airhockey.errors import UserError
-from airhockey.learn.classifier import ClassifierConfig, EncoderSpec, build_classifier, load_classifier
+from airhockey.learn.classifier import (
+    ClassifierConfig,
+    DirectionClassifier,
+    EncoderSpec,
+    build_classifier,
+    load_classifier,
+)
 from airhockey.learn.classify import (
+    _in_batches,
     best_epoch,
     classify_on_dataset,
     position_accuracy,
@@ -27,6 +34,7 @@ from airhockey.learn.classify import (
 from airhockey.learn.config import EncoderConfig
 from airhockey.learn.data import frames_to_tensor
 from airhockey.learn.labelled import ClassifierData, FrameSet, budget_order
+from airhockey.learn.methods import get_method, method_names
 from airhockey.learn.run import PretextRun
 from tests.learn.tiny import SCHEDULE, TinyRuns, tiny_runs
 
@@ -328,3 +336,34 @@ def test_a_k_frame_window_ends_at_its_frame_and_never_reads_a_later_one():
     torch.testing.assert_close(after[:3], before[:3], rtol=0, atol=0)
     torch.testing.assert_close(after[5:], before[5:], rtol=0, atol=0)
     assert not torch.allclose(after[3], before[3])
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_overlapping_windows_share_frames_and_give_what_each_window_alone_gives(name):
+    # encode_windows computes a frame's per-frame part once for every window that holds it; the
+    # features must be those of each window read on its own from a zero state.
+    torch.manual_seed(0)
+    encoder = get_method(name)().with_image_size((16, 16)).build_encoder().eval()
+    frames = torch.rand(6, 3, 16, 16)
+    windows = torch.tensor([[0, 0, 1], [0, 1, 2], [3, 4, 5], [4, 5, 5]])
+    with torch.no_grad():
+        alone = encoder(frames[windows])  # (4, C, h, w)
+        shared = encoder.encode_windows(frames, windows)
+    torch.testing.assert_close(shared, alone, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(shared[0], shared[1])
+
+
+def test_predictions_over_k_frames_are_those_of_the_windows_read_one_by_one():
+    frames = two_episodes_of_five()
+    model = DirectionClassifier(
+        ClassifierConfig(
+            EncoderSpec.shared(EncoderConfig(image_size=(16, 16), stem_channels=(8,), hidden_channels=4))
+        )
+    ).eval()
+    torch.nn.init.normal_(model.head[-1].weight, std=5.0)
+    with torch.no_grad():
+        direct = model(frames_to_tensor(frames.window(np.arange(10), 3)))
+    torch.testing.assert_close(_in_batches(model, frames, 3, batch_size=4), direct, rtol=1e-5, atol=1e-6)
+    features = _in_batches(model.encoder, frames, 3, batch_size=4)
+    torch.testing.assert_close(model.head(features), direct, rtol=1e-5, atol=1e-6)
+    assert predict(model, frames, 3).tolist() == direct.argmax(-1).tolist()

@@ -394,7 +394,7 @@ def test_the_k_frame_runs_use_the_budget_chosen_for_them(runs, tmp_path):
     assert [r["context_frames"] for r in extended[len(logged) :]] == [3] * (2 * 2)
     assert set(more["frames_k"]["pretext"]) == {"1", "2", "3"}
     assert more["frames_k"]["pretext"]["2"] == results["frames_k"]["pretext"]["2"]
-    with pytest.raises(UserError, match="already holds results.json of this comparison"):
+    with pytest.raises(UserError, match=r"already holds results\.json of this comparison"):
         compare_on_dataset(
             runs.data,
             [runs.pretext],

@@ -62,6 +62,33 @@ class VideoEncoder(nn.Module, ABC):
             frames = frames.unsqueeze(1)
         return self.encode(frames)[:, -1]
 
+    def frame_features(self, frames: Tensor) -> Tensor:
+        """The part of the encoder that reads each frame on its own: (N, 3, H, W) -> (N, ...).
+
+        The identity here; an encoder with a per-frame stem before its recurrent part overrides
+        it together with ``encode_frame_features``, so that ``encode_windows`` computes each
+        frame's stem once however many windows hold the frame.
+        """
+        return frames
+
+    def encode_frame_features(self, features: Tensor) -> Tensor:
+        """``encode`` continued from ``frame_features``: (B, T, ...) -> (B, T, C, h, w)."""
+        return self.encode(features)
+
+    def encode_windows(self, frames: Tensor, windows: Tensor) -> Tensor:
+        """The features after each of several windows over the same frames, each window read from
+        a zero state as ``forward`` reads it: the overlapping k-frame windows of a classifier.
+
+        Args:
+            frames: (M, 3, H, W) in [0, 1], each frame once.
+            windows: (B, k) int64 indices into ``frames``, each row a window in time order.
+
+        Returns:
+            (B, C, h, w): equal to ``self(frames[windows])`` (up to float rounding), with each
+            frame's ``frame_features`` computed once instead of once per window holding it.
+        """
+        return self.encode_frame_features(self.frame_features(frames)[windows])[:, -1]
+
     @property
     def feature_count(self) -> int:
         """Values in one flattened feature map, C * h * w."""
