@@ -995,6 +995,17 @@ def compare_on_dataset(
         }
         if len(set(config.frames_k) - {1})
         else None,
+        "frames_k_difference": {
+            name: {
+                str(k): paired_difference(
+                    results_runs[k_budget, include, k][name], results_runs[k_budget, include, k][ref]
+                )
+                for k in sorted({1, *config.frames_k})
+            }
+            for name in others
+        }
+        if len(set(config.frames_k) - {1})
+        else None,
         "frames_k_budget": k_budget,
         "oracle_frames_k": {
             str(k): {name: arm_summary(r, keep_runs=False) for name, r in oracle_runs[k_budget, k].items()}

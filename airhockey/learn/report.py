@@ -557,6 +557,14 @@ def _frames_k_lines(results: dict[str, Any]) -> list[str]:
             )
             + " |"
         )
+    for arm, by_k in (results.get("frames_k_difference") or {}).items():
+        lines.append(
+            f"| {arm} minus {results['reference']} (points) | "
+            + " | ".join(
+                f"{_points(by_k[str(k)]['mean'])} {_interval(by_k[str(k)]['ci95'], unit='')}" for k in ks
+            )
+            + " |"
+        )
     if oracle:
         lines.append(
             "| oracle (head; positions, and velocities from k = 2) | "

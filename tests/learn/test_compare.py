@@ -376,6 +376,12 @@ def test_the_k_frame_runs_use_the_budget_chosen_for_them(runs, tmp_path):
     logged = [json.loads(line) for line in (tmp_path / "k" / "runs.jsonl").read_text().splitlines()]
     k2 = [r for r in logged if r["context_frames"] == 2]
     assert len(k2) == 2 * 2 and {r["labelled_episodes"] for r in k2} == {2}
+    by_arm = {arm: {r["repeat"]: r["accuracy"] for r in k2 if r["arm"] == arm} for arm in ARMS}
+    difference = results["frames_k_difference"]["pretext"]["2"]  # paired draw by draw with scratch
+    assert difference["per_repeat"] == pytest.approx(
+        [by_arm["pretext"][i] - by_arm["scratch"][i] for i in sorted(by_arm["scratch"])]
+    )
+    assert "| pretext minus scratch (points) |" in (tmp_path / "k" / "report.md").read_text()
     k1_at_2 = results["budgets"][0]["arms"]["pretext"]["accuracy_mean"]
     assert results["frames_k"]["pretext"]["1"]["accuracy_mean"] == k1_at_2
     assert (
