@@ -690,7 +690,9 @@ def learn_classify(
 @user_errors
 def learn_compare(
     data: Annotated[Path, typer.Argument(help="Dataset directory written by 'airhockey generate'.")],
-    out: Annotated[Path, typer.Option(help="Report folder to create (or to finish, if interrupted).")],
+    out: Annotated[
+        Path, typer.Option(help="Report folder to create (or one to finish, or to extend with other k).")
+    ],
     arm: Annotated[
         list[str] | None,
         typer.Option(
@@ -784,7 +786,9 @@ def learn_compare(
     budgets and repeats.
 
     Writes OUT/results.json, accuracy_vs_budget.png, accuracy_by_position.png, learning_curves.png,
-    report.md and runs.jsonl; run it again into the same OUT to finish an interrupted comparison.
+    report.md and runs.jsonl; run it again into the same OUT to finish an interrupted comparison, or
+    with other --frames-k / --frames-k-budget / --after-hit-effect to extend a finished one (its runs
+    are reused).
     """
     from airhockey.learn.compare import compare_on_dataset, parse_budgets, parse_counts, parse_rates
 
