@@ -960,6 +960,9 @@ def compare_on_dataset(
                 results_runs[budget, after_hit, k][arm.name].append(record)
 
     main = [results_runs[b, include, 1] for b in budgets]
+    ks = sorted({1, *config.frames_k})  # the k-frame runs' k, with the k = 1 run of their budget
+    has_k = len(ks) > 1
+    at_k = {k: results_runs[k_budget, include, k] for k in ks} if has_k else {}
     test_episodes = len(split.test)
     ref = names[0]
     others = names[1:]
@@ -987,29 +990,19 @@ def compare_on_dataset(
             if (b, 1) in oracle_runs
         ],
         "frames_k": {
-            name: {
-                str(k): arm_summary(results_runs[k_budget, include, k][name], keep_runs=False)
-                for k in sorted({1, *config.frames_k})
-            }
-            for name in names
+            name: {str(k): arm_summary(at_k[k][name], keep_runs=False) for k in ks} for name in names
         }
-        if len(set(config.frames_k) - {1})
+        if has_k
         else None,
         "frames_k_difference": {
-            name: {
-                str(k): paired_difference(
-                    results_runs[k_budget, include, k][name], results_runs[k_budget, include, k][ref]
-                )
-                for k in sorted({1, *config.frames_k})
-            }
-            for name in others
+            name: {str(k): paired_difference(at_k[k][name], at_k[k][ref]) for k in ks} for name in others
         }
-        if len(set(config.frames_k) - {1})
+        if has_k
         else None,
         "frames_k_budget": k_budget,
         "oracle_frames_k": {
             str(k): {name: arm_summary(r, keep_runs=False) for name, r in oracle_runs[k_budget, k].items()}
-            for k in sorted({1, *config.frames_k})
+            for k in ks
             if (k_budget, k) in oracle_runs
         },
         "probes": probe_summary(prepared, arm_list, n_classes, config) if config.probes else None,
