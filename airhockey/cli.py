@@ -503,6 +503,13 @@ def learn_pretext(
     split_seed: Annotated[int, typer.Option(min=0, help="Seed of the by-episode train/val/test split.")] = (
         PretextConfig.split_seed
     ),
+    frozen_encoder: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the encoder at its random weights and train the method's head alone: "
+            "how much of the task needs no learnt features (a triviality check)."
+        ),
+    ] = PretextConfig.frozen_encoder,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Train a pretext method; write checkpoints, log.csv, metrics.json and config.json.
@@ -522,6 +529,7 @@ def learn_pretext(
         seed=seed,
         device=device,
         workers=workers,
+        frozen_encoder=frozen_encoder,
     )
     chosen = None if resume and method == "next_frame" and not settings else _method(method, settings)
     _set_threads(threads)

@@ -36,7 +36,7 @@ from airhockey.learn.checkpoint import BEST, KIND_PRETEXT, LAST, load_checkpoint
 from airhockey.learn.config import RESUMABLE, PretextConfig
 from airhockey.learn.device import check_device
 from airhockey.learn.methods import get_method
-from airhockey.learn.methods.base import PretextMethod, to_device
+from airhockey.learn.methods.base import PretextMethod, VideoEncoder, to_device
 
 LOG_FIELDS = ("epoch", "batches", "step", "train_loss", "elapsed_s")
 """The trainer's own columns of ``log.csv``; the method's selection and log metrics follow."""
@@ -134,6 +134,19 @@ def dataset_samples(
     return train_set, val_set, method, info
 
 
+def freeze_encoders(model: torch.nn.Module) -> int:
+    """Stops gradients to every ``VideoEncoder`` inside ``model`` (its ``encoder`` and any other,
+    such as Skip-Clip's target encoder); returns how many parameter values were frozen."""
+    frozen = 0
+    for module in model.modules():
+        if isinstance(module, VideoEncoder):
+            for q in module.parameters():
+                if q.requires_grad:
+                    q.requires_grad_(False)
+                    frozen += q.numel()
+    return frozen
+
+
 def _check_resume(stored: dict[str, Any], config: PretextConfig, method: PretextMethod[Any] | None) -> None:
     if method is not None and (
         method.name != stored["method"] or method.config_dict() != stored["method_config"]
@@ -141,8 +154,9 @@ def _check_resume(stored: dict[str, Any], config: PretextConfig, method: Pretext
         raise UserError(
             "--resume continues a run with its own method and settings: leave --method and --set out"
         )
+    defaults = dataclasses.asdict(PretextConfig())  # a setting newer than the run had its default
     changed = {
-        k for k, v in dataclasses.asdict(config).items() if stored["train_config"].get(k) != v
+        k for k, v in dataclasses.asdict(config).items() if stored["train_config"].get(k, defaults[k]) != v
     } - RESUMABLE
     if changed:
         raise UserError(f"--resume needs the run's own settings; these differ: {', '.join(sorted(changed))}")
@@ -214,7 +228,14 @@ def train_pretext(
         torch.manual_seed(config.seed)
         model = method.build_model()
     model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.frozen_encoder:
+        freeze_encoders(model)
+    trained = [q for q in model.parameters() if q.requires_grad]
+    if not trained:
+        raise UserError(
+            f"method {method.name!r} has nothing to train besides its encoder: leave out --frozen-encoder"
+        )
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
     fields = _log_fields(method)
     if resume:
         model.load_state_dict(ckpt["model"])
@@ -264,7 +285,7 @@ def train_pretext(
             loss = method.loss(model, to_device(batch, device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            torch.nn.utils.clip_grad_norm_(trained, config.grad_clip)
             optimizer.step()
             p["batch"] += 1
             p["step"] += 1

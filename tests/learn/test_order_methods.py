@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -393,6 +394,31 @@ def test_resume_continues_exactly(name, tmp_path):
     a = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "half" / "last.pt", weights_only=True)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("name", ORDER_METHODS)
+def test_a_frozen_encoder_keeps_its_random_weights_while_the_head_trains(name, tmp_path):
+    """``--frozen-encoder``, the triviality check: every encoder (Skip-Clip's target encoder too)
+    stays as initialised, the rest of the model trains, and the run reads its stored setting back."""
+    method = tiny(name)
+    episodes = puck_episodes(6, 24, seed=1)
+    data = (method.samples(episodes, IDS[:4], 0, True), method.samples(episodes, IDS[4:], 0, False))
+    config = PretextConfig(epochs=1, batch_size=16, patience=10, frozen_encoder=True)
+    train_pretext(data, tmp_path / "frozen", method, config, progress=False)
+    train_pretext(
+        data, tmp_path / "trained", method, dataclasses.replace(config, frozen_encoder=False), progress=False
+    )
+    torch.manual_seed(config.seed)
+    initial = method.build_model().state_dict()
+    frozen = torch.load(tmp_path / "frozen" / "last.pt", weights_only=True)["model"]
+    trained = torch.load(tmp_path / "trained" / "last.pt", weights_only=True)["model"]
+    encoders = {k for k in initial if k.startswith(("encoder.", "target_encoder."))}
+    assert encoders and encoders != initial.keys()
+    assert all(torch.equal(frozen[k], initial[k]) for k in encoders)
+    assert not all(torch.equal(trained[k], initial[k]) for k in encoders)
+    assert not all(torch.equal(frozen[k], initial[k]) for k in initial.keys() - encoders)
+    stored = json.loads((tmp_path / "frozen" / "config.json").read_text())["training"]
+    assert stored["frozen_encoder"] is True
 
 
 # ----------------------------------------------------------------------- learnability

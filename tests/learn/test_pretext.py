@@ -104,6 +104,22 @@ def test_a_resumed_run_continues_exactly_as_an_uninterrupted_one(clips, tmp_path
     assert [r["val_mse"] for r in whole] == [r["val_mse"] for r in split]
 
 
+def test_a_run_from_before_a_trainer_setting_existed_resumes_with_its_default(clips, tmp_path):
+    """Runs written before ``frozen_encoder`` existed store no value for it: they resume as runs
+    with the default, and exactly; a run cannot be resumed with the setting changed."""
+    train(clips, tmp_path / "whole", dataclasses.replace(TRAIN, epochs=2))
+    train(clips, tmp_path / "old", dataclasses.replace(TRAIN, epochs=1))
+    ckpt = torch.load(tmp_path / "old" / "last.pt", weights_only=True)
+    del ckpt["train_config"]["frozen_encoder"]
+    torch.save(ckpt, tmp_path / "old" / "last.pt")
+    with pytest.raises(UserError, match="frozen_encoder"):
+        train(
+            clips, tmp_path / "old", dataclasses.replace(TRAIN, frozen_encoder=True), model=None, resume=True
+        )
+    train(clips, tmp_path / "old", dataclasses.replace(TRAIN, epochs=2), model=None, resume=True)
+    assert_same_weights(weights(tmp_path / "whole"), weights(tmp_path / "old"))
+
+
 def test_a_step_budget_stops_mid_epoch_and_a_larger_one_continues_it_exactly(clips, tmp_path):
     # 24 clips in batches of 8: 3 steps an epoch; 4 steps end one step into the second epoch.
     train(clips, tmp_path / "whole", dataclasses.replace(TRAIN, epochs=None, steps=5))
