@@ -291,11 +291,18 @@ def test_jitter_moves_pixels_but_not_frames_or_labels_and_validation_keeps_its_s
 
 
 @pytest.mark.parametrize(
-    ("name", "whole_clips"), [("sorting", False), ("odd_one_out", False), ("clip_order", True)]
+    ("name", "settings", "whole_clips"),
+    [
+        ("sorting", [], False),
+        ("odd_one_out", [], False),
+        ("clip_order", [], True),
+        ("clip_order", ["jitter_per_frame=true"], False),
+    ],
 )
-def test_jitter_shifts_each_frame_or_each_clip(name, whole_clips):
-    """OPN's per-frame shifts; ``clip_order`` shifts a clip's frames alike to keep them aligned."""
-    method = tiny(name, "jitter=3")
+def test_jitter_shifts_each_frame_or_each_clip(name, settings, whole_clips):
+    """OPN's per-frame shifts; ``clip_order`` shifts a clip's frames alike to keep them aligned,
+    unless ``jitter_per_frame``."""
+    method = tiny(name, "jitter=3", *settings)
     samples = items(method.samples(coded_episodes([20] * 4), np.arange(4), seed=0, training=True), 30)
     down = square_rows_down(torch.stack([x["clips"] for x in samples]))  # (samples, n, T)
     assert np.any(down[:, :, 0] != down[:, :1, 0])  # the clips (or frames) of a sample differ

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from airhockey.cli import app
 from airhockey.generate import GenerateConfig, generate
+from airhockey.learn.methods import get_method
 from airhockey.learn.run import PretextRun
 
 runner = CliRunner()
@@ -108,6 +109,21 @@ def test_a_step_budget_and_a_time_budget(dataset, tmp_path):
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "time"), "--minutes", "0.000001"])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "time" / "metrics.json").read_text())["stopped_by"] == "time"
+
+
+def test_a_frozen_encoder_run_keeps_its_initial_encoder(dataset, tmp_path):
+    run = tmp_path / "frozen"
+    args = ["learn", "pretext", str(dataset), "--out", str(run), "--steps", "2", "--frozen-encoder", *TINY]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["training"]["frozen_encoder"] is True
+    torch.manual_seed(config["training"]["seed"])
+    initial = get_method("next_frame").from_dict(config["method_config"]).build_model()
+    stored = torch.load(run / "last.pt", weights_only=True)
+    assert all(torch.equal(v, stored["encoder"][k]) for k, v in initial.encoder.state_dict().items())
+    decoder = {k: v for k, v in initial.state_dict().items() if not k.startswith("encoder.")}
+    assert not all(torch.equal(v, stored["model"][k]) for k, v in decoder.items())
 
 
 def test_an_unknown_method_or_setting_is_one_line_naming_the_valid_ones(dataset, tmp_path):

@@ -56,6 +56,10 @@ class ClipOrderConfig:
     to all its frames (OPN's spatial jittering, seed 002, per clip, so that a clip's frames stay
     aligned for the encoder's recurrence); 0: none. Validation samples are jittered too
     (fixed shifts: the same every epoch), so validation measures the task trained on."""
+    jitter_per_frame: bool = False
+    """Shift every frame of a clip by its own offset (as the single-frame methods do) instead of
+    one shift per clip: the motion inside a clip then jumps by up to twice ``jitter`` pixels, so
+    that neither where a clip lies nor how it moves orders it by itself (docs/pretext_order_methods.md)."""
 
     def __post_init__(self) -> None:
         check_positive(self, "clip_length", "feature_dim", "pair_dim", "hidden")
@@ -78,15 +82,14 @@ def clip_positions(order: tuple[int, ...], clip_length: int, gap: int) -> NDArra
 
 class ClipOrderSamples(OrderSamples):
     """Shuffled clips ``clips`` (clips, clip_length, 3, H, W) and the index of their order ``label``;
-    each clip jittered by one shift."""
-
-    jitter_whole_clips = True
+    each clip jittered by one shift (each frame by its own with ``jitter_per_frame``)."""
 
     def __init__(
         self, config: ClipOrderConfig, episodes: Any, ids: NDArray[np.int64], seed: int, training: bool
     ) -> None:
         super().__init__(episodes, ids, config.span, config.motion_keep, seed, training, config.jitter)
         self.config = config
+        self.jitter_whole_clips = not config.jitter_per_frame
 
     def positions(self, rng: np.random.Generator) -> tuple[NDArray[np.int64], int]:
         label = int(rng.integers(math.factorial(self.config.clips)))
@@ -113,7 +116,8 @@ class ClipOrder(OrderClassification[ClipOrderConfig]):
     - OPN's spatial jitter (seed 002) is an option VCOP does not have: ``jitter`` > 0 shifts each
       clip of a tuple by its own random offset of up to ``jitter`` pixels, the same for
       all frames of the clip (a per-frame shift would make the motion inside a clip jump, which the
-      encoder's recurrence reads); off by default.
+      encoder's recurrence reads); off by default. ``jitter_per_frame`` shifts each frame on its
+      own instead, for when the motion inside a clip is what gives the order away.
     """
 
     name = "clip_order"

@@ -229,8 +229,9 @@ class OrderSamples(WindowSamples):
     it changes a sample's pixels but not which frames it holds or its label.
     """
 
-    jitter_whole_clips: ClassVar[bool] = False
-    """Shift all frames of a clip alike (one shift per clip) rather than each frame on its own."""
+    jitter_whole_clips: bool = False
+    """Shift all frames of a clip alike (one shift per clip) rather than each frame on its own; a
+    subclass may set it per instance from its config."""
 
     def make(self, frames: NDArray[np.uint8], rng: np.random.Generator, episode: int) -> dict[str, Tensor]:
         positions, label = self.positions(rng)
