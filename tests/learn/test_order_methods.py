@@ -428,6 +428,17 @@ def test_a_frozen_encoder_keeps_its_random_weights_while_the_head_trains(name, t
     assert stored["frozen_encoder"] is True
 
 
+def test_a_frozen_encoder_with_nothing_else_to_train_is_a_user_error(tmp_path):
+    """Skip-Clip without its rotation head is two encoders and a fixed score: nothing to train."""
+    method = tiny("skip_clip", "rotation=false")
+    episodes = puck_episodes(6, 24, seed=1)
+    data = (method.samples(episodes, IDS[:4], 0, True), method.samples(episodes, IDS[4:], 0, False))
+    config = PretextConfig(epochs=1, batch_size=16, frozen_encoder=True)
+    with pytest.raises(UserError, match="nothing to train besides its encoder"):
+        train_pretext(data, tmp_path / "run", method, config, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 # ----------------------------------------------------------------------- learnability
 @pytest.mark.parametrize(
     ("name", "settings", "epochs"),
