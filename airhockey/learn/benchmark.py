@@ -521,7 +521,7 @@ def render_leaderboard(board: dict[str, Any], rollouts: bool) -> str:
     for row in board["rows"]:
         acc = [_cell(row["accuracy"].get(k)) for k in keys]
         diff = [
-            f"{_points(d['mean'])} {_interval(d['ci95'], unit='')}"
+            f"{_points(d['mean'])} {_interval(d['ci95'])}"
             if (d := row["difference_to_scratch"].get(k))
             else "-"
             for k in keys

@@ -291,7 +291,9 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
 
 
-def _interval(ci: Sequence[float] | None, scale: float = 100.0, unit: str = "%") -> str:
+def _interval(ci: Sequence[float] | None, scale: float = 100.0, unit: str = "") -> str:
+    """``[lo, hi]`` of a 95% interval in percent (``scale`` 100), after the value it belongs to:
+    ``48.0% [45.6, 50.4]``, the unit written once, on the value."""
     return (
         "n/a" if ci is None else f"[{_signed(scale * ci[0], False)}, {_signed(scale * ci[1], False)}]{unit}"
     )
@@ -385,7 +387,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"{_pct(b['arms'][a]['accuracy_mean'])} {_interval(b['arms'][a]['accuracy_ci95'])}" for a in arms
         ]
         diffs = [
-            f"{_points(d['mean'])} {_interval(d['ci95'], unit='')} ({d['wins']} of {d['repeats']} ahead)"
+            f"{_points(d['mean'])} {_interval(d['ci95'])} ({d['wins']} of {d['repeats']} ahead)"
             for d in (b["paired_difference"][a] for a in arms[1:])
         ]
         o = oracle.get(b["labelled_episodes"])
@@ -560,9 +562,7 @@ def _frames_k_lines(results: dict[str, Any]) -> list[str]:
     for arm, by_k in (results.get("frames_k_difference") or {}).items():
         lines.append(
             f"| {arm} minus {results['reference']} (points) | "
-            + " | ".join(
-                f"{_points(by_k[str(k)]['mean'])} {_interval(by_k[str(k)]['ci95'], unit='')}" for k in ks
-            )
+            + " | ".join(f"{_points(by_k[str(k)]['mean'])} {_interval(by_k[str(k)]['ci95'])}" for k in ks)
             + " |"
         )
     if oracle:
@@ -644,7 +644,7 @@ def conclusions(results: dict[str, Any]) -> list[str]:
             d = b["paired_difference"][arm]
             out.append(
                 f"- {b['labelled_episodes']} labelled episodes: {_verdict(d, arm, ref)} "
-                f"({_points(d['mean'])} points, 95% interval {_interval(d['ci95'], unit='')}; "
+                f"({_points(d['mean'])} points, 95% interval {_interval(d['ci95'])}; "
                 f"{arm} {_pct(b['arms'][arm]['accuracy_mean'])}, "
                 f"{ref} {_pct(b['arms'][ref]['accuracy_mean'])})."
             )
@@ -660,7 +660,7 @@ def conclusions(results: dict[str, Any]) -> list[str]:
         out.append(
             f"- Goal ({arm} ahead of {ref} by >= {GOAL_POINTS:g} points at the smallest budget): {goal} "
             f"({_points(d['mean'])} points at {smallest['labelled_episodes']} episodes, 95% interval "
-            f"{_interval(d['ci95'], unit='')})."
+            f"{_interval(d['ci95'])})."
         )
     budgets = zip(results["accuracy_by_position"]["budgets"], results["convergence"]["budgets"], strict=True)
     for pos, conv in budgets:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,8 @@ def test_the_report_embeds_every_plot_and_states_the_numbers(report, runs):
         assert (report / plot).stat().st_size > 1000
         assert f"]({plot})" in text
     assert "## Conclusions" in text and "points" in text and "frames before the hit" in text
+    # An accuracy and its interval carry the unit once: "48.0% [45.6, 50.4]".
+    assert re.search(r"\d%\s\[\d+\.\d, \d+\.\d\] \|", text) and "]%" not in text
     with pytest.raises(UserError, match="already holds"):
         compare_on_dataset(runs.data, [runs.pretext], report, CONFIG, progress=False)
 
