@@ -89,8 +89,9 @@ class PretextConfig:
     frozen_encoder: bool = False
     """Keep every encoder of the model (each ``VideoEncoder`` in it) at its random initial weights
     and train the rest (the method's head) alone: how much of the pretext task a head solves on
-    features nobody trained. A task a frozen random encoder solves as well as a trained one cannot
-    make an encoder learn anything: trivial for representation learning (docs/pretext_order_methods.md)."""
+    features nobody trained. A task a frozen random encoder solves about as well as a trained one
+    does not need the encoder to learn anything: trivial for representation learning
+    (docs/pretext_order_methods.md)."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "epochs", "batch_size", "patience"):

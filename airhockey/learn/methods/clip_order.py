@@ -59,7 +59,8 @@ class ClipOrderConfig:
     jitter_per_frame: bool = False
     """Shift every frame of a clip by its own offset (as the single-frame methods do) instead of
     one shift per clip: the motion inside a clip then jumps by up to twice ``jitter`` pixels, so
-    that neither where a clip lies nor how it moves orders it by itself (docs/pretext_order_methods.md)."""
+    that it is harder to read from a clip alone (on air hockey a frozen random encoder still
+    ordered such clips: docs/pretext_order_methods.md)."""
 
     def __post_init__(self) -> None:
         check_positive(self, "clip_length", "feature_dim", "pair_dim", "hidden")
