@@ -134,17 +134,12 @@ def dataset_samples(
     return train_set, val_set, method, info
 
 
-def freeze_encoders(model: torch.nn.Module) -> int:
+def freeze_encoders(model: torch.nn.Module) -> None:
     """Stops gradients to every ``VideoEncoder`` inside ``model`` (its ``encoder`` and any other,
-    such as Skip-Clip's target encoder); returns how many parameter values were frozen."""
-    frozen = 0
+    such as Skip-Clip's target encoder)."""
     for module in model.modules():
         if isinstance(module, VideoEncoder):
-            for q in module.parameters():
-                if q.requires_grad:
-                    q.requires_grad_(False)
-                    frozen += q.numel()
-    return frozen
+            module.requires_grad_(False)
 
 
 def _check_resume(stored: dict[str, Any], config: PretextConfig, method: PretextMethod[Any] | None) -> None:
