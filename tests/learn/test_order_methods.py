@@ -157,6 +157,32 @@ def test_uncentred_concatenation_reads_the_shared_part():
     assert not torch.allclose(head(features + 1.0), head(features), atol=1e-3)
 
 
+def test_pooled_clip_features_do_not_say_where_the_puck_is():
+    """``clip_order --set pool=true`` (VCOP's global average pooling): a dot moved by the stem's
+    stride, with its response kept off the maps' borders, leaves the pooled features as they
+    were, while a larger dot changes them; the maps' readout (the default) sees the move."""
+
+    def dots(size: int, corners: list[int], widths: list[int]) -> torch.Tensor:
+        frames = torch.zeros(len(corners), 1, 1, 3, size, size, dtype=torch.float64)  # (B, n, T, 3, H, W)
+        for frame, corner, width in zip(frames, corners, widths, strict=True):
+            frame[..., corner : corner + width, corner : corner + width] = 1.0
+        return frames
+
+    torch.manual_seed(0)
+    pooled = tiny("clip_order", "pool=true", "feature_dim=32").build_model().double()
+    torch.manual_seed(0)
+    maps = tiny("clip_order", "feature_dim=32").build_model().double()
+    assert pooled.project[-2].in_features == pooled.encoder.out_channels
+    with torch.no_grad():
+        # Pooling reads any frame size: 32 pixels keep the response 2 cells from every border.
+        moved = pooled.features(dots(32, [14, 16, 14], [2, 2, 3]))[:, 0]  # moved 2 px: the stride
+        seen = maps.features(dots(16, [6, 8], [2, 2]))[:, 0]
+    # A fresh encoder's response to one frame is small (about 1e-4 here), hence float64 and the tolerances.
+    assert torch.allclose(moved[0], moved[1], rtol=0, atol=1e-12)
+    assert not torch.allclose(moved[0], moved[2], rtol=0, atol=1e-6)
+    assert not torch.allclose(seen[0], seen[1], rtol=0, atol=1e-6)
+
+
 # ----------------------------------------------------------------------- motion-aware windows
 def test_windows_skip_where_nothing_moves():
     frames = np.zeros((20, 8, 16, 3), np.uint8)

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from airhockey.learn.config import EncoderConfig
 from airhockey.learn.methods.order import (
     OrderClassification,
+    OrderModel,
     OrderSamples,
     PairwiseHead,
     check_keep,
@@ -56,6 +57,10 @@ class ClipOrderConfig:
     to all its frames (OPN's spatial jittering, seed 002, per clip, so that a clip's frames stay
     aligned for the encoder's recurrence); 0: none. Validation samples are jittered too
     (fixed shifts: the same every epoch), so validation measures the task trained on."""
+    pool: bool = False
+    """Average each clip's feature maps over space before the projection, as VCOP's 3D CNNs end
+    in global average pooling (its clip features are 512 channel means); off: the projection reads
+    the whole (C, h, w) maps, as the other order methods' (OPN's fc6 reads pool5's maps)."""
     jitter_per_frame: bool = False
     """Shift every frame of a clip by its own offset (as the single-frame methods do) instead of
     one shift per clip: the motion inside a clip then jumps by up to twice ``jitter`` pixels, so
@@ -133,6 +138,10 @@ class ClipOrder(OrderClassification[ClipOrderConfig]):
     def head(self) -> nn.Module:
         c = self.config
         return PairwiseHead(c.clips, c.feature_dim, c.pair_dim, c.hidden, self.classes, "concat", c.center)
+
+    def build_model(self) -> OrderModel:
+        c = self.config
+        return OrderModel(c.encoder, c.feature_dim, self.head(), pool=c.pool)
 
     def samples(self, episodes: Any, ids: NDArray[np.int64], seed: int, training: bool) -> Dataset:
         return ClipOrderSamples(self.config, episodes, ids, seed, training)

@@ -256,14 +256,17 @@ class OrderModel(PretextModel):
         encoder: the shared frame encoder's sizes.
         feature_dim: units of the projection.
         head: fusion and classifier: (B, n, feature_dim) -> (B, classes) logits.
+        pool: average the encoder's maps over space before the projection (the global average
+            pooling that ends VCOP's 3D CNNs), so that the projection sees (C,) channel means
+            rather than the (C, h, w) maps, and cannot read where things are from a map's layout.
     """
 
-    def __init__(self, encoder: EncoderConfig, feature_dim: int, head: nn.Module) -> None:
+    def __init__(self, encoder: EncoderConfig, feature_dim: int, head: nn.Module, pool: bool = False) -> None:
         super().__init__()
         self.encoder = FrameEncoder(encoder)
-        self.project = nn.Sequential(
-            nn.Flatten(), nn.Linear(self.encoder.feature_count, feature_dim), nn.ReLU()
-        )
+        readout: list[nn.Module] = [nn.AdaptiveAvgPool2d(1)] if pool else []
+        inputs = self.encoder.out_channels if pool else self.encoder.feature_count
+        self.project = nn.Sequential(*readout, nn.Flatten(), nn.Linear(inputs, feature_dim), nn.ReLU())
         self.head = head
 
     def features(self, clips: Tensor) -> Tensor:
