@@ -58,9 +58,10 @@ class ClipOrderConfig:
     aligned for the encoder's recurrence); 0: none. Validation samples are jittered too
     (fixed shifts: the same every epoch), so validation measures the task trained on."""
     pool: bool = False
-    """Average each clip's feature maps over space before the projection, as VCOP's 3D CNNs end
-    in global average pooling (its clip features are 512 channel means); off: the projection reads
-    the whole (C, h, w) maps, as the other order methods' (OPN's fc6 reads pool5's maps)."""
+    """Average each clip's feature maps over space (then batch-normalise the channel means) before
+    the projection, as VCOP's 3D CNNs end in global average pooling (its clip features are 512
+    channel means); off: the projection reads the whole (C, h, w) maps, as the other order methods'
+    do (OPN's fc6 reads pool5's maps)."""
     jitter_per_frame: bool = False
     """Shift every frame of a clip by its own offset (as the single-frame methods do) instead of
     one shift per clip: the motion inside a clip then jumps by up to twice ``jitter`` pixels, so

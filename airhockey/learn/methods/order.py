@@ -259,14 +259,20 @@ class OrderModel(PretextModel):
         pool: average the encoder's maps over space before the projection (the global average
             pooling that ends VCOP's 3D CNNs), so that the projection sees (C,) channel means
             rather than the (C, h, w) maps, and cannot read where things are from a map's layout.
+            The means are batch-normalised first: a fresh encoder's channel means differ between
+            clips by about 1e-4 (air hockey), too little for a linear layer to read in a few
+            thousand steps, which would make a frozen-encoder check fail for scale, not content.
     """
 
     def __init__(self, encoder: EncoderConfig, feature_dim: int, head: nn.Module, pool: bool = False) -> None:
         super().__init__()
         self.encoder = FrameEncoder(encoder)
-        readout: list[nn.Module] = [nn.AdaptiveAvgPool2d(1)] if pool else []
-        inputs = self.encoder.out_channels if pool else self.encoder.feature_count
-        self.project = nn.Sequential(*readout, nn.Flatten(), nn.Linear(inputs, feature_dim), nn.ReLU())
+        channels = self.encoder.out_channels
+        readout: list[nn.Module] = (
+            [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.BatchNorm1d(channels)] if pool else [nn.Flatten()]
+        )
+        inputs = channels if pool else self.encoder.feature_count
+        self.project = nn.Sequential(*readout, nn.Linear(inputs, feature_dim), nn.ReLU())
         self.head = head
 
     def features(self, clips: Tensor) -> Tensor:
