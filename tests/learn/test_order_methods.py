@@ -158,7 +158,7 @@ def test_uncentred_concatenation_reads_the_shared_part():
 
 
 def test_pooled_clip_features_do_not_say_where_the_puck_is():
-    """``clip_order --set pool=true`` (VCOP's global average pooling): a dot moved by the stem's
+    """``clip_order``'s pooled clip features (VCOP's global average pooling): a dot moved by the stem's
     stride, with its response kept off the maps' borders, leaves the pooled features as they
     were, while a larger dot changes them; the maps' readout (the default) sees the move."""
 
@@ -171,7 +171,7 @@ def test_pooled_clip_features_do_not_say_where_the_puck_is():
     torch.manual_seed(0)
     pooled = tiny("clip_order", "pool=true", "feature_dim=32").build_model().double()
     torch.manual_seed(0)
-    maps = tiny("clip_order", "feature_dim=32").build_model().double()
+    maps = tiny("clip_order", "pool=false", "feature_dim=32").build_model().double()
     assert pooled.project[-2].in_features == pooled.encoder.out_channels
     with torch.no_grad():
         # Pooling reads any frame size: 32 pixels keep the response 2 cells from every border.
@@ -181,6 +181,20 @@ def test_pooled_clip_features_do_not_say_where_the_puck_is():
     assert torch.allclose(moved[0], moved[1], rtol=0, atol=1e-12)
     assert not torch.allclose(moved[0], moved[2], rtol=0, atol=1e-6)
     assert not torch.allclose(seen[0], seen[1], rtol=0, atol=1e-6)
+
+
+def test_clip_order_runs_stored_before_pooling_read_back_without_it():
+    """A stored config without ``pool`` is a run from before the setting: its model reads the whole
+    maps, so that its checkpoint still loads; a new config gets the pooled default."""
+    old = tiny("clip_order", "pool=false")
+    stored = {k: v for k, v in old.config_dict().items() if k != "pool"}
+    method = get_method("clip_order").from_dict(stored)
+    assert method.config.pool is False and method.config == old.config
+    torch.manual_seed(0)
+    method.build_model().load_state_dict(old.build_model().state_dict())
+    assert tiny("clip_order").config.pool is True
+    with pytest.raises(RuntimeError, match="Missing key"):
+        tiny("clip_order").build_model().load_state_dict(old.build_model().state_dict())
 
 
 # ----------------------------------------------------------------------- motion-aware windows
@@ -414,9 +428,13 @@ def test_loss_is_finite_and_reaches_every_parameter(name):
     assert reads_clips != any(n.startswith("encoder.") for n in untrained)
 
 
-@pytest.mark.parametrize("name", ORDER_METHODS)
-def test_resume_continues_exactly(name, tmp_path):
-    method = tiny(name)
+@pytest.mark.parametrize(
+    ("name", "settings"), [*((name, []) for name in ORDER_METHODS), ("clip_order", ["pool=false"])]
+)
+def test_resume_continues_exactly(name, settings, tmp_path):
+    """Pooled clip features (``clip_order``'s default) keep batch-norm statistics, which must come
+    back with the checkpoint too; ``pool=false`` reads the whole maps."""
+    method = tiny(name, *settings)
     episodes = puck_episodes(6, 24, seed=1)
     data = (method.samples(episodes, IDS[:4], 0, True), method.samples(episodes, IDS[4:], 0, False))
     config = PretextConfig(epochs=2, batch_size=16, patience=10)
@@ -474,6 +492,7 @@ def test_a_frozen_encoder_with_nothing_else_to_train_is_a_user_error(tmp_path):
         ("sorting", [], 20),
         ("odd_one_out", [], 8),
         ("clip_order", [], 20),
+        ("clip_order", ["pool=false"], 20),
         ("skip_clip", [], 8),
     ],
 )

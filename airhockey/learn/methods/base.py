@@ -128,6 +128,10 @@ class PretextMethod(ABC, Generic[C]):
     selection_mode: ClassVar[Literal["min", "max"]] = "min"
     log_metrics: ClassVar[tuple[str, ...]] = ()
     predictive: ClassVar[bool] = False
+    stored_defaults: ClassVar[dict[str, Any]] = {}
+    """Settings added after runs of the method were first written, with the value those runs had:
+    a stored config without such a field reads as this value, not as the field's current default
+    (so that an old run still builds the model its checkpoint holds)."""
 
     def __init__(self, config: C | None = None) -> None:
         self.config: C = config if config is not None else self.config_class()
@@ -135,8 +139,9 @@ class PretextMethod(ABC, Generic[C]):
     # ----------------------------------------------------------------- config
     @classmethod
     def from_dict(cls, fields: dict[str, Any]) -> PretextMethod[C]:
-        """The method with a config read back from ``config_dict()`` (JSON or a checkpoint)."""
-        return cls(from_dict(cls.config_class, fields))
+        """The method with a config read back from ``config_dict()`` (JSON or a checkpoint); fields
+        the stored config lacks take ``stored_defaults``, then the config's defaults."""
+        return cls(from_dict(cls.config_class, {**cls.stored_defaults, **fields}))
 
     def config_dict(self) -> dict[str, Any]:
         """The config as plain data, stored in checkpoints and ``config.json``."""

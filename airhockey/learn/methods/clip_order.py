@@ -2,15 +2,16 @@
 
 Three clips of ``clip_length`` consecutive frames, ``gap`` frames apart, from a high-motion window
 are shuffled by one of the 6 orders (6 classes; a reversed order is its own class, as in VCOP).
-The shared encoder reads each clip, and every pair of projected clip features, concatenated,
-passes through a shared layer before the classifier (VCOP's pairwise relations).
+The shared encoder reads each clip, its maps are averaged over space (VCOP's global average
+pooling), and every pair of projected clip features, concatenated, passes through a shared layer
+before the classifier (VCOP's pairwise relations).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -57,11 +58,13 @@ class ClipOrderConfig:
     to all its frames (OPN's spatial jittering, seed 002, per clip, so that a clip's frames stay
     aligned for the encoder's recurrence); 0: none. Validation samples are jittered too
     (fixed shifts: the same every epoch), so validation measures the task trained on."""
-    pool: bool = False
+    pool: bool = True
     """Average each clip's feature maps over space (then batch-normalise the channel means) before
     the projection, as VCOP's 3D CNNs end in global average pooling (its clip features are 512
     channel means); off: the projection reads the whole (C, h, w) maps, as the other order methods'
-    do (OPN's fc6 reads pool5's maps)."""
+    do (OPN's fc6 reads pool5's maps), and the task is trivial on air hockey: a head on a frozen
+    random encoder solves it (docs/pretext_order_methods.md). Runs written before this setting
+    existed read as off (``ClipOrder.stored_defaults``)."""
     jitter_per_frame: bool = False
     """Shift every frame of a clip by its own offset (as the single-frame methods do) instead of
     one shift per clip: the motion inside a clip then jumps by up to twice ``jitter`` pixels, so
@@ -117,9 +120,15 @@ class ClipOrder(OrderClassification[ClipOrderConfig]):
       anywhere in the video.
     - The hidden layer after the pairwise relations is an addition (VCOP concatenates them into
       the final linear layer).
+    - The clip features are VCOP's spatial means of the encoder's maps (``pool``), batch-normalised
+      before the projection (an addition: a fresh encoder's channel means differ between clips by
+      about 1e-4, which would keep a frozen-encoder check from reading them for scale alone).
+      With ``pool=false`` the projection reads the whole maps, as until session 10; there a head
+      on a frozen random encoder solves the task (1.000), here it reaches 0.530 in 4,800 steps
+      against 1.000 trained (docs/pretext_order_methods.md, "Trivial, learnt, or impossible?").
     - The clip features are centred (their mean over the tuple subtracted) before pairing
       (``center``): the static table dominates them, and without this the task stayed at chance
-      for 250 steps on air hockey.
+      for 250 steps on air hockey (measured with the whole maps read, ``pool=false``).
     - OPN's spatial jitter (seed 002) is an option VCOP does not have: ``jitter`` > 0 shifts each
       clip of a tuple by its own random offset of up to ``jitter`` pixels, the same for
       all frames of the clip (a per-frame shift would make the motion inside a clip jump, which the
@@ -128,6 +137,7 @@ class ClipOrder(OrderClassification[ClipOrderConfig]):
     """
 
     name = "clip_order"
+    stored_defaults: ClassVar[dict[str, Any]] = {"pool": False}
     summary = "VCOP: the order of 3 shuffled clips with gaps, 6 classes, pairwise concatenated clip features"
     source = "seed 002, Video Clip Order Prediction (Xu et al. 2019)"
     config_class = ClipOrderConfig
