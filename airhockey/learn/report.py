@@ -291,12 +291,10 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
 
 
-def _interval(ci: Sequence[float] | None, scale: float = 100.0, unit: str = "") -> str:
+def _interval(ci: Sequence[float] | None, scale: float = 100.0) -> str:
     """``[lo, hi]`` of a 95% interval in percent (``scale`` 100), after the value it belongs to:
     ``48.0% [45.6, 50.4]``, the unit written once, on the value."""
-    return (
-        "n/a" if ci is None else f"[{_signed(scale * ci[0], False)}, {_signed(scale * ci[1], False)}]{unit}"
-    )
+    return "n/a" if ci is None else f"[{_signed(scale * ci[0], False)}, {_signed(scale * ci[1], False)}]"
 
 
 def _whole_interval(ci: Sequence[float] | None) -> str:
@@ -427,7 +425,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     ]
     for b in results["accuracy_by_position"]["budgets"]:
         cells = [
-            f"{_fmt(p['earliest_fraction'])} {_interval(p.get('earliest_fraction_ci95'), 1.0, '')} / "
+            f"{_fmt(p['earliest_fraction'])} {_interval(p.get('earliest_fraction_ci95'), 1.0)} / "
             f"{p['most_frames_before_hit'] or 'not reached'} "
             f"{_whole_interval(p.get('most_frames_before_hit_ci95'))}"
             for p in (b["arms"][a] for a in arms)
