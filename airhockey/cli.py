@@ -516,7 +516,7 @@ def learn_pretext(
 
     With --resume the method and its settings come from the run; leave --method and --set out.
     """
-    from airhockey.learn.trainer import STOP_REASONS, train_pretext
+    from airhockey.learn.pretext.trainer import STOP_REASONS, train_pretext
 
     config = PretextConfig(
         steps=steps,
@@ -559,7 +559,7 @@ def learn_predict(
     device: Annotated[str, typer.Option(help="Torch device: 'cpu' or 'cuda'.")] = "cpu",
 ) -> None:
     """Write an episode as three titled panels: truth, one-step prediction, --steps frames ahead."""
-    from airhockey.learn.prediction import predict_dataset_episode
+    from airhockey.learn.pretext.prediction import predict_dataset_episode
 
     path = predict_dataset_episode(run, data, episode, out, steps, device)
     typer.echo(f"wrote {path} (truth | one step ahead | {steps} steps ahead, predictions fed back)")
@@ -610,7 +610,7 @@ def _set_threads(threads: int | None) -> None:
 
 
 def _echo_comparison(results: dict[str, Any]) -> None:
-    from airhockey.learn.report import conclusions
+    from airhockey.learn.protocol.report import conclusions
 
     typer.echo("\n".join(conclusions(results)))
 
@@ -669,7 +669,7 @@ def learn_classify(
     fine-tuned at --encoder-lr; with --scratch the same model and schedule start from random weights
     (with --pretext too, only the run's encoder architecture and split are taken).
     """
-    from airhockey.learn.classify import classify_on_dataset
+    from airhockey.learn.downstream.classify import classify_on_dataset
 
     config = _classify_config(locals())
     _set_threads(threads)
@@ -798,7 +798,8 @@ def learn_compare(
     with other --frames-k / --frames-k-budget / --after-hit-effect to extend a finished one (its runs
     are reused).
     """
-    from airhockey.learn.compare import compare_on_dataset, parse_budgets, parse_counts, parse_rates
+    from airhockey.learn.config import parse_budgets, parse_counts, parse_rates
+    from airhockey.learn.protocol.compare import compare_on_dataset
 
     if not arm:
         raise UserError("give at least one --arm: a pretext run folder (and 'scratch', added by default)")
@@ -905,18 +906,18 @@ def learn_benchmark(
 
     Generates (or reuses) the training and test data, trains each method's pretext runs for the
     same number of steps, compares them with scratch and the oracle, and writes the leaderboard.
-    Run it again to finish an interrupted benchmark. Settings: airhockey.learn.benchmark.CPU,
+    Run it again to finish an interrupted benchmark. Settings: airhockey.learn.protocol.benchmark.CPU,
     FULL with --full, QUICK with --quick.
     """
     import dataclasses
 
-    from airhockey.learn.benchmark import CPU, FULL, QUICK, parse_methods, run_benchmark
+    from airhockey.learn.protocol.benchmark import CPU, FULL, QUICK, parse_methods, run_benchmark
 
     if quick and full:
         raise UserError("choose one of --quick and --full")
     if labels not in ("leftright", "all", "both"):
         raise UserError(f"--labels must be 'leftright', 'all' or 'both', got {labels!r}")
-    from airhockey.learn.compare import parse_budgets, parse_counts
+    from airhockey.learn.config import parse_budgets, parse_counts
 
     base = QUICK if quick else FULL if full else CPU
     compare = dataclasses.replace(
@@ -995,11 +996,11 @@ def pipeline_command(
     """Generate a dataset, train a pretext method on it, and compare its classifier with scratch: the study.
 
     Run it again with the same arguments to finish an interrupted run. The settings are
-    airhockey.learn.pipeline.FULL, or QUICK with --quick.
+    airhockey.learn.protocol.pipeline.FULL, or QUICK with --quick.
     """
     import dataclasses
 
-    from airhockey.learn.pipeline import FULL, QUICK, MethodChoice, run_pipeline
+    from airhockey.learn.protocol.pipeline import FULL, QUICK, MethodChoice, run_pipeline
 
     config = (QUICK if quick else FULL).with_overrides(policy=policy, seed=seed, device=device)
     if method or settings:

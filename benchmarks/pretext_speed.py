@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from airhockey.learn.config import PretextConfig
 from airhockey.learn.methods import get_method, method_names
-from airhockey.learn.trainer import sample_loader
+from airhockey.learn.pretext.trainer import sample_loader
 
 
 class SyntheticEpisodes:

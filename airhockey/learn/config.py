@@ -393,3 +393,49 @@ def _replace_path(config: Any, path: list[str], text: str, full: str) -> Any:
         return dataclasses.replace(config, **{path[0]: value})
     except ValueError as err:
         raise UserError(f"--set {full}={text.strip()}: {err}") from None
+
+
+def parse_budgets(text: str) -> tuple[int | None, ...]:
+    """``"4,16,64,all"`` -> ``(4, 16, 64, None)``.
+
+    Raises:
+        UserError: for anything but positive integers and ``all``.
+    """
+    budgets: list[int | None] = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if part == "all":
+            budgets.append(None)
+        elif part.isdigit() and int(part) > 0:
+            budgets.append(int(part))
+        else:
+            raise UserError(f"budgets must be positive integers or 'all', separated by commas; got {text!r}")
+    return tuple(budgets)
+
+
+def parse_counts(text: str, option: str, minimum: int = 1) -> tuple[int, ...]:
+    """``"2,4,8"`` -> ``(2, 4, 8)``; ``""`` -> ``()``.
+
+    Raises:
+        UserError: naming ``option`` for anything but integers of at least ``minimum``.
+    """
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not all(p.isdigit() and int(p) >= minimum for p in parts):
+        kind = "positive integers" if minimum == 1 else f"integers >= {minimum}"
+        raise UserError(f"{option} takes {kind} separated by commas; got {text!r}")
+    return tuple(int(p) for p in parts)
+
+
+def parse_rates(text: str) -> tuple[float, ...]:
+    """``"3e-4,1e-3"`` -> ``(0.0003, 0.001)``; ``""`` -> ``()``.
+
+    Raises:
+        UserError: for anything but positive numbers.
+    """
+    try:
+        rates = tuple(float(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise UserError(f"--search-lrs takes positive numbers separated by commas; got {text!r}") from None
+    if any(r <= 0 for r in rates):
+        raise UserError(f"--search-lrs takes positive numbers separated by commas; got {text!r}")
+    return rates

@@ -10,7 +10,7 @@ import pytest
 from airhockey.generate import GenerateConfig, generate
 from airhockey.learn.config import ClassifyConfig, EncoderConfig, PretextConfig
 from airhockey.learn.methods.next_frame import NextFrame, NextFrameConfig
-from airhockey.learn.trainer import train_pretext
+from airhockey.learn.pretext.trainer import train_pretext
 
 DATA = GenerateConfig(episodes=20, width=32, height=32, policy="scripted", shard_size=10, lockstep_envs=4)
 """20 episodes: the 80/10/10 split by class gives 16 training, 2 validation and 2 test episodes."""

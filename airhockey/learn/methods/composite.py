@@ -20,12 +20,13 @@ from numpy.typing import NDArray
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from airhockey.learn.autoencoder import FrameEncoder
 from airhockey.learn.config import EncoderConfig
-from airhockey.learn.convlstm import ConvLSTM, State
-from airhockey.learn.methods.base import PretextMethod, PretextModel
+from airhockey.learn.methods.base import PretextMethod
 from airhockey.learn.methods.next_frame import mean_frame, weighted_mse
-from airhockey.learn.metrics import FramePredictionStats
+from airhockey.learn.nn.autoencoder import FrameEncoder
+from airhockey.learn.nn.convlstm import ConvLSTM, State
+from airhockey.learn.nn.encoder import PretextModel
+from airhockey.learn.nn.metrics import FramePredictionStats
 
 DECODERS = {"reconstruct": ("reconstruct",), "predict": ("predict",), "both": ("reconstruct", "predict")}
 """``decoders`` setting -> the decoders built: the autoencoder, the future predictor, the composite model."""

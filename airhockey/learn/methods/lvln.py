@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from airhockey.learn.convgru import ConvGRU
-from airhockey.learn.convgru import State as GRUState
-from airhockey.learn.methods.base import PretextModel, VideoEncoder
 from airhockey.learn.methods.next_frame import NextFrame
-from airhockey.learn.metrics import moving_mask
+from airhockey.learn.nn.convgru import ConvGRU
+from airhockey.learn.nn.convgru import State as GRUState
+from airhockey.learn.nn.encoder import PretextModel, VideoEncoder
+from airhockey.learn.nn.metrics import moving_mask
 
 OUTPUTS = ("residual", "mask", "image")
 """How the network's last layer makes the predicted frame (``LVLNConfig.output``)."""

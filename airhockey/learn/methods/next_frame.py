@@ -19,10 +19,10 @@ from numpy.typing import NDArray
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from airhockey.learn.autoencoder import ConvLSTMAutoencoder, FrameEncoder
 from airhockey.learn.config import EncoderConfig
 from airhockey.learn.methods.base import PretextMethod
-from airhockey.learn.metrics import FramePredictionStats, moving_mask
+from airhockey.learn.nn.autoencoder import ConvLSTMAutoencoder, FrameEncoder
+from airhockey.learn.nn.metrics import FramePredictionStats, moving_mask
 
 
 @dataclass(frozen=True)

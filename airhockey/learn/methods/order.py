@@ -29,10 +29,11 @@ from numpy.typing import NDArray
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from airhockey.learn.autoencoder import FrameEncoder
 from airhockey.learn.config import EncoderConfig
 from airhockey.learn.data import frames_to_tensor
-from airhockey.learn.methods.base import PretextMethod, PretextModel
+from airhockey.learn.methods.base import PretextMethod
+from airhockey.learn.nn.autoencoder import FrameEncoder
+from airhockey.learn.nn.encoder import PretextModel
 
 C = TypeVar("C")
 

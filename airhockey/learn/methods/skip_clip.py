@@ -22,10 +22,9 @@ from numpy.typing import NDArray
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from airhockey.learn.autoencoder import FrameEncoder
 from airhockey.learn.config import EncoderConfig
 from airhockey.learn.data import frames_to_tensor
-from airhockey.learn.methods.base import PretextMethod, PretextModel
+from airhockey.learn.methods.base import PretextMethod
 from airhockey.learn.methods.order import (
     WindowSamples,
     check_keep,
@@ -33,6 +32,8 @@ from airhockey.learn.methods.order import (
     check_positive,
     jitter_frames,
 )
+from airhockey.learn.nn.autoencoder import FrameEncoder
+from airhockey.learn.nn.encoder import PretextModel
 
 
 @dataclass(frozen=True)

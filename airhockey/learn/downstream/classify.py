@@ -1,0 +1,477 @@
+"""Training and testing one direction classifier (one arm of the comparison, seed 000 section 4.4).
+
+The schedule: for the first ``freeze_epochs`` epochs only the head trains (the encoder is frozen
+while the head calibrates), then the encoder trains too, at its own, lower learning rate. A
+pretrained arm starts from a pretext run's encoder, the scratch arm from random weights; all run
+the same model and the same schedule. ``classify_on_dataset`` trains one arm and writes a
+run folder:
+
+    RUN/config.json    model and training settings, data split, labelled episodes, the command
+    RUN/model.pt       the classifier of the best validation epoch (``load_classifier(RUN)``), or of
+                       the last epoch with ``select_best=False``
+    RUN/log.csv        one row per epoch: phase, training loss, validation accuracy, seconds
+    RUN/metrics.json   test accuracy, overall and by position in the episode
+
+Frames in which a button is already lit (``frame_index >= hit_frame``) give the label away; they
+are left out of training, validation and the headline test accuracy unless ``include_after_hit``.
+Test episodes come from the split the pretext run used and are never read by either training.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from airhockey.errors import UserError
+from airhockey.jsonio import write_json
+from airhockey.learn.config import ClassifyConfig
+from airhockey.learn.data import frames_to_tensor
+from airhockey.learn.device import check_device
+from airhockey.learn.downstream.classifier import (
+    MODEL_FILE,
+    ClassifierConfig,
+    DirectionClassifier,
+    EncoderSpec,
+    build_classifier,
+)
+from airhockey.learn.downstream.labelled import ClassifierData, FrameSet, assert_disjoint
+from airhockey.learn.pretext.checkpoint import KIND_CLASSIFIER
+from airhockey.learn.pretext.run import PretextRun
+
+FRACTION_BINS = 10
+"""Equal bins of the fraction of the time to the hit, ``frame_index / hit_frame`` in [0, 1)."""
+HISTORY_FIELDS = (
+    "epoch",
+    "steps",
+    "encoder_frozen",
+    "train_loss",
+    "train_accuracy",
+    "val_accuracy",
+    "elapsed_s",
+)
+
+
+def _batches(
+    frames: FrameSet, idx: NDArray[np.int64], device: torch.device, k: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frames ``idx`` as a batch, (B, 3, H, W) for k = 1 or the k frames ending at each,
+    (B, k, 3, H, W), and their labels (B,)."""
+    pixels = frames.source[frames.pos[idx]] if k == 1 else frames.window(idx, k)
+    x = frames_to_tensor(pixels).to(device, non_blocking=True)
+    return x, torch.from_numpy(frames.label[idx]).to(device, non_blocking=True)
+
+
+@torch.no_grad()
+def features_in_batches(
+    fn: torch.nn.Module, frames: FrameSet, k: int = 1, batch_size: int = 256
+) -> torch.Tensor:
+    """``fn`` (a ``VideoEncoder`` or a ``DirectionClassifier``) applied, in eval mode, to all the
+    frames (or k-frame windows) in batches; the outputs concatenated (N, ...).
+
+    With k > 1 the encoder reads each batch's windows through ``encode_windows``: a frame that
+    several windows hold (consecutive frames share k - 1) goes through the per-frame stem once.
+    """
+    encoder = fn.encoder if isinstance(fn, DirectionClassifier) else fn
+    device = next(fn.parameters()).device
+    was_training = fn.training
+    fn.eval()
+    out = []
+    for i in range(0, len(frames), batch_size):
+        idx = np.arange(i, min(i + batch_size, len(frames)))
+        if k == 1:
+            out.append(fn(_batches(frames, idx, device)[0]))
+            continue
+        positions, windows = np.unique(frames.window_positions(idx, k), return_inverse=True)
+        pixels = frames_to_tensor(frames.source[positions]).to(device, non_blocking=True)
+        features = encoder.encode_windows(pixels, torch.from_numpy(windows.reshape(len(idx), k)).to(device))
+        out.append(fn.head(features) if encoder is not fn else features)
+    fn.train(was_training)
+    return torch.cat(out)
+
+
+def predict(model: DirectionClassifier, frames: FrameSet, k: int = 1) -> NDArray[np.int64]:
+    """The predicted class (N,) of every frame, the classifier reading the k frames ending at it."""
+    if len(frames) == 0:
+        return np.zeros(0, np.int64)
+    return features_in_batches(model, frames, k).argmax(-1).cpu().numpy()
+
+
+@torch.no_grad()
+def _head_predict(model: DirectionClassifier, features: torch.Tensor) -> NDArray[np.int64]:
+    """The predicted class (N,) from precomputed encoder features (N, C, h, w), head in eval mode."""
+    was_training = model.head.training
+    model.head.eval()
+    predicted = model.head(features).argmax(-1).cpu().numpy()
+    model.head.train(was_training)
+    return predicted
+
+
+def epoch_order(n: int, frames: int, rng: np.random.Generator) -> NDArray[np.int64]:
+    """Indices of one epoch: shuffled passes over ``n`` items until at least ``frames`` are drawn."""
+    passes = -(-max(frames, n) // n)
+    return np.concatenate([rng.permutation(n) for _ in range(passes)])[: max(frames, n)]
+
+
+def train_classifier(
+    model: DirectionClassifier,
+    train: FrameSet,
+    val: FrameSet,
+    config: ClassifyConfig,
+    *,
+    progress: bool = True,
+    desc: str = "",
+) -> list[dict[str, Any]]:
+    """Trains ``model`` in place with the freeze-then-unfreeze schedule and cross-entropy.
+
+    Args:
+        model: a classifier from ``build_classifier``.
+        train: the frames to learn from (already chosen: budget, stride, hit frames).
+        val: frames of held-out episodes, scored after every epoch; with ``config.select_best``
+            the epoch that scores best on them is the one kept.
+        config: the schedule; ``seed`` fixes the frame order and dropout.
+        progress: show a progress bar.
+        desc: the progress bar's label.
+
+    Returns:
+        One row per epoch: ``epoch``, ``steps`` (optimiser steps so far), ``encoder_frozen``,
+        ``train_loss``, ``train_accuracy`` (on
+        the frames the epoch drew, in training mode), ``val_accuracy``, ``elapsed_s`` (training
+        seconds so far, validation not counted). With ``config.select_best`` the model ends with
+        the weights of the first epoch of highest ``val_accuracy`` (``best_epoch(history)``).
+    """
+    from tqdm import tqdm
+
+    if len(train) == 0:
+        raise UserError("no training frames: choose more labelled episodes")
+    device = check_device(config.device)
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": model.head.parameters(), "lr": config.lr},
+            {"params": model.encoder.parameters(), "lr": config.encoder_lr},
+        ],
+        weight_decay=config.weight_decay,
+    )
+    rng = np.random.default_rng(np.random.SeedSequence(config.seed))
+    history: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    # The encoder's features of the training frames as training starts: they fit the head's
+    # standardisation, and a frozen encoder gives these same features every epoch.
+    k = config.context_frames
+    features = features_in_batches(model.encoder, train, k)  # (N, C, h, w)
+    model.scaler.fit(features.flatten(1))
+    elapsed = time.perf_counter() - start
+    best: tuple[float, dict[str, torch.Tensor]] | None = None
+    warmup_steps = -(-max(config.min_epoch_frames, len(train)) // config.batch_size)  # steps per epoch
+    encoder_group = optimizer.param_groups[1]
+    val_features: torch.Tensor | None = None
+    steps = 0
+    bar = tqdm(total=config.epochs, desc=desc, disable=not progress, leave=False)
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(config.seed)  # dropout
+        for epoch in range(config.epochs):
+            frozen = epoch < config.freeze_epochs
+            # Frozen weights get no gradient, so AdamW leaves them (and their decay) alone.
+            model.set_encoder_trainable(not frozen)
+            start = time.perf_counter()
+            order = epoch_order(len(train), config.min_epoch_frames, rng)
+            loss_sum = correct = 0.0
+            for step, i in enumerate(range(0, len(order), config.batch_size)):
+                idx = order[i : i + config.batch_size]
+                if not frozen and epoch == config.freeze_epochs:  # warm-up of the encoder's rate
+                    encoder_group["lr"] = config.encoder_lr * (step + 1) / warmup_steps
+                if frozen:
+                    y = torch.from_numpy(train.label[idx]).to(device)
+                    logits = model.head(features[torch.from_numpy(idx).to(device)])  # (B, num_classes)
+                else:
+                    x, y = _batches(train, idx, device, k)
+                    logits = model(x)  # (B, num_classes)
+                loss = torch.nn.functional.cross_entropy(logits, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                steps += 1
+                loss_sum += loss.item() * len(y)
+                correct += (logits.argmax(-1) == y).sum().item()
+            elapsed += time.perf_counter() - start
+            if not len(val):
+                val_accuracy = math.nan
+            elif frozen:
+                # The frozen encoder gives the validation frames the same features every epoch.
+                if val_features is None:
+                    val_features = features_in_batches(model.encoder, val, k)  # (N_val, C, h, w)
+                val_accuracy = float(np.mean(_head_predict(model, val_features) == val.label))
+            else:
+                val_accuracy = float(np.mean(predict(model, val, k) == val.label))
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "steps": steps,
+                    "encoder_frozen": frozen,
+                    "train_loss": loss_sum / len(order),
+                    "train_accuracy": correct / len(order),
+                    "val_accuracy": val_accuracy,
+                    "elapsed_s": round(elapsed, 3),
+                }
+            )
+            if (
+                config.select_best
+                and not math.isnan(val_accuracy)
+                and (best is None or val_accuracy > best[0])
+            ):
+                best = (val_accuracy, {k: v.detach().clone() for k, v in model.state_dict().items()})
+            bar.set_postfix(loss=f"{loss_sum / len(order):.3f}", val=f"{val_accuracy:.3f}")
+            bar.update()
+    bar.close()
+    if best is not None:
+        model.load_state_dict(best[1])
+    model.set_encoder_trainable(True)
+    return history
+
+
+def best_epoch(history: list[dict[str, Any]]) -> int:
+    """The first epoch (1-based) of highest validation accuracy: the weights ``select_best`` keeps
+    (the last epoch when no epoch was validated)."""
+    scores = [-math.inf if math.isnan(row["val_accuracy"]) else row["val_accuracy"] for row in history]
+    if max(scores) == -math.inf:
+        return history[-1]["epoch"]
+    return history[int(np.argmax(scores))]["epoch"]
+
+
+def position_accuracy(correct: NDArray[np.bool_], frames: FrameSet) -> dict[str, Any]:
+    """Accuracy by position in the episode, over the frames before the hit.
+
+    Args:
+        correct: (N,) whether each frame of ``frames`` was classified right.
+        frames: the frames scored.
+
+    Returns:
+        ``by_fraction``: accuracy in each of ``FRACTION_BINS`` equal bins of
+        ``frame_index / hit_frame`` (NaN where a bin is empty), ``fraction_frames``: frames per bin;
+        ``by_frames_before_hit``: accuracy at k = 1, 2, ... frames before the hit, up to the
+        longest episode, ``frames_before_hit_frames``: frames at each k.
+    """
+    before = ~frames.after_hit
+    fraction = frames.frame_index[before] / np.maximum(frames.hit_frame[before], 1)
+    fraction_bin = np.minimum((fraction * FRACTION_BINS).astype(np.int64), FRACTION_BINS - 1)
+    k = (frames.hit_frame - frames.frame_index)[before]
+    ok = correct[before].astype(np.float64)
+
+    def binned(bins: NDArray[np.int64], n: int) -> tuple[list[float], list[int]]:
+        count = np.bincount(bins, minlength=n)[:n]
+        hits = np.bincount(bins, weights=ok, minlength=n)[:n]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (hits / count).tolist(), count.tolist()
+
+    by_fraction, fraction_frames = binned(fraction_bin, FRACTION_BINS)
+    longest = int(k.max()) if k.size else 0
+    by_k, k_frames = binned(k - 1, longest)
+    return {
+        "by_fraction": by_fraction,
+        "fraction_frames": fraction_frames,
+        "by_frames_before_hit": by_k,
+        "frames_before_hit_frames": k_frames,
+    }
+
+
+def score_classifier(
+    model: DirectionClassifier, test: FrameSet, include_after_hit: bool, k: int = 1
+) -> dict[str, Any]:
+    """Scores a classifier on every frame of the test episodes.
+
+    Returns:
+        ``score_predictions``'s fields.
+    """
+    return score_predictions(predict(model, test, k) == test.label, test, include_after_hit)
+
+
+def score_predictions(correct: NDArray[np.bool_], test: FrameSet, include_after_hit: bool) -> dict[str, Any]:
+    """The scores of any classifier from whether it got each test frame right.
+
+    Args:
+        correct: (N,) whether each frame of ``test`` was classified right.
+        test: the test frames.
+        include_after_hit: whether ``accuracy`` counts the frames with a lit button.
+
+    Returns:
+        ``accuracy`` (on the frames the setting scores: before the hit unless
+        ``include_after_hit``), ``accuracy_before_hit``, ``accuracy_after_hit``,
+        ``accuracy_all_frames``, ``accuracy_before_strike`` (frames before the bar first touches the
+        puck), ``accuracy_strike_to_hit`` (from the strike to the hit), ``test_frames`` (frames behind
+        ``accuracy``), ``episode_hits`` and
+        ``episode_frames`` (per test episode, in increasing episode index: correct and scored
+        frames, for bootstrap intervals over episodes), and the ``position_accuracy`` fields.
+    """
+    after = test.after_hit
+
+    def mean(mask: NDArray[np.bool_]) -> float:
+        return float(correct[mask].mean()) if mask.any() else math.nan
+
+    scored = np.ones_like(after) if include_after_hit else ~after
+    episodes, which = np.unique(test.episode, return_inverse=True)
+    return {
+        "accuracy": mean(scored),
+        "accuracy_before_hit": mean(~after),
+        "accuracy_after_hit": mean(after),
+        "accuracy_all_frames": mean(np.ones_like(after)),
+        "accuracy_before_strike": mean(test.before_strike & ~after),
+        "accuracy_strike_to_hit": mean(~test.before_strike & ~after),
+        "test_frames": int(scored.sum()),
+        "episode_hits": np.bincount(which, weights=correct & scored, minlength=len(episodes))
+        .astype(int)
+        .tolist(),
+        "episode_frames": np.bincount(which, weights=scored, minlength=len(episodes)).astype(int).tolist(),
+        **position_accuracy(correct, test),
+    }
+
+
+def run_arm(
+    data: ClassifierData,
+    labelled: NDArray[np.int64],
+    config: ClassifyConfig,
+    model_config: ClassifierConfig,
+    encoder_state: dict[str, torch.Tensor] | None,
+    *,
+    val_episodes: NDArray[np.int64] | None = None,
+    progress: bool = True,
+    desc: str = "",
+) -> tuple[DirectionClassifier, dict[str, Any]]:
+    """Builds, trains and tests one classifier on labelled training episodes.
+
+    Args:
+        data: the dataset in memory, with its split.
+        labelled: dataset-wide indices of the labelled episodes it trains on.
+        config: the schedule.
+        model_config: the model's sizes and encoder.
+        encoder_state: a pretext run's encoder weights, or None for a random encoder.
+        val_episodes: the episodes that pick the best epoch: None for the split's validation
+            episodes, a subset of a label budget (``labelled_and_validation``) to count them
+            against it, or an empty array for none.
+        progress: show a progress bar.
+        desc: the progress bar's label.
+
+    Returns:
+        The trained model, and its record: ``labelled_episodes`` (trained on and validated on),
+        ``episodes``, ``val_episodes``, ``train_frames``, ``seed``, ``history`` (see
+        ``train_classifier``), ``train_seconds``, ``best_epoch`` (the epoch whose weights were
+        tested) and the ``score_classifier`` fields.
+    """
+    val_ids = data.split.val if val_episodes is None else val_episodes
+    assert_disjoint(data.split.test, labelled, val_ids)
+    train = data.frames.of_episodes(labelled).usable(config.include_after_hit, config.frame_stride)
+    val = data.frames.of_episodes(val_ids).usable(config.include_after_hit)
+    model = build_classifier(model_config, config.seed, encoder_state)
+    history = train_classifier(model, train, val, config, progress=progress, desc=desc)
+    own_val = val_episodes is not None
+    record = {
+        "labelled_episodes": len(labelled) + (len(val_ids) if own_val else 0),
+        "episodes": labelled.tolist(),
+        "val_episodes": val_ids.tolist(),
+        "train_frames": len(train),
+        "seed": config.seed,
+        "history": history,
+        "train_seconds": history[-1]["elapsed_s"],
+        "best_epoch": best_epoch(history) if config.select_best else len(history),
+        **score_classifier(
+            model, data.frames.of_episodes(data.split.test), config.include_after_hit, config.context_frames
+        ),
+    }
+    return model, record
+
+
+def classify_on_dataset(
+    data: str | Path,
+    out: str | Path,
+    config: ClassifyConfig,
+    *,
+    pretext: str | Path | PretextRun | None = None,
+    scratch: bool = False,
+    labelled_episodes: int | None = None,
+    hidden: int = ClassifierConfig.hidden,
+    split_seed: int = 0,
+    progress: bool = True,
+    command: str = "",
+) -> dict[str, Any]:
+    """Trains one classifier on a generated dataset and writes the run folder ``out``.
+
+    Args:
+        data: a dataset directory or shard file written by ``airhockey generate``.
+        out: the run folder to create.
+        config: training settings.
+        pretext: a pretext run (folder, checkpoint or opened): its encoder's weights (unless
+            ``scratch``), architecture and split.
+        scratch: start from random weights (the supervised arm); with ``pretext``, its encoder's
+            architecture and split are still used, without it the shared encoder at its default
+            sizes.
+        labelled_episodes: training episodes with labels, drawn class-balanced with ``config.seed``
+            (None: all).
+        hidden: units of the classifier's hidden layer.
+        split_seed: the split's seed when there is no ``pretext`` run.
+        progress: show a progress bar.
+        command: the command line, recorded in ``config.json``.
+
+    Returns:
+        What ``metrics.json`` holds.
+
+    Raises:
+        UserError: an existing run in ``out``, neither ``pretext`` nor ``scratch``, a budget out
+            of range, or any error of ``ClassifierData.load``.
+    """
+    from airhockey.learn.config import EncoderConfig
+    from airhockey.learn.pretext.checkpoint import save_checkpoint
+
+    out = Path(out)
+    if pretext is None and not scratch:
+        raise UserError("give --pretext RUN (a pretrained arm) or --scratch (the supervised arm)")
+    if (out / MODEL_FILE).exists():
+        raise UserError(f"{str(out)!r} already holds a classifier: choose another --out")
+    check_device(config.device)
+    run = pretext if isinstance(pretext, PretextRun) or pretext is None else PretextRun.open(pretext)
+    prepared = ClassifierData.load(data, [run] if run else [], split_seed)
+    if run is not None:
+        spec = EncoderSpec(run.method.name, run.method.config_dict())
+    else:
+        spec = EncoderSpec.shared(EncoderConfig(image_size=prepared.image_size))
+    model_config = ClassifierConfig(spec, len(prepared.label_names), hidden)
+    labelled = prepared.labelled(
+        labelled_episodes, np.random.default_rng(np.random.SeedSequence(config.seed))
+    )
+    state = None if scratch or run is None else run.encoder_state()
+    model, record = run_arm(prepared, labelled, config, model_config, state, progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(
+        out / "config.json",
+        {
+            "model": model_config.to_dict(),
+            "training": dataclasses.asdict(config),
+            "arm": "scratch" if scratch else "pretrained",
+            "pretext": None if run is None else str(run.folder),
+            "command": command,
+            "data": {
+                "path": str(data),
+                "label_names": prepared.label_names,
+                "labelled_episodes": labelled.tolist(),
+                **{f"{p}_episodes": getattr(prepared.split, p).tolist() for p in ("train", "val", "test")},
+            },
+        },
+    )
+    save_checkpoint(
+        out / MODEL_FILE,
+        {"kind": KIND_CLASSIFIER, "model_config": model_config.to_dict(), "model": model.state_dict()},
+    )
+    with open(out / "log.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(record["history"])
+    metrics = {k: v for k, v in record.items() if k not in ("history", "episodes")}
+    metrics["final_val_accuracy"] = record["history"][-1]["val_accuracy"]
+    write_json(out / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,365 @@
+"""One training loop for every pretext method (``learn.methods``), and the run folder it writes.
+
+``train_pretext(data, out, method, config)`` draws the method's training and validation samples
+from the train and val episodes of a dataset's split, fits the method's model to its loss with
+AdamW, validates after every epoch (and when a budget runs out mid-epoch), and writes:
+
+    RUN/config.json    the method, its config, the encoder's config, the trainer's settings, the
+                       data (path, fingerprint, split) and the command
+    RUN/last.pt        the latest state, written after every validation (``resume=True`` continues it)
+    RUN/best.pt        the model of the best validation so far by the method's selection metric
+    RUN/log.csv        one row per validation
+    RUN/metrics.json   the best validation's metrics, the baselines, and how the run ended
+
+The budget is a number of optimiser steps (``steps``: reproducible, what comparisons use),
+epochs, or wall-clock minutes, whichever ends first; ``patience`` stops a run that no longer
+improves. ``learn.run.PretextRun`` opens a finished run for the later stages.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from airhockey.errors import UserError
+from airhockey.jsonio import write_json
+from airhockey.learn.config import RESUMABLE, PretextConfig
+from airhockey.learn.device import check_device
+from airhockey.learn.methods import get_method
+from airhockey.learn.methods.base import PretextMethod, to_device
+from airhockey.learn.nn.encoder import VideoEncoder
+from airhockey.learn.pretext.checkpoint import BEST, KIND_PRETEXT, LAST, load_checkpoint, save_checkpoint
+
+LOG_FIELDS = ("epoch", "batches", "step", "train_loss", "elapsed_s")
+"""The trainer's own columns of ``log.csv``; the method's selection and log metrics follow."""
+STOP_REASONS = {
+    "epochs": "the epoch budget ran out",
+    "steps": "the step budget ran out",
+    "time": "the time budget ran out",
+    "early_stopping": "no better validation for `patience` validations in a row (early stopping)",
+}
+"""Why a run stopped (``metrics.json`` ``stopped_by``), in words for the console."""
+
+
+class _EpochOrder(Sampler[int]):
+    """The shuffled sample order of one epoch, a pure function of (seed, epoch), from position ``start``."""
+
+    def __init__(self, n: int, seed: int, epoch: int, start: int) -> None:
+        self.order = np.random.default_rng([seed, epoch]).permutation(n)[start:]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order.tolist())
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def sample_loader(
+    dataset: Dataset,
+    config: PretextConfig,
+    device: torch.device,
+    epoch: int | None = None,
+    start_batch: int = 0,
+) -> DataLoader:
+    """The DataLoader of a training epoch (shuffled by ``(seed, epoch)``, from ``start_batch`` on) or,
+    with ``epoch=None``, of validation (in order)."""
+    order = (
+        None
+        if epoch is None
+        else _EpochOrder(len(dataset), config.seed, epoch, start_batch * config.batch_size)  # type: ignore[arg-type]
+    )
+    return DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=order,
+        num_workers=config.workers,
+        pin_memory=device.type == "cuda",
+    )
+
+
+def _log_fields(method: PretextMethod[Any]) -> tuple[str, ...]:
+    return LOG_FIELDS + tuple(dict.fromkeys((method.selection_metric, *method.log_metrics)))
+
+
+def _better(method: PretextMethod[Any], value: float, best: float | None) -> bool:
+    if math.isnan(value):
+        return False
+    if best is None:
+        return True
+    return value < best if method.selection_mode == "min" else value > best
+
+
+def dataset_samples(
+    path: str | Path, method: PretextMethod[Any], config: PretextConfig
+) -> tuple[Dataset, Dataset, PretextMethod[Any], dict[str, Any]]:
+    """The method's training and validation samples from a generated dataset, the method set to the
+    frames' size, and what ``config.json`` records of the data (path, fingerprint, split).
+
+    Raises:
+        UserError: a missing or unreadable dataset, or one too small for the method's samples.
+    """
+    from airhockey.generate import open_shards
+    from airhockey.learn.data import split_episodes
+
+    episodes = open_shards(path)
+    frame_size = tuple(int(n) for n in episodes.frames(0, 0, 1).shape[1:3])
+    try:
+        method = method.with_image_size(frame_size)  # type: ignore[arg-type]
+    except ValueError as err:
+        raise UserError(
+            f"method {method.name!r} cannot read the {frame_size} frames of {str(path)!r}: {err}"
+        ) from None
+    split = split_episodes(episodes.table()["label"], seed=config.split_seed)
+    train_set = method.samples(episodes, split.train, config.seed, training=True)
+    val_set = method.samples(episodes, split.val, config.seed, training=False)
+    if len(train_set) == 0 or len(val_set) == 0:  # type: ignore[arg-type]
+        raise UserError(
+            f"{str(path)!r} gives {len(train_set)} training and {len(val_set)} validation samples for "  # type: ignore[arg-type]
+            f"method {method.name!r}: generate more (or longer) episodes"
+        )
+    info = {
+        "path": str(path),
+        "fingerprint": episodes.fingerprint,
+        "split_seed": config.split_seed,
+        **{f"{part}_episodes": getattr(split, part).tolist() for part in ("train", "val", "test")},
+    }
+    return train_set, val_set, method, info
+
+
+def freeze_encoders(model: torch.nn.Module) -> None:
+    """Stops gradients to every ``VideoEncoder`` inside ``model`` (its ``encoder`` and any other,
+    such as Skip-Clip's target encoder)."""
+    for module in model.modules():
+        if isinstance(module, VideoEncoder):
+            module.requires_grad_(False)
+
+
+def _check_resume(stored: dict[str, Any], config: PretextConfig, method: PretextMethod[Any] | None) -> None:
+    if method is not None and (
+        method.name != stored["method"] or method.config_dict() != stored["method_config"]
+    ):
+        raise UserError(
+            "--resume continues a run with its own method and settings: leave --method and --set out"
+        )
+    defaults = dataclasses.asdict(PretextConfig())  # a setting newer than the run had its default
+    changed = {
+        k for k, v in dataclasses.asdict(config).items() if stored["train_config"].get(k, defaults[k]) != v
+    } - RESUMABLE
+    if changed:
+        raise UserError(f"--resume needs the run's own settings; these differ: {', '.join(sorted(changed))}")
+
+
+def train_pretext(
+    data: str | Path | tuple[Dataset, Dataset],
+    out: str | Path,
+    method: PretextMethod[Any] | None,
+    config: PretextConfig,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    command: str = "",
+) -> dict[str, Any]:
+    """Trains a pretext method and writes the run folder ``out``.
+
+    Args:
+        data: a dataset directory or shard file written by ``airhockey generate``, or a pair
+            (training samples, validation samples) of datasets in the method's sample format. From a
+            generated dataset, the samples come from the train and val episodes of
+            ``split_episodes(labels, seed=config.split_seed)``, the split the classifiers use, so
+            that their test episodes stay unseen; the method is set to the frames' size.
+        out: the run folder; it must not hold a run unless ``resume``.
+        method: the method with its config; None when resuming (the run's own is used).
+        config: the trainer's settings.
+        resume: continue the run in ``out`` from its ``last.pt``, exactly where it stopped.
+        progress: show a progress bar and a line per validation.
+        command: the command line that started the run, recorded in ``config.json``.
+
+    Returns:
+        What ``metrics.json`` holds.
+
+    Raises:
+        UserError: an existing run without ``resume``, a missing one with it, changed settings on
+            resume, no method to start a run with, a dataset too small, or an unavailable device.
+    """
+    from tqdm import tqdm
+
+    out = Path(out)
+    device = check_device(config.device)
+    if resume:
+        if not (out / LAST).is_file():
+            raise UserError(
+                f"{str(out)!r} holds no run to resume (no {LAST}): leave out --resume to start one"
+            )
+        ckpt = load_checkpoint(out, KIND_PRETEXT, name=LAST)
+        _check_resume(ckpt, config, method)
+        method = get_method(ckpt["method"]).from_dict(ckpt["method_config"])
+    elif (out / LAST).exists():
+        raise UserError(
+            f"{str(out)!r} already holds a run: pass --resume to continue it, or choose another --out"
+        )
+    if method is None:
+        raise UserError("give a method to train (--method NAME)")
+    if isinstance(data, tuple):
+        (train_set, val_set), data_info = data, {}
+    else:
+        train_set, val_set, fitted, data_info = dataset_samples(data, method, config)
+        if not resume:
+            method = fitted
+    first = train_set[0]
+    if isinstance(first, torch.Tensor) and first.dim() >= 3 and tuple(first.shape[-2:]) != method.image_size:
+        raise UserError(
+            f"the samples' frames are {tuple(first.shape[-2:])}, the method's image_size {method.image_size}"
+        )
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = method.build_model()
+    model.to(device).train()
+    if config.frozen_encoder:
+        freeze_encoders(model)
+    trained = [q for q in model.parameters() if q.requires_grad]
+    if not trained:
+        raise UserError(
+            f"method {method.name!r} has nothing to train besides its encoder: leave out --frozen-encoder"
+        )
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
+    fields = _log_fields(method)
+    if resume:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        p, baselines = ckpt["progress"], ckpt["baselines"]
+    else:
+        p = {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_epoch": -1, "stale": 0}
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "log.csv", "w", newline="") as f:
+            csv.writer(f).writerow(fields)
+    write_json(
+        out / "config.json",
+        {
+            "method": method.name,
+            "method_config": method.config_dict(),
+            "encoder": method.encoder_config(),
+            "training": dataclasses.asdict(config),
+            "command": command,
+            "data": data_info,
+        },
+    )
+
+    val_loader = sample_loader(val_set, config, device)
+    if not resume:
+        with torch.no_grad():
+            baselines = method.baselines(train_set, val_loader, device)
+    n_batches = math.ceil(len(train_set) / config.batch_size)  # type: ignore[arg-type]
+    start = time.monotonic()
+    deadline = math.inf if config.minutes is None else start + 60.0 * config.minutes
+    stop_reason = "epochs"
+    while config.epochs is None or p["epoch"] < config.epochs:
+        if config.steps is not None and p["step"] >= config.steps:
+            stop_reason = "steps"
+            break
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(p["epoch"])
+        bar = tqdm(
+            sample_loader(train_set, config, device, epoch=p["epoch"], start_batch=p["batch"]),
+            total=n_batches,
+            initial=p["batch"],
+            desc=f"epoch {p['epoch'] + 1}" + (f"/{config.epochs}" if config.epochs else ""),
+            disable=not progress,
+            leave=False,
+        )
+        loss_sum, loss_n, budget_out = 0.0, 0, None
+        for batch in bar:
+            loss = method.loss(model, to_device(batch, device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trained, config.grad_clip)
+            optimizer.step()
+            p["batch"] += 1
+            p["step"] += 1
+            loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
+            bar.set_postfix(loss=f"{loss_sum / loss_n:.5f}")
+            if config.steps is not None and p["step"] >= config.steps:
+                budget_out = "steps"
+            elif time.monotonic() >= deadline:
+                budget_out = "time"
+            if budget_out:
+                break
+        bar.close()
+        model.eval()
+        with torch.no_grad():
+            val = method.evaluate(model, val_loader, device)
+        model.train()
+        row = {
+            "epoch": p["epoch"] + 1,
+            "batches": p["batch"],
+            "step": p["step"],
+            "train_loss": loss_sum / max(loss_n, 1),
+            "elapsed_s": round(time.monotonic() - start, 1),
+            **{k: v for k, v in {**val, **baselines}.items() if k in fields},
+        }
+        if p["batch"] >= n_batches:
+            p["epoch"], p["batch"] = p["epoch"] + 1, 0
+        improved = _better(method, val[method.selection_metric], p["best"])
+        if improved:
+            p["best"], p["best_epoch"], p["stale"] = val[method.selection_metric], row["epoch"], 0
+        else:
+            p["stale"] += 1
+        payload = {
+            "kind": KIND_PRETEXT,
+            "method": method.name,
+            "method_config": method.config_dict(),
+            "encoder_config": method.encoder_config(),
+            "train_config": dataclasses.asdict(config),
+            "model": model.state_dict(),
+            "encoder": model.encoder.state_dict(),
+            "validation": val,
+            "baselines": baselines,
+            "step": p["step"],
+        }
+        if improved:
+            save_checkpoint(out / BEST, payload)
+        save_checkpoint(out / LAST, {**payload, "optimizer": optimizer.state_dict(), "progress": dict(p)})
+        with open(out / "log.csv", "a", newline="") as f:
+            csv.DictWriter(f, fields).writerow(row)
+        if progress:
+            shown = ", ".join(
+                f"{k} {row[k]:.6g}" for k in fields[len(LOG_FIELDS) :] if isinstance(row.get(k), float)
+            )
+            tqdm.write(
+                f"epoch {row['epoch']} (step {row['step']}): train loss {row['train_loss']:.5f}, {shown}"
+            )
+        if budget_out:
+            stop_reason = budget_out
+            break
+        if p["stale"] >= config.patience:
+            stop_reason = "early_stopping"
+            break
+
+    best = load_checkpoint(out, KIND_PRETEXT)
+    metrics = {
+        "method": method.name,
+        **best["validation"],
+        **baselines,
+        "val_samples": len(val_set),  # type: ignore[arg-type]
+        "best_epoch": p["best_epoch"],
+        "best_step": best["step"],
+        "epochs_done": p["epoch"],
+        "steps": p["step"],
+        "stopped_by": stop_reason,
+        "train_seconds_this_session": round(time.monotonic() - start, 1),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "parameters": sum(x.numel() for x in model.parameters()),
+    }
+    metrics.update(method.derived_metrics(metrics))
+    write_json(out / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,45 @@
+"""Probes recover a planted linear signal and not noise; the oracle reads what k frames can show."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from airhockey.learn.downstream.labelled import FrameSet
+from airhockey.learn.downstream.probes import boosting_accuracy, oracle_features, probe_r2, probe_targets
+
+
+def test_a_ridge_probe_recovers_a_planted_linear_signal_and_not_noise():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 40))
+    state = rng.normal(size=(600, 8))  # unrelated to x ...
+    w = rng.normal(size=(40, 2))
+    state[:, [0, 4]] = x @ w + 0.05 * rng.normal(size=(600, 2))  # ... but bar_x and puck_x are linear in it
+    r2 = probe_r2(x[:400], state[:400], x[400:], state[400:], probe_targets(2))
+    assert set(r2) == {"bar_x", "bar_y", "puck_x", "puck_y", "puck_vx", "puck_vy"}
+    assert r2["bar_x"] > 0.99 and r2["puck_x"] > 0.99
+    assert r2["bar_y"] < 0.1 and r2["puck_vx"] < 0.1
+    assert probe_targets(1) == (0, 1, 4, 5)
+
+
+def test_the_oracle_reads_positions_from_one_frame_and_velocities_from_two():
+    state = np.arange(24, dtype=np.float32).reshape(3, 8)
+    frames = FrameSet(
+        source=np.zeros((3, 2, 2, 3), np.uint8),
+        pos=np.arange(3),
+        label=np.zeros(3, np.int64),
+        episode=np.zeros(3, np.int64),
+        frame_index=np.arange(3),
+        hit_frame=np.full(3, 3),
+        strike_frame=np.full(3, 1),
+        state=state,
+    )
+    assert oracle_features(frames, 1).tolist() == state[:, [0, 1, 4, 5]].tolist()
+    assert oracle_features(frames, 4).tolist() == state.tolist()
+
+
+def test_boosted_trees_learn_a_threshold_and_survive_one_class():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(300, 3))
+    y = (x[:, 1] > 0.2).astype(np.int64)
+    assert boosting_accuracy(x[:200], y[:200], x[200:], y[200:], seed=0).mean() > 0.95
+    assert boosting_accuracy(x[:10], np.ones(10, np.int64), x[:5], np.ones(5, np.int64), seed=0).all()

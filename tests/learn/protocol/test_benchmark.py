@@ -1,0 +1,147 @@
+"""The benchmark: every registered method gets its leaderboard row, and an interrupted benchmark finishes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from airhockey.learn.methods import register, unregister
+from airhockey.learn.protocol.benchmark import QUICK, run_benchmark
+from tests.learn.methods.test_registry import Reconstruct
+
+TINY = dataclasses.replace(
+    QUICK,
+    pretext=dataclasses.replace(QUICK.pretext, steps=4),
+    compare=dataclasses.replace(QUICK.compare, budgets=(1, None), frames_k=(), probes=False),
+)
+
+
+def test_a_method_added_to_the_registry_gets_its_row(tmp_path):
+    register(Reconstruct)
+    try:
+        config = dataclasses.replace(TINY, methods=("next_frame", "test_reconstruct"))
+        board = run_benchmark(
+            tmp_path / "bench", config, smoke_test=True, progress=False, say=lambda line: None
+        )
+    finally:
+        unregister(Reconstruct.name)
+    assert [row["arm"] for row in board["rows"]] == ["scratch", "next_frame", "test_reconstruct"]
+    assert set(board["rows"][2]["accuracy"]) == {"1", "all"}
+    assert board["rows"][2]["pretext"]["steps"] == [4] and board["rows"][0]["pretext"] is None
+    assert board["rows"][1]["difference_to_scratch"]["1"]["ci95"] is not None
+    assert set(board["ranks"]) == {"1", "all"} and board["oracle"]["accuracy"]["all"]["accuracy_mean"] >= 0
+    text = (tmp_path / "bench" / "leaderboard.md").read_text()
+    assert "smoke test" in text and "| test_reconstruct |" in text
+    for name in ("leaderboard.json", "leaderboard_accuracy.png", "leaderboard_rollouts.png"):
+        assert (tmp_path / "bench" / name).is_file(), name
+
+
+@pytest.mark.slow
+def test_an_interrupted_benchmark_finishes_and_reuses_what_was_done(tmp_path):
+    out = tmp_path / "bench"
+    config = dataclasses.replace(TINY, methods=("next_frame",))
+    script = (
+        "import dataclasses, sys; from tests.learn.protocol.test_benchmark import TINY; "
+        "from airhockey.learn.protocol.benchmark import run_benchmark; "
+        "run_benchmark(sys.argv[1], dataclasses.replace(TINY, methods=('next_frame',)), progress=False)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])}
+    child = subprocess.Popen([sys.executable, "-c", script, str(out)], env=env)
+    log = out / "compare" / "runs.jsonl"
+    deadline = time.monotonic() + 300
+    while not (log.is_file() and len(log.read_text().splitlines()) >= 2) and time.monotonic() < deadline:
+        assert child.poll() is None, "the benchmark ended before it could be interrupted"
+        time.sleep(0.2)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert not (out / "leaderboard.json").exists()
+    done = log.read_text().splitlines()
+    pretext = out / "pretext" / "next_frame-s0" / "best.pt"
+    stamp = pretext.stat().st_mtime_ns
+
+    board = run_benchmark(out, config, progress=False, say=lambda line: None)
+    assert pretext.stat().st_mtime_ns == stamp  # the finished pretext run was reused, not retrained
+    finished = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    complete = [json.loads(line) for line in done if line.endswith("}")]
+    assert finished[: len(complete)] == complete  # the runs done before the kill were kept ...
+    # ... and not run again: 2 budgets x 2 repeats x 2 arms, and the search's 2 schedules x 2 arms
+    assert (
+        sum(not r["search"] for r in finished) == 2 * 2 * 2 and sum(bool(r["search"]) for r in finished) == 4
+    )
+    assert [row["arm"] for row in board["rows"]] == ["scratch", "next_frame"]
+    assert (out / "leaderboard.md").is_file()
+    # The killed call's stage times count: the total sums both calls, stage by stage.
+    first, second = board["sessions"]
+    assert set(first["seconds"]) == {"generate", "pretext"} and set(second["seconds"]) == {
+        "generate",
+        "pretext",
+        "compare",
+    }
+    for stage in ("generate", "pretext"):
+        assert board["seconds"][stage] == pytest.approx(first["seconds"][stage] + second["seconds"][stage])
+    assert "summed over the 2 calls" in (out / "leaderboard.md").read_text()
+
+
+def summary(mean: float) -> dict:
+    return {"accuracy_mean": mean, "accuracy_ci95": [mean - 0.01, mean + 0.01]}
+
+
+def test_the_leaderboard_rows_come_from_the_comparisons_results():
+    """By hand: two arms at budgets 4 and all (20 episodes), k = 1 and 4, the oracle at both."""
+    from airhockey.learn.protocol.benchmark import leaderboard, render_leaderboard
+
+    budgets = [
+        {
+            "labelled_episodes": n,
+            "arms": {"scratch": summary(0.6 + n / 100), "m": summary(0.7 + n / 100)},
+            "paired_difference": {"m": {"mean": 0.1, "ci95": [0.05, 0.15]}},
+        }
+        for n in (4, 20)
+    ]
+    results = {
+        "arms": ["scratch", "m"],
+        "arm_details": {"scratch": {"method": None}, "m": {"method": "m"}},
+        "budgets": budgets,
+        "oracle": [
+            {"labelled_episodes": n, "head": summary(0.9), "boosting": summary(0.95)} for n in (4, 20)
+        ],
+        "frames_k": {
+            arm: {"1": summary(0.8), "4": summary(0.85 if arm == "m" else 0.8)} for arm in ("scratch", "m")
+        },
+        "oracle_frames_k": {
+            "1": {"head": summary(0.9), "boosting": summary(0.95)},
+            "4": {"head": summary(0.97), "boosting": summary(0.98)},
+        },
+        "frames_k_budget": 4,
+        "probes": {
+            "m": {"puck_x": 0.8, "puck_y": 0.6, "puck_vx": 0.5, "puck_vy": 0.3, "bar_x": 1.0, "bar_y": 0.9}
+        },
+        "data": {"path": "d", "test_path": "t", "train_episodes": 20, "test_episodes": 10},
+    }
+    board = leaderboard(results, [], {})
+    scratch, m = board["rows"]
+    assert scratch["pretext"] is None and scratch["difference_to_scratch"] == {}
+    assert set(m["accuracy"]) == {"4", "all"} and m["accuracy"]["all"]["accuracy_mean"] == pytest.approx(0.9)
+    assert (
+        m["gap_to_oracle"]["4"] == pytest.approx(0.74 - 0.9) and m["accuracy_k"]["4"]["accuracy_mean"] == 0.85
+    )
+    assert m["probe_r2"]["puck_position"] == pytest.approx(0.7) and m["probe_r2"][
+        "puck_velocity"
+    ] == pytest.approx(0.4)
+    assert board["oracle"]["accuracy_k"]["4"]["boosting"]["accuracy_mean"] == 0.98
+    assert board["ranks"]["4"] == {"scratch": 2, "m": 1}  # m's interval lies above scratch's
+    assert board["frames_k_budget"] == 4
+    board.update({"seconds": {"generate": 1.0, "pretext": 2.0, "compare": 3.0}, "sessions": [{}, {}]})
+    text = render_leaderboard(board, rollouts=False)
+    oracle_line = next(line for line in text.splitlines() if line.startswith("| oracle"))
+    header = next(line for line in text.splitlines() if line.startswith("| arm"))
+    assert oracle_line.count("|") == header.count("|") and "97.0%" in oracle_line
+    assert "at 4 labelled episodes" in text and "summed over the 2 calls" in text
