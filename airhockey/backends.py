@@ -17,6 +17,7 @@ Ray is an optional dependency (the ``ray`` extra), imported only when the ``ray`
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
@@ -174,8 +175,6 @@ def _run_locally(
         for index, item in enumerate(items):
             yield index, fn(item, *shared)
         return
-    import multiprocessing
-
     with ProcessPoolExecutor(
         min(workers, len(items)),
         mp_context=multiprocessing.get_context("spawn"),

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from common import print_table
 
+from airhockey.learn.protocol.leaderboard import read_leaderboard
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -28,8 +30,7 @@ def main() -> None:
         "--limit-minutes", type=float, default=150.0, help="the wall-time limit it is sized for"
     )
     args = parser.parse_args()
-    board = json.loads((args.run / "leaderboard.json").read_text())
-    seconds = board["seconds"]
+    seconds = read_leaderboard(args.run).seconds
     rows: list[list[object]] = []
     for stage in ("generate", "pretext", "compare"):
         rows.append([f"stage: {stage}", "", seconds[stage], ""])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 import time
@@ -20,10 +21,63 @@ def test_help_lists_every_stage_and_is_fast_to_import():
     for stage in ("env", "agent", "generate", "data", "learn", "pipeline"):
         assert stage in result.output
     # --help must not pull in the heavy stages.
-    heavy = "('torch', 'stable_baselines3', 'h5py')"
+    heavy = "('torch', 'stable_baselines3', 'h5py', 'matplotlib', 'ray')"
     code = f"import sys, airhockey.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+    module = subprocess.run([sys.executable, "-m", "airhockey.cli", "--help"], capture_output=True, text=True)
+    assert module.returncode == 0 and "pipeline" in module.stdout
+
+
+def test_the_generate_shapes_and_agent_defaults_are_the_configs_defaults():
+    from airhockey.agents.config import TrainConfig
+    from airhockey.cli.agent import agent_train
+    from airhockey.cli.data import data_shapes, generate_command
+    from airhockey.generate.config import GenerateConfig, ShapesConfig
+
+    checked = 0
+    for command, config, renamed in (
+        (generate_command, GenerateConfig(episodes=1, policy=None), {}),
+        (data_shapes, ShapesConfig(episodes=1), {}),
+        (agent_train, TrainConfig(out="run"), {"targets": "target_buttons", "progress": "progress_bar"}),
+    ):
+        for name, param in inspect.signature(command).parameters.items():
+            field = renamed.get(name, name)
+            if param.default is not inspect.Parameter.empty and hasattr(config, field):
+                expected = getattr(type(config), field, None)  # the class default (policy: None)
+                assert param.default == expected, (command.__name__, name)
+                checked += 1
+    assert checked >= 18
+
+
+def test_an_edition_keeps_its_device_unless_the_option_is_given():
+    from airhockey.cli.study import benchmark_config
+    from airhockey.learn.protocol.benchmark import CPU, FULL, QUICK
+
+    full = benchmark_config(full=True)
+    assert full.pretext.device == "cuda" and full.compare.training.device == "cuda"
+    assert full == FULL
+    cpu = benchmark_config(full=True, device="cpu")
+    assert cpu.pretext.device == "cpu" and cpu.compare.training.device == "cpu"
+    assert benchmark_config() == CPU and benchmark_config(quick=True) == QUICK
+    overridden = benchmark_config(full=True, steps=50, seeds="4", budgets="2,all", repeats=4)
+    assert overridden.pretext.steps == 50 and overridden.pretext_seeds == (4,)
+    assert overridden.compare.budgets == (2, None) and overridden.compare.repeats == 4
+    assert overridden.compare.training == FULL.compare.training  # cuda, untouched
+    assert benchmark_config(methods="next_frame,sorting").methods == ("next_frame", "sorting")
+
+
+def test_a_pipeline_edition_applies_unless_an_option_is_given():
+    from airhockey.cli.study import pipeline_config
+    from airhockey.learn.methods import DEFAULT_METHOD
+    from airhockey.learn.protocol.pipeline import FULL, QUICK
+
+    assert pipeline_config() == FULL and pipeline_config(quick=True) == QUICK
+    assert FULL.method.name == DEFAULT_METHOD
+    config = pipeline_config(quick=True, policy="scripted", seed=3, device="cuda", settings=["frames_in=2"])
+    assert config.data.policy == "scripted" and config.data.seed == config.compare.seed == 3
+    assert config.pretext.device == config.compare.training.device == "cuda"
+    assert config.method.name == DEFAULT_METHOD and config.method.settings == ("frames_in=2",)
 
 
 def test_env_info_prints_id_spaces_and_arguments():

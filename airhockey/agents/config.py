@@ -1,11 +1,12 @@
-"""PPO hyperparameters: a typed dataclass, loaded from ``hyperparams/ppo.yml`` by env id."""
+"""The agent's settings, without torch: PPO hyperparameters (loaded from ``hyperparams/ppo.yml`` by env
+id), a training run's ``TrainConfig``, and the seed ranges of training and evaluation."""
 
 from __future__ import annotations
 
 import dataclasses
 import typing
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,12 @@ from airhockey.errors import UserError
 
 HYPERPARAMS_PATH = Path(__file__).parent / "hyperparams" / "ppo.yml"
 ACTIVATIONS = ("tanh", "relu")
+TRAIN_SEED_BASE = 2**31
+"""Training resets its environments with seeds from here up, so lower seeds are never trained on."""
+EVAL_SEED = 1_000_000
+"""The first reset seed of a final evaluation (``agents.evaluation.evaluate``)."""
+VALIDATION_SEED = 900_000
+"""The first reset seed of the evaluations made during training."""
 
 
 @dataclass(frozen=True)
@@ -204,3 +211,57 @@ def load_hyperparams(env_id: str = airhockey.ENV_ID, path: Path = HYPERPARAMS_PA
         raise UserError(f"{path} must map env ids to hyperparameters and hold a 'default' entry")
     values = {**table["default"], **(table.get(env_id) or {})}
     return PPOHyperparams.from_dict(values, f"{path} ({env_id})")
+
+
+@dataclass
+class TrainConfig:
+    """One training run."""
+
+    out: Path
+    """The run folder; must not exist (or be empty) unless resuming."""
+    timesteps: int = 1_000_000
+    """Environment steps to train for, in total over all sessions of the run."""
+    workers: int = 1
+    """Processes that step the environments, this one included (see ParallelVecEnv)."""
+    seed: int = 0
+    """Seed of the network initialisation, PPO's sampling and the training environments."""
+    target_buttons: str = "leftright"
+    """Which buttons episodes target: ``leftright`` (0 and 4) or ``all``."""
+    device: str = "cpu"
+    """Torch device; runs are reproducible only on ``cpu``."""
+    eval_every: int = 20_480
+    """Environment steps between evaluations (and checkpoints); 0: only at the start and end."""
+    eval_episodes: int = 100
+    """Episodes per evaluation, on validation seeds 900,000 up."""
+    resume: bool = False
+    """Continue the run in ``out`` from its last checkpoint (or start it, if ``out`` is empty)."""
+    progress_bar: bool = True
+    """Show a progress bar on stderr."""
+    hyperparams: PPOHyperparams = field(default_factory=load_hyperparams)
+    """PPO and environment hyperparameters (default: ``hyperparams/ppo.yml`` for AirHockey-v0)."""
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        n_envs = self.hyperparams.n_envs
+        if self.timesteps < 1:
+            raise UserError(f"timesteps must be positive, got {self.timesteps}")
+        if not 1 <= self.workers <= n_envs:
+            raise UserError(f"workers must be between 1 and n_envs ({n_envs}), got {self.workers}")
+        if self.seed < 0:
+            raise UserError(f"seed must be non-negative, got {self.seed}")
+        if self.eval_every < 0 or self.eval_episodes < 1:
+            raise UserError("eval_every must be >= 0 and eval_episodes >= 1")
+        if not isinstance(self.target_buttons, str):
+            raise UserError(f"target_buttons must be 'leftright' or 'all', got {self.target_buttons!r}")
+        from airhockey.envs import resolve_target_buttons  # MuJoCo: only when a run is configured
+
+        try:
+            resolve_target_buttons(self.target_buttons)
+        except ValueError as err:
+            raise UserError(str(err)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, as written to ``config.json``."""
+        values = dataclasses.asdict(self)
+        values["out"] = str(self.out)
+        return values

@@ -18,13 +18,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 import airhockey
+from airhockey.agents.config import EVAL_SEED, TRAIN_SEED_BASE
 from airhockey.agents.policy import one_torch_thread
 from airhockey.envs import N_BUTTONS, resolve_target_buttons
 from airhockey.errors import UserError
-
-TRAIN_SEED_BASE = 2**31
-EVAL_SEED = 1_000_000
-VALIDATION_SEED = 900_000
 
 
 class Predictor(Protocol):

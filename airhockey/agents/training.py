@@ -21,30 +21,32 @@ reproducible for a given seed, whatever the number of workers.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium
+import mujoco
 import numpy as np
+import stable_baselines3
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
+from tqdm import tqdm
 
 import airhockey
 from airhockey.agents import runlog
-from airhockey.agents.config import PPOHyperparams, load_hyperparams
-from airhockey.agents.evaluation import TRAIN_SEED_BASE, VALIDATION_SEED, evaluate
+from airhockey.agents.config import TRAIN_SEED_BASE, VALIDATION_SEED, TrainConfig
+from airhockey.agents.evaluation import evaluate
 from airhockey.agents.files import PolicyFiles
 from airhockey.agents.policy import MODEL_FILE, AgentPolicy, one_torch_thread, stats_path
 from airhockey.agents.vec_env import ParallelVecEnv, training_venv
-from airhockey.envs import resolve_target_buttons
 from airhockey.errors import UserError
 
 CONFIG_FILE = "config.json"
@@ -56,58 +58,6 @@ BEST_DIR = "best"
 STATE_FILE = "state.json"
 # Settings a resumed run must share with the run it continues; the others may change.
 RUN_DEFINING = ("seed", "target_buttons", "eval_every", "eval_episodes", "hyperparams")
-
-
-@dataclass
-class TrainConfig:
-    """One training run."""
-
-    out: Path
-    """The run folder; must not exist (or be empty) unless resuming."""
-    timesteps: int = 1_000_000
-    """Environment steps to train for, in total over all sessions of the run."""
-    workers: int = 1
-    """Processes that step the environments, this one included (see ParallelVecEnv)."""
-    seed: int = 0
-    """Seed of the network initialisation, PPO's sampling and the training environments."""
-    target_buttons: str = "leftright"
-    """Which buttons episodes target: ``leftright`` (0 and 4) or ``all``."""
-    device: str = "cpu"
-    """Torch device; runs are reproducible only on ``cpu``."""
-    eval_every: int = 20_480
-    """Environment steps between evaluations (and checkpoints); 0: only at the start and end."""
-    eval_episodes: int = 100
-    """Episodes per evaluation, on validation seeds 900,000 up."""
-    resume: bool = False
-    """Continue the run in ``out`` from its last checkpoint (or start it, if ``out`` is empty)."""
-    progress_bar: bool = True
-    """Show a progress bar on stderr."""
-    hyperparams: PPOHyperparams = field(default_factory=load_hyperparams)
-    """PPO and environment hyperparameters (default: ``hyperparams/ppo.yml`` for AirHockey-v0)."""
-
-    def __post_init__(self) -> None:
-        self.out = Path(self.out)
-        n_envs = self.hyperparams.n_envs
-        if self.timesteps < 1:
-            raise UserError(f"timesteps must be positive, got {self.timesteps}")
-        if not 1 <= self.workers <= n_envs:
-            raise UserError(f"workers must be between 1 and n_envs ({n_envs}), got {self.workers}")
-        if self.seed < 0:
-            raise UserError(f"seed must be non-negative, got {self.seed}")
-        if self.eval_every < 0 or self.eval_episodes < 1:
-            raise UserError("eval_every must be >= 0 and eval_episodes >= 1")
-        if not isinstance(self.target_buttons, str):
-            raise UserError(f"target_buttons must be 'leftright' or 'all', got {self.target_buttons!r}")
-        try:
-            resolve_target_buttons(self.target_buttons)
-        except ValueError as err:
-            raise UserError(str(err)) from None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values, as written to ``config.json``."""
-        values = dataclasses.asdict(self)
-        values["out"] = str(self.out)
-        return values
 
 
 @dataclass(frozen=True)
@@ -150,8 +100,6 @@ class _RunCallback(BaseCallback):
 
     def _on_training_start(self) -> None:
         if self.config.progress_bar:
-            from tqdm import tqdm
-
             self.bar = tqdm(
                 total=self.config.timesteps, initial=self.model.num_timesteps, unit="step", dynamic_ncols=True
             )
@@ -354,10 +302,6 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _versions() -> dict[str, Any]:
-    import gymnasium
-    import mujoco
-    import stable_baselines3
-
     return {
         "env_id": airhockey.ENV_ID,
         "versions": {

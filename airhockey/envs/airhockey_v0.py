@@ -1,11 +1,10 @@
-"""AirHockey-v0: hit a puck into a chosen one of five buttons (seed 000, section 5)."""
+"""AirHockey-v0: hit a puck into a chosen one of five buttons (Han et al. 2021, section 5)."""
 
 from __future__ import annotations
 
 import math
-import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,8 +15,7 @@ from gymnasium import spaces
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 from numpy.typing import NDArray
 
-import airhockey
-from airhockey.errors import UserError
+from airhockey.envs.rendering import FrameRenderer, acquire_renderer, release_renderer, render_modes
 
 MODEL_PATH = Path(__file__).parent / "assets" / "air_hockey.xml"
 
@@ -52,133 +50,6 @@ REST_SPEED = 0.05  # m/s; a puck slower than this is taken to be at rest
 OUT_OF_REACH_Y = 0.1
 
 
-class _FrameRenderer(mujoco.Renderer):
-    """``mujoco.Renderer`` with a leaner path for frames, shared by the envs of one thread.
-
-    Its GL context belongs to the thread that made it: a context stays current in its thread
-    (even after the thread ends, with Mesa's EGL), and making it current in another one fails
-    with ``EGL_BAD_ACCESS``. So each thread renders with its own renderer, and only the thread
-    that made one frees it.
-
-    ``Renderer.render`` makes its GL context current before every frame and flips each frame into
-    a new array; at 64x64 on a CPU (llvmpipe), making an already current context current again
-    costs about 5% of a frame. ``frame`` makes the context current only when another one is, reads
-    the pixels into a reused buffer and flips them straight into the caller's array. The pixels
-    are ``Renderer.render``'s (a test checks).
-    """
-
-    def __init__(self, model: mujoco.MjModel, height: int, width: int) -> None:
-        super().__init__(model, height, width, max_geom=1000)
-        self._pixels = np.empty((height, width, 3), dtype=np.uint8)
-        self._is_current = _current_context_check(self._gl_context)
-        self.thread = threading.current_thread()
-        self.users = 0
-
-    def abandon(self) -> None:
-        """Gives up a renderer of another thread without freeing its GL objects.
-
-        Freeing needs its context current here, which its thread prevents. Nor may the objects be
-        garbage collected: ``MjrContext`` frees its textures and framebuffers by their numbers in
-        whatever context is current, which would delete this thread's own. They are kept until
-        the process exits.
-        """
-        _ABANDONED.append((self._gl_context, self._mjr_context))
-        self._gl_context = self._mjr_context = None
-
-    def frame(self, out: NDArray[np.uint8] | None = None) -> NDArray[np.uint8]:
-        """The scene as (height, width, 3) uint8 pixels, written into ``out`` when given."""
-        if self._gl_context is None:  # a backend without an OpenGL context (no flip needed)
-            return self.render(out=out)
-        if not self._is_current():
-            self._gl_context.make_current()
-        mujoco.mjr_render(self._rect, self._scene, self._mjr_context)
-        mujoco.mjr_readPixels(self._pixels, None, self._rect, self._mjr_context)
-        flipped = self._pixels[::-1]  # OpenGL's rows run bottom up
-        if out is None:
-            return flipped.copy()
-        np.copyto(out, flipped)
-        return out
-
-
-def _current_context_check(gl_context: Any) -> Callable[[], bool]:
-    """A check that MuJoCo's ``gl_context`` is this thread's current GL context, as its own
-    ``as_current`` checks; with EGL through a bare ctypes call (PyOpenGL's wrapper costs about
-    ten times more). Always False for other backends: their context is made current every frame.
-    """
-    handle = getattr(gl_context, "_context", None)
-    if os.environ.get("MUJOCO_GL", "").lower() != "egl" or handle is None:
-        return lambda: False
-    import ctypes
-
-    from OpenGL.platform import PLATFORM
-
-    try:
-        # A handle of its own on the library PyOpenGL loaded, so that PyOpenGL's functions keep
-        # their types.
-        get_current = ctypes.CDLL(PLATFORM.EGL._name).eglGetCurrentContext
-        address = int(handle.address)
-    except (AttributeError, OSError, TypeError):  # not the EGL setup MuJoCo makes: always make current
-        return lambda: False
-    get_current.restype, get_current.argtypes = ctypes.c_void_p, []
-    return lambda: get_current() == address
-
-
-# One renderer (one GL context) per thread and frame size, shared by every env in the process:
-# envs stepped side by side then render without switching GL contexts, which costs about as much
-# as rendering a 64x64 frame. Each env draws its own model and data into the shared scene. Keyed
-# by the thread object, not its ident: a new thread may reuse a finished one's ident, but not the
-# finished one's context.
-_RENDERERS: dict[tuple[threading.Thread, int, int], _FrameRenderer] = {}
-_ABANDONED: list[tuple[Any, Any]] = []
-"""GL and MuJoCo contexts of renderers given up by another thread than their own (see ``abandon``)."""
-
-
-def _acquire_renderer(model: mujoco.MjModel, height: int, width: int) -> _FrameRenderer:
-    """This thread's renderer of ``height`` x ``width`` frames, made on first use.
-
-    Raises:
-        UserError: when no OpenGL framebuffer of that size can be made here (a size beyond the
-            driver's limit, or no working backend), naming the variable to set.
-    """
-    key = (threading.current_thread(), height, width)
-    if key not in _RENDERERS:
-        try:
-            _RENDERERS[key] = _FrameRenderer(model, height, width)
-        # MuJoCo, PyOpenGL and the GL backends each raise their own types here (FatalError,
-        # ImportError, RuntimeError, EGLError, ...), all meaning this renderer cannot exist.
-        except Exception as err:
-            raise UserError(_renderer_failure(height, width, err)) from None
-    _RENDERERS[key].users += 1
-    return _RENDERERS[key]
-
-
-def _renderer_failure(height: int, width: int, err: Exception) -> str:
-    """One line saying why a renderer could not be made, and what to change."""
-    reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-    backend = os.environ.get("MUJOCO_GL", "glfw (MuJoCo's default)")
-    if "framebuffer" in reason.lower():
-        hint = "choose a smaller frame size"
-    else:
-        hint = airhockey.GL.problem or airhockey.gl.SET_BACKEND_HINT
-    return f"cannot render {width}x{height} frames with MUJOCO_GL={backend} ({reason}): {hint}"
-
-
-def _release_renderer(renderer: _FrameRenderer) -> None:
-    renderer.users -= 1
-    if renderer.users == 0:
-        if renderer.thread is threading.current_thread():
-            renderer.close()
-        else:
-            renderer.abandon()
-        for key in [k for k, r in _RENDERERS.items() if r is renderer]:
-            del _RENDERERS[key]
-
-
-def _render_modes() -> list[str]:
-    """``"rgb_array"`` always; ``"human"`` only where a display opens (see ``airhockey.gl``)."""
-    return ["human", "rgb_array"] if airhockey.GL.display else ["rgb_array"]
-
-
 def resolve_target_buttons(target_buttons: str | Sequence[int]) -> tuple[int, ...]:
     """Turns a preset name or a list of button indices into a sorted tuple of indices.
 
@@ -210,7 +81,7 @@ class AirHockeyEnv(MujocoEnv):
     """Hit the puck into the target button of an air-hockey table.
 
     ## Description
-    The table of seed 000 (Figure 5), simulated in MuJoCo: a puck slides with almost no friction
+    The table of Han et al. 2021 (Figure 5), simulated in MuJoCo: a puck slides with almost no friction
     between stiff, bouncy rims; the agent moves a neon-green bar in its half of the table; five red
     buttons line the far end, and the one the puck touches turns green and stays green. Each
     episode names one button as the target. The puck starts at rest in the bar's half, and the
@@ -303,7 +174,7 @@ class AirHockeyEnv(MujocoEnv):
     - v0: first version.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": _render_modes()}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": render_modes()}
 
     def __init__(
         self,
@@ -323,17 +194,7 @@ class AirHockeyEnv(MujocoEnv):
         miss_reward: float = -1.0,
         ctrl_cost_weight: float = 0.01,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            modes = self.metadata["render_modes"]
-            hint = " (no display found for 'human')" if render_mode == "human" else ""
-            raise ValueError(f"render_mode must be one of {modes} or None, got {render_mode!r}{hint}")
-        if obs_type not in OBS_TYPES:
-            raise ValueError(f"obs_type must be one of {list(OBS_TYPES)}, got {obs_type!r}")
-        for name, value in (("width", width), ("height", height), ("frame_skip", frame_skip)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not bar_speed > 0:
-            raise ValueError(f"bar_speed must be positive, got {bar_speed!r}")
+        self._check_arguments(render_mode, obs_type, width, height, frame_skip, bar_speed)
         self.obs_type = obs_type
         self.target_buttons = resolve_target_buttons(target_buttons)
         self.bar_speed = float(bar_speed)
@@ -363,11 +224,53 @@ class AirHockeyEnv(MujocoEnv):
         self._camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
         self._camera.fixedcamid = self.model.camera(camera_name).id
         self._scene_option = mujoco.MjvOption()
-        self._renderers: dict[threading.Thread, _FrameRenderer] = {}
+        self._renderers: dict[threading.Thread, FrameRenderer] = {}
         self._apply_arguments_to_model()
 
+        self._index_geoms()
+        self.events = np.zeros(len(EVENTS), dtype=bool)
+        """Whether the puck touched the bar, a rim, a button (``EVENTS``) during the last control step."""
+        self._bar_qpos = slice(2, 4)
+        self._puck_qpos = slice(0, 2)
+        self.observation_space = self._observation_space(obs_type)
+
+        self.target = int(self.target_buttons[0])
+        self._target_onehot = [float(k == self.target) for k in range(N_BUTTONS)]
+        self._target_xy = self._button_pos[self.target].tolist()
+        self.hit_button = -1
+        self.buttons_lit = np.zeros(N_BUTTONS, dtype=bool)
+        self._prev_bar_puck_dist = 0.0
+        self._prev_puck_target_dist = 0.0
+        self._struck = False
+
+    def _check_arguments(
+        self,
+        render_mode: str | None,
+        obs_type: str,
+        width: int,
+        height: int,
+        frame_skip: int,
+        bar_speed: float,
+    ) -> None:
+        """Raises ValueError on an argument out of its range (see Arguments)."""
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            modes = self.metadata["render_modes"]
+            hint = " (no display found for 'human')" if render_mode == "human" else ""
+            raise ValueError(f"render_mode must be one of {modes} or None, got {render_mode!r}{hint}")
+        if obs_type not in OBS_TYPES:
+            raise ValueError(f"obs_type must be one of {list(OBS_TYPES)}, got {obs_type!r}")
+        for name, value in (("width", width), ("height", height), ("frame_skip", frame_skip)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not bar_speed > 0:
+            raise ValueError(f"bar_speed must be positive, got {bar_speed!r}")
+
+    def _index_geoms(self) -> None:
+        """Looks up the geoms that contacts are read by: the puck, the buttons and what a contact
+        with each geom means."""
         self._puck_geom = self.model.geom("puck").id
         self._button_geoms = np.array([self.model.geom(f"button{k}").id for k in range(N_BUTTONS)])
+        self._button_pos = self.model.geom_pos[self._button_geoms, :2].copy()
         # geom id -> button index, -1 for geoms that are not buttons
         self._button_of_geom = np.full(self.model.ngeom, -1, dtype=np.int64)
         self._button_of_geom[self._button_geoms] = np.arange(N_BUTTONS)
@@ -377,12 +280,9 @@ class AirHockeyEnv(MujocoEnv):
         self._event_of_geom[self.model.geom("bar").id] = BAR_CONTACT
         self._event_of_geom[[self.model.geom(f"rim_{side}").id for side in RIMS]] = RIM_CONTACT
         self._event_of_geom[self._button_geoms] = BUTTON_CONTACT
-        self.events = np.zeros(len(EVENTS), dtype=bool)
-        """Whether the puck touched the bar, a rim, a button (``EVENTS``) during the last control step."""
-        self._button_pos = self.model.geom_pos[self._button_geoms, :2].copy()
-        self._bar_qpos = slice(2, 4)
-        self._puck_qpos = slice(0, 2)
 
+    def _observation_space(self, obs_type: str) -> spaces.Space:
+        """The space of ``obs_type``'s observations; the state's bounds are kept for clipping."""
         bar_range = self.model.jnt_range[2:4]
         puck_range = self.model.jnt_range[0:2]
         bar_vmax = 2.0 * self.bar_speed
@@ -395,20 +295,11 @@ class AirHockeyEnv(MujocoEnv):
         self._state_low, self._state_high = low, high
         state_space = spaces.Box(low=low, high=high, dtype=np.float64)
         pixel_space = spaces.Box(0, 255, (self.height, self.width, 3), dtype=np.uint8)
-        self.observation_space = {
+        return {
             "state": state_space,
             "pixels": pixel_space,
             "state_pixels": spaces.Dict({"state": state_space, "pixels": pixel_space}),
         }[obs_type]
-
-        self.target = int(self.target_buttons[0])
-        self._target_onehot = [float(k == self.target) for k in range(N_BUTTONS)]
-        self._target_xy = self._button_pos[self.target].tolist()
-        self.hit_button = -1
-        self.buttons_lit = np.zeros(N_BUTTONS, dtype=bool)
-        self._prev_bar_puck_dist = 0.0
-        self._prev_puck_target_dist = 0.0
-        self._struck = False
 
     def _apply_arguments_to_model(self) -> None:
         """Writes the arguments that override limits compiled into the MJCF into the model.
@@ -473,7 +364,7 @@ class AirHockeyEnv(MujocoEnv):
         thread = threading.current_thread()
         renderer = self._renderers.get(thread)
         if renderer is None:
-            renderer = self._renderers[thread] = _acquire_renderer(self.model, self.height, self.width)
+            renderer = self._renderers[thread] = acquire_renderer(self.model, self.height, self.width)
         mujoco.mjv_updateScene(
             self.model,
             self.data,
@@ -507,7 +398,7 @@ class AirHockeyEnv(MujocoEnv):
 
     def close(self) -> None:
         for renderer in self._renderers.values():
-            _release_renderer(renderer)
+            release_renderer(renderer)
         self._renderers = {}
         super().close()
 

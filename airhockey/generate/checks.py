@@ -33,7 +33,10 @@ from airhockey.generate.records import (
     label_of_button,
     stored_fields,
 )
+from airhockey.generate.rollout import make_env
+from airhockey.generate.shapes import check_shapes_labels
 from airhockey.generate.shards import open_shards
+from airhockey.video import check_video_path, text_banner, write_video
 
 
 @dataclass
@@ -172,8 +175,6 @@ def check_shard_contents(f: h5py.File, labels: str, frame_shape: tuple[int, ...]
     if version >= EVENTS_VERSION:
         problems += _check_events(f, table)
     if shard_attrs(f)["config"].get("policy") == "shapes":  # labelled by motion, not by buttons
-        from airhockey.generate.shapes import check_shapes_labels
-
         return problems + check_shapes_labels(f, table)
     lit = f["buttons_lit"][()]
     for i in range(n_episodes):
@@ -268,9 +269,6 @@ def preview_episode(path: str | Path, episode: int, out: str | Path) -> Path:
     Returns:
         The path written.
     """
-    from airhockey.generate.rollout import make_env
-    from airhockey.video import check_video_path, text_banner, write_video
-
     out = check_video_path(out)
     with open_shards(path) as episodes:
         if not 0 <= episode < len(episodes):

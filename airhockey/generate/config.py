@@ -1,14 +1,16 @@
-"""The settings of one ``airhockey generate`` run."""
+"""The settings of a generated dataset: ``airhockey generate``'s ``GenerateConfig`` and ``airhockey data
+shapes``' ``ShapesConfig``. Importing this module loads neither MuJoCo nor h5py."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from airhockey.agents.files import bundled_for
 from airhockey.errors import UserError
-from airhockey.generate.records import LABEL_MODES, LABEL_NAMES
 from airhockey.paths import check_output_dir
 
 
@@ -42,6 +44,8 @@ class GenerateConfig:
     """Envs each shard job plays in lockstep, sharing one batched policy call per step."""
 
     def __post_init__(self) -> None:
+        from airhockey.generate.records import LABEL_MODES  # MuJoCo's env constants: not for --help
+
         for name in ("episodes", "width", "height", "shard_size", "lockstep_envs"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -56,6 +60,8 @@ class GenerateConfig:
     @property
     def label_names(self) -> tuple[str, ...]:
         """Class names, by class index."""
+        from airhockey.generate.records import LABEL_NAMES
+
         return LABEL_NAMES[self.labels]
 
     @property
@@ -76,6 +82,64 @@ class GenerateConfig:
     def to_dict(self) -> dict[str, Any]:
         """The fields, for JSON."""
         return asdict(self)
+
+
+SHAPES = "shapes"
+"""The ``policy`` of a shapes dataset's config, which ``data verify`` recognises it by."""
+
+
+@dataclass(frozen=True)
+class ShapesConfig:
+    """Everything that determines a shapes dataset; equal configs give identical files."""
+
+    episodes: int
+    """Episodes to write."""
+    shapes: int = 1
+    """Shapes per episode: 1 (a disk) or 2 (a disk and a square)."""
+    length: int = 40
+    """Frames per episode."""
+    seed: int = 0
+    """Root of every episode's seed."""
+    width: int = 64
+    """Frame width in pixels."""
+    height: int = 64
+    """Frame height in pixels."""
+    radius: tuple[float, float] = (4.0, 6.0)
+    """Range of a shape's radius (half the square's side) in pixels, drawn uniformly per shape."""
+    speed: tuple[float, float] = (1.0, 3.0)
+    """Range of a shape's speed in pixels per frame, drawn uniformly per shape."""
+    shard_size: int = 50
+    """Episodes per shard file (the last shard may hold fewer)."""
+
+    def __post_init__(self) -> None:
+        for name in ("episodes", "length", "width", "height", "shard_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise UserError(f"{name} must be a positive integer, got {value!r}")
+        if self.shapes not in (1, 2):
+            raise UserError(f"shapes must be 1 or 2, got {self.shapes!r}")
+        if self.length < 2:
+            raise UserError(f"length must be at least 2 frames, got {self.length}")
+        if not 0 < self.radius[0] <= self.radius[1] or 4 * self.radius[1] >= min(self.width, self.height):
+            raise UserError(
+                f"radius must be a range 0 < low <= high < a quarter of the frame, got {self.radius}"
+            )
+        if not 0 < self.speed[0] <= self.speed[1]:
+            raise UserError(f"speed must be a range 0 < low <= high, got {self.speed}")
+        if not 0 <= self.seed < 2**63:
+            raise UserError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+    def generate_config(self) -> GenerateConfig:
+        """The dataset's ``GenerateConfig``, as the manifest and the shards record it (the frame size,
+        the seed and the shards are this config's; the policy names the shapes)."""
+        return GenerateConfig(
+            self.episodes, self.seed, self.width, self.height, policy=SHAPES, shard_size=self.shard_size
+        )
+
+    def identity(self) -> dict[str, str]:
+        """What made the motion, in the place of the policy's identity: these settings and their hash."""
+        settings = json.dumps(asdict(self), sort_keys=True)
+        return {"name": SHAPES, "sha256": hashlib.sha256(settings.encode()).hexdigest(), "settings": settings}
 
 
 def check_settings(config: GenerateConfig, out_dir: str | Path) -> None:

@@ -30,6 +30,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from airhockey.agents.actor import MLPActor
 from airhockey.backends import LOCAL, Backend, available_cpus, connect_ray, run_tasks
 from airhockey.errors import UserError
@@ -364,8 +366,6 @@ class _Progress:
         self.attempts = self.discarded = 0
 
     def __enter__(self) -> _Progress:
-        from tqdm import tqdm
-
         self.bar = tqdm(
             total=self.total, initial=self.initial, unit="ep", desc="generate", disable=not self.enabled
         )

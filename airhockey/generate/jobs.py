@@ -118,6 +118,57 @@ def _envs(env_kwargs_json: str, n: int) -> list[gym.Env]:
     return [make_env(json.loads(env_kwargs_json)) for _ in range(n)]
 
 
+class _ClassQuotas:
+    """The classes of a shard job's attempts and what became of them.
+
+    Each new attempt aims at the class furthest from its quota (counting attempts still being
+    played), with the next seed of the job's generator; a finished attempt is kept while its
+    class is short, or counted as a discard by reason.
+    """
+
+    def __init__(self, job: ShardJob) -> None:
+        self.labels = job.config.labels
+        self.buttons = LABEL_MODES[self.labels]
+        self.rng = np.random.default_rng(np.random.SeedSequence([job.config.seed, job.index]))
+        self.quotas = np.array(job.quotas)
+        self.kept = np.zeros_like(self.quotas)
+        """Episodes kept of each class."""
+        self.in_flight = np.zeros_like(self.quotas)
+        """Attempts being played, by the class they aim at."""
+        self.discards = {"no_hit": 0, "other_button": 0, "class_full": 0}
+        self.attempts = 0
+        """Attempts finished."""
+
+    def next_attempt(self) -> tuple[int, int] | None:
+        """The next attempt's (reset seed, target button), or None when the attempts being played
+        can fill every quota."""
+        need = self.quotas - self.kept - self.in_flight
+        if need.max() <= 0:
+            return None
+        cls = int(np.argmax(need))
+        self.in_flight[cls] += 1
+        return int(self.rng.integers(2**31)), self.buttons[cls]
+
+    def finish(self, attempt: Attempt) -> int | None:
+        """Counts a finished attempt: the label to keep it under, or None for a discard."""
+        self.attempts += 1
+        self.in_flight[self.buttons.index(attempt.target)] -= 1
+        label = label_of_button(self.labels, attempt.hit_button)
+        if label is None:
+            self.discards["no_hit" if attempt.hit_button < 0 else "other_button"] += 1
+        elif self.kept[label] >= self.quotas[label]:
+            self.discards["class_full"] += 1
+            label = None
+        else:
+            self.kept[label] += 1
+        return label
+
+    @property
+    def full(self) -> bool:
+        """Whether every class has its quota."""
+        return bool((self.kept == self.quotas).all())
+
+
 def run_shard(
     job: ShardJob,
     policy: Policy,
@@ -144,52 +195,29 @@ def run_shard(
         UserError: when the policy fails to fill a class within the attempt budget.
     """
     config = job.config
-    buttons = LABEL_MODES[config.labels]
     env_kwargs = config.env_kwargs()
     envs = _envs(json.dumps(env_kwargs, sort_keys=True), config.lockstep_envs)
-    rng = np.random.default_rng(np.random.SeedSequence([config.seed, job.index]))
-    quotas = np.array(job.quotas)
-    kept = np.zeros_like(quotas)
-    in_flight = np.zeros_like(quotas)
-    discards = {"no_hit": 0, "other_button": 0, "class_full": 0}
-    attempts = frames = 0
+    quotas = _ClassQuotas(job)
     budget = MAX_ATTEMPTS_PER_EPISODE * job.episodes
-
-    def next_attempt() -> tuple[int, int] | None:
-        need = quotas - kept - in_flight
-        if need.max() <= 0:
-            return None
-        cls = int(np.argmax(need))
-        in_flight[cls] += 1
-        return int(rng.integers(2**31)), buttons[cls]
-
+    frames = 0
     path = Path(out_dir) / job.filename
     with ShardWriter(path, layout) as writer:
-        for attempt in play_lockstep(envs, policy, next_attempt, record=True):
-            attempts += 1
-            in_flight[buttons.index(attempt.target)] -= 1
-            label = label_of_button(config.labels, attempt.hit_button)
-            if label is None:
-                discard = "no_hit" if attempt.hit_button < 0 else "other_button"
-            elif kept[label] >= quotas[label]:
-                discard = "class_full"
-            else:
-                discard = None
+        for attempt in play_lockstep(envs, policy, quotas.next_attempt, record=True):
+            label = quotas.finish(attempt)
+            if label is not None:
                 record = _record(attempt, job.first_episode + writer.count, label)
                 writer.add(record)
                 frames += len(record.frames)
-                kept[label] += 1
-            if discard is not None:
-                discards[discard] += 1
             if on_attempt is not None:
-                on_attempt(discard is None)
-            if (kept == quotas).all():
+                on_attempt(label is not None)
+            if quotas.full:
                 break
-            if attempts >= budget:
-                short = [config.label_names[c] for c in np.flatnonzero(kept < quotas)]
+            if quotas.attempts >= budget:
+                short = [config.label_names[c] for c in np.flatnonzero(quotas.kept < quotas.quotas)]
                 raise UserError(
-                    f"policy {job.policy['name']!r} wrote {kept.tolist()} of {quotas.tolist()} episodes "
-                    f"per class in {attempts} attempts: it rarely hits {short}; check the policy"
+                    f"policy {job.policy['name']!r} wrote {quotas.kept.tolist()} of {list(job.quotas)} "
+                    f"episodes per class in {quotas.attempts} attempts: it rarely hits {short}; "
+                    "check the policy"
                 )
         sha256 = writer.finish(
             {
@@ -202,21 +230,21 @@ def run_shard(
                 "shard_index": job.index,
                 "first_episode": job.first_episode,
                 "label_names": list(config.label_names),
-                "episodes": int(kept.sum()),
+                "episodes": int(quotas.kept.sum()),
                 "frames": frames,
-                "class_counts": kept.astype(np.int64),
-                "attempts": attempts,
-                "discards": discards,
+                "class_counts": quotas.kept.astype(np.int64),
+                "attempts": quotas.attempts,
+                "discards": quotas.discards,
             }
         )
     return ShardEntry(
         path.name,
         job.index,
-        int(kept.sum()),
+        int(quotas.kept.sum()),
         frames,
-        kept.tolist(),
-        attempts,
-        discards,
+        quotas.kept.tolist(),
+        quotas.attempts,
+        quotas.discards,
         path.stat().st_size,
         sha256,
     )

@@ -1,10 +1,10 @@
 """A moving-shapes sanity dataset in the shard format of ``airhockey generate`` (``airhockey data shapes``).
 
-Seeds 001 (section 4: a translating circle) and 004 (section 3.2: bouncing digits) check a video
-model on synthetic motion whose right answer is known before trusting it on real data. Here one
-or two shapes (a red disk, then a blue square) move at constant speed in a box and bounce off its
-walls; frames are drawn with numpy at the air-hockey frame size. Each episode is a function of
-``(seed, episode index)`` alone.
+Leuschner and Scheffczyk 2020 (section 4: a translating circle) and Srivastava et al. 2015
+(section 3.2: bouncing digits) check a video model on synthetic motion whose right answer is known
+before trusting it on real data. Here one or two shapes (a red disk, then a blue square) move at
+constant speed in a box and bounce off its walls; frames are drawn with numpy at the air-hockey
+frame size. Each episode is a function of ``(seed, episode index)`` alone.
 
 The episodes are ``EpisodeRecord``s written by ``ShardWriter`` with a manifest from
 ``build_manifest``, so every reader (``open_shards``, ``learn``, ``airhockey data
@@ -31,9 +31,6 @@ verify|inspect|preview``) takes them as they are. The fields mean:
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,74 +41,18 @@ from numpy.typing import NDArray
 import airhockey
 from airhockey.envs import N_BUTTONS
 from airhockey.errors import UserError
-from airhockey.generate.config import GenerateConfig
+from airhockey.generate.config import ShapesConfig
 from airhockey.generate.hdf5 import ShardWriter, sha256_file
 from airhockey.generate.jobs import ShardEntry, plan_shards
 from airhockey.generate.manifest import build_manifest, write_manifest
 from airhockey.generate.records import EpisodeRecord
 
-SHAPES = "shapes"
-"""The ``policy`` of a shapes dataset's config, which ``data verify`` recognises it by."""
 BACKGROUND = (25, 25, 35)
 """RGB of the box."""
 COLOURS = ((230, 60, 50), (60, 120, 230))
 """RGB of the first shape (a disk) and the second (a square)."""
 MIN_HORIZONTAL = 0.3
 """Least |cos| of a shape's direction of motion, so that every shape moves sideways."""
-
-
-@dataclass(frozen=True)
-class ShapesConfig:
-    """Everything that determines a shapes dataset; equal configs give identical files."""
-
-    episodes: int
-    """Episodes to write."""
-    shapes: int = 1
-    """Shapes per episode: 1 (a disk) or 2 (a disk and a square)."""
-    length: int = 40
-    """Frames per episode."""
-    seed: int = 0
-    """Root of every episode's seed."""
-    width: int = 64
-    """Frame width in pixels."""
-    height: int = 64
-    """Frame height in pixels."""
-    radius: tuple[float, float] = (4.0, 6.0)
-    """Range of a shape's radius (half the square's side) in pixels, drawn uniformly per shape."""
-    speed: tuple[float, float] = (1.0, 3.0)
-    """Range of a shape's speed in pixels per frame, drawn uniformly per shape."""
-    shard_size: int = 50
-    """Episodes per shard file (the last shard may hold fewer)."""
-
-    def __post_init__(self) -> None:
-        for name in ("episodes", "length", "width", "height", "shard_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise UserError(f"{name} must be a positive integer, got {value!r}")
-        if self.shapes not in (1, 2):
-            raise UserError(f"shapes must be 1 or 2, got {self.shapes!r}")
-        if self.length < 2:
-            raise UserError(f"length must be at least 2 frames, got {self.length}")
-        if not 0 < self.radius[0] <= self.radius[1] or 4 * self.radius[1] >= min(self.width, self.height):
-            raise UserError(
-                f"radius must be a range 0 < low <= high < a quarter of the frame, got {self.radius}"
-            )
-        if not 0 < self.speed[0] <= self.speed[1]:
-            raise UserError(f"speed must be a range 0 < low <= high, got {self.speed}")
-        if not 0 <= self.seed < 2**63:
-            raise UserError(f"seed must be a non-negative integer, got {self.seed!r}")
-
-    def generate_config(self) -> GenerateConfig:
-        """The dataset's ``GenerateConfig``, as the manifest and the shards record it (the frame size,
-        the seed and the shards are this config's; the policy names the shapes)."""
-        return GenerateConfig(
-            self.episodes, self.seed, self.width, self.height, policy=SHAPES, shard_size=self.shard_size
-        )
-
-    def identity(self) -> dict[str, str]:
-        """What made the motion, in the place of the policy's identity: these settings and their hash."""
-        settings = json.dumps(asdict(self), sort_keys=True)
-        return {"name": SHAPES, "sha256": hashlib.sha256(settings.encode()).hexdigest(), "settings": settings}
 
 
 def bounce(

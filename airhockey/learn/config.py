@@ -1,9 +1,9 @@
 """Settings of the learning stage, as typed dataclasses; this module does not import torch.
 
 - ``EncoderConfig``: the sizes of the shared frame encoder (stem + ConvLSTM) that methods build on.
-- ``PretextConfig``: how the generic trainer (``learn.trainer``) runs any pretext method.
-- ``ClassifyConfig``: one direction classifier's schedule (``learn.classify``).
-- ``CompareConfig``: the label-efficiency comparison's protocol (``learn.compare``).
+- ``PretextConfig``: how the generic trainer (``learn.pretext.trainer``) runs any pretext method.
+- ``ClassifyConfig``: one direction classifier's schedule (``learn.downstream.classify``).
+- ``CompareConfig``: the label-efficiency comparison's protocol (``learn.protocol.compare``).
 
 A pretext method's own settings are a dataclass in its module (``learn.methods``); on the command
 line they are given as ``--set key=value`` (``apply_settings``), nested fields as ``encoder.key=value``.
@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """Sizes of the shared frame encoder (``learn.autoencoder.FrameEncoder``): stem and two ConvLSTMs."""
+    """Sizes of the shared frame encoder (``learn.nn.autoencoder.FrameEncoder``): stem and two ConvLSTMs."""
 
     image_size: tuple[int, int] = (64, 64)
     """Frame height and width in pixels; each must be divisible by 2 ** len(stem_channels). Training
@@ -135,8 +135,9 @@ class ClassifyConfig:
     include_after_hit: bool = False
     """Train, validate and score on frames with a lit button too (they give the label away)."""
     context_frames: int = 1
-    """k: the classifier reads the k frames ending at the classified one (1: that frame alone, seed
-    000's classifier); earlier than frame k - 1 of an episode the window repeats its first frame."""
+    """k: the classifier reads the k frames ending at the classified one (1: that frame alone, the
+    classifier of Han et al. 2021); earlier than frame k - 1 of an episode the window repeats its
+    first frame."""
     select_best: bool = True
     """Keep the weights of the epoch with the best validation accuracy (validation episodes are
     never tested on); False keeps the last epoch's."""
@@ -358,41 +359,61 @@ def parse_value(text: str, hint: Any, name: str) -> Any:
 def apply_settings(config: T, settings: list[str] | tuple[str, ...]) -> T:
     """``config`` with each ``key=value`` of ``settings`` applied (nested fields as ``outer.inner=value``).
 
+    Every key and value is read first, then the config is rebuilt once, so that settings which
+    depend on each other (``training.epochs`` and ``training.freeze_epochs``) may come in any order;
+    a key given twice takes its last value.
+
     Raises:
         UserError: for a malformed assignment, an unknown key (the message lists the valid ones),
             a value of the wrong type, or a combination the config's own checks refuse.
     """
+    changes: dict[str, Any] = {}
+    given = []
     for item in settings:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise UserError(f"--set takes key=value, got {item!r}")
-        config = _replace_path(config, key.split("."), text, key)
-    return config
+        path = key.split(".")
+        node = changes
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = _parse_setting(config, path, text, key)
+        given.append(f"{key}={text.strip()}")
+    if not changes:
+        return config
+    try:
+        return _replace_nested(config, changes)
+    except ValueError as err:
+        raise UserError(f"--set {', '.join(given)}: {err}") from None
 
 
-def _replace_path(config: Any, path: list[str], text: str, full: str) -> Any:
+def _parse_setting(config: Any, path: list[str], text: str, full: str) -> Any:
+    """The value ``text`` of the field at ``path`` in ``config``, read as that field's type."""
     cls = type(config)
     hints = typing.get_type_hints(cls)
+    unknown = UserError(f"unknown setting {full!r} of {cls.__name__}; valid: {', '.join(field_names(cls))}")
     if path[0] not in hints or path[0] not in {f.name for f in dataclasses.fields(cls)}:
-        raise UserError(f"unknown setting {full!r} of {cls.__name__}; valid: {', '.join(field_names(cls))}")
+        raise unknown
     hint = hints[path[0]]
     if len(path) > 1:
         inner = getattr(config, path[0])
         if not dataclasses.is_dataclass(inner):
-            raise UserError(
-                f"unknown setting {full!r} of {cls.__name__}; valid: {', '.join(field_names(cls))}"
-            )
-        value = _replace_path(inner, path[1:], text, full)
-    elif _dataclass_type(hint) is not None:
+            raise unknown
+        return _parse_setting(inner, path[1:], text, full)
+    if _dataclass_type(hint) is not None:
         example = field_names(_dataclass_type(hint))[0]  # type: ignore[arg-type]
         raise UserError(f"setting {full!r} is a group: set its fields, e.g. {full}.{example}")
-    else:
-        value = parse_value(text, hint, full)
-    try:
-        return dataclasses.replace(config, **{path[0]: value})
-    except ValueError as err:
-        raise UserError(f"--set {full}={text.strip()}: {err}") from None
+    return parse_value(text, hint, full)
+
+
+def _replace_nested(config: Any, changes: dict[str, Any]) -> Any:
+    """``config`` with ``changes`` (field -> value, or a dict of a nested config's changes) applied."""
+    values = {
+        name: _replace_nested(getattr(config, name), change) if isinstance(change, dict) else change
+        for name, change in changes.items()
+    }
+    return dataclasses.replace(config, **values)
 
 
 def parse_budgets(text: str) -> tuple[int | None, ...]:
@@ -424,18 +445,3 @@ def parse_counts(text: str, option: str, minimum: int = 1) -> tuple[int, ...]:
         kind = "positive integers" if minimum == 1 else f"integers >= {minimum}"
         raise UserError(f"{option} takes {kind} separated by commas; got {text!r}")
     return tuple(int(p) for p in parts)
-
-
-def parse_rates(text: str) -> tuple[float, ...]:
-    """``"3e-4,1e-3"`` -> ``(0.0003, 0.001)``; ``""`` -> ``()``.
-
-    Raises:
-        UserError: for anything but positive numbers.
-    """
-    try:
-        rates = tuple(float(p) for p in text.split(",") if p.strip())
-    except ValueError:
-        raise UserError(f"--search-lrs takes positive numbers separated by commas; got {text!r}") from None
-    if any(r <= 0 for r in rates):
-        raise UserError(f"--search-lrs takes positive numbers separated by commas; got {text!r}")
-    return rates

@@ -11,6 +11,7 @@ import torch
 
 import airhockey
 from airhockey.agents import TrainSummary, load_policy, train
+from airhockey.agents.runlog import EvalRow, append_row, read_rows
 from airhockey.errors import UserError
 from tests.agents.conftest import TINY_STEPS, tiny_config
 
@@ -178,8 +179,6 @@ def test_bad_settings_are_user_errors(tmp_path, changes, message):
 
 
 def test_eval_log_round_trips_step_counts_past_a_million(tmp_path):
-    from airhockey.agents.runlog import EvalRow, append_row, read_rows
-
     row = EvalRow(2_457_600, 926.49, 0.89, 0.81, 0.94, 12.74, 34.39)
     append_row(tmp_path / "eval.csv", row)
     (back,) = read_rows(tmp_path / "eval.csv")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import gc
 import subprocess
 import sys
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import gymnasium as gym
 import numpy as np
@@ -15,6 +19,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import airhockey
 from airhockey.envs import EVENTS, N_BUTTONS, AirHockeyEnv
 from airhockey.envs.airhockey_v0 import MAX_PUCK_SPEED
+from airhockey.errors import UserError
 
 TABLE_HALF_X, TABLE_HALF_Y = 0.45, 0.6
 
@@ -389,8 +394,6 @@ def test_frames_are_mujoco_renderers_pixels_even_after_another_gl_context_render
 
 
 def test_a_deep_copy_steps_like_the_original():
-    import copy
-
     env = make().unwrapped
     env.reset(seed=0)
     twin = copy.deepcopy(env)
@@ -442,8 +445,6 @@ def test_frame_sizes_above_and_below_the_models_framebuffer_render_at_that_size(
 
 
 def test_a_frame_size_no_framebuffer_can_hold_is_a_one_line_error():
-    from airhockey.errors import UserError
-
     env = make(render_mode="rgb_array", width=16385, height=16)
     with pytest.raises(UserError, match=r"^cannot render 16385x16 frames .*smaller frame size$"):
         env.reset(seed=0)
@@ -452,10 +453,6 @@ def test_a_frame_size_no_framebuffer_can_hold_is_a_one_line_error():
 
 
 def test_rendering_from_other_threads_gives_the_main_threads_frame():
-    import gc
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
     keeper = make(render_mode="rgb_array")  # shares the main thread's renderer throughout
     keeper.reset(seed=1)
     kept = keeper.render()

@@ -1,10 +1,10 @@
-"""The direction classifier of seed 000 (sections 4.2-4.4): video encoder -> one hidden layer -> softmax.
+"""The direction classifier of Han et al. 2021 (sections 4.2-4.4): video encoder -> hidden layer -> softmax.
 
 The encoder is any pretext method's ``VideoEncoder`` (``learn.methods.base``), rebuilt through
 the method registry from an ``EncoderSpec``; for k = 1 it reads a single frame from a zero state,
 for k > 1 the k frames ending at the classified one. The head flattens the encoder's feature map
 (B, C, h, w), so that where the puck and bar are stays readable, standardises each feature with
-statistics of the training frames (``FeatureScaler``, the one addition to seed 000's head), and
+statistics of the training frames (``FeatureScaler``, the one addition to Han et al.'s head), and
 maps it through one hidden layer to one logit per class. Every arm of a comparison builds this
 same model: ``build_classifier(config, seed, encoder_state)`` loads a pretext run's encoder
 weights, ``build_classifier(config, seed)`` leaves them random (the scratch arm).
@@ -117,8 +117,7 @@ class FeatureScaler(nn.Module):
 class DirectionClassifier(nn.Module):
     """Video encoder, then one hidden layer, then a softmax over the classes.
 
-    ``forward`` returns logits (the softmax is folded into the cross-entropy loss);
-    ``predict_proba`` returns the softmax.
+    ``forward`` returns logits (the softmax is folded into the cross-entropy loss).
     """
 
     def __init__(self, config: ClassifierConfig) -> None:
@@ -141,11 +140,6 @@ class DirectionClassifier(nn.Module):
         -> (B, num_classes) logits."""
         return self.head(self.encoder(frames))  # encoder: (B, C, h, w)
 
-    @torch.no_grad()
-    def predict_proba(self, frames: Tensor) -> Tensor:
-        """Frames as ``forward`` takes them -> (B, num_classes) class probabilities."""
-        return torch.softmax(self(frames), dim=-1)
-
     @property
     def scaler(self) -> FeatureScaler:
         """The head's feature standardisation, to ``fit`` before training."""
@@ -154,11 +148,6 @@ class DirectionClassifier(nn.Module):
     def set_encoder_trainable(self, trainable: bool) -> None:
         """Freezes (False) or unfreezes (True) the encoder's weights; the head always trains."""
         self.encoder.requires_grad_(trainable)
-
-    @property
-    def encoder_trainable(self) -> bool:
-        """Whether the encoder's weights currently receive gradients."""
-        return any(p.requires_grad for p in self.encoder.parameters())
 
 
 def build_classifier(

@@ -1,4 +1,5 @@
-"""Training and testing one direction classifier (one arm of the comparison, seed 000 section 4.4).
+"""Training and testing one direction classifier (one arm of the comparison, Han et al. 2021,
+section 4.4).
 
 The schedule: for the first ``freeze_epochs`` epochs only the head trains (the encoder is frozen
 while the head calibrates), then the encoder trains too, at its own, lower learning rate. A
@@ -29,10 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.typing import NDArray
+from tqdm import tqdm
 
 from airhockey.errors import UserError
 from airhockey.jsonio import write_json
-from airhockey.learn.config import ClassifyConfig
+from airhockey.learn.config import ClassifyConfig, EncoderConfig
 from airhockey.learn.data import frames_to_tensor
 from airhockey.learn.device import check_device
 from airhockey.learn.downstream.classifier import (
@@ -43,7 +45,7 @@ from airhockey.learn.downstream.classifier import (
     build_classifier,
 )
 from airhockey.learn.downstream.labelled import ClassifierData, FrameSet, assert_disjoint
-from airhockey.learn.pretext.checkpoint import KIND_CLASSIFIER
+from airhockey.learn.pretext.checkpoint import KIND_CLASSIFIER, save_checkpoint
 from airhockey.learn.pretext.run import PretextRun
 
 FRACTION_BINS = 10
@@ -120,6 +122,83 @@ def epoch_order(n: int, frames: int, rng: np.random.Generator) -> NDArray[np.int
     return np.concatenate([rng.permutation(n) for _ in range(passes)])[: max(frames, n)]
 
 
+def _optimizer(model: DirectionClassifier, config: ClassifyConfig) -> torch.optim.AdamW:
+    """AdamW over the head (group 0) and the encoder (group 1), each at its own learning rate."""
+    return torch.optim.AdamW(
+        [
+            {"params": model.head.parameters(), "lr": config.lr},
+            {"params": model.encoder.parameters(), "lr": config.encoder_lr},
+        ],
+        weight_decay=config.weight_decay,
+    )
+
+
+def _train_epoch(
+    model: DirectionClassifier,
+    optimizer: torch.optim.Optimizer,
+    train: FrameSet,
+    order: NDArray[np.int64],
+    config: ClassifyConfig,
+    features: torch.Tensor | None,
+    warm_up: bool,
+) -> tuple[int, float, float]:
+    """One epoch over the training frames in ``order``, in batches.
+
+    Args:
+        features: the frozen encoder's features of the training frames (N, C, h, w): only the
+            head trains, on them; None to train the whole model on the frames.
+        warm_up: raise the encoder's learning rate linearly from 0 over the epoch's steps (the
+            first epoch that trains the encoder).
+
+    Returns:
+        The optimiser steps taken, the summed cross-entropy and the correct predictions.
+    """
+    device = next(model.parameters()).device
+    encoder_group = optimizer.param_groups[1]
+    steps_per_epoch = -(-max(config.min_epoch_frames, len(train)) // config.batch_size)
+    loss_sum = correct = 0.0
+    steps = 0
+    for step, i in enumerate(range(0, len(order), config.batch_size)):
+        idx = order[i : i + config.batch_size]
+        if warm_up:
+            encoder_group["lr"] = config.encoder_lr * (step + 1) / steps_per_epoch
+        if features is not None:
+            y = torch.from_numpy(train.label[idx]).to(device)
+            logits = model.head(features[torch.from_numpy(idx).to(device)])  # (B, num_classes)
+        else:
+            x, y = _batches(train, idx, device, config.context_frames)
+            logits = model(x)  # (B, num_classes)
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        steps += 1
+        loss_sum += loss.item() * len(y)
+        correct += (logits.argmax(-1) == y).sum().item()
+    return steps, loss_sum, correct
+
+
+class _Validation:
+    """The accuracy of a classifier on the validation frames after an epoch."""
+
+    def __init__(self, model: DirectionClassifier, val: FrameSet, k: int) -> None:
+        self.model, self.val, self.k = model, val, k
+        self.frozen_features: torch.Tensor | None = None
+        """The frozen encoder's features of the validation frames (N_val, C, h, w), once computed:
+        they are the same every frozen epoch."""
+
+    def accuracy(self, frozen: bool) -> float:
+        """The accuracy (NaN without validation frames), from the cached features while the
+        encoder is ``frozen``."""
+        if not len(self.val):
+            return math.nan
+        if not frozen:
+            return float(np.mean(predict(self.model, self.val, self.k) == self.val.label))
+        if self.frozen_features is None:
+            self.frozen_features = features_in_batches(self.model.encoder, self.val, self.k)
+        return float(np.mean(_head_predict(self.model, self.frozen_features) == self.val.label))
+
+
 def train_classifier(
     model: DirectionClassifier,
     train: FrameSet,
@@ -147,32 +226,21 @@ def train_classifier(
         seconds so far, validation not counted). With ``config.select_best`` the model ends with
         the weights of the first epoch of highest ``val_accuracy`` (``best_epoch(history)``).
     """
-    from tqdm import tqdm
-
     if len(train) == 0:
         raise UserError("no training frames: choose more labelled episodes")
     device = check_device(config.device)
     model.to(device).train()
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": model.head.parameters(), "lr": config.lr},
-            {"params": model.encoder.parameters(), "lr": config.encoder_lr},
-        ],
-        weight_decay=config.weight_decay,
-    )
+    optimizer = _optimizer(model, config)
     rng = np.random.default_rng(np.random.SeedSequence(config.seed))
     history: list[dict[str, Any]] = []
     start = time.perf_counter()
     # The encoder's features of the training frames as training starts: they fit the head's
     # standardisation, and a frozen encoder gives these same features every epoch.
-    k = config.context_frames
-    features = features_in_batches(model.encoder, train, k)  # (N, C, h, w)
+    features = features_in_batches(model.encoder, train, config.context_frames)  # (N, C, h, w)
     model.scaler.fit(features.flatten(1))
     elapsed = time.perf_counter() - start
+    validation = _Validation(model, val, config.context_frames)
     best: tuple[float, dict[str, torch.Tensor]] | None = None
-    warmup_steps = -(-max(config.min_epoch_frames, len(train)) // config.batch_size)  # steps per epoch
-    encoder_group = optimizer.param_groups[1]
-    val_features: torch.Tensor | None = None
     steps = 0
     bar = tqdm(total=config.epochs, desc=desc, disable=not progress, leave=False)
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
@@ -183,34 +251,13 @@ def train_classifier(
             model.set_encoder_trainable(not frozen)
             start = time.perf_counter()
             order = epoch_order(len(train), config.min_epoch_frames, rng)
-            loss_sum = correct = 0.0
-            for step, i in enumerate(range(0, len(order), config.batch_size)):
-                idx = order[i : i + config.batch_size]
-                if not frozen and epoch == config.freeze_epochs:  # warm-up of the encoder's rate
-                    encoder_group["lr"] = config.encoder_lr * (step + 1) / warmup_steps
-                if frozen:
-                    y = torch.from_numpy(train.label[idx]).to(device)
-                    logits = model.head(features[torch.from_numpy(idx).to(device)])  # (B, num_classes)
-                else:
-                    x, y = _batches(train, idx, device, k)
-                    logits = model(x)  # (B, num_classes)
-                loss = torch.nn.functional.cross_entropy(logits, y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                steps += 1
-                loss_sum += loss.item() * len(y)
-                correct += (logits.argmax(-1) == y).sum().item()
+            warm_up = epoch == config.freeze_epochs
+            epoch_steps, loss_sum, correct = _train_epoch(
+                model, optimizer, train, order, config, features if frozen else None, warm_up
+            )
+            steps += epoch_steps
             elapsed += time.perf_counter() - start
-            if not len(val):
-                val_accuracy = math.nan
-            elif frozen:
-                # The frozen encoder gives the validation frames the same features every epoch.
-                if val_features is None:
-                    val_features = features_in_batches(model.encoder, val, k)  # (N_val, C, h, w)
-                val_accuracy = float(np.mean(_head_predict(model, val_features) == val.label))
-            else:
-                val_accuracy = float(np.mean(predict(model, val, k) == val.label))
+            val_accuracy = validation.accuracy(frozen)
             history.append(
                 {
                     "epoch": epoch + 1,
@@ -425,9 +472,6 @@ def classify_on_dataset(
         UserError: an existing run in ``out``, neither ``pretext`` nor ``scratch``, a budget out
             of range, or any error of ``ClassifierData.load``.
     """
-    from airhockey.learn.config import EncoderConfig
-    from airhockey.learn.pretext.checkpoint import save_checkpoint
-
     out = Path(out)
     if pretext is None and not scratch:
         raise UserError("give --pretext RUN (a pretrained arm) or --scratch (the supervised arm)")

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from airhockey.errors import UserError
-from airhockey.generate.shards import EpisodeShards
+from airhockey.generate.shards import EpisodeShards, open_shards
 from airhockey.learn.data import EpisodeSplit, FrameDataset, split_episodes
 from airhockey.learn.pretext.run import PretextRun
 
@@ -278,8 +278,6 @@ class ClassifierData:
                 than a run's model reads, or test data that shares episode seeds, classes or frame
                 size with the training data's.
         """
-        from airhockey.generate import open_shards
-
         episodes = open_shards(data)
         split = classifier_split(episodes, runs, split_seed)
         table = episodes.table()

@@ -18,8 +18,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from numpy.typing import NDArray
+from torch import nn
 
 from airhockey.learn.config import ClassifyConfig
+from airhockey.learn.downstream.classifier import FeatureScaler
+from airhockey.learn.downstream.classify import epoch_order, features_in_batches
 from airhockey.learn.downstream.labelled import POSITIONS, STATE_NAMES, FrameSet
 from airhockey.learn.nn.encoder import VideoEncoder
 
@@ -41,16 +44,9 @@ def encoder_features(
         k: the encoder reads the k frames ending at each frame (``FrameSet.window``).
         batch_size: frames per forward pass.
     """
-    from airhockey.learn.downstream.classify import features_in_batches
-
     if len(frames) == 0:
         return np.zeros((0, encoder.feature_count), np.float32)
     return features_in_batches(encoder, frames, k, batch_size).flatten(1).cpu().numpy().astype(np.float32)
-
-
-def probe_targets(k: int) -> tuple[int, ...]:
-    """The state columns probed from features of k frames: positions, and the puck's velocity for k >= 2."""
-    return POSITIONS + (VELOCITIES if k >= 2 else ())
 
 
 def probe_r2(
@@ -65,7 +61,7 @@ def probe_r2(
     Args:
         train_x, test_x: (N, F) features of the training and test frames.
         train_state, test_state: (N, 8) true states (``FrameSet.state``).
-        columns: the state columns to predict (``probe_targets``).
+        columns: the state columns to predict (such as ``POSITIONS + VELOCITIES``).
 
     Returns:
         ``{name: R²}`` by ``STATE_NAMES``; 1 is perfect, 0 is as good as the training mean, below 0 worse.
@@ -128,11 +124,6 @@ def fit_state_head(
     Returns:
         (N_test,) the predicted class of every test input.
     """
-    from torch import nn
-
-    from airhockey.learn.downstream.classifier import FeatureScaler
-    from airhockey.learn.downstream.classify import epoch_order
-
     x = torch.as_tensor(np.asarray(train_x, np.float32))
     y = torch.as_tensor(train_y)
     with torch.random.fork_rng(devices=[]):

@@ -30,6 +30,8 @@ METHODS: dict[str, str | type[PretextMethod]] = {
     "skip_clip": "airhockey.learn.methods.skip_clip:SkipClip",
 }
 """Registered methods: a name, and the class or where to import it from (``module:Class``)."""
+DEFAULT_METHOD = "next_frame"
+"""The method a pretext run or a pipeline trains when none is named."""
 
 
 def register(method: type[PretextMethod], name: str | None = None) -> type[PretextMethod]:

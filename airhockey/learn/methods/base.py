@@ -8,7 +8,9 @@ batch, its validation metrics with the baselines that make them meaningful, and 
 picks the best checkpoint.
 
 A method is one module under ``airhockey/learn/methods/`` and one line in ``METHODS``
-(``learn.methods``); ``docs/pretext.md`` ("Adding a method") has a worked example.
+(``learn.methods``); ``docs/pretext.md`` ("Adding a method") has a worked example. The predictive
+methods share more on ``frame_prediction.FramePrediction``, the order tasks on
+``order.OrderClassification``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ class PretextMethod(ABC, Generic[C]):
     Class attributes to set:
         name: the registry name (``--method NAME``).
         summary: one line for ``airhockey learn methods``.
-        source: where the method comes from, seed and section (e.g. "seed 000 section 4.4").
+        source: the paper the method comes from, by author and year, and section (e.g.
+            "Han et al. 2021, section 4.4"; docs/references.md lists them).
         config_class: the frozen dataclass of the method's settings; it must have an
             ``image_size`` field or an ``encoder: EncoderConfig`` field (see ``with_image_size``).
         selection_metric: the validation metric that picks ``best.pt``.

@@ -1,4 +1,4 @@
-"""``clip_order``: Video Clip Order Prediction (Xu et al. 2019, seed 002): the order of shuffled clips.
+"""``clip_order``: Video Clip Order Prediction (Xu et al. 2019): the order of shuffled clips.
 
 Three clips of ``clip_length`` consecutive frames, ``gap`` frames apart, from a high-motion window
 are shuffled by one of the 6 orders (6 classes; a reversed order is its own class, as in VCOP).
@@ -38,7 +38,7 @@ class ClipOrderConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     """The shared frame encoder's sizes."""
     clips: int = 3
-    """Clips in a tuple (the seed's 3: 6 classes); n! classes in general."""
+    """Clips in a tuple (VCOP's 3: 6 classes); n! classes in general."""
     clip_length: int = 4
     """Consecutive frames in each clip."""
     gap: int = 2
@@ -55,7 +55,7 @@ class ClipOrderConfig:
     """Subtract the mean of a tuple's clip features before pairing them (``order.centred``)."""
     jitter: int = 0
     """Largest shift in pixels, drawn independently for every clip of a training sample and applied
-    to all its frames (OPN's spatial jittering, seed 002, per clip, so that a clip's frames stay
+    to all its frames (OPN's spatial jittering, Lee et al. 2017, per clip, so that a clip's frames stay
     aligned for the encoder's recurrence); 0: none. Validation samples are jittered too
     (fixed shifts: the same every epoch), so validation measures the task trained on."""
     pool: bool = True
@@ -108,10 +108,9 @@ class ClipOrderSamples(OrderSamples):
 
 
 class ClipOrder(OrderClassification[ClipOrderConfig]):
-    """Clip order prediction, VCOP (seed 002, "Self-supervised Spatiotemporal Learning via Video Clip
-    Order Prediction").
+    """Clip order prediction, VCOP (Xu et al. 2019).
 
-    Deviations from the seed:
+    Deviations from the paper:
 
     - The clip encoder is the shared encoder (stem + ConvLSTM over the clip, its features after the
       last frame), not a 3D CNN; clips are 4 frames with 2-frame gaps rather than 16 with 8,
@@ -123,15 +122,12 @@ class ClipOrder(OrderClassification[ClipOrderConfig]):
     - The clip features are VCOP's spatial means of the encoder's maps (``pool``), batch-normalised
       before the projection (an addition: a fresh encoder's channel means differ between clips by
       about 1e-4, which would keep a frozen-encoder check from reading them for scale alone).
-      With ``pool=false`` the projection reads the whole maps (the default before pooling);
-      there a head on a frozen random encoder solves the task (1.000); pooled, it reaches 0.470
-      to 0.584 in 2,400 steps with three seeds' random encoders (36-50% of the gain over
-      chance), against 1.000 trained (docs/pretext_order_methods.md, "Trivial, learnt, or
-      impossible?").
+      With ``pool=false`` the projection reads the whole maps, from which a head on a frozen
+      random encoder solves the task; pooled, it gains far less over chance than a trained
+      encoder (``docs/pretext_order_methods.md``, "Trivial, learnt, or impossible?").
     - The clip features are centred (their mean over the tuple subtracted) before pairing
-      (``center``): the static table dominates them, and without this the task stayed at chance
-      for 250 steps on air hockey (measured with the whole maps read, ``pool=false``).
-    - OPN's spatial jitter (seed 002) is an option VCOP does not have: ``jitter`` > 0 shifts each
+      (``center``): the static table dominates them, and without this the task stays at chance.
+    - OPN's spatial jitter (Lee et al. 2017) is an option VCOP does not have: ``jitter`` > 0 shifts each
       clip of a tuple by its own random offset of up to ``jitter`` pixels, the same for
       all frames of the clip (a per-frame shift would make the motion inside a clip jump, which the
       encoder's recurrence reads); off by default. ``jitter_per_frame`` shifts each frame on its
@@ -141,7 +137,7 @@ class ClipOrder(OrderClassification[ClipOrderConfig]):
     name = "clip_order"
     stored_defaults: ClassVar[dict[str, Any]] = {"pool": False}
     summary = "VCOP: the order of 3 shuffled clips with gaps, 6 classes, pairs of pooled clip features"
-    source = "seed 002, Video Clip Order Prediction (Xu et al. 2019)"
+    source = "Xu et al. 2019 (Video Clip Order Prediction)"
     config_class = ClipOrderConfig
 
     @property

@@ -1,7 +1,8 @@
-"""``composite``: seed 004's autoencoder, future predictor and composite model, with convolutional LSTMs.
+"""``composite``: the LSTM autoencoder, future predictor and composite model of Srivastava et al. 2015,
+with convolutional LSTMs.
 
 An encoder (the shared ``FrameEncoder``) reads a clip of ``frames_in`` frames; its final state is
-the clip's representation (seed 004 section 2.2). Decoders start from that state: one reconstructs
+the clip's representation (section 2.2). Decoders start from that state: one reconstructs
 the input frames in reverse order (section 2.2), one predicts the ``frames_future`` frames that
 follow (section 2.3); ``decoders`` picks one or both (the composite model, section 2.5), and
 ``conditional`` feeds each decoder the frame before the one it outputs (section 2.4).
@@ -13,20 +14,20 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from numpy.typing import NDArray
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
 
 from airhockey.learn.config import EncoderConfig
-from airhockey.learn.methods.base import PretextMethod
-from airhockey.learn.methods.next_frame import mean_frame, weighted_mse
+from airhockey.learn.methods.frame_prediction import (
+    FramePrediction,
+    PredictionScores,
+    check_moving_weights,
+    weighted_mse,
+)
 from airhockey.learn.nn.autoencoder import FrameEncoder
 from airhockey.learn.nn.convlstm import ConvLSTM, State
 from airhockey.learn.nn.encoder import PretextModel
-from airhockey.learn.nn.metrics import FramePredictionStats
 
 DECODERS = {"reconstruct": ("reconstruct",), "predict": ("predict",), "both": ("reconstruct", "predict")}
 """``decoders`` setting -> the decoders built: the autoencoder, the future predictor, the composite model."""
@@ -41,7 +42,7 @@ class CompositeConfig:
     decoders: str = "both"
     """``reconstruct`` (the autoencoder), ``predict`` (the future predictor) or ``both`` (the composite)."""
     conditional: bool = False
-    """Feed each decoder the frame before the one it outputs (seed 004 section 2.4), or nothing."""
+    """Feed each decoder the frame before the one it outputs (the paper's section 2.4), or nothing."""
     frames_in: int = 8
     """Frames the encoder reads (and the reconstruction decoder outputs, in reverse order)."""
     frames_future: int = 3
@@ -63,8 +64,7 @@ class CompositeConfig:
         for name in ("frames_in", "frames_future", "clip_stride", "mean_frame_clips"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.moving_weight < 0 or not 0 <= self.moving_threshold < 1:
-            raise ValueError("moving_weight must be non-negative and moving_threshold in [0, 1)")
+        check_moving_weights(self)
 
     @property
     def clip_length(self) -> int:
@@ -73,7 +73,7 @@ class CompositeConfig:
 
 
 class FrameDecoder(nn.Module):
-    """A decoder of seed 004, convolutional: two ConvLSTM layers unrolled from the encoder's final state.
+    """A decoder of Srivastava et al. 2015, convolutional: two ConvLSTMs unrolled from the encoder's state.
 
     Each step's hidden state is brought up to the frame's size by transposed convolutions that read
     the stem's features of the clip's last frame at each level (U-Net skips), then a convolution
@@ -163,7 +163,8 @@ class FrameDecoder(nn.Module):
 
 
 class CompositeModel(PretextModel):
-    """Seed 004's models on frames: a recurrent encoder and a reconstruction and/or a future decoder.
+    """The models of Srivastava et al. 2015 on frames: a recurrent encoder, a reconstruction and/or a
+    future decoder.
 
     Args:
         config: the method's settings.
@@ -218,8 +219,9 @@ class CompositeModel(PretextModel):
         return out
 
 
-class Composite(PretextMethod[CompositeConfig]):
-    """Seed 004's LSTM autoencoder, future predictor and composite model (sections 2.2-2.5), on frames.
+class Composite(FramePrediction[CompositeConfig]):
+    """The LSTM autoencoder, future predictor and composite model (Srivastava et al. 2015, sections
+    2.2-2.5), on frames.
 
     The loss is the sum over decoders of the moving-pixel-weighted squared error of their frames.
     Validation scores the future decoder's first frame (next-frame MSE, PSNR, SSIM, moving-pixel
@@ -227,30 +229,28 @@ class Composite(PretextMethod[CompositeConfig]):
     reconstruction; the lowest validation loss picks the best checkpoint (the autoencoder alone
     has no future to score). Classifiers read the shared ``FrameEncoder``, as for ``next_frame``.
 
-    Deviations from seed 004, which used fully connected LSTMs of 2048 units on 64x64 patches or
+    Deviations from the paper, which used fully connected LSTMs of 2048 units on 64x64 patches or
     on percepts of a pretrained convolutional net:
 
     - Convolutional LSTMs (the shared ``FrameEncoder``'s stem and two ConvLSTMs; the decoders
       mirror them), as our inputs are frames, and so that classifiers compare objectives, not
-      backbones. The seed's future work proposes applying the model convolutionally.
+      backbones. The paper's future work proposes applying the model convolutionally.
     - Each decoder's output layers read the clip's last frame (stem features as U-Net skips, and
       a mask that composites the output over it), so that the representation need not carry the
       static table's pixels, only what moved; ``composite=False`` drops the mask.
     - Conditional decoders read the true previous frame at training time (teacher forcing) and
-      their own outputs at validation and prediction; the seed's read their generated outputs.
+      their own outputs at validation and prediction; the paper's read their generated outputs.
     - Squared error with moving pixels weighed more (``moving_weight``) instead of cross-entropy
-      (the seed's loss for binary digits; it used squared error on natural patches).
-    - Clips of 8 input and 3 future frames (seed: 10 + 10 on digits, 16 + 13 on percepts).
+      (the paper's loss for binary digits; it used squared error on natural patches).
+    - Clips of 8 input and 3 future frames (the paper: 10 + 10 on digits, 16 + 13 on percepts).
     """
 
     name = "composite"
     summary = "ConvLSTM encoder; decoders reconstruct the clip in reverse and/or predict its future"
-    source = "seed 004 sections 2.2-2.5"
+    source = "Srivastava et al. 2015, sections 2.2-2.5"
     config_class = CompositeConfig
     selection_metric = "val_loss"
-    selection_mode = "min"
     log_metrics = ("val_mse", "val_reconstruct_mse", "baseline_copy_last_mse")
-    predictive = True
 
     def build_model(self) -> CompositeModel:
         return CompositeModel(self.config)
@@ -258,127 +258,78 @@ class Composite(PretextMethod[CompositeConfig]):
     def build_encoder(self) -> FrameEncoder:
         return FrameEncoder(self.config.encoder)
 
-    def samples(self, episodes: Any, ids: NDArray[np.int64], seed: int, training: bool) -> Dataset:
-        from airhockey.learn.data import ClipDataset
-
-        return ClipDataset(episodes, self.config.clip_length, ids, self.config.clip_stride)
-
-    def _split(self, clip: Tensor) -> tuple[Tensor, Tensor]:
+    def split(self, clip: Tensor) -> tuple[Tensor, Tensor]:
         """A clip (B, L, 3, H, W) -> its input frames (B, T, ...) and future frames (B, F, ...)."""
         return clip[:, : self.config.frames_in], clip[:, self.config.frames_in :]
 
-    def _loss(self, out: dict[str, Tensor], clip: Tensor) -> Tensor:
+    def decoded_loss(self, out: dict[str, Tensor], clip: Tensor) -> Tensor:
+        """The summed moving-pixel-weighted MSE of the decoders' outputs ``out`` on their targets."""
         c = self.config
-        frames, future = self._split(clip)
+        frames, future = self.split(clip)
         before = torch.cat(
             [clip[:, :1], clip[:, :-1]], dim=1
         )  # the true frame before each (the first: itself)
+        weights = c.moving_weight, c.moving_threshold
         losses = []
         if "reconstruct" in out:
-            losses.append(
-                weighted_mse(
-                    out["reconstruct"],
-                    frames.flip(1),
-                    before[:, : c.frames_in].flip(1),
-                    c.moving_weight,
-                    c.moving_threshold,
-                )
-            )
+            target, previous = frames.flip(1), before[:, : c.frames_in].flip(1)
+            losses.append(weighted_mse(out["reconstruct"], target, previous, *weights))
         if "predict" in out:
-            losses.append(
-                weighted_mse(
-                    out["predict"], future, before[:, c.frames_in :], c.moving_weight, c.moving_threshold
-                )
-            )
+            losses.append(weighted_mse(out["predict"], future, before[:, c.frames_in :], *weights))
         return torch.stack(losses).sum()
 
     def loss(self, model: CompositeModel, clip: Tensor) -> Tensor:  # type: ignore[override]
         """Decodes the input frames of each clip (B, L, 3, H, W); their reverse and the future frames
         are the targets."""
-        frames, future = self._split(clip)
+        frames, future = self.split(clip)
         teacher = future if self.config.conditional else None
-        return self._loss(model(frames, self.config.frames_future, teacher), clip)
+        return self.decoded_loss(model(frames, self.config.frames_future, teacher), clip)
 
-    def baselines(self, train_set: Dataset, val_loader: DataLoader, device: torch.device) -> dict[str, float]:
-        return self._scores(val_loader, device, mean=mean_frame(train_set, self.config.mean_frame_clips))
-
-    def evaluate(
-        self, model: CompositeModel, val_loader: DataLoader, device: torch.device
-    ) -> dict[str, float]:  # type: ignore[override]
-        return self._scores(val_loader, device, model=model)
-
-    @torch.no_grad()
-    def _scores(
-        self,
-        loader: DataLoader,
-        device: torch.device,
-        *,
-        model: CompositeModel | None = None,
-        mean: Tensor | None = None,
-    ) -> dict[str, float]:
-        """Scores of the model, or of the baselines, on the loader's clips.
-
-        The next frame is the first future frame, predicted from the input frames; the rollout is
-        every future frame (the future decoder's own outputs fed back when conditional); the
-        reconstruction is every input frame. Copy-last predicts the last input frame for all three.
-
-        Returns:
-            With a model ``val_loss`` (the training loss, teacher-forced when conditional) and,
-            per decoder, ``val_{mse, psnr, ssim, moving_mse}`` and ``val_rollout_*`` (future) or
-            ``val_reconstruct_*``; with a mean frame ``baseline_copy_last_*``,
-            ``baseline_copy_last_rollout_*``, ``baseline_copy_last_reconstruct_*`` and
-            ``baseline_mean_frame_*`` (next frame).
-        """
+    def score_model(self, model: CompositeModel, clip: Tensor, scores: PredictionScores) -> None:  # type: ignore[override]
+        """The next frame is the first future frame, predicted from the input frames (``val_*``); the
+        rollout is every future frame, the future decoder's own outputs fed back when conditional
+        (``val_rollout_*``); the reconstruction is every input frame (``val_reconstruct_*``);
+        ``val_loss`` is the training loss, teacher-forced when conditional."""
         c = self.config
-        decoders = DECODERS[c.decoders]
-        names = []
-        if model is not None:
-            names += ["val", "val_rollout"] * ("predict" in decoders) + ["val_reconstruct"] * (
-                "reconstruct" in decoders
-            )
-        if mean is not None:
-            names += ["baseline_copy_last", "baseline_copy_last_rollout", "baseline_copy_last_reconstruct"]
-            names += ["baseline_mean_frame"]
-        stats = {name: FramePredictionStats(c.moving_threshold) for name in names}
-        loss_sum, clips = 0.0, 0
-        for clip in loader:
-            clip = clip.to(device)  # (B, L, 3, H, W)
-            frames, future = self._split(clip)
-            last = frames[:, -1:]  # (B, 1, 3, H, W)
-            # Each scored frame with the true frame before it (for the moving-pixel mask).
-            nxt, nxt_before = future[:, 0], frames[:, -1]
-            ahead, ahead_before = future.flatten(0, 1), clip[:, c.frames_in - 1 : -1].flatten(0, 1)
-            recon = frames.flip(1).flatten(0, 1)
-            recon_before = torch.cat([frames[:, :1], frames[:, :-1]], dim=1).flip(1).flatten(0, 1)
-            if model is not None:
-                out = model(frames, c.frames_future)  # conditional decoders read their own outputs
-                # The training loss: conditional decoders read the true frames there.
-                trained = model(frames, c.frames_future, future) if c.conditional else out
-                loss_sum += self._loss(trained, clip).item() * clip.shape[0]
-                clips += clip.shape[0]
-                if "predict" in out:
-                    stats["val"].update(out["predict"][:, 0], nxt, nxt_before)
-                    stats["val_rollout"].update(out["predict"].flatten(0, 1), ahead, ahead_before)
-                if "reconstruct" in out:
-                    stats["val_reconstruct"].update(out["reconstruct"].flatten(0, 1), recon, recon_before)
-            if mean is not None:
-                stats["baseline_copy_last"].update(last[:, 0], nxt, nxt_before)
-                stats["baseline_copy_last_rollout"].update(
-                    last.expand_as(future).flatten(0, 1), ahead, ahead_before
-                )
-                stats["baseline_copy_last_reconstruct"].update(
-                    last.expand_as(frames).flatten(0, 1), recon, recon_before
-                )
-                stats["baseline_mean_frame"].update(mean.to(device).expand_as(nxt), nxt, nxt_before)
-        scores = {f"{name}_{key}": value for name, s in stats.items() for key, value in s.result().items()}
-        if model is not None:
-            scores["val_loss"] = loss_sum / max(clips, 1)
-        return scores
+        frames, future = self.split(clip)
+        out = model(frames, c.frames_future)  # conditional decoders read their own outputs
+        # The training loss: conditional decoders read the true frames there.
+        trained = model(frames, c.frames_future, future) if c.conditional else out
+        scores.mean("val_loss", self.decoded_loss(trained, clip).item(), clip.shape[0])
+        targets = self.scored_frames(clip)
+        if "predict" in out:
+            scores.frames("val", out["predict"][:, 0], *targets["next"])
+            scores.frames("val_rollout", out["predict"].flatten(0, 1), *targets["rollout"])
+        if "reconstruct" in out:
+            scores.frames("val_reconstruct", out["reconstruct"].flatten(0, 1), *targets["reconstruct"])
 
-    def derived_metrics(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        if "val_mse" not in metrics:
-            return {}
-        return {"val_mse_vs_copy_last": 1.0 - metrics["val_mse"] / metrics["baseline_copy_last_mse"]}
+    def score_baselines(self, mean: Tensor, clip: Tensor, scores: PredictionScores) -> None:
+        """Copy-last predicts the last input frame for the next frame, the rollout and the
+        reconstruction (``baseline_copy_last{,_rollout,_reconstruct}_*``); the mean frame predicts
+        the next frame (``baseline_mean_frame_*``)."""
+        frames, future = self.split(clip)
+        last = frames[:, -1:]  # (B, 1, 3, H, W)
+        targets = self.scored_frames(clip)
+        scores.frames("baseline_copy_last", last[:, 0], *targets["next"])
+        scores.frames("baseline_copy_last_rollout", last.expand_as(future).flatten(0, 1), *targets["rollout"])
+        scores.frames(
+            "baseline_copy_last_reconstruct", last.expand_as(frames).flatten(0, 1), *targets["reconstruct"]
+        )
+        scores.frames("baseline_mean_frame", mean.expand_as(future[:, 0]), *targets["next"])
+
+    def scored_frames(self, clip: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
+        """The true frames that validation scores in a batch of clips (B, L, 3, H, W), each with the
+        true frame before it (for the moving-pixel mask): ``next`` (B, 3, H, W), ``rollout``
+        (B F, 3, H, W) and ``reconstruct`` (B T, 3, H, W), the input frames in reverse order."""
+        frames, future = self.split(clip)
+        return {
+            "next": (future[:, 0], frames[:, -1]),
+            "rollout": (future.flatten(0, 1), clip[:, self.config.frames_in - 1 : -1].flatten(0, 1)),
+            "reconstruct": (
+                frames.flip(1).flatten(0, 1),
+                torch.cat([frames[:, :1], frames[:, :-1]], dim=1).flip(1).flatten(0, 1),
+            ),
+        }
 
     def describe(self, metrics: dict[str, Any]) -> str:
         m = metrics

@@ -1,11 +1,12 @@
-"""``lvln``: seed 001's location-dependent video ladder network, predicting frames one at a time.
+"""``lvln``: the location-dependent video ladder network of Leuschner and Scheffczyk 2020 (L-VLN),
+predicting frames one at a time.
 
 A convolutional encoder halves the frame at each of its blocks; a lateral ConvGRU connection at
 each resolution carries what moves over time (the deeper ones end in location-dependent
 convolutions); a decoder of upsampling blocks climbs back to the frame's size, taking in each
-lateral connection on the way. Trained as in seed 001 section 4.1: seed frames go in, each step
-predicts the next frame, and past the seed the predictions are fed back (5 seed frames -> 3
-predicted); the loss is a weighted sum of DSSIM, L1 and L2 whose weights sum to 1 (section 4).
+lateral connection on the way. Trained as in the paper's section 4.1: context frames go in, each
+step predicts the next frame, and past the context the predictions are fed back (5 context frames
+-> 3 predicted); the loss is a weighted sum of DSSIM, L1 and L2 whose weights sum to 1 (section 4).
 Its features for classifiers are the ConvGRU hidden states (section 5).
 """
 
@@ -18,11 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from airhockey.learn.methods.frame_prediction import check_moving_weights
 from airhockey.learn.methods.next_frame import NextFrame
 from airhockey.learn.nn.convgru import ConvGRU
 from airhockey.learn.nn.convgru import State as GRUState
-from airhockey.learn.nn.encoder import PretextModel, VideoEncoder
+from airhockey.learn.nn.encoder import VideoEncoder
 from airhockey.learn.nn.metrics import moving_mask
+from airhockey.learn.nn.predictor import StepPredictor
 
 OUTPUTS = ("residual", "mask", "image")
 """How the network's last layer makes the predicted frame (``LVLNConfig.output``)."""
@@ -32,29 +35,29 @@ LadderState = list[list[GRUState]]
 
 @dataclass(frozen=True)
 class LVLNConfig:
-    """Settings of the ``lvln`` method: the ladder's sizes, its seed and predicted frames, its loss."""
+    """Settings of the ``lvln`` method: the ladder's sizes, its context and predicted frames, its loss."""
 
     image_size: tuple[int, int] = (64, 64)
     """Frame height and width in pixels, each divisible by 2 ** len(channels); set from the data."""
     channels: tuple[int, ...] = (8, 16, 32)
-    """Channels of each encoder block; each block halves the resolution (seed: ResNet-18's four stages)."""
+    """Channels of each encoder block; each block halves the resolution (L-VLN: ResNet-18's four stages)."""
     hidden_channels: tuple[int, ...] | None = None
     """ConvGRU channels at each block's resolution, shallowest first; None: the same as ``channels``."""
     gru_layers: int = 1
-    """Stacked ConvGRUs in each lateral connection (seed: 3)."""
+    """Stacked ConvGRUs in each lateral connection (L-VLN: 3)."""
     location_levels: int = 2
-    """Deepest lateral connections with a location-dependent output convolution (seed: 2 of 4)."""
+    """Deepest lateral connections with a location-dependent output convolution (L-VLN: 2 of 4)."""
     location_channels: int = 4
     """Learned per-position maps each location-dependent convolution reads beside its input."""
     kernel_size: int = 3
     """Side of the ConvGRU gate convolutions (odd)."""
     output: str = "residual"
     """``residual``: the last frame plus a predicted change; ``mask``: a predicted image composited over
-    the last frame through a predicted mask (as ``next_frame``); ``image``: the image alone (seed)."""
+    the last frame through a predicted mask (as ``next_frame``); ``image``: the image alone (L-VLN)."""
     frames_in: int = 5
-    """Seed frames read before the first fed-back prediction (seed 001 section 4.1: 5)."""
+    """Context frames read before the first fed-back prediction (L-VLN section 4.1: 5)."""
     frames_predicted: int = 3
-    """Frames predicted past the seed frames, the later ones from fed-back predictions (seed: 3)."""
+    """Frames predicted past the context frames, the later ones from fed-back predictions (L-VLN: 3)."""
     clip_stride: int = 4
     """Frames between the starts of successive training and validation clips of an episode."""
     dssim_weight: float = 0.02
@@ -98,8 +101,7 @@ class LVLNConfig:
             raise ValueError(
                 f"dssim_weight, l1_weight and l2_weight must be non-negative, not all 0, got {weights}"
             )
-        if self.moving_weight < 0 or not 0 <= self.moving_threshold < 1:
-            raise ValueError("moving_weight must be non-negative and moving_threshold in [0, 1)")
+        check_moving_weights(self)
         if self.output not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
 
@@ -110,14 +112,14 @@ class LVLNConfig:
 
     @property
     def loss_weights(self) -> tuple[float, float, float]:
-        """The DSSIM, L1 and L2 weights scaled to sum to 1 (seed 001 section 4: so that their ratio
+        """The DSSIM, L1 and L2 weights scaled to sum to 1 (L-VLN section 4: so that their ratio
         can change without changing the effective learning rate)."""
         total = self.dssim_weight + self.l1_weight + self.l2_weight
         return self.dssim_weight / total, self.l1_weight / total, self.l2_weight / total
 
     @property
     def clip_length(self) -> int:
-        """Frames in a training clip: the seed frames and the frames predicted after them."""
+        """Frames in a training clip: the context frames and the frames predicted after them."""
         return self.frames_in + self.frames_predicted
 
     def level_size(self, level: int) -> tuple[int, int]:
@@ -128,7 +130,7 @@ class LVLNConfig:
 class LadderEncoder(VideoEncoder):
     """The convolutional encoder and the lateral ConvGRUs: frames -> the hidden states at each resolution.
 
-    ``encode`` gives the classifier features of seed 001 section 5: all channels of the deepest
+    ``encode`` gives the classifier features of L-VLN section 5: all channels of the deepest
     ConvGRU's state and every ``feature_channel_stride``-th channel of the shallower ones, those
     average-pooled to the deepest state's size, concatenated as channels.
     """
@@ -196,7 +198,7 @@ class LadderEncoder(VideoEncoder):
 
 class LocationConv2d(nn.Module):
     """A convolution that also reads learned per-position maps, so that its response depends on where
-    it is (Azizi et al. 2018's location-dependent convolution, as seed 001's deeper lateral blocks use).
+    it is (Azizi et al. 2018's location-dependent convolution, as L-VLN's deeper lateral blocks use).
 
     Args:
         in_channels: channels of the input.
@@ -218,7 +220,7 @@ class LocationConv2d(nn.Module):
 
 
 class UpBlock(nn.Sequential):
-    """Seed 001's decoder block: normalisation, ReLU, convolution, pixel shuffle (x2), convolution.
+    """L-VLN's decoder block: normalisation, ReLU, convolution, pixel shuffle (x2), convolution.
 
     Group normalisation over each frame's channels (one group per 4 channels) stands in for batch
     normalisation, whose statistics would mix frames of other clips and time steps into a prediction.
@@ -234,8 +236,9 @@ class UpBlock(nn.Sequential):
         )
 
 
-class LVLNModel(PretextModel):
-    """The location-dependent video ladder network of seed 001 (sections 3 and 4.1), on a CPU budget.
+class LVLNModel(StepPredictor):
+    """The location-dependent video ladder network (Leuschner and Scheffczyk 2020, sections 3 and 4.1),
+    on a CPU budget.
 
     At step t: the encoder's blocks read frame t, the lateral ConvGRUs update their states, each
     lateral connection's output convolution (location-dependent in the deepest ``location_levels``)
@@ -307,31 +310,9 @@ class LVLNModel(PretextModel):
         mask, image = torch.sigmoid(out[:, :, :1]), torch.sigmoid(out[:, :, 1:])
         return frames + mask * (image - frames), state
 
-    def forward(self, frames: Tensor, future: int = 0) -> Tensor:
-        """One-step predictions for the given frames, then ``future`` more by feeding predictions back.
-
-        Args:
-            frames: (B, T, 3, H, W) in [0, 1].
-            future: extra steps past the last frame, each reading the previous prediction.
-
-        Returns:
-            (B, T + future, 3, H, W): ``[:, t]`` predicts frame t + 1 of the sequence ``frames`` begins.
-        """
-        predictions, state = self.advance(frames)
-        return torch.cat([predictions, self.rollout(predictions[:, -1:], state, future)], dim=1)
-
-    def rollout(self, prediction: Tensor, state: LadderState, steps: int) -> Tensor:
-        """Continues a sequence from its latest prediction (B, 1, 3, H, W), made with ``state``, by
-        feeding each prediction back: -> (B, steps, 3, H, W)."""
-        outputs = []
-        for _ in range(steps):
-            prediction, state = self.advance(prediction, state)
-            outputs.append(prediction)
-        return torch.cat(outputs, dim=1) if outputs else prediction[:, :0]
-
 
 def ladder_loss(pred: Tensor, target: Tensor, previous: Tensor, config: LVLNConfig) -> Tensor:
-    """Seed 001's loss: DSSIM, L1 and L2 weighted by ``config.loss_weights`` (which sum to 1).
+    """L-VLN's loss: DSSIM, L1 and L2 weighted by ``config.loss_weights`` (which sum to 1).
 
     The L1 and L2 terms weigh moving pixels ``1 + moving_weight`` times the rest.
 
@@ -370,42 +351,41 @@ def fast_ssim(pred: Tensor, target: Tensor, window: int = 7) -> Tensor:
 
 
 class LVLN(NextFrame):
-    """Seed 001's L-VLN (sections 3, 4.1 and 5), trained from scratch and scaled for 2 CPU cores.
+    """L-VLN (Leuschner and Scheffczyk 2020, sections 3, 4.1 and 5), trained from scratch, on a CPU budget.
 
     Samples, validation (one-step and 3-frame rollout MSE, PSNR, SSIM, moving-pixel MSE against
     copy-last and the mean frame) and ``predict_episode`` are ``next_frame``'s, whose model has the
-    same ``advance``/``rollout`` interface. Deviations from seed 001:
+    same ``advance``/``rollout`` interface. Deviations from the paper:
 
     - The encoder is small and trained from scratch (``channels``: 3 blocks of two convolutions,
       the first strided) instead of a frozen ImageNet ResNet-18: no pretrained weights can be
       downloaded here, and 31 M parameters do not train on 2 CPU cores.
-    - One ConvGRU per lateral connection (``gru_layers``; seed: 3), with few channels.
+    - One ConvGRU per lateral connection (``gru_layers``; the paper: 3), with few channels.
     - Location-dependent convolution as a convolution that also reads learned per-position maps
       (``LocationConv2d``), zero at the start.
     - Group normalisation instead of batch normalisation in the decoder blocks, so that no
       statistic mixes other clips or later frames into a prediction (train and eval agree).
     - The last up block reaches the frame's size and a convolution reads frame t beside it (the
-      seed's model predicted at half size and upsampled, which left a grid pattern, section 4.1).
+      paper's model predicted at half size and upsampled, which left a grid pattern, section 4.1).
     - The output is the last frame plus a predicted change (``output=residual``; ``image`` gives the
-      seed's image alone, ``mask`` ``next_frame``'s mask and image): a 5-pixel puck on a static
-      table is otherwise cheapest to predict as background. With this loss the mask closed for
-      good within 100 steps on the air-hockey data (L1 and DSSIM push every static pixel's mask
-      shut, and a shut sigmoid passes no gradient): the run then scored exactly copy-last.
-    - Every step of a clip is scored, the seed-frame steps too: each is a prediction from a shorter
-      seed sequence, which the seed says the model is independent of (section 4.1).
+      paper's image alone, ``mask`` ``next_frame``'s mask and image): a 5-pixel puck on a static
+      table is otherwise cheapest to predict as background. With this loss a mask closes for
+      good (L1 and DSSIM push every static pixel's mask shut, and a shut sigmoid passes no
+      gradient), and the model stays at copy-last.
+    - Every step of a clip is scored, the context steps too: each is a prediction from a shorter
+      context, which the paper says the model is independent of (section 4.1).
     - L1 and L2 weigh moving pixels more (``moving_weight``), for the same reason as ``next_frame``.
-    - Loss weights DSSIM 0.02, L1 0.02, L2 0.96 (the seed: mostly DSSIM, "moderate" L1 and L2). On
+    - Loss weights DSSIM 0.02, L1 0.02, L2 0.96 (the paper: mostly DSSIM, "moderate" L1 and L2). On
       a static table with a 5-pixel puck the DSSIM and L1 terms and their gradients are one to two
-      orders of magnitude above L2; weighted 0.4/0.3/0.3, or even 0.1/0.1/0.8, they held the model
-      at copy-last for 60-220 steps, while 0.02/0.02/0.96 learned as fast as L2 alone (60 steps
-      of 8 clips: validation MSE 0.00266 against copy-last's 0.00350).
+      orders of magnitude above L2, and larger weights hold the model at copy-last
+      (``docs/pretext_methods.md`` has the runs).
     - Classifier features: the deepest ConvGRU's state and a channel subsample of the others,
-      average-pooled to the deepest size (the seed sampled them; pooling keeps one feature map).
+      average-pooled to the deepest size (the paper sampled them; pooling keeps one feature map).
     """
 
     name = "lvln"
     summary = "video ladder network: conv encoder, ConvGRU laterals, pixel-shuffle decoder (DSSIM+L1+L2)"
-    source = "seed 001 sections 3, 4.1 and 5"
+    source = "Leuschner and Scheffczyk 2020, sections 3, 4.1 and 5"
     config_class = LVLNConfig  # type: ignore[assignment]
     log_metrics = ("val_moving_mse", "val_rollout_mse", "baseline_copy_last_mse")
 
@@ -416,7 +396,7 @@ class LVLN(NextFrame):
         return LadderEncoder(self.config)  # type: ignore[arg-type]
 
     def loss(self, model: LVLNModel, clip: Tensor) -> Tensor:  # type: ignore[override]
-        """The model reads the seed frames of each clip (B, L, 3, H, W), predicts every next frame and
+        """The model reads the context frames of each clip (B, L, 3, H, W), predicts every next frame and
         feeds its predictions back past them: frames 1..L-1 are targets."""
         c = self.config
         pred = model(clip[:, : c.frames_in], future=c.frames_predicted - 1)  # (B, L - 1, 3, H, W)

@@ -1,4 +1,4 @@
-"""``odd_one_out``: the Odd-One-Out Network (Fernando et al. 2017, seed 002): which sub-sequence is shuffled?
+"""``odd_one_out``: the Odd-One-Out Network (Fernando et al. 2017): which sub-sequence is shuffled?
 
 From a high-motion window, N + 1 sub-sequences of a few frames each are drawn (each at its own
 random, sorted frame positions); N keep their frames in time order, one, at a random position,
@@ -39,7 +39,7 @@ class OddOneOutConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     """The shared frame encoder's sizes."""
     elements: int = 6
-    """Sub-sequences in a question, N + 1 (the seed's O3N uses 6); the classes."""
+    """Sub-sequences in a question, N + 1 (O3N uses 6); the classes."""
     frames_per_element: int = 3
     """Frames in each sub-sequence (at least 3, so that some orders are neither forward nor backward)."""
     window: int = 16
@@ -48,7 +48,7 @@ class OddOneOutConfig:
     """Fewest frames between successive frames of a sub-sequence."""
     fusion: str = "difference"
     """'difference': each element's summed differences to the others, scored by a shared layer (the
-    seed's sum of differences); 'concat': all features concatenated, then classified."""
+    paper's sum of differences); 'concat': all features concatenated, then classified."""
     feature_dim: int = 128
     """Units of each sub-sequence's projected feature vector."""
     hidden: int = 128
@@ -57,7 +57,7 @@ class OddOneOutConfig:
     """Fraction of the windows, those that move the most, that questions are drawn from."""
     jitter: int = 0
     """Largest per-frame shift in pixels, drawn independently for every frame of a training sample
-    (OPN's spatial jittering, seed 002); 0: none. Validation samples are jittered too
+    (OPN's spatial jittering, Lee et al. 2017); 0: none. Validation samples are jittered too
     (fixed shifts: the same every epoch), so validation measures the task trained on."""
 
     def __post_init__(self) -> None:
@@ -118,21 +118,20 @@ class SumOfDifferencesHead(nn.Module):
 
 
 class OddOneOut(OrderClassification[OddOneOutConfig]):
-    """Odd-one-out learning with O3N (seed 002, "Self-Supervised Video Representation Learning With
-    Odd-One-Out Networks").
+    """Odd-one-out learning with O3N (Fernando et al. 2017).
 
-    Deviations from the seed:
+    Deviations from the paper:
 
     - Each element is a sub-sequence of ``frames_per_element`` frames read as a clip by the shared
       encoder (a ConvLSTM sees their order), not a dynamic image fed to a 2D CNN.
     - Elements come from one high-motion window of ``window`` frames (motion: mean absolute frame
       difference), not the whole video, since episodes are 30-43 frames and partly still.
     - The odd element's frames are scrambled, never simply reversed: a reversed sub-sequence is
-      plausible motion on this table (the seed's odd element is any wrong order).
+      plausible motion on this table (the paper's odd element is any wrong order).
     - Sum-of-differences fusion is applied per element (``sum_j (f_i - f_j)``, then a layer
       shared by the elements scores each one), which keeps the head equivariant to where the odd
-      element is; ``fusion=concat`` is the seed's concatenation (of centred features).
-    - OPN's spatial jitter (seed 002) is an option the seed does not have: ``jitter`` > 0 shifts
+      element is; ``fusion=concat`` is the paper's concatenation (of centred features).
+    - OPN's spatial jitter (Lee et al. 2017) is an option the paper does not have: ``jitter`` > 0 shifts
       every frame of a question by its own random offset of up to ``jitter`` pixels,
       frames of one sub-sequence included, since the order inside a sub-sequence is what the
       task asks about; off by default.
@@ -140,7 +139,7 @@ class OddOneOut(OrderClassification[OddOneOutConfig]):
 
     name = "odd_one_out"
     summary = "O3N: which of N+1 sub-sequences is out of order? (N+1 classes, sum-of-differences fusion)"
-    source = "seed 002, Odd-One-Out Networks (Fernando et al. 2017)"
+    source = "Fernando et al. 2017 (Odd-One-Out Networks)"
     config_class = OddOneOutConfig
 
     @property

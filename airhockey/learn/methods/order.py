@@ -1,10 +1,11 @@
-"""What the order-based methods of seeds 002 and 003 share: motion-aware windows, permutation
-pseudo-labels, per-window samples, the Siamese feature model and the classification method base.
+"""What the order-based methods share (Misra et al. 2016, Lee et al. 2017, Fernando et al. 2017,
+Xu et al. 2019, El-Nouby et al. 2019): motion-aware windows, permutation pseudo-labels, per-window
+samples, the Siamese feature model and the classification method base.
 
 Sampling reads frames only. An episode's motion is measured from its frames (``frame_motion``:
 the mean absolute difference of successive frames), never from the stored physical state, and a
 method draws its samples from the windows of an episode that move the most (``motion_windows``),
-as Shuffle and Learn and OPN draw theirs from high optical-flow windows (seed 002). Every random
+as Shuffle and Learn and OPN draw theirs from high optical-flow windows. Every random
 choice in a sample comes from a generator seeded by ``(seed, epoch, index)``, so the samples are a
 function of the frames and the seed alone. That includes OPN's spatial jitter (``jitter_frames``),
 an option of every method (``jitter``) that shifts each frame, or each clip, of a sample
@@ -261,8 +262,8 @@ class OrderModel(PretextModel):
             pooling that ends VCOP's 3D CNNs), so that the projection sees (C,) channel means
             rather than the (C, h, w) maps, and cannot read where things are from a map's layout.
             The means are batch-normalised first: a fresh encoder's channel means differ between
-            clips by about 1e-4 (air hockey), too little for a linear layer to read in a few
-            thousand steps, which would make a frozen-encoder check fail for scale, not content.
+            clips too little for a linear layer to read in a few thousand steps, which would make
+            a frozen-encoder check fail for scale, not content.
     """
 
     def __init__(self, encoder: EncoderConfig, feature_dim: int, head: nn.Module, pool: bool = False) -> None:
@@ -301,8 +302,7 @@ def centred(features: Tensor, center: bool) -> Tensor:
 
     The frames of a sample share a static table that dominates their features; what orders them
     is the small rest. Differences remove the shared part by themselves; concatenations do not,
-    and from a fresh encoder they barely start learning (``clip_order`` stayed at chance for 250
-    steps on air hockey without this).
+    and from a fresh encoder they barely start learning (``docs/pretext_order_methods.md``).
     """
     return features - features.mean(dim=1, keepdim=True) if center else features
 

@@ -1,4 +1,4 @@
-"""``order_verification``: Shuffle and Learn (Misra et al. 2016, seed 002): is a frame tuple in order?
+"""``order_verification``: Shuffle and Learn (Misra et al. 2016): is a frame tuple in order?
 
 From a high-motion window of five frames ``a < b < c < d < e`` (``gap`` frames apart), a positive
 tuple is ``(b, c, d)`` and a negative one ``(b, a, d)`` or ``(b, e, d)``: the same first and last
@@ -39,20 +39,20 @@ class OrderVerificationConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     """The shared frame encoder's sizes."""
     feature_dim: int = 128
-    """Units of each frame's projected feature vector (the seed's fc layer)."""
+    """Units of each frame's projected feature vector (the paper's fc layer)."""
     hidden: int = 128
     """Units of the classifier's hidden layer."""
     gap: int = 2
     """Frames between successive frames of the five-frame window (a, b, c, d, e)."""
     negative_fraction: float = 0.75
-    """Share of negative tuples in training (the seed reports 75% as critical); validation is balanced."""
+    """Share of negative tuples in training (Misra et al. report 75% as critical); validation is balanced."""
     motion_keep: float = 0.75
     """Fraction of the windows, those that move the most, that tuples are drawn from."""
     center: bool = True
     """Subtract the mean of a tuple's frame features before concatenating them (``order.centred``)."""
     jitter: int = 0
     """Largest per-frame shift in pixels, drawn independently for every frame of a training sample
-    (OPN's spatial jittering, seed 002); 0: none. Validation samples are jittered too
+    (OPN's spatial jittering, Lee et al. 2017); 0: none. Validation samples are jittered too
     (fixed shifts: the same every epoch), so validation measures the task trained on."""
 
     def __post_init__(self) -> None:
@@ -101,9 +101,9 @@ class VerificationSamples(OrderSamples):
 
 
 class OrderVerification(OrderClassification[OrderVerificationConfig]):
-    """Temporal order verification, Shuffle and Learn (seed 002, "Shuffle and Learn").
+    """Temporal order verification, Shuffle and Learn (Misra et al. 2016).
 
-    Deviations from the seed:
+    Deviations from the paper:
 
     - Motion is the mean absolute difference of successive frames, not optical flow, and windows
       are kept by rank (the most moving ``motion_keep`` of them) rather than by a flow threshold.
@@ -114,9 +114,9 @@ class OrderVerification(OrderClassification[OrderVerificationConfig]):
       at least 0.75 (half of chance's errors).
     - The frame features are centred (their mean over the tuple subtracted) before they are
       concatenated (``center``): the static table they share dominates them.
-    - Tuples are three frames of a five-frame window ``gap`` frames apart (the seed's five-frame
+    - Tuples are three frames of a five-frame window ``gap`` frames apart (the paper's five-frame
       tuples of whole videos do not fit 30-43-frame episodes).
-    - OPN's spatial jitter (seed 002) is an option the seed does not have: ``jitter`` > 0 shifts
+    - OPN's spatial jitter (Lee et al. 2017) is an option the paper does not have: ``jitter`` > 0 shifts
       each frame of a tuple by its own random offset of up to ``jitter`` pixels, so that
       the puck's place in the frame no longer tells whether the middle frame lies between the
       others; off by default.
@@ -124,7 +124,7 @@ class OrderVerification(OrderClassification[OrderVerificationConfig]):
 
     name = "order_verification"
     summary = "Shuffle and Learn: is a (b, c, d) frame tuple in order or (b, a|e, d)? (binary)"
-    source = "seed 002, Shuffle and Learn (Misra et al. 2016)"
+    source = "Misra et al. 2016 (Shuffle and Learn)"
     config_class = OrderVerificationConfig
 
     @property

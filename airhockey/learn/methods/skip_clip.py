@@ -1,13 +1,13 @@
-"""``skip_clip``: future clip order ranking (El-Nouby et al. 2019, seed 003).
+"""``skip_clip``: future clip order ranking (El-Nouby et al. 2019).
 
 A context clip of K consecutive frames, and M later target frames at a fixed rate r (the first r
 frames after the context's last, the next 2r, ...). A context encoder g (the shared encoder, over
 the context clip) and a target encoder f (another instance of it, on each target frame alone)
 give feature maps; the score of a target is the mean cosine similarity of the two maps over
-aligned spatial cells (seed 003 eq. 3). A hinge rank loss asks each target to score above every
+aligned spatial cells (eq. 3). A hinge rank loss asks each target to score above every
 later one (eq. 1), a contrastive hinge asks each to score above the mean score of M frames of
 other episodes (eq. 2), and the target encoder also predicts which of 0/90/180/270 degrees a
-target frame was rotated by. The three terms are summed without weights, as in the seed.
+target frame was rotated by. The three terms are summed without weights, as in the paper.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class SkipClipConfig:
     jitter: int = 0
     """Largest shift in pixels, drawn independently for the context clip (one shift for all its
     frames, which the recurrence reads together) and for every target and negative frame of a
-    sample (OPN's spatial jittering, seed 002); 0: none. Validation samples are jittered
+    sample (OPN's spatial jittering, Lee et al. 2017); 0: none. Validation samples are jittered
     too (fixed shifts: the same every epoch), so validation measures the task trained on."""
 
     def __post_init__(self) -> None:
@@ -192,28 +192,28 @@ class SkipClipModel(PretextModel):
 
 
 class SkipClip(PretextMethod[SkipClipConfig]):
-    """Future clip order ranking, Skip-Clip (seed 003 sections 3.1 and 4.1).
+    """Future clip order ranking, Skip-Clip (El-Nouby et al. 2019, sections 3.1 and 4.1).
 
-    Deviations from the seed:
+    Deviations from the paper:
 
     - g is the shared encoder (stem + ConvLSTM over the context), not a 3D ResNet-18, and f is a
-      second instance of it on single frames (a 2D network, like the seed's 2D ResNet-18); the
+      second instance of it on single frames (a 2D network, like the paper's 2D ResNet-18); the
       score reads their (hidden_channels, h, w) maps, 16 x 16 x 16 by default, not 512 x 7 x 7.
     - K = 8, M = 4, r = 3 instead of K = 16, M = 8, r = 4, so that a window (K + r M = 20 frames)
-      fits episodes of 30-43 frames; targets are single frames (d = 1), as in the seed.
+      fits episodes of 30-43 frames; targets are single frames (d = 1), as in the paper.
     - Windows are the most moving ``motion_keep`` of them (motion: mean absolute frame difference);
-      the seed seeks to a random time.
+      the paper seeks to a random time.
     - The M negatives are random frames of one other episode of the same split part; the margins
-      (0.1, the seed gives none) are settings.
+      (0.1, the paper gives none) are settings.
     - No random reversal, flips or crops: the table is not left-right symmetric in its labels'
-      sense, and the objects are a few pixels. OPN's spatial jitter (seed 002) is an option
+      sense, and the objects are a few pixels. OPN's spatial jitter (Lee et al. 2017) is an option
       (``jitter``, off by default): one shift for the context clip, one for each target and
       negative frame, so that the puck's place in the frame alone no longer ranks the targets.
     """
 
     name = "skip_clip"
     summary = "Skip-Clip: rank future frames by cosine score to a context clip (hinge), negatives, rotation"
-    source = "seed 003 sections 3.1, 4.1"
+    source = "El-Nouby et al. 2019, sections 3.1 and 4.1"
     config_class = SkipClipConfig
     selection_metric = "val_rank_accuracy"
     selection_mode = "max"

@@ -1,4 +1,4 @@
-"""``sorting``: the Order Prediction Network (Lee et al. 2017, seed 002): sort four shuffled frames.
+"""``sorting``: the Order Prediction Network (Lee et al. 2017): sort four shuffled frames.
 
 Four frames ``gap`` apart (consecutive by default) from a high-motion window are shuffled by one
 of the 24 permutations; the class is the permutation up to reversal (12 classes: a tuple played
@@ -37,7 +37,7 @@ class SortingConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     """The shared frame encoder's sizes."""
     frames: int = 4
-    """Frames in a tuple (the seed's 4: 24 orders, 12 classes); n!/2 classes in general."""
+    """Frames in a tuple (OPN's 4: 24 orders, 12 classes); n!/2 classes in general."""
     feature_dim: int = 128
     """Units of each frame's projected feature vector (OPN's fc6)."""
     pair_dim: int = 128
@@ -45,13 +45,13 @@ class SortingConfig:
     hidden: int = 128
     """Units of the classifier's hidden layer."""
     gap: int = 1
-    """Frames between successive frames of a tuple, in time (2 makes the task trivial on air hockey:
-    99.3% validation accuracy after 500 steps; 1 gives 93.3%)."""
+    """Frames between successive frames of a tuple, in time (2 makes the task trivial on air hockey,
+    ``docs/pretext_order_methods.md``)."""
     motion_keep: float = 0.75
     """Fraction of the windows, those that move the most, that tuples are drawn from."""
     jitter: int = 0
     """Largest per-frame shift in pixels, drawn independently for every frame of a training sample
-    (OPN's spatial jittering, seed 002); 0: none. Validation samples are jittered too
+    (OPN's spatial jittering, Lee et al. 2017); 0: none. Validation samples are jittered too
     (fixed shifts: the same every epoch), so validation measures the task trained on."""
 
     def __post_init__(self) -> None:
@@ -82,10 +82,9 @@ class SortingSamples(OrderSamples):
 
 
 class Sorting(OrderClassification[SortingConfig]):
-    """Sequence sorting with the Order Prediction Network (seed 002, "Unsupervised Representation
-    Learning by Sorting Sequences").
+    """Sequence sorting with the Order Prediction Network (Lee et al. 2017).
 
-    Deviations from the seed:
+    Deviations from the paper:
 
     - Motion is the mean absolute difference of successive frames, not optical flow; whole frames
       are used, without OPN's high-motion patches or channel splitting: the camera is fixed and
@@ -97,13 +96,13 @@ class Sorting(OrderClassification[SortingConfig]):
     - The frame branches are the shared encoder (stem + ConvLSTM on one frame), not AlexNet; fc6
       is a ``feature_dim`` projection of its feature map.
     - Frames are consecutive (``gap`` 1) in a window (OPN samples within a high-motion window
-      too, with its own spacing): two frames apart, one moving puck on a fixed table made the task
-      trivial (99.3% after 500 steps).
+      too, with its own spacing): two frames apart, one moving puck on a fixed table makes the task
+      trivial.
     """
 
     name = "sorting"
     summary = "OPN: sort 4 shuffled frames, 12 classes (order up to reversal), pairwise feature differences"
-    source = "seed 002, Order Prediction Network (Lee et al. 2017)"
+    source = "Lee et al. 2017 (Order Prediction Network)"
     config_class = SortingConfig
 
     @property

@@ -1,2 +1,3 @@
-"""Building blocks: the encoder interface (``encoder``), ConvLSTM and ConvGRU cells and stacks,
-the ConvLSTM autoencoder, and frame-prediction metrics. Nothing here imports another stage."""
+"""Building blocks: the encoder interface (``encoder``), frame-by-frame predictors (``predictor``),
+ConvLSTM and ConvGRU cells and their stacks (``convlstm``, ``convgru``, ``recurrent``), the ConvLSTM
+autoencoder, and frame-prediction metrics. Nothing here imports another stage."""

@@ -1,4 +1,5 @@
-"""The ConvLSTM autoencoder of seed 000 (section 4.3): a frame encoder, a decoder, a causal 3D-conv output.
+"""The ConvLSTM autoencoder of Han et al. 2021 (section 4.3): a frame encoder, a decoder, a causal
+3D-conv output.
 
 ``ConvLSTMAutoencoder`` predicts the next frame of a video (the ``next_frame`` method,
 ``learn.methods.next_frame``); its ``FrameEncoder`` (stem + two ConvLSTM layers) is the shared
@@ -16,7 +17,8 @@ from torch import Tensor, nn
 
 from airhockey.learn.config import EncoderConfig
 from airhockey.learn.nn.convlstm import ConvLSTM, State
-from airhockey.learn.nn.encoder import PretextModel, VideoEncoder
+from airhockey.learn.nn.encoder import VideoEncoder
+from airhockey.learn.nn.predictor import StepPredictor
 
 
 class FrameEncoder(VideoEncoder):
@@ -106,7 +108,7 @@ class AutoencoderState:
     """The output layer's inputs at the last ``output_time_kernel - 1`` steps, (B, C, k - 1, H', W')."""
 
 
-class ConvLSTMAutoencoder(PretextModel):
+class ConvLSTMAutoencoder(StepPredictor):
     """Next-frame predictor: frame encoder, two decoder ConvLSTM layers, upsampling head, causal 3D conv.
 
     At every step t the encoder reads frame t, the decoder reads the encoder's top hidden state,
@@ -114,10 +116,10 @@ class ConvLSTMAutoencoder(PretextModel):
     convolution over the last ``output_time_kernel`` steps of those maps (and of the frames, as
     2x2 pixel blocks) gives an image and, with ``composite``, a mask that says where the image
     replaces frame t in the prediction of frame t+1. Frames after t never reach it. Past the
-    given frames, predictions are fed back as inputs (seed 001).
+    given frames, predictions are fed back as inputs (as in Leuschner and Scheffczyk 2020).
 
-    Deviations from seed 000 (section 4.3) and the code it adapts (Nielsen 2020), all so that
-    training gets somewhere in minutes on 2 CPU cores:
+    Deviations from Han et al. 2021 (section 4.3) and the code they adapt (Nielsen 2020), all so
+    that training gets somewhere in minutes on 2 CPU cores:
 
     - A stem of strided convolutions before the encoder's ConvLSTMs, so that they run at 1/4
       resolution (16x16 for 64x64 frames), and an upsampling head (transposed convolutions)
@@ -203,41 +205,3 @@ class ConvLSTMAutoencoder(PretextModel):
             return torch.sigmoid(out), state  # (B, T, 3, H, W)
         mask, image = torch.sigmoid(out[:, :, :1]), torch.sigmoid(out[:, :, 1:])  # (B, T, 1 | 3, H, W)
         return frames + mask * (image - frames), state  # (B, T, 3, H, W)
-
-    def forward(self, frames: Tensor, future: int = 0) -> Tensor:
-        """One-step predictions for the given frames, then ``future`` more by feeding predictions back.
-
-        Args:
-            frames: (B, T, 3, H, W) in [0, 1].
-            future: extra steps past the last frame, each reading the previous prediction.
-
-        Returns:
-            (B, T + future, 3, H, W): ``[:, t]`` predicts frame t + 1 of the sequence that
-            ``frames`` begins.
-        """
-        predictions, state = self.advance(frames)
-        return torch.cat([predictions, self.rollout(predictions[:, -1:], state, future)], dim=1)
-
-    def rollout(self, prediction: Tensor, state: AutoencoderState, steps: int) -> Tensor:
-        """Continues a sequence from its latest prediction by feeding each prediction back.
-
-        Args:
-            prediction: (B, 1, 3, H, W), the prediction made with ``state``.
-            state: the state after the frame that ``prediction`` follows.
-            steps: how many further frames to predict.
-
-        Returns:
-            (B, steps, 3, H, W), the frames after the one ``prediction`` stands for.
-        """
-        outputs = []
-        for _ in range(steps):
-            prediction, state = self.advance(prediction, state)
-            outputs.append(prediction)
-        return torch.cat(outputs, dim=1) if outputs else prediction[:, :0]
-
-
-def parameter_counts(model: nn.Module) -> dict[str, int]:
-    """Trainable parameters of each direct child module, and ``total``."""
-    counts = {name: sum(p.numel() for p in child.parameters()) for name, child in model.named_children()}
-    counts["total"] = sum(counts.values())
-    return counts

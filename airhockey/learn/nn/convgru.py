@@ -1,19 +1,17 @@
 """The convolutional GRU (Ballas et al. 2016, Siam et al. 2016): a cell, and a stack run over a sequence.
 
-Seed 001 (section 3) replaces the Video Ladder Network's ConvLSTMs with ConvGRUs: one state map
-instead of two and three gate convolutions instead of four, for less memory and computation, which
-short-horizon prediction does not miss. The interface follows ``learn.convlstm``: the state keeps
-its spatial layout, ``h`` is a feature map ``(B, C, H, W)``.
+Leuschner and Scheffczyk 2020 (section 3) replace the Video Ladder Network's ConvLSTMs with
+ConvGRUs: one state map instead of two and three gate convolutions instead of four, for less memory
+and computation, which short-horizon prediction does not miss. The interface follows
+``learn.nn.convlstm``: the state keeps its spatial layout, ``h`` is a feature map ``(B, C, H, W)``.
 """
 
 from __future__ import annotations
 
-import itertools
-
 import torch
 from torch import Tensor, nn
 
-from airhockey.learn.nn.convlstm import run_layers
+from airhockey.learn.nn.recurrent import RecurrentStack
 
 State = Tensor
 """A layer's hidden state ``h``, ``(B, C_hidden, H, W)``."""
@@ -65,11 +63,8 @@ class ConvGRUCell(nn.Module):
         return n + z * (state - n)
 
 
-class ConvGRU(nn.Module):
-    """Stacked ConvGRU layers run over a sequence; each layer's hidden state is the next one's input.
-
-    Layer-major like ``ConvLSTM``: each layer runs over the whole sequence before the next, so its
-    input convolution takes all time steps in one call; the result equals the step-by-step order.
+class ConvGRU(RecurrentStack):
+    """Stacked ConvGRU layers run over a sequence (``RecurrentStack``); a layer's state is ``h``.
 
     Args:
         in_channels: channels of the input frames or feature maps.
@@ -77,22 +72,8 @@ class ConvGRU(nn.Module):
         kernel_size: side of the gate convolutions.
     """
 
-    def __init__(self, in_channels: int, hidden_channels: tuple[int, ...], kernel_size: int = 3) -> None:
-        super().__init__()
-        channels = (in_channels, *hidden_channels)
-        self.cells = nn.ModuleList(
-            ConvGRUCell(c_in, c_out, kernel_size) for c_in, c_out in itertools.pairwise(channels)
-        )
-        self.out_channels = channels[-1]
+    cell_class = ConvGRUCell
 
-    def forward(self, x: Tensor, states: list[State] | None = None) -> tuple[Tensor, list[State]]:
-        """Runs the stack over a sequence.
-
-        Args:
-            x: (B, T, C_in, H, W).
-            states: one ``h`` per layer to continue from, or None to start from zeros.
-
-        Returns:
-            The top layer's hidden states (B, T, C_top, H, W) and the new state of every layer.
-        """
-        return run_layers(self.cells, x, states, lambda state: state)
+    @staticmethod
+    def hidden(state: State) -> Tensor:
+        return state

@@ -11,7 +11,11 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from airhockey.errors import UserError
+from airhockey.generate.rollout import make_env
+from airhockey.generate.shards import open_shards
+from airhockey.learn.device import check_device
 from airhockey.learn.pretext.run import PretextRun
+from airhockey.video import check_video_path, text_banner, write_video
 
 PANELS = ("truth", "1 step", "{steps} steps")
 """The panels' titles, drawn above each panel."""
@@ -41,9 +45,6 @@ def prediction_video(
     Raises:
         UserError: for a method that does not predict frames, or frames of another size.
     """
-    from airhockey.learn.device import check_device
-    from airhockey.video import check_video_path, text_banner, write_video
-
     if not run.method.predictive:
         raise UserError(f"method {run.method.name!r} does not predict frames: there is nothing to show")
     if tuple(frames.shape[1:3]) != run.image_size:
@@ -79,9 +80,6 @@ def predict_dataset_episode(
         steps: how far ahead the rollout panel predicts.
         device: torch device to run the model on.
     """
-    from airhockey.generate import open_shards
-    from airhockey.generate.rollout import make_env
-
     opened = PretextRun.open(run)
     with open_shards(data) as episodes:
         if not 0 <= episode < len(episodes):

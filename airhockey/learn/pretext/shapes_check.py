@@ -5,8 +5,9 @@ On a dataset of ``airhockey data shapes`` the first shape's true centre is store
 ``context`` true frames is rolled out ``steps`` frames by the method's ``predict_episode`` (its
 predictions fed back); the centroid of the pixels of each predicted frame that have the first
 shape's colour is compared with the stored centre. A clip passes when every rolled-out frame's
-centroid is within ``tolerance`` pixels (seed 001 section 4 and seed 004 section 3.2 check their
-models on such synthetic motion before trusting them on real data).
+centroid is within ``tolerance`` pixels (Leuschner and Scheffczyk 2020, section 4, and Srivastava
+et al. 2015, section 3.2, check their models on such synthetic motion before trusting them on real
+data).
 
     python -m airhockey.learn.pretext.shapes_check RUN [RUN ...] --data SHAPES
 """
@@ -22,6 +23,9 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from airhockey.generate.shapes import BACKGROUND, COLOURS
+from airhockey.generate.shards import open_shards
+from airhockey.learn.data import frames_to_tensor, split_episodes
+from airhockey.learn.pretext.run import PretextRun
 
 SHAPE_WEIGHT = 0.5
 """A pixel belongs to the shape where it is at least this close to the shape's colour, on the scale from
@@ -74,10 +78,6 @@ def check_rollouts(
         stride: frames between the ends of successive contexts of an episode.
         tolerance: largest distance in pixels between the predicted and the true centre.
     """
-    from airhockey.generate import open_shards
-    from airhockey.learn.data import frames_to_tensor, split_episodes
-    from airhockey.learn.pretext.run import PretextRun
-
     opened = PretextRun.open(run)
     model, method = opened.model().eval(), opened.method
     episodes = open_shards(data)

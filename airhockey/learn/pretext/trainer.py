@@ -29,10 +29,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
 
 from airhockey.errors import UserError
+from airhockey.generate.shards import open_shards
 from airhockey.jsonio import write_json
 from airhockey.learn.config import RESUMABLE, PretextConfig
+from airhockey.learn.data import split_episodes
 from airhockey.learn.device import check_device
 from airhockey.learn.methods import get_method
 from airhockey.learn.methods.base import PretextMethod, to_device
@@ -107,9 +110,6 @@ def dataset_samples(
     Raises:
         UserError: a missing or unreadable dataset, or one too small for the method's samples.
     """
-    from airhockey.generate import open_shards
-    from airhockey.learn.data import split_episodes
-
     episodes = open_shards(path)
     frame_size = tuple(int(n) for n in episodes.frames(0, 0, 1).shape[1:3])
     try:
@@ -158,6 +158,237 @@ def _check_resume(stored: dict[str, Any], config: PretextConfig, method: Pretext
         raise UserError(f"--resume needs the run's own settings; these differ: {', '.join(sorted(changed))}")
 
 
+def _open_run(
+    out: Path, method: PretextMethod[Any] | None, config: PretextConfig, resume: bool
+) -> tuple[PretextMethod[Any], dict[str, Any] | None]:
+    """The method to train and, when resuming, the run's ``last.pt`` (None for a new run)."""
+    checkpoint = None
+    if resume:
+        if not (out / LAST).is_file():
+            raise UserError(
+                f"{str(out)!r} holds no run to resume (no {LAST}): leave out --resume to start one"
+            )
+        checkpoint = load_checkpoint(out, KIND_PRETEXT, name=LAST)
+        _check_resume(checkpoint, config, method)
+        method = get_method(checkpoint["method"]).from_dict(checkpoint["method_config"])
+    elif (out / LAST).exists():
+        raise UserError(
+            f"{str(out)!r} already holds a run: pass --resume to continue it, or choose another --out"
+        )
+    if method is None:
+        raise UserError("give a method to train (--method NAME)")
+    return method, checkpoint
+
+
+def _training_samples(
+    data: str | Path | tuple[Dataset, Dataset],
+    method: PretextMethod[Any],
+    config: PretextConfig,
+    resume: bool,
+) -> tuple[Dataset, Dataset, PretextMethod[Any], dict[str, Any]]:
+    """``dataset_samples`` of a generated dataset, or the given pair of sample sets; the method set
+    to the frames' size (a resumed run keeps its own), and what ``config.json`` records of the data."""
+    if isinstance(data, tuple):
+        (train_set, val_set), data_info = data, {}
+    else:
+        train_set, val_set, fitted, data_info = dataset_samples(data, method, config)
+        if not resume:
+            method = fitted
+    first = train_set[0]
+    if isinstance(first, torch.Tensor) and first.dim() >= 3 and tuple(first.shape[-2:]) != method.image_size:
+        raise UserError(
+            f"the samples' frames are {tuple(first.shape[-2:])}, the method's image_size {method.image_size}"
+        )
+    return train_set, val_set, method, data_info
+
+
+class _Training:
+    """The state of one training session: the method's model and its optimiser on the device, the
+    run folder, and where the run stands (``progress``, stored in ``last.pt``)."""
+
+    def __init__(
+        self, method: PretextMethod[Any], config: PretextConfig, device: torch.device, out: Path
+    ) -> None:
+        self.method, self.config, self.device, self.out = method, config, device, out
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.model = method.build_model()
+        self.model.to(device).train()
+        if config.frozen_encoder:
+            freeze_encoders(self.model)
+        self.trained = [q for q in self.model.parameters() if q.requires_grad]
+        if not self.trained:
+            raise UserError(
+                f"method {method.name!r} has nothing to train besides its encoder: leave out --frozen-encoder"
+            )
+        self.optimizer = torch.optim.AdamW(self.trained, lr=config.lr, weight_decay=config.weight_decay)
+        self.fields = _log_fields(method)
+        """The columns of ``log.csv``."""
+        self.progress: dict[str, Any] = {
+            "epoch": 0,  # epochs completed
+            "batch": 0,  # batches done of the current epoch
+            "step": 0,  # optimiser steps
+            "best": None,  # the best validation's selection metric
+            "best_epoch": -1,
+            "stale": 0,  # validations in a row without improvement
+        }
+
+    def resume(self, checkpoint: dict[str, Any]) -> None:
+        """Continues from ``last.pt``: the model, the optimiser and the progress."""
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.progress = checkpoint["progress"]
+
+    def start_log(self) -> None:
+        """Creates the run folder and ``log.csv`` with its header."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.out / "log.csv", "w", newline="") as f:
+            csv.writer(f).writerow(self.fields)
+
+    def write_config(self, data_info: dict[str, Any], command: str) -> None:
+        """Writes ``config.json``: the method, its config, the encoder's, the trainer's settings,
+        the command and the data."""
+        write_json(
+            self.out / "config.json",
+            {
+                "method": self.method.name,
+                "method_config": self.method.config_dict(),
+                "encoder": self.method.encoder_config(),
+                "training": dataclasses.asdict(self.config),
+                "command": command,
+                "data": data_info,
+            },
+        )
+
+    def train_epoch(
+        self, train_set: Dataset, n_batches: int, deadline: float, progress: bool
+    ) -> tuple[float, str | None]:
+        """Trains on the rest of the current epoch, or until a budget runs out.
+
+        Returns:
+            The mean training loss of the batches trained, and the budget that ran out mid-epoch
+            (``"steps"`` or ``"time"``) or None.
+        """
+        config, p = self.config, self.progress
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(p["epoch"])
+        bar = tqdm(
+            sample_loader(train_set, config, self.device, epoch=p["epoch"], start_batch=p["batch"]),
+            total=n_batches,
+            initial=p["batch"],
+            desc=f"epoch {p['epoch'] + 1}" + (f"/{config.epochs}" if config.epochs else ""),
+            disable=not progress,
+            leave=False,
+        )
+        loss_sum, loss_n, budget_out = 0.0, 0, None
+        for batch in bar:
+            loss = self.method.loss(self.model, to_device(batch, self.device))
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.trained, config.grad_clip)
+            self.optimizer.step()
+            p["batch"] += 1
+            p["step"] += 1
+            loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
+            bar.set_postfix(loss=f"{loss_sum / loss_n:.5f}")
+            if config.steps is not None and p["step"] >= config.steps:
+                budget_out = "steps"
+            elif time.monotonic() >= deadline:
+                budget_out = "time"
+            if budget_out:
+                break
+        bar.close()
+        return loss_sum / max(loss_n, 1), budget_out
+
+    def validate(self, val_loader: DataLoader) -> dict[str, float]:
+        """The method's validation metrics of the model, in eval mode."""
+        self.model.eval()
+        with torch.no_grad():
+            val = self.method.evaluate(self.model, val_loader, self.device)
+        self.model.train()
+        return val
+
+    def save_validation(
+        self,
+        val: dict[str, float],
+        baselines: dict[str, float],
+        train_loss: float,
+        n_batches: int,
+        elapsed_s: float,
+    ) -> dict[str, Any]:
+        """Records a validation: moves on to the next epoch at an epoch's end, keeps the best
+        model, writes ``best.pt`` (when better), ``last.pt`` and a row of ``log.csv``; the row."""
+        method, p = self.method, self.progress
+        row = {
+            "epoch": p["epoch"] + 1,
+            "batches": p["batch"],
+            "step": p["step"],
+            "train_loss": train_loss,
+            "elapsed_s": elapsed_s,
+            **{k: v for k, v in {**val, **baselines}.items() if k in self.fields},
+        }
+        if p["batch"] >= n_batches:
+            p["epoch"], p["batch"] = p["epoch"] + 1, 0
+        improved = _better(method, val[method.selection_metric], p["best"])
+        if improved:
+            p["best"], p["best_epoch"], p["stale"] = val[method.selection_metric], row["epoch"], 0
+        else:
+            p["stale"] += 1
+        payload = {
+            "kind": KIND_PRETEXT,
+            "method": method.name,
+            "method_config": method.config_dict(),
+            "encoder_config": method.encoder_config(),
+            "train_config": dataclasses.asdict(self.config),
+            "model": self.model.state_dict(),
+            "encoder": self.model.encoder.state_dict(),
+            "validation": val,
+            "baselines": baselines,
+            "step": p["step"],
+        }
+        if improved:
+            save_checkpoint(self.out / BEST, payload)
+        save_checkpoint(
+            self.out / LAST, {**payload, "optimizer": self.optimizer.state_dict(), "progress": dict(p)}
+        )
+        with open(self.out / "log.csv", "a", newline="") as f:
+            csv.DictWriter(f, self.fields).writerow(row)
+        return row
+
+    def report(self, row: dict[str, Any]) -> None:
+        """A console line of a validation."""
+        shown = ", ".join(
+            f"{k} {row[k]:.6g}" for k in self.fields[len(LOG_FIELDS) :] if isinstance(row.get(k), float)
+        )
+        tqdm.write(f"epoch {row['epoch']} (step {row['step']}): train loss {row['train_loss']:.5f}, {shown}")
+
+    def finish(
+        self, baselines: dict[str, float], val_samples: int, stop_reason: str, seconds: float
+    ) -> dict[str, Any]:
+        """Writes ``metrics.json``: the best validation's metrics, the baselines, and how the run
+        ended (``stop_reason``, after ``seconds`` of this session); returns what it holds."""
+        method, p = self.method, self.progress
+        best = load_checkpoint(self.out, KIND_PRETEXT)
+        metrics = {
+            "method": method.name,
+            **best["validation"],
+            **baselines,
+            "val_samples": val_samples,
+            "best_epoch": p["best_epoch"],
+            "best_step": best["step"],
+            "epochs_done": p["epoch"],
+            "steps": p["step"],
+            "stopped_by": stop_reason,
+            "train_seconds_this_session": seconds,
+            "device": str(self.device),
+            "threads": torch.get_num_threads(),
+            "parameters": sum(x.numel() for x in self.model.parameters()),
+        }
+        metrics.update(method.derived_metrics(metrics))
+        write_json(self.out / "metrics.json", metrics)
+        return metrics
+
+
 def train_pretext(
     data: str | Path | tuple[Dataset, Dataset],
     out: str | Path,
@@ -190,74 +421,24 @@ def train_pretext(
         UserError: an existing run without ``resume``, a missing one with it, changed settings on
             resume, no method to start a run with, a dataset too small, or an unavailable device.
     """
-    from tqdm import tqdm
-
     out = Path(out)
     device = check_device(config.device)
-    if resume:
-        if not (out / LAST).is_file():
-            raise UserError(
-                f"{str(out)!r} holds no run to resume (no {LAST}): leave out --resume to start one"
-            )
-        ckpt = load_checkpoint(out, KIND_PRETEXT, name=LAST)
-        _check_resume(ckpt, config, method)
-        method = get_method(ckpt["method"]).from_dict(ckpt["method_config"])
-    elif (out / LAST).exists():
-        raise UserError(
-            f"{str(out)!r} already holds a run: pass --resume to continue it, or choose another --out"
-        )
-    if method is None:
-        raise UserError("give a method to train (--method NAME)")
-    if isinstance(data, tuple):
-        (train_set, val_set), data_info = data, {}
+    method, checkpoint = _open_run(out, method, config, resume)
+    train_set, val_set, method, data_info = _training_samples(data, method, config, resume)
+    training = _Training(method, config, device, out)
+    if checkpoint is not None:
+        training.resume(checkpoint)
     else:
-        train_set, val_set, fitted, data_info = dataset_samples(data, method, config)
-        if not resume:
-            method = fitted
-    first = train_set[0]
-    if isinstance(first, torch.Tensor) and first.dim() >= 3 and tuple(first.shape[-2:]) != method.image_size:
-        raise UserError(
-            f"the samples' frames are {tuple(first.shape[-2:])}, the method's image_size {method.image_size}"
-        )
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = method.build_model()
-    model.to(device).train()
-    if config.frozen_encoder:
-        freeze_encoders(model)
-    trained = [q for q in model.parameters() if q.requires_grad]
-    if not trained:
-        raise UserError(
-            f"method {method.name!r} has nothing to train besides its encoder: leave out --frozen-encoder"
-        )
-    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
-    fields = _log_fields(method)
-    if resume:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        p, baselines = ckpt["progress"], ckpt["baselines"]
-    else:
-        p = {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_epoch": -1, "stale": 0}
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / "log.csv", "w", newline="") as f:
-            csv.writer(f).writerow(fields)
-    write_json(
-        out / "config.json",
-        {
-            "method": method.name,
-            "method_config": method.config_dict(),
-            "encoder": method.encoder_config(),
-            "training": dataclasses.asdict(config),
-            "command": command,
-            "data": data_info,
-        },
-    )
-
+        training.start_log()
+    training.write_config(data_info, command)
     val_loader = sample_loader(val_set, config, device)
-    if not resume:
+    if checkpoint is not None:
+        baselines = checkpoint["baselines"]
+    else:
         with torch.no_grad():
             baselines = method.baselines(train_set, val_loader, device)
+
+    p = training.progress
     n_batches = math.ceil(len(train_set) / config.batch_size)  # type: ignore[arg-type]
     start = time.monotonic()
     deadline = math.inf if config.minutes is None else start + 60.0 * config.minutes
@@ -266,77 +447,12 @@ def train_pretext(
         if config.steps is not None and p["step"] >= config.steps:
             stop_reason = "steps"
             break
-        if hasattr(train_set, "set_epoch"):
-            train_set.set_epoch(p["epoch"])
-        bar = tqdm(
-            sample_loader(train_set, config, device, epoch=p["epoch"], start_batch=p["batch"]),
-            total=n_batches,
-            initial=p["batch"],
-            desc=f"epoch {p['epoch'] + 1}" + (f"/{config.epochs}" if config.epochs else ""),
-            disable=not progress,
-            leave=False,
-        )
-        loss_sum, loss_n, budget_out = 0.0, 0, None
-        for batch in bar:
-            loss = method.loss(model, to_device(batch, device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trained, config.grad_clip)
-            optimizer.step()
-            p["batch"] += 1
-            p["step"] += 1
-            loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
-            bar.set_postfix(loss=f"{loss_sum / loss_n:.5f}")
-            if config.steps is not None and p["step"] >= config.steps:
-                budget_out = "steps"
-            elif time.monotonic() >= deadline:
-                budget_out = "time"
-            if budget_out:
-                break
-        bar.close()
-        model.eval()
-        with torch.no_grad():
-            val = method.evaluate(model, val_loader, device)
-        model.train()
-        row = {
-            "epoch": p["epoch"] + 1,
-            "batches": p["batch"],
-            "step": p["step"],
-            "train_loss": loss_sum / max(loss_n, 1),
-            "elapsed_s": round(time.monotonic() - start, 1),
-            **{k: v for k, v in {**val, **baselines}.items() if k in fields},
-        }
-        if p["batch"] >= n_batches:
-            p["epoch"], p["batch"] = p["epoch"] + 1, 0
-        improved = _better(method, val[method.selection_metric], p["best"])
-        if improved:
-            p["best"], p["best_epoch"], p["stale"] = val[method.selection_metric], row["epoch"], 0
-        else:
-            p["stale"] += 1
-        payload = {
-            "kind": KIND_PRETEXT,
-            "method": method.name,
-            "method_config": method.config_dict(),
-            "encoder_config": method.encoder_config(),
-            "train_config": dataclasses.asdict(config),
-            "model": model.state_dict(),
-            "encoder": model.encoder.state_dict(),
-            "validation": val,
-            "baselines": baselines,
-            "step": p["step"],
-        }
-        if improved:
-            save_checkpoint(out / BEST, payload)
-        save_checkpoint(out / LAST, {**payload, "optimizer": optimizer.state_dict(), "progress": dict(p)})
-        with open(out / "log.csv", "a", newline="") as f:
-            csv.DictWriter(f, fields).writerow(row)
+        train_loss, budget_out = training.train_epoch(train_set, n_batches, deadline, progress)
+        val = training.validate(val_loader)
+        elapsed_s = round(time.monotonic() - start, 1)
+        row = training.save_validation(val, baselines, train_loss, n_batches, elapsed_s)
         if progress:
-            shown = ", ".join(
-                f"{k} {row[k]:.6g}" for k in fields[len(LOG_FIELDS) :] if isinstance(row.get(k), float)
-            )
-            tqdm.write(
-                f"epoch {row['epoch']} (step {row['step']}): train loss {row['train_loss']:.5f}, {shown}"
-            )
+            training.report(row)
         if budget_out:
             stop_reason = budget_out
             break
@@ -344,22 +460,4 @@ def train_pretext(
             stop_reason = "early_stopping"
             break
 
-    best = load_checkpoint(out, KIND_PRETEXT)
-    metrics = {
-        "method": method.name,
-        **best["validation"],
-        **baselines,
-        "val_samples": len(val_set),  # type: ignore[arg-type]
-        "best_epoch": p["best_epoch"],
-        "best_step": best["step"],
-        "epochs_done": p["epoch"],
-        "steps": p["step"],
-        "stopped_by": stop_reason,
-        "train_seconds_this_session": round(time.monotonic() - start, 1),
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "parameters": sum(x.numel() for x in model.parameters()),
-    }
-    metrics.update(method.derived_metrics(metrics))
-    write_json(out / "metrics.json", metrics)
-    return metrics
+    return training.finish(baselines, len(val_set), stop_reason, round(time.monotonic() - start, 1))  # type: ignore[arg-type]

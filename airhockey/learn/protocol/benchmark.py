@@ -26,16 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airhockey.backends import LOCAL, Backend
+from airhockey.backends import LOCAL, Backend, run_tasks
 from airhockey.errors import UserError
 from airhockey.generate.config import GenerateConfig
+from airhockey.jsonio import write_json
 from airhockey.learn.config import SCRATCH, ClassifyConfig, CompareConfig, PretextConfig, to_dict
+from airhockey.learn.protocol.leaderboard import Leaderboard, leaderboard, write_leaderboard
+from airhockey.learn.protocol.records import read_json_file
+from airhockey.learn.protocol.runlog import comparable, finished_results
 
-LEADERBOARD_BUDGETS = (1, 4, 16, None)
-"""Budgets the leaderboard shows (those the comparison ran); None: all training episodes."""
-LEADERBOARD_K = (1, 4)
-"""Context frames the leaderboard shows (those the comparison ran)."""
-ORACLE = "oracle"
 STAGES = ("generate", "pretext", "compare")
 """The benchmark's stages, whose wall seconds ``leaderboard.json`` sums over its sessions."""
 
@@ -64,6 +63,40 @@ class BenchmarkConfig:
             raise UserError("a benchmark's pretext runs need a number of steps (the equal compute budget)")
         if not self.pretext_seeds:
             raise UserError("give at least one pretext seed")
+
+    def with_overrides(
+        self,
+        *,
+        methods: tuple[str, ...] | None = None,
+        steps: int | None = None,
+        pretext_seeds: tuple[int, ...] | None = None,
+        device: str | None = None,
+        **compare: Any,
+    ) -> BenchmarkConfig:
+        """A copy with the settings given; one left out or None keeps this config's.
+
+        Args:
+            methods: registered methods to run; () for all of them.
+            steps: optimiser steps of every pretext run.
+            pretext_seeds: seeds of each method's pretext runs.
+            device: the torch device of the pretext runs and of the classifiers.
+            **compare: ``CompareConfig`` fields, e.g. ``budgets``, ``repeats``, ``frames_k``.
+        """
+        pretext, compare_config = self.pretext, self.compare
+        if steps is not None:
+            pretext = dataclasses.replace(pretext, steps=steps)
+        if device is not None:
+            pretext = dataclasses.replace(pretext, device=device)
+            training = dataclasses.replace(compare_config.training, device=device)
+            compare_config = dataclasses.replace(compare_config, training=training)
+        given = {name: value for name, value in compare.items() if value is not None}
+        return dataclasses.replace(
+            self,
+            pretext=pretext,
+            compare=dataclasses.replace(compare_config, **given),
+            methods=self.methods if methods is None else methods,
+            pretext_seeds=self.pretext_seeds if pretext_seeds is None else pretext_seeds,
+        )
 
     def with_labels(self, labels: str) -> BenchmarkConfig:
         """A copy for the label set ``labels`` ('leftright' or 'all'), with that set's bundled agent."""
@@ -114,7 +147,7 @@ FULL = BenchmarkConfig(
     ),
     pretext_seeds=(0, 1, 2),
 )
-"""The protocol's full settings (issue 14) on a GPU: 3 pretext seeds of 3,000 steps, budgets 1-64 and
+"""The protocol's full settings on a GPU: 3 pretext seeds of 3,000 steps, budgets 1-64 and
 all, 10 draws each, k up to 8."""
 
 QUICK = BenchmarkConfig(
@@ -203,7 +236,7 @@ def run_benchmark(
     progress: bool = True,
     command: str = "",
     say: Callable[[str], None] = print,
-) -> dict[str, Any]:
+) -> Leaderboard:
     """Generates (or reuses) the data, trains every method's pretext runs, compares them, and
     writes the leaderboard into ``out``.
 
@@ -224,65 +257,29 @@ def run_benchmark(
         UserError: an unknown method, ``out`` holding a benchmark of other settings, or an error
             of any stage.
     """
-    from airhockey.backends import run_tasks
     from airhockey.generate import generate
-    from airhockey.jsonio import write_json
-    from airhockey.learn.protocol.compare import compare_on_dataset, finished_results
+    from airhockey.learn.protocol.compare import compare_on_dataset
 
     out = Path(out)
     methods = resolve_methods(config.methods)
-    settings = {**config.to_dict(), "methods": methods}
-    record_path = out / "benchmark.json"
-    record = json.loads(record_path.read_text()) if record_path.is_file() else None
-    if record is not None and _comparable(record["settings"]) != _comparable(
-        json.loads(json.dumps(settings))
-    ):
-        raise UserError(f"{str(out)!r} holds a benchmark with other settings: choose another OUT")
+    sessions = Sessions.open(out / "benchmark.json", {**config.to_dict(), "methods": methods}, command)
     out.mkdir(parents=True, exist_ok=True)
-    # Each call is a session; its stages' wall seconds are written as each stage ends, so that the
-    # time of an interrupted session counts in the total of the one that finishes the benchmark.
-    sessions: list[dict[str, Any]] = [] if record is None else record.get("sessions", [])
-    seconds: dict[str, float] = {}
-    sessions.append({"command": command, "seconds": seconds})
-
-    def stage_done(stage: str, start: float) -> None:
-        seconds[stage] = round(time.monotonic() - start, 1)
-        write_json(record_path, {"settings": settings, "command": command, "sessions": sessions})
-
-    write_json(record_path, {"settings": settings, "command": command, "sessions": sessions})
+    sessions.write()
     start = time.monotonic()
     for name, gen in (("data", config.data), ("test_data", config.test_data)):
         manifest = generate(gen, out / name, workers=workers, resume=(out / name).exists(), progress=progress)
         say(f"{name}: {manifest['episodes']} episodes in {out / name}/")
-    stage_done("generate", start)
+    sessions.stage_done("generate", start)
 
     start = time.monotonic()
-    in_process = backend.kind == "local" and workers == 1
-    jobs = [
-        PretextJob(
-            name,
-            seed,
-            str(out / "pretext" / f"{name}-s{seed}"),
-            str(out / "data"),
-            to_dict(config.pretext),
-            in_process,
-        )
-        for name in methods
-        for seed in config.pretext_seeds
-    ]
-    pretext_metrics: dict[str, dict[str, Any]] = {}
-    for i, metrics in run_tasks(
-        run_pretext_job, jobs, backend=backend, workers=workers, progress="pretext runs" if progress else None
-    ):
-        pretext_metrics[jobs[i].out] = metrics
-        say(f"pretext: {jobs[i].method} seed {jobs[i].seed}: {metrics['steps']} steps")
-    stage_done("pretext", start)
+    jobs = pretext_jobs(out, config, methods, in_process=backend.kind == "local" and workers == 1)
+    pretext_metrics = run_pretext_jobs(jobs, backend, workers, progress, say)
+    sessions.stage_done("pretext", start)
 
     start = time.monotonic()
     report = out / "compare"
-    finished = finished_results(report, config.compare)
-    if finished is not None:
-        results = finished
+    results = finished_results(report, config.compare)
+    if results is not None:
         say(f"compare: reusing the finished comparison in {report}/")
     else:
         arms: list[Any] = [SCRATCH] + [[job.out for job in jobs if job.method == name] for name in methods]
@@ -298,288 +295,112 @@ def run_benchmark(
             progress=progress,
             command=command,
         )
-    stage_done("compare", start)
+    sessions.stage_done("compare", start)
 
-    board = leaderboard(results, jobs, pretext_metrics)
-    total = {stage: round(sum(s["seconds"].get(stage, 0.0) for s in sessions), 1) for stage in STAGES}
-    board.update(
-        {
-            "settings": settings,
-            "command": command,
-            "seconds": total,
-            "sessions": sessions,
-            "smoke_test": smoke_test,
-        }
+    by_method = {
+        name: [pretext_metrics.get(job.out, {}) for job in jobs if job.method == name] for name in methods
+    }
+    board = leaderboard(
+        results,
+        by_method,
+        settings=sessions.settings,
+        command=command,
+        seconds=sessions.total(),
+        sessions=sessions.sessions,
+        smoke_test=smoke_test,
     )
     write_leaderboard(board, results, out)
     say(f"wrote {out}/leaderboard.md")
     return board
 
 
+@dataclass
+class Sessions:
+    """``benchmark.json``: the benchmark's settings and, per call (a session), its stages' wall seconds.
+
+    Each stage's seconds are written as it ends, so that the time of an interrupted session counts
+    in the total of the one that finishes the benchmark."""
+
+    path: Path
+    settings: dict[str, Any]
+    command: str
+    sessions: list[dict[str, Any]]
+    """Each session's command and seconds by stage; the last is this call's."""
+
+    @classmethod
+    def open(cls, path: Path, settings: dict[str, Any], command: str) -> Sessions:
+        """The record at ``path`` with a new session for this call.
+
+        Raises:
+            UserError: when ``path`` holds a benchmark with other settings, or is damaged.
+        """
+        settings = json.loads(json.dumps(settings))
+        sessions: list[dict[str, Any]] = []
+        if path.is_file():
+            record = read_json_file(path)
+            try:
+                stored, sessions = record["settings"], list(record.get("sessions", []))
+                same = _comparable(stored) == _comparable(settings)
+            except (KeyError, TypeError, AttributeError):
+                raise UserError(
+                    f"{path}: field 'settings' is missing or damaged: choose another OUT"
+                ) from None
+            if not same:
+                raise UserError(
+                    f"{str(path.parent)!r} holds a benchmark with other settings: choose another OUT"
+                )
+        sessions.append({"command": command, "seconds": {}})
+        return cls(path, settings, command, sessions)
+
+    def write(self) -> None:
+        """Writes the record."""
+        write_json(self.path, {"settings": self.settings, "command": self.command, "sessions": self.sessions})
+
+    def stage_done(self, stage: str, start: float) -> None:
+        """Records this session's seconds of ``stage`` since ``start`` (``time.monotonic``)."""
+        self.sessions[-1]["seconds"][stage] = round(time.monotonic() - start, 1)
+        self.write()
+
+    def total(self) -> dict[str, float]:
+        """Each stage's seconds summed over the sessions."""
+        return {stage: round(sum(s["seconds"].get(stage, 0.0) for s in self.sessions), 1) for stage in STAGES}
+
+
+def pretext_jobs(
+    out: Path, config: BenchmarkConfig, methods: Sequence[str], in_process: bool
+) -> list[PretextJob]:
+    """One pretext job per method and seed, each in ``out/pretext/NAME-sSEED``."""
+    return [
+        PretextJob(
+            name,
+            seed,
+            str(out / "pretext" / f"{name}-s{seed}"),
+            str(out / "data"),
+            to_dict(config.pretext),
+            in_process,
+        )
+        for name in methods
+        for seed in config.pretext_seeds
+    ]
+
+
+def run_pretext_jobs(
+    jobs: Sequence[PretextJob],
+    backend: Backend,
+    workers: int | None,
+    progress: bool,
+    say: Callable[[str], None],
+) -> dict[str, dict[str, Any]]:
+    """Runs (or reuses) the pretext jobs as tasks; returns each run's metrics by its folder."""
+    metrics: dict[str, dict[str, Any]] = {}
+    for i, run_metrics in run_tasks(
+        run_pretext_job, jobs, backend=backend, workers=workers, progress="pretext runs" if progress else None
+    ):
+        metrics[jobs[i].out] = run_metrics
+        say(f"pretext: {jobs[i].method} seed {jobs[i].seed}: {run_metrics['steps']} steps")
+    return metrics
+
+
 def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
     """A benchmark's settings without the comparison's fields that only add or remove runs."""
-    from airhockey.learn.protocol.compare import comparable
-
-    return {**settings, "compare": comparable({"config": settings["compare"]})["config"]}
-
-
-def _pick(entries: dict[int, Any], budgets: Sequence[int | None], largest: int) -> dict[str, Any]:
-    """The entries of the leaderboard's budgets, keyed '1', '4', ..., 'all'."""
-    picked = {}
-    for b in budgets:
-        key = largest if b is None else b
-        if key in entries:
-            picked["all" if b is None else str(b)] = entries[key]
-    return picked
-
-
-def leaderboard(
-    results: dict[str, Any], jobs: Sequence[PretextJob], pretext_metrics: dict[str, dict[str, Any]]
-) -> dict[str, Any]:
-    """The leaderboard's rows from a comparison's ``results.json`` and the pretext runs' metrics.
-
-    Each row (an arm, and the oracle): accuracy at ``LEADERBOARD_BUDGETS`` with its interval, the
-    paired difference to scratch, the gap to the oracle, accuracy at ``LEADERBOARD_K`` frames, probe
-    R² for the puck's position and velocity (means of x and y), and the pretext cost (steps, seconds,
-    parameters). ``ranks`` per budget: 1 + the number of arms whose whole interval lies above this
-    arm's (arms whose intervals overlap share a rank: ties are ties).
-    """
-    budgets = results["budgets"]
-    largest = budgets[-1]["labelled_episodes"]
-    oracle = {o["labelled_episodes"]: o for o in results.get("oracle") or []}
-    rows = []
-    for arm in results["arms"]:
-        by_budget = {b["labelled_episodes"]: b for b in budgets}
-        accuracy = {b: by_budget[b]["arms"][arm] for b in by_budget}
-        diff = {b: by_budget[b]["paired_difference"].get(arm) for b in by_budget}
-        gap = {b: accuracy[b]["accuracy_mean"] - oracle[b]["head"]["accuracy_mean"] for b in oracle}
-        probes = (results.get("probes") or {}).get(arm, {})
-        detail = results["arm_details"][arm]
-        runs = [job for job in jobs if job.method == detail.get("method")]
-        metrics = [pretext_metrics.get(job.out, {}) for job in runs]
-        frames_k = (results.get("frames_k") or {}).get(arm, {})
-        rows.append(
-            {
-                "arm": arm,
-                "method": detail.get("method"),
-                "accuracy": _pick({b: _strip(a) for b, a in accuracy.items()}, LEADERBOARD_BUDGETS, largest),
-                "difference_to_scratch": _pick(
-                    {b: {k: d[k] for k in ("mean", "ci95")} for b, d in diff.items() if d},
-                    LEADERBOARD_BUDGETS,
-                    largest,
-                ),
-                "gap_to_oracle": _pick(gap, LEADERBOARD_BUDGETS, largest),
-                "accuracy_k": {str(k): _strip(frames_k[str(k)]) for k in LEADERBOARD_K if str(k) in frames_k},
-                "probe_r2": {
-                    "puck_position": _mean([probes.get("puck_x"), probes.get("puck_y")]),
-                    "puck_velocity": _mean([probes.get("puck_vx"), probes.get("puck_vy")]),
-                    "bar_position": _mean([probes.get("bar_x"), probes.get("bar_y")]),
-                },
-                "pretext": {
-                    "runs": len(runs),
-                    "steps": [m.get("steps") for m in metrics],
-                    "seconds": sum(m.get("train_seconds_this_session", 0.0) for m in metrics),
-                    "parameters": metrics[0].get("parameters") if metrics else None,
-                }
-                if runs
-                else None,
-            }
-        )
-    oracle_row = {
-        "arm": ORACLE,
-        "accuracy": _pick({b: _strip(o["head"]) for b, o in oracle.items()}, LEADERBOARD_BUDGETS, largest),
-        "boosting": _pick(
-            {b: _strip(o["boosting"]) for b, o in oracle.items()}, LEADERBOARD_BUDGETS, largest
-        ),
-        # k frames: positions (k = 1), positions and velocities (k > 1), at the k runs' budget.
-        "accuracy_k": {
-            str(k): {name: _strip(o[name]) for name in ("head", "boosting")}
-            for k, o in ((int(k), o) for k, o in (results.get("oracle_frames_k") or {}).items())
-            if k in LEADERBOARD_K
-        },
-    }
-    keys = list(rows[0]["accuracy"]) if rows else []
-    ranks = {
-        key: {
-            row["arm"]: 1
-            + sum(other["accuracy"][key]["ci95"][0] > row["accuracy"][key]["ci95"][1] for other in rows)
-            for row in rows
-        }
-        for key in keys
-    }
-    return {
-        "rows": rows,
-        "oracle": oracle_row,
-        "ranks": ranks,
-        "budgets": keys,
-        "test_data": results["data"],
-        "frames_k_budget": results.get("frames_k_budget") or largest,
-    }
-
-
-def _strip(summary: dict[str, Any]) -> dict[str, Any]:
-    return {"accuracy_mean": summary["accuracy_mean"], "ci95": summary["accuracy_ci95"]}
-
-
-def _mean(values: Sequence[float | None]) -> float | None:
-    kept = [v for v in values if v is not None]
-    return sum(kept) / len(kept) if kept else None
-
-
-def write_leaderboard(board: dict[str, Any], results: dict[str, Any], out: Path) -> Path:
-    """Writes ``leaderboard.json``, ``leaderboard.md`` and the plots into ``out``."""
-    from airhockey.jsonio import write_json
-    from airhockey.learn.protocol.report import plot_accuracy_vs_budget, plot_probes
-
-    write_json(out / "leaderboard.json", board)
-    plot_accuracy_vs_budget(results, out / "leaderboard_accuracy.png")
-    if results.get("probes"):
-        plot_probes(results, out / "leaderboard_probes.png")
-    rollouts = plot_rollouts(out, results)
-    path = out / "leaderboard.md"
-    path.write_text(render_leaderboard(board, rollouts is not None))
-    return path
-
-
-def plot_rollouts(out: Path, results: dict[str, Any], steps: int = 3, columns: int = 8) -> Path | None:
-    """One test episode's truth and each predictive method's ``steps``-frame rollout, every other frame
-    from the first that has one: small multiples, one row per method. None when no method predicts."""
-    import numpy as np
-    import torch
-
-    from airhockey.generate import open_shards
-    from airhockey.learn.pretext.run import PretextRun
-    from airhockey.learn.protocol.report import _figure
-
-    predictive = []
-    for arm in results["arms"]:
-        detail = results["arm_details"][arm]
-        if detail["pretext_runs"]:
-            run = PretextRun.open(detail["pretext_runs"][0]["path"])
-            if run.method.predictive:
-                predictive.append((arm, run))
-    if not predictive:
-        return None
-    with open_shards(out / "test_data") as episodes:
-        frames = episodes.frames(0)  # (T, H, W, 3)
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
-    shown = list(range(steps, min(len(frames), steps + 2 * columns), 2))
-    fig, axes = _figure(1 + len(predictive), len(shown), width=1.1, height=1.2)
-    for col, t in enumerate(shown):
-        axes[0, col].imshow(frames[t])
-        axes[0, col].set_title(f"frame {t}", fontsize=7)
-    for row, (arm, run) in enumerate(predictive, start=1):
-        with torch.no_grad():
-            _, k_step = run.method.predict_episode(run.model(), x, steps)
-        images = (k_step.nan_to_num(0.0).clamp(0, 1) * 255).byte().permute(0, 2, 3, 1).numpy()
-        for col, t in enumerate(shown):
-            axes[row, col].imshow(images[t])
-        axes[row, 0].set_ylabel(arm, fontsize=7)
-    axes[0, 0].set_ylabel("truth", fontsize=7)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    path = out / "leaderboard_rollouts.png"
-    fig.suptitle(f"{steps}-frame rollouts (predictions fed back) of test episode 0", fontsize=8)
-    fig.savefig(path, dpi=110)
-    return path
-
-
-def _cell(entry: dict[str, Any] | None) -> str:
-    from airhockey.learn.protocol.report import _interval, _pct
-
-    return "n/a" if not entry else f"{_pct(entry['accuracy_mean'])} {_interval(entry['ci95'])}"
-
-
-def render_leaderboard(board: dict[str, Any], rollouts: bool) -> str:
-    """The leaderboard page: the table, the ranks (only where intervals separate), the plots."""
-    from airhockey.learn.protocol.report import SMOKE_TEST, _interval, _points
-
-    keys = board["budgets"]
-    lines = ["# Leaderboard: pretext methods through one protocol", ""]
-    if board.get("smoke_test"):
-        lines += [SMOKE_TEST, ""]
-    test = board["test_data"]
-    lines += [
-        f"Training data `{test['path']}` ({test['train_episodes']} training episodes); test data "
-        f"`{test.get('test_path')}` ({test['test_episodes']} episodes, generated separately). Accuracy on "
-        "the frames before the hit, with 95% bootstrap intervals (repeats, pretext runs and test episodes "
-        "resampled); differences paired with scratch; the oracle is the same head on the true state. "
-        f"k: the frames the classifier reads, at {board.get('frames_k_budget', 'the largest number of')} "
-        "labelled episodes.",
-        "",
-        "| arm | "
-        + " | ".join(f"{k} ep." for k in keys)
-        + " | "
-        + " | ".join(f"minus scratch, {k} ep." for k in keys)
-        + " | gap to oracle ("
-        + ", ".join(keys)
-        + ") | k = 1 / k = 4 | probe R²: puck position / velocity | "
-        "pretext steps, seconds, parameters |",
-        "| --- |" + " --- |" * (2 * len(keys) + 4),
-    ]
-    for row in board["rows"]:
-        acc = [_cell(row["accuracy"].get(k)) for k in keys]
-        diff = [
-            f"{_points(d['mean'])} {_interval(d['ci95'])}"
-            if (d := row["difference_to_scratch"].get(k))
-            else "-"
-            for k in keys
-        ]
-        gaps = ", ".join(
-            _points(row["gap_to_oracle"][k]) if k in row["gap_to_oracle"] else "n/a" for k in keys
-        )
-        ks = " / ".join(_cell(row["accuracy_k"].get(k)) for k in ("1", "4"))
-        probe = row["probe_r2"]
-        probes = " / ".join(
-            "n/a" if probe[v] is None else f"{probe[v]:.2f}" for v in ("puck_position", "puck_velocity")
-        )
-        p = row["pretext"]
-        cost = "-" if p is None else f"{p['steps']}, {p['seconds']:.0f} s, {p['parameters']:,}"
-        lines.append(
-            f"| {row['arm']} | " + " | ".join(acc + diff) + f" | {gaps} | {ks} | {probes} | {cost} |"
-        )
-    oracle = board["oracle"]
-    lines.append(
-        f"| {ORACLE} (head; boosted trees) | "
-        + " | ".join(f"{_cell(oracle['accuracy'].get(k))}; {_cell(oracle['boosting'].get(k))}" for k in keys)
-        + " |"
-        + " |" * (len(keys) + 1)  # no differences to scratch, no gap to itself
-        + " "
-        + " / ".join(
-            "; ".join(
-                _cell(oracle.get("accuracy_k", {}).get(k, {}).get(name)) for name in ("head", "boosting")
-            )
-            for k in ("1", "4")
-        )
-        + " | | |"
-    )
-    lines += [
-        "",
-        "## Ranks",
-        "",
-        "Rank 1 + the number of arms whose whole interval lies above; equal ranks are ties.",
-        "",
-    ]
-    for key in keys:
-        ranked = sorted(board["ranks"][key].items(), key=lambda item: item[1])
-        lines.append(
-            f"- {key} labelled episodes: " + ", ".join(f"{arm} {rank}" for arm, rank in ranked) + "."
-        )
-    lines += [
-        "",
-        "![accuracy vs budget](leaderboard_accuracy.png)",
-        "",
-        "![probe R²](leaderboard_probes.png)",
-    ]
-    if rollouts:
-        lines += ["", "![rollouts](leaderboard_rollouts.png)"]
-    seconds = board["seconds"]
-    sessions = len(board.get("sessions", [])) or 1
-    lines += [
-        "",
-        f"Time (wall, summed over the {sessions} call{'s' if sessions > 1 else ''} that made it): "
-        f"generation {seconds['generate']:.0f} s, pretext {seconds['pretext']:.0f} s, "
-        f"comparison {seconds['compare']:.0f} s.",
-    ]
-    return "\n".join(lines) + "\n"
+    return {**settings, "compare": comparable({"config": settings["compare"]}, "benchmark.json")["config"]}

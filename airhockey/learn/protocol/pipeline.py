@@ -25,13 +25,16 @@ from typing import Any
 from airhockey.errors import UserError
 from airhockey.generate.config import GenerateConfig
 from airhockey.learn.config import ClassifyConfig, CompareConfig, PretextConfig, to_dict
+from airhockey.learn.methods import DEFAULT_METHOD
+from airhockey.learn.protocol.records import read_json_file
+from airhockey.learn.protocol.results import Results
 
 
 @dataclass(frozen=True)
 class MethodChoice:
     """A pretext method by registry name, with ``--set``-style settings over its defaults."""
 
-    name: str = "next_frame"
+    name: str = DEFAULT_METHOD
     """The registry name (``airhockey learn methods``)."""
     settings: tuple[str, ...] = ()
     """``key=value`` settings of the method's config (``learn.config.apply_settings``)."""
@@ -92,8 +95,8 @@ FULL = PipelineConfig(
     method=MethodChoice(),
     compare=CompareConfig(training=ClassifyConfig(frame_stride=2)),
 )
-"""The run ``docs/results.md`` reports: 300 episodes of 64x64 frames, 8 minutes of pretext training
-(issue 5's setting), budgets 4, 16, 64 and all 240 training episodes, 3 repeats."""
+"""The run ``docs/results.md`` reports: 300 episodes of 64x64 frames, 8 minutes of pretext training,
+budgets 4, 16, 64 and all 240 training episodes, 3 repeats."""
 
 QUICK = PipelineConfig(
     data=GenerateConfig(episodes=60, width=32, height=32),
@@ -118,7 +121,7 @@ def run_pipeline(
     progress: bool = True,
     command: str = "",
     say: Callable[[str], None] = print,
-) -> dict[str, Any]:
+) -> Results:
     """Generates the data, trains the pretext model and runs the comparison, into ``out``.
 
     Args:
@@ -139,13 +142,17 @@ def run_pipeline(
     """
     from airhockey.generate import generate
     from airhockey.learn.pretext.trainer import STOP_REASONS, train_pretext
-    from airhockey.learn.protocol.compare import compare_on_dataset, finished_results
+    from airhockey.learn.protocol.compare import compare_on_dataset
+    from airhockey.learn.protocol.runlog import finished_results
 
     out = Path(out)
     data, pretext, report = out / "data", out / "pretext", out / "report"
     record_path = out / "pipeline.json"
     settings = json.loads(json.dumps(config.to_dict()))  # tuples as JSON gives them back: lists
-    if record_path.is_file() and json.loads(record_path.read_text())["config"] != settings:
+    stored = read_json_file(record_path) if record_path.is_file() else None
+    if stored is not None and (not isinstance(stored, dict) or "config" not in stored):
+        raise UserError(f"{record_path}: field 'config' is missing or damaged: choose another OUT")
+    if stored is not None and stored["config"] != settings:
         raise UserError(f"{str(out)!r} holds a pipeline run with other settings: choose another OUT")
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}

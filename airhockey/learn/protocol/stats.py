@@ -1,8 +1,9 @@
 """Statistics for comparing training runs: bootstrap intervals, and Student-t intervals.
 
 The label-efficiency protocol repeats each setting over draws (different labelled subsets and
-seeds), pretext runs and test episodes; ``bootstrap_accuracy`` resamples all three (seed 004
-section 3.4's error bars over resampled training sets, extended to the test set), and its
+seeds), pretext runs and test episodes; ``bootstrap_accuracy`` resamples all three (the error bars
+over resampled training sets of Srivastava, Mansimov and Salakhutdinov 2015, section 3.4, extended
+to the test set), and its
 percentile intervals respect the range an accuracy can take. ``mean_ci`` is the t interval over
 repeats, with quantiles computed here from the exact CDF for integer degrees of freedom.
 """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -39,7 +41,6 @@ def test_k_frames_in_one_logit_per_class_out(k):
     model = DirectionClassifier(ClassifierConfig(EncoderSpec.shared(ENCODER), num_classes=5, hidden=8)).eval()
     frames = torch.rand(3, 3, 16, 16) if k == 1 else torch.rand(3, k, 3, 16, 16)
     assert model(frames).shape == (3, 5)
-    torch.testing.assert_close(model.predict_proba(frames).sum(-1), torch.ones(3))
 
 
 def test_the_pretrained_model_holds_the_pretext_encoder_and_the_scratch_one_does_not(pretext_run):
@@ -71,12 +72,12 @@ def test_encoder_weights_of_other_sizes_are_refused(pretext_run):
 def test_freezing_stops_gradients_to_the_encoder_only():
     model = DirectionClassifier(CONFIG)
     model.set_encoder_trainable(False)
-    assert not model.encoder_trainable
+    assert not any(p.requires_grad for p in model.encoder.parameters())
     model(torch.rand(4, 3, 16, 16)).sum().backward()
     assert all(p.grad is None for p in model.encoder.parameters())
     assert all(p.grad is not None for p in model.head.parameters())
     model.set_encoder_trainable(True)
-    assert model.encoder_trainable
+    assert all(p.requires_grad for p in model.encoder.parameters())
 
 
 def test_the_feature_scaler_standardises_what_it_was_fit_on():
@@ -92,8 +93,6 @@ def test_the_feature_scaler_standardises_what_it_was_fit_on():
 
 
 def test_config_round_trips_through_a_json_like_dict():
-    import json
-
     assert ClassifierConfig.from_dict(json.loads(json.dumps(CONFIG.to_dict()))) == CONFIG
     with pytest.raises(ValueError, match="num_classes"):
         ClassifierConfig(EncoderSpec.shared(ENCODER), num_classes=1)

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from airhockey.cli import app
 from airhockey.errors import UserError
+from airhockey.generate import open_shards
 from airhockey.learn.config import EncoderConfig
 from airhockey.learn.data import frames_to_tensor
 from airhockey.learn.downstream.classifier import (
@@ -90,7 +91,7 @@ def test_the_encoder_stays_frozen_for_the_first_epochs_then_fine_tunes(prepared,
     assert any(not torch.equal(snapshots[0][1][k], snapshots[steps - 1][1][k]) for k in snapshots[0][1])
     for encoder, _ in snapshots[steps:]:  # fine-tuning: every step moves the encoder
         assert any(not torch.equal(encoder[k], loaded[k]) for k in loaded)
-    assert model.encoder_trainable
+    assert all(p.requires_grad for p in model.encoder.parameters())
 
 
 def test_a_probe_schedule_never_changes_the_encoder(prepared, run):
@@ -199,8 +200,6 @@ def test_the_split_is_the_pretext_runs_and_test_episodes_are_never_trained_on(pr
 
 
 def test_a_pretext_run_refuses_another_dataset_with_the_same_split(runs, tmp_path):
-    from airhockey.generate import open_shards
-
     recorded = json.loads((runs.pretext / "config.json").read_text())["data"]
     assert recorded["fingerprint"] == open_shards(runs.data).fingerprint
     # Another dataset with the same labels in the same order (so the same split): here a copy
@@ -319,8 +318,6 @@ def test_a_k_frame_window_ends_at_its_frame_and_never_reads_a_later_one():
         [7, 8],
         [8, 9],
     ]
-
-    from airhockey.learn.downstream.classifier import DirectionClassifier
 
     model = DirectionClassifier(
         ClassifierConfig(

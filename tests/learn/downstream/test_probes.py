@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from airhockey.learn.downstream.labelled import FrameSet
-from airhockey.learn.downstream.probes import boosting_accuracy, oracle_features, probe_r2, probe_targets
+from airhockey.learn.downstream.labelled import POSITIONS, FrameSet
+from airhockey.learn.downstream.probes import VELOCITIES, boosting_accuracy, oracle_features, probe_r2
 
 
 def test_a_ridge_probe_recovers_a_planted_linear_signal_and_not_noise():
@@ -14,11 +14,10 @@ def test_a_ridge_probe_recovers_a_planted_linear_signal_and_not_noise():
     state = rng.normal(size=(600, 8))  # unrelated to x ...
     w = rng.normal(size=(40, 2))
     state[:, [0, 4]] = x @ w + 0.05 * rng.normal(size=(600, 2))  # ... but bar_x and puck_x are linear in it
-    r2 = probe_r2(x[:400], state[:400], x[400:], state[400:], probe_targets(2))
+    r2 = probe_r2(x[:400], state[:400], x[400:], state[400:], POSITIONS + VELOCITIES)
     assert set(r2) == {"bar_x", "bar_y", "puck_x", "puck_y", "puck_vx", "puck_vy"}
     assert r2["bar_x"] > 0.99 and r2["puck_x"] > 0.99
     assert r2["bar_y"] < 0.1 and r2["puck_vx"] < 0.1
-    assert probe_targets(1) == (0, 1, 4, 5)
 
 
 def test_the_oracle_reads_positions_from_one_frame_and_velocities_from_two():

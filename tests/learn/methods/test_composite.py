@@ -1,4 +1,5 @@
-"""The ``composite`` method (seed 004's autoencoder, future predictor and composite model)."""
+"""The ``composite`` method (the autoencoder, future predictor and composite model of
+Srivastava et al. 2015)."""
 
 from __future__ import annotations
 

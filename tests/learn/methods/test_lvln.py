@@ -1,4 +1,5 @@
-"""The ``lvln`` method (seed 001's ladder network): shapes, causality, learning, the trainer, settings."""
+"""The ``lvln`` method (the ladder network of Leuschner and Scheffczyk 2020): shapes, causality,
+learning, the trainer, settings."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The order methods of seed 002 (order_verification, sorting, odd_one_out, clip_order) and what they
-share with skip_clip (seed 003): pseudo-labels on hand-made input, label-free samples, OPN's spatial
+"""The order methods (order_verification, sorting, odd_one_out, clip_order) and what they
+share with skip_clip: pseudo-labels on hand-made input, label-free samples, OPN's spatial
 jitter, the registry's contract (shapes, causality, k-frame features, config round trip, resume), and
 learnability."""
 

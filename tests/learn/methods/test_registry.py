@@ -117,10 +117,10 @@ def test_a_method_defined_in_a_test_runs_pretext_classify_and_compare(registered
     results = compare_on_dataset(
         runs.data, ["scratch", run, runs.pretext], tmp_path / "report", config, progress=False
     )
-    assert results["arms"] == ["scratch", "pretext", "pretext-2"]
-    assert results["arm_details"]["pretext"]["method"] == "test_reconstruct"
-    assert results["arm_details"]["pretext-2"]["method"] == "next_frame"
-    assert set(results["budgets"][0]["paired_difference"]) == {"pretext", "pretext-2"}
+    assert results.arms == ("scratch", "pretext", "pretext-2")
+    assert results.arm_details["pretext"].method == "test_reconstruct"
+    assert results.arm_details["pretext-2"].method == "next_frame"
+    assert set(results.budgets[0].paired_difference) == {"pretext", "pretext-2"}
     report = (tmp_path / "report" / "report.md").read_text()
     assert "pretext-2 minus scratch" in report and "test_reconstruct" in report
 
@@ -137,8 +137,11 @@ def test_the_same_method_through_the_cli(registered, runs, tmp_path):
     result = runner.invoke(app, [*classify, "--labelled-episodes", "4", "--hidden", "8", *schedule, *common])
     assert result.exit_code == 0, result.output
     compare = ["learn", "compare", str(runs.data), "--arm", str(run), "--out", str(tmp_path / "report")]
-    options = ["--budgets", "2", "--repeats", "2", "--hidden", "8", "--no-after-hit-effect"]
-    result = runner.invoke(app, [*compare, *options, *schedule, *common])
+    options = ["--budgets", "2", "--repeats", "2", "--set", "hidden=8", "--set", "after_hit_effect=false"]
+    settings = ["training.epochs=2", "training.freeze_epochs=1", "training.frame_stride=4"]
+    settings += ["training.min_epoch_frames=32"]
+    options += [arg for setting in settings for arg in ("--set", setting)]
+    result = runner.invoke(app, [*compare, *options, *common])
     assert result.exit_code == 0, result.output
     assert "2 labelled episodes: pretext" in result.output
     assert (Path(tmp_path / "report") / "report.md").is_file()

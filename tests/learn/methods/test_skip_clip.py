@@ -1,5 +1,5 @@
-"""Skip-Clip (seed 003): its samples on hand-made episodes, its score and hinge losses on hand-made
-numbers, and the ablation settings."""
+"""Skip-Clip (El-Nouby et al. 2019): its samples on hand-made episodes, its score and hinge losses on
+hand-made numbers, and the ablation settings."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ import torch
 
 from airhockey.learn.config import EncoderConfig, apply_settings, from_dict, to_dict
 from airhockey.learn.methods.next_frame import NextFrameConfig
-from airhockey.learn.nn.autoencoder import CausalConv3d, ConvLSTMAutoencoder, FrameEncoder, parameter_counts
+from airhockey.learn.nn.autoencoder import CausalConv3d, ConvLSTMAutoencoder, FrameEncoder
 
 TINY = EncoderConfig(image_size=(16, 16), stem_channels=(4, 8), hidden_channels=6)
 TINY_METHOD = NextFrameConfig(encoder=TINY, frames_in=3, frames_predicted=2)
@@ -22,7 +22,6 @@ def test_predictions_have_the_frames_shape_and_one_per_step():
     frames = torch.rand(2, 3, 3, 16, 16)  # (B, T, 3, H, W)
     assert m(frames).shape == (2, 3, 3, 16, 16)
     assert m(frames, future=2).shape == (2, 5, 3, 16, 16)
-    assert sum(parameter_counts(m).values()) == 2 * sum(p.numel() for p in m.parameters())
 
 
 def test_encoder_reads_one_frame_or_a_sequence():

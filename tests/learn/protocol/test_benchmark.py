@@ -15,6 +15,8 @@ import pytest
 
 from airhockey.learn.methods import register, unregister
 from airhockey.learn.protocol.benchmark import QUICK, run_benchmark
+from airhockey.learn.protocol.leaderboard import leaderboard, read_leaderboard, render_leaderboard
+from airhockey.learn.protocol.results import results_of
 from tests.learn.methods.test_registry import Reconstruct
 
 TINY = dataclasses.replace(
@@ -33,11 +35,12 @@ def test_a_method_added_to_the_registry_gets_its_row(tmp_path):
         )
     finally:
         unregister(Reconstruct.name)
-    assert [row["arm"] for row in board["rows"]] == ["scratch", "next_frame", "test_reconstruct"]
-    assert set(board["rows"][2]["accuracy"]) == {"1", "all"}
-    assert board["rows"][2]["pretext"]["steps"] == [4] and board["rows"][0]["pretext"] is None
-    assert board["rows"][1]["difference_to_scratch"]["1"]["ci95"] is not None
-    assert set(board["ranks"]) == {"1", "all"} and board["oracle"]["accuracy"]["all"]["accuracy_mean"] >= 0
+    assert [row.arm for row in board.rows] == ["scratch", "next_frame", "test_reconstruct"]
+    assert set(board.rows[2].accuracy) == {"1", "all"}
+    assert board.rows[2].pretext.steps == (4,) and board.rows[0].pretext is None
+    assert board.rows[1].difference_to_scratch["1"].ci95 is not None
+    assert set(board.ranks) == {"1", "all"} and board.oracle.accuracy["all"].accuracy_mean >= 0
+    assert read_leaderboard(tmp_path / "bench") == board
     text = (tmp_path / "bench" / "leaderboard.md").read_text()
     assert "smoke test" in text and "| test_reconstruct |" in text
     for name in ("leaderboard.json", "leaderboard_accuracy.png", "leaderboard_rollouts.png"):
@@ -76,17 +79,17 @@ def test_an_interrupted_benchmark_finishes_and_reuses_what_was_done(tmp_path):
     assert (
         sum(not r["search"] for r in finished) == 2 * 2 * 2 and sum(bool(r["search"]) for r in finished) == 4
     )
-    assert [row["arm"] for row in board["rows"]] == ["scratch", "next_frame"]
+    assert [row.arm for row in board.rows] == ["scratch", "next_frame"]
     assert (out / "leaderboard.md").is_file()
     # The killed call's stage times count: the total sums both calls, stage by stage.
-    first, second = board["sessions"]
+    first, second = board.sessions
     assert set(first["seconds"]) == {"generate", "pretext"} and set(second["seconds"]) == {
         "generate",
         "pretext",
         "compare",
     }
     for stage in ("generate", "pretext"):
-        assert board["seconds"][stage] == pytest.approx(first["seconds"][stage] + second["seconds"][stage])
+        assert board.seconds[stage] == pytest.approx(first["seconds"][stage] + second["seconds"][stage])
     assert "summed over the 2 calls" in (out / "leaderboard.md").read_text()
 
 
@@ -94,52 +97,97 @@ def summary(mean: float) -> dict:
     return {"accuracy_mean": mean, "accuracy_ci95": [mean - 0.01, mean + 0.01]}
 
 
-def test_the_leaderboard_rows_come_from_the_comparisons_results():
-    """By hand: two arms at budgets 4 and all (20 episodes), k = 1 and 4, the oracle at both."""
-    from airhockey.learn.protocol.benchmark import leaderboard, render_leaderboard
-
-    budgets = [
-        {
-            "labelled_episodes": n,
-            "arms": {"scratch": summary(0.6 + n / 100), "m": summary(0.7 + n / 100)},
-            "paired_difference": {"m": {"mean": 0.1, "ci95": [0.05, 0.15]}},
-        }
-        for n in (4, 20)
-    ]
-    results = {
+def by_hand() -> dict:
+    """A comparison's results.json by hand: two arms at budgets 4 and all (20 episodes), k = 1 and 4,
+    the oracle at both; the sections the leaderboard does not read are empty."""
+    return {
+        "format_version": 1,
         "arms": ["scratch", "m"],
-        "arm_details": {"scratch": {"method": None}, "m": {"method": "m"}},
-        "budgets": budgets,
+        "reference": "scratch",
+        "arm_details": {
+            arm: {"name": arm, "kind": kind, "method": method, "encoder": {}, "pretext_runs": []}
+            for arm, kind, method in (("scratch", "scratch", None), ("m", "pretrained", "m"))
+        },
+        "threshold": 0.8,
+        "smoke_test": False,
+        "budgets": [
+            {
+                "labelled_episodes": n,
+                "budget": n if n < 20 else "all",
+                "arms": {"scratch": summary(0.6 + n / 100), "m": summary(0.7 + n / 100)},
+                "paired_difference": {
+                    "m": {
+                        "mean": 0.1,
+                        "ci95": [0.05, 0.15],
+                        "per_repeat": [],
+                        "wins": 0,
+                        "ties": 0,
+                        "repeats": 0,
+                    }
+                },
+            }
+            for n in (4, 20)
+        ],
         "oracle": [
             {"labelled_episodes": n, "head": summary(0.9), "boosting": summary(0.95)} for n in (4, 20)
         ],
         "frames_k": {
             arm: {"1": summary(0.8), "4": summary(0.85 if arm == "m" else 0.8)} for arm in ("scratch", "m")
         },
+        "frames_k_difference": None,
+        "frames_k_budget": 4,
         "oracle_frames_k": {
             "1": {"head": summary(0.9), "boosting": summary(0.95)},
             "4": {"head": summary(0.97), "boosting": summary(0.98)},
         },
-        "frames_k_budget": 4,
         "probes": {
             "m": {"puck_x": 0.8, "puck_y": 0.6, "puck_vx": 0.5, "puck_vy": 0.3, "bar_x": 1.0, "bar_y": 0.9}
         },
-        "data": {"path": "d", "test_path": "t", "train_episodes": 20, "test_episodes": 10},
+        "search": None,
+        "accuracy_by_position": {"fraction_bin_edges": [], "budgets": []},
+        "convergence": {"budgets": []},
+        "after_hit": None,
+        "settings": {
+            "budgets": [4, 20],
+            "repeats": 1,
+            "seed": 0,
+            "scratch_schedule": "same",
+            "training": {},
+            "hidden": 8,
+            "include_after_hit": False,
+            "optional_runs": None,
+            "validation": "budget",
+            "validation_min_budget": 4,
+            "bootstrap": "",
+        },
+        "data": {
+            "path": "d",
+            "test_path": "t",
+            "label_names": ["left", "right"],
+            "frame_size": [8, 8],
+            "train_episodes": 20,
+            "val_episodes": 0,
+            "test_episodes": 10,
+            "test_episode_ids": [],
+        },
+        "command": "",
+        "seconds": 0.0,
     }
-    board = leaderboard(results, [], {})
-    scratch, m = board["rows"]
-    assert scratch["pretext"] is None and scratch["difference_to_scratch"] == {}
-    assert set(m["accuracy"]) == {"4", "all"} and m["accuracy"]["all"]["accuracy_mean"] == pytest.approx(0.9)
-    assert (
-        m["gap_to_oracle"]["4"] == pytest.approx(0.74 - 0.9) and m["accuracy_k"]["4"]["accuracy_mean"] == 0.85
-    )
-    assert m["probe_r2"]["puck_position"] == pytest.approx(0.7) and m["probe_r2"][
-        "puck_velocity"
-    ] == pytest.approx(0.4)
-    assert board["oracle"]["accuracy_k"]["4"]["boosting"]["accuracy_mean"] == 0.98
-    assert board["ranks"]["4"] == {"scratch": 2, "m": 1}  # m's interval lies above scratch's
-    assert board["frames_k_budget"] == 4
-    board.update({"seconds": {"generate": 1.0, "pretext": 2.0, "compare": 3.0}, "sessions": [{}, {}]})
+
+
+def test_the_leaderboard_rows_come_from_the_comparisons_results():
+    results = results_of(by_hand(), "by hand")
+    facts = {"settings": {}, "command": "", "sessions": [{}, {}], "smoke_test": False}
+    board = leaderboard(results, {}, seconds={"generate": 1.0, "pretext": 2.0, "compare": 3.0}, **facts)
+    scratch, m = board.rows
+    assert scratch.pretext is None and scratch.difference_to_scratch == {}
+    assert set(m.accuracy) == {"4", "all"} and m.accuracy["all"].accuracy_mean == pytest.approx(0.9)
+    assert m.gap_to_oracle["4"] == pytest.approx(0.74 - 0.9) and m.accuracy_k[4].accuracy_mean == 0.85
+    assert m.probe_r2.puck_position == pytest.approx(0.7)
+    assert m.probe_r2.puck_velocity == pytest.approx(0.4)
+    assert board.oracle.accuracy_k[4]["boosting"].accuracy_mean == 0.98
+    assert board.ranks["4"] == {"scratch": 2, "m": 1}  # m's interval lies above scratch's
+    assert board.frames_k_budget == 4
     text = render_leaderboard(board, rollouts=False)
     oracle_line = next(line for line in text.splitlines() if line.startswith("| oracle"))
     header = next(line for line in text.splitlines() if line.startswith("| arm"))

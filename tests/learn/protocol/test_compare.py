@@ -15,20 +15,21 @@ from airhockey.cli import app
 from airhockey.errors import UserError
 from airhockey.learn.config import CompareConfig, parse_budgets, parse_counts
 from airhockey.learn.protocol import pipeline
-from airhockey.learn.protocol.compare import (
+from airhockey.learn.protocol.arms import resolve_budgets
+from airhockey.learn.protocol.compare import compare_on_dataset
+from airhockey.learn.protocol.pipeline import MethodChoice, PipelineConfig, run_pipeline
+from airhockey.learn.protocol.records import to_json
+from airhockey.learn.protocol.summaries import (
     arm_summary,
-    compare_on_dataset,
     convergence_summary,
     curve_area,
     curve_statistic_ci,
     earliest_fraction,
     most_frames_before_hit,
     paired_difference,
-    resolve_budgets,
     run_steps,
     steps_to_fraction_of_final,
 )
-from airhockey.learn.protocol.pipeline import MethodChoice, PipelineConfig, run_pipeline
 from tests.learn.tiny import DATA, PRETEXT, SCHEDULE, TinyRuns, tiny_runs
 
 runner = CliRunner()
@@ -191,9 +192,9 @@ def test_convergence_by_steps_area_and_steps_to_95_percent_by_hand():
         for accuracy in ([0.5, 1.0], [0.5, 0.5])
     ]
     summary = convergence_summary(runs, SCHEDULE)
-    assert summary["steps"] == [5, 10] and summary["val_accuracy_mean"] == [0.5, 0.75]
-    assert summary["area_under_curve"]["mean"] == pytest.approx((0.625 + 0.5) / 2)
-    assert summary["steps_to_95pct_of_final"]["mean"] == pytest.approx((10 + 5) / 2)
+    assert summary.steps == (5, 10) and summary.val_accuracy_mean == (0.5, 0.75)
+    assert summary.area_under_curve.mean == pytest.approx((0.625 + 0.5) / 2)
+    assert summary.steps_to_95pct_of_final.mean == pytest.approx((10 + 5) / 2)
 
 
 def test_the_earliest_positions_interval_resamples_the_runs():
@@ -213,13 +214,13 @@ def run(hits: list[int]) -> dict:
 
 def test_paired_differences_and_arm_summaries_by_hand():
     diff = paired_difference([run([9, 9]), run([8, 8])], [run([7, 7]), run([8, 8])])
-    assert diff["mean"] == pytest.approx(0.1) and diff["wins"] == 1 and diff["ties"] == 1
-    assert diff["per_repeat"] == pytest.approx([0.2, 0.0])
-    lo, hi = diff["ci95"]
+    assert diff.mean == pytest.approx(0.1) and diff.wins == 1 and diff.ties == 1
+    assert diff.per_repeat == pytest.approx([0.2, 0.0])
+    lo, hi = diff.ci95
     assert 0.0 <= lo <= 0.1 <= hi <= 0.2  # resampled repeats: from both ties to both wins
     summary = arm_summary([run([10, 10]), run([10, 9])], keep_runs=False)
-    assert summary["accuracy_mean"] == pytest.approx(0.975) and summary["accuracy_ci95"][1] == 1.0
-    assert "runs" not in summary
+    assert summary.accuracy_mean == pytest.approx(0.975) and summary.accuracy_ci95[1] == 1.0
+    assert summary.runs is None and "runs" not in to_json(summary)
 
 
 def tiny_pipeline() -> PipelineConfig:
@@ -281,10 +282,11 @@ def compare_args(runs, out: Path, budgets: str) -> list[str]:
 
 def test_compare_through_the_cli_and_its_one_line_errors(runs, tmp_path):
     out = tmp_path / "report"
-    common = ["--epochs", "2", "--freeze-epochs", "1", "--frame-stride", "4", "--min-epoch-frames", "32"]
-    common += ["--threads", "1", "--no-progress", "--repeats", "2", "--no-after-hit-effect"]
+    common = ["--set", "training.epochs=2", "--set", "training.freeze_epochs=1"]
+    common += ["--set", "training.frame_stride=4", "--set", "training.min_epoch_frames=32"]
+    common += ["--threads", "1", "--no-progress", "--repeats", "2", "--set", "after_hit_effect=false"]
     result = runner.invoke(
-        app, [*compare_args(runs, out, "2,all"), "--scratch-schedule", "unfrozen", *common]
+        app, [*compare_args(runs, out, "2,all"), "--set", "scratch_schedule=unfrozen", *common]
     )
     assert result.exit_code == 0, result.output
     assert "labelled episodes: " in result.output
@@ -310,12 +312,10 @@ def test_an_interrupted_comparison_is_finished_by_running_it_again(runs, tmp_pat
     (out / "runs.jsonl").write_text("\n".join([json.dumps(first), lines[1]]) + "\n" + lines[2][:40])
     (out / "results.json").unlink()
     finished = compare_on_dataset(runs.data, [runs.pretext], out, config, progress=False)
-    reused = [r for b in finished["budgets"] for a in ARMS for r in b["arms"][a]["runs"]]
+    reused = [r for b in finished.budgets for a in ARMS for r in b.arms[a].runs]
     assert sum(r["train_seconds"] == 12345.0 for r in reused) == 1
     for arm in ARMS:
-        accuracies = [
-            [r["accuracy"] for r in b["arms"][arm]["runs"]] for b in (whole, finished) for b in b["budgets"]
-        ]
+        accuracies = [[r["accuracy"] for r in b.arms[arm].runs] for b in (whole, finished) for b in b.budgets]
         assert accuracies[0] == accuracies[1]
     with pytest.raises(UserError, match="other settings"):
         (out / "results.json").unlink()
@@ -328,7 +328,8 @@ def test_every_arm_runs_the_same_search_and_then_its_choice(runs, tmp_path):
     config = dataclasses.replace(
         CONFIG, budgets=(2,), after_hit_effect=False, search_lrs=(1e-3, 1e-2), search_budget=8, search_draws=1
     )
-    results = compare_on_dataset(runs.data, [runs.pretext], tmp_path / "report", config, progress=False)
+    compare_on_dataset(runs.data, [runs.pretext], tmp_path / "report", config, progress=False)
+    results = json.loads((tmp_path / "report" / "results.json").read_text())
     search = results["search"]
     names = [
         "lr=0.001,unfrozen",
@@ -372,7 +373,8 @@ def test_the_k_frame_runs_use_the_budget_chosen_for_them(runs, tmp_path):
     config = dataclasses.replace(
         CONFIG, frames_k=(2,), frames_k_budget=2, after_hit_effect=False, probes=False, oracle=False
     )
-    results = compare_on_dataset(runs.data, [runs.pretext], tmp_path / "k", config, progress=False)
+    compare_on_dataset(runs.data, [runs.pretext], tmp_path / "k", config, progress=False)
+    results = json.loads((tmp_path / "k" / "results.json").read_text())
     assert results["frames_k_budget"] == 2
     logged = [json.loads(line) for line in (tmp_path / "k" / "runs.jsonl").read_text().splitlines()]
     k2 = [r for r in logged if r["context_frames"] == 2]
@@ -389,13 +391,14 @@ def test_the_k_frame_runs_use_the_budget_chosen_for_them(runs, tmp_path):
         "At 2 labelled episodes, the classifier reading the k" in (tmp_path / "k" / "report.md").read_text()
     )
     # A finished comparison re-run with one more k adds that k's runs and reuses every other run.
-    more = compare_on_dataset(
+    compare_on_dataset(
         runs.data,
         [runs.pretext],
         tmp_path / "k",
         dataclasses.replace(config, frames_k=(2, 3)),
         progress=False,
     )
+    more = json.loads((tmp_path / "k" / "results.json").read_text())
     extended = [json.loads(line) for line in (tmp_path / "k" / "runs.jsonl").read_text().splitlines()]
     assert extended[: len(logged)] == logged
     assert [r["context_frames"] for r in extended[len(logged) :]] == [3] * (2 * 2)

@@ -9,6 +9,7 @@ import pytest
 from airhockey.backends import Backend
 from airhockey.learn.config import CompareConfig
 from airhockey.learn.protocol.compare import compare_on_dataset
+from airhockey.learn.protocol.results import Results
 from tests.learn.tiny import SCHEDULE, TinyRuns, tiny_runs
 
 CONFIG = CompareConfig(
@@ -21,10 +22,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> TinyRuns:
     return tiny_runs(tmp_path_factory)
 
 
-def accuracies(results: dict) -> dict[str, list[float]]:
-    return {
-        arm: [r["accuracy"] for r in results["budgets"][0]["arms"][arm]["runs"]] for arm in results["arms"]
-    }
+def accuracies(results: Results) -> dict[str, list[float]]:
+    return {arm: [r["accuracy"] for r in results.budgets[0].arms[arm].runs] for arm in results.arms}
 
 
 def test_the_runs_give_the_same_results_in_process_in_a_pool_and_on_ray(runs, tmp_path, local_ray):
@@ -36,8 +35,8 @@ def test_the_runs_give_the_same_results_in_process_in_a_pool_and_on_ray(runs, tm
     )
     assert accuracies(here) == accuracies(pool) == accuracies(ray)
     for results in (pool, ray):
-        assert results["budgets"][0]["paired_difference"] == here["budgets"][0]["paired_difference"]
-        assert results["frames_k"] == here["frames_k"]
+        assert results.budgets[0].paired_difference == here.budgets[0].paired_difference
+        assert results.frames_k == here.frames_k
 
 
 @pytest.mark.slow
@@ -53,5 +52,5 @@ def test_the_benchmark_on_ray_gives_the_local_leaderboard(tmp_path, local_ray):
     quiet = {"progress": False, "say": lambda line: None}
     here = run_benchmark(tmp_path / "here", config, **quiet)
     ray = run_benchmark(tmp_path / "ray", config, backend=Backend("ray", local_ray), **quiet)
-    assert [r["accuracy"] for r in here["rows"]] == [r["accuracy"] for r in ray["rows"]]
-    assert here["rows"][1]["pretext"]["steps"] == ray["rows"][1]["pretext"]["steps"] == [3]
+    assert [r.accuracy for r in here.rows] == [r.accuracy for r in ray.rows]
+    assert here.rows[1].pretext.steps == ray.rows[1].pretext.steps == (3,)

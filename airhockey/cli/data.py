@@ -1,0 +1,166 @@
+"""``airhockey generate`` and ``airhockey data``: write, inspect, verify and preview datasets.
+
+Defaults are ``GenerateConfig``'s and ``ShapesConfig``'s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from airhockey.backends import Backend
+from airhockey.cli.common import (
+    BackendOption,
+    EpisodeIndex,
+    RayAddressOption,
+    RayCpusOption,
+    VideoHelp,
+    user_errors,
+)
+from airhockey.generate.config import GenerateConfig, ShapesConfig
+
+data_app = typer.Typer(
+    help="Inspect, verify and preview generated datasets; write the moving-shapes sanity set.",
+    no_args_is_help=True,
+)
+WidthOption = Annotated[int, typer.Option(min=16, help="Frame width in pixels.")]
+HeightOption = Annotated[int, typer.Option(min=16, help="Frame height in pixels.")]
+ShardSizeOption = Annotated[int, typer.Option(min=1, help="Episodes per shard file.")]
+
+
+@user_errors
+def generate_command(
+    out_dir: Annotated[Path, typer.Argument(help="Dataset directory to create or, with --resume, complete.")],
+    episodes: Annotated[int, typer.Option(min=1, help="Labelled episodes to write.")],
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Worker processes (local backend). Default: the available CPU cores."),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Generator seed: the same seed, the same dataset.")
+    ] = GenerateConfig.seed,
+    width: WidthOption = GenerateConfig.width,
+    height: HeightOption = GenerateConfig.height,
+    camera: Annotated[str, typer.Option(help="Camera: 'top' or 'perspective'.")] = GenerateConfig.camera,
+    labels: Annotated[
+        str,
+        typer.Option(
+            help="'leftright': classes left/right (buttons 0 and 4), other outcomes discarded; "
+            "'all': class k is button k, misses discarded."
+        ),
+    ] = GenerateConfig.labels,
+    policy: Annotated[
+        str | None,
+        typer.Option(
+            help="'bundled' or 'bundled-all' (the shipped agents, for targets leftright and all), a saved "
+            "agent's run folder or model .zip (unpickled: pass only files you trust), or 'scripted' (a "
+            "hand-written baseline controller); default: the bundled agent for --labels.",
+            show_default=False,
+        ),
+    ] = GenerateConfig.policy,
+    shard_size: ShardSizeOption = GenerateConfig.shard_size,
+    resume: Annotated[
+        bool, typer.Option(help="Complete an interrupted run in OUT_DIR; give the same arguments.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    backend: BackendOption = Backend.kind,
+    ray_address: RayAddressOption = Backend.ray_address,
+    ray_cpus_per_task: RayCpusOption = Backend.cpus_per_task,
+) -> None:
+    """Play a policy and write its episodes, rendered and labelled by the button hit, as HDF5 shards.
+
+    With --backend ray each shard is a Ray task; only this process writes into OUT_DIR.
+    """
+    from airhockey.generate import generate
+
+    config = GenerateConfig(
+        episodes=episodes,
+        seed=seed,
+        width=width,
+        height=height,
+        camera=camera,
+        labels=labels,
+        policy=policy,
+        shard_size=shard_size,
+    )
+    where = Backend(backend, ray_address, cpus_per_task=ray_cpus_per_task)
+    manifest = generate(config, out_dir, workers=workers, resume=resume, progress=progress, backend=where)
+    counts = zip(manifest["label_names"], manifest["class_counts"], strict=True)
+    classes = ", ".join(f"{name} {count}" for name, count in counts)
+    discarded = sum(manifest["discards"].values())
+    typer.echo(
+        f"wrote {out_dir}/: {manifest['episodes']} episodes ({classes}), {manifest['frames']:,} frames "
+        f"in {len(manifest['shards'])} shards; discarded {discarded} of {manifest['attempts']} attempts"
+    )
+
+
+@data_app.command("verify")
+@user_errors
+def data_verify(path: Annotated[Path, typer.Argument(help="Dataset directory.")]) -> None:
+    """Recompute checksums, check schema and counts, and check each label against the button states."""
+    from airhockey.generate import verify_dataset
+
+    result = verify_dataset(path)
+    for problem in result.problems:
+        typer.echo(f"error: {problem}", err=True)
+    if not result.ok:
+        raise typer.Exit(1)
+    typer.echo(f"ok: {path}: {result.shards} shards, {result.episodes} episodes verified")
+
+
+@data_app.command("inspect")
+@user_errors
+def data_inspect(path: Annotated[Path, typer.Argument(help="Dataset directory.")]) -> None:
+    """Print a summary: counts per class, lengths, discards, policy, frame size, size on disk."""
+    from airhockey.generate import describe_dataset
+
+    typer.echo(describe_dataset(path))
+
+
+@data_app.command("preview")
+@user_errors
+def data_preview(
+    path: Annotated[Path, typer.Argument(help="Dataset directory or shard file.")],
+    episode: EpisodeIndex = 0,
+    out: Annotated[Path, typer.Option(help=VideoHelp)] = Path("clip.mp4"),
+) -> None:
+    """Write one episode as a video, its label drawn above the frames."""
+    from airhockey.generate import preview_episode
+
+    typer.echo(f"wrote {preview_episode(path, episode, out)}")
+
+
+# `data shapes`, not `generate shapes`: `generate OUT_DIR` reads its first word as the directory, so a
+# `shapes` subcommand there would either shadow a directory named shapes or turn `generate` into a
+# group and break `airhockey generate data --episodes 200`.
+@data_app.command("shapes")
+@user_errors
+def data_shapes(
+    out_dir: Annotated[Path, typer.Argument(help="Dataset directory to create (new or empty).")],
+    episodes: Annotated[int, typer.Option(min=1, help="Episodes to write.")],
+    shapes: Annotated[
+        int, typer.Option(min=1, max=2, help="Shapes: 1 (a disk) or 2 (and a square).")
+    ] = ShapesConfig.shapes,
+    length: Annotated[int, typer.Option(min=2, help="Frames per episode.")] = ShapesConfig.length,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Seed: the same seed, the same dataset.")
+    ] = ShapesConfig.seed,
+    width: WidthOption = ShapesConfig.width,
+    height: HeightOption = ShapesConfig.height,
+    shard_size: ShardSizeOption = ShapesConfig.shard_size,
+) -> None:
+    """Write a moving-shapes sanity dataset (shapes bouncing in a box) in the shard format of 'generate'."""
+    from airhockey.generate.shapes import generate_shapes
+
+    config = ShapesConfig(
+        episodes, shapes, length=length, seed=seed, width=width, height=height, shard_size=shard_size
+    )
+    manifest = generate_shapes(config, out_dir)
+    counts = zip(manifest["label_names"], manifest["class_counts"], strict=True)
+    classes = ", ".join(f"{name} {count}" for name, count in counts)
+    typer.echo(
+        f"wrote {out_dir}/: {manifest['episodes']} episodes of {shapes} shape(s) ({classes}), "
+        f"{manifest['frames']:,} frames in {len(manifest['shards'])} shards"
+    )

@@ -1,0 +1,305 @@
+"""A comparison's classifier runs as tasks, the hyperparameter search, the oracle and the probes.
+
+Every classifier run is a task (``ClassifierJob``, ``backends.run_tasks``): in this process, in a
+local pool, or on Ray, with the same results; each record is appended to the run log as it
+finishes (``runlog``). The oracle is the ceiling: the same head, and boosted trees, on the true
+state (``probes``). The probes fit ridge regressions from each arm's frozen encoder to the true
+positions and the puck's velocity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from airhockey.backends import Backend, run_tasks
+from airhockey.learn.config import ClassifyConfig, CompareConfig
+from airhockey.learn.downstream.classifier import ClassifierConfig, EncoderSpec, build_classifier
+from airhockey.learn.downstream.classify import run_arm, score_predictions
+from airhockey.learn.downstream.labelled import ClassifierData, FrameSet
+from airhockey.learn.downstream.probes import (
+    POSITIONS,
+    VELOCITIES,
+    boosting_accuracy,
+    encoder_features,
+    fit_state_head,
+    oracle_features,
+    probe_r2,
+)
+from airhockey.learn.protocol.arms import Arm, Repeat
+from airhockey.learn.protocol.results import OracleHeadSearch, Search, SearchChoice, finite
+from airhockey.learn.protocol.runlog import Done, append_run, run_key
+
+
+@dataclass(frozen=True)
+class ClassifierJob:
+    """One classifier run of a comparison: a pure function of these fields and the shared data."""
+
+    arm: str
+    """The arm's name."""
+    arm_index: int
+    """Its position in the shared lists of encoders."""
+    run_index: int
+    """Which of the arm's pretext runs it loads (0 for scratch)."""
+    budget: int
+    """Labelled episodes, validation ones included."""
+    include_after_hit: bool
+    context_frames: int
+    repeat: int
+    labelled: np.ndarray
+    """The episodes trained on."""
+    val_episodes: np.ndarray | None
+    """The episodes that pick the best epoch (None: the split's validation episodes)."""
+    training: ClassifyConfig
+    in_process: bool
+    """Whether it runs in the driver's process (which keeps the driver's torch threads)."""
+    candidate: str = ""
+    """The hyperparameter search's candidate this run scores ("" for the comparison's own runs)."""
+
+    @classmethod
+    def of(
+        cls,
+        arm: Arm,
+        arm_index: int,
+        rep: Repeat,
+        budget: int,
+        labelled: np.ndarray,
+        val_episodes: np.ndarray | None,
+        training: ClassifyConfig,
+        in_process: bool,
+        candidate: str = "",
+    ) -> ClassifierJob:
+        """The job of ``arm``'s run on repeat ``rep``; its hit setting and k are ``training``'s."""
+        return cls(
+            arm=arm.name,
+            arm_index=arm_index,
+            run_index=arm.run_index(rep.index),
+            budget=budget,
+            include_after_hit=training.include_after_hit,
+            context_frames=training.context_frames,
+            repeat=rep.index,
+            labelled=labelled,
+            val_episodes=val_episodes,
+            training=training,
+            in_process=in_process,
+            candidate=candidate,
+        )
+
+
+def run_classifier_job(
+    job: ClassifierJob,
+    data: ClassifierData,
+    specs: Sequence[EncoderSpec],
+    states: Sequence[Sequence[dict[str, Any] | None]],
+    n_classes: int,
+    hidden: int,
+) -> dict[str, Any]:
+    """Trains and tests one classifier of a comparison (a ``backends.run_tasks`` task); returns its record."""
+    if not job.in_process:
+        torch.set_num_threads(1)  # a worker process or Ray task: parallelism comes from the tasks
+    start = time.perf_counter()
+    _, record = run_arm(
+        data,
+        job.labelled,
+        job.training,
+        ClassifierConfig(specs[job.arm_index], n_classes, hidden),
+        states[job.arm_index][job.run_index],
+        val_episodes=job.val_episodes,
+        progress=False,
+    )
+    return {
+        "arm": job.arm,
+        "search": job.candidate,
+        "schedule": {k: getattr(job.training, k) for k in ("lr", "encoder_lr", "freeze_epochs", "epochs")},
+        "pretext_run": job.run_index,
+        "repeat": job.repeat,
+        "include_after_hit": job.include_after_hit,
+        "context_frames": job.context_frames,
+        **record,
+        "seconds": round(time.perf_counter() - start, 3),  # training and testing, wall clock
+    }
+
+
+@dataclass
+class Runner:
+    """Where a comparison's classifier jobs run, what they share, and the runs done so far."""
+
+    shared: tuple[Any, ...]
+    """The arguments every job reads after itself (``run_classifier_job``'s data, encoders, ...)."""
+    done: Done
+    """Finished runs by key; each job's record is added as it finishes."""
+    log: Path
+    """The run log each record is appended to."""
+    backend: Backend
+    workers: int | None
+    progress: bool
+
+    @property
+    def in_process(self) -> bool:
+        """Whether the jobs run in this process."""
+        return self.backend.kind == "local" and self.workers == 1
+
+    def run(self, jobs: Sequence[ClassifierJob], label: str) -> None:
+        """Runs the jobs as tasks, appending each record to the run log and to ``done``."""
+        with open(self.log, "a") as log:
+            for _, record in run_tasks(
+                run_classifier_job,
+                jobs,
+                backend=self.backend,
+                shared=self.shared,
+                workers=self.workers,
+                progress=label if self.progress else None,
+            ):
+                append_run(log, record)
+                self.done[run_key(record)] = record
+
+
+def run_search(
+    data: ClassifierData, arms: Sequence[Arm], reps: Sequence[Repeat], config: CompareConfig, runner: Runner
+) -> tuple[dict[str, ClassifyConfig], Search | None]:
+    """The same hyperparameter search for every arm (``CompareConfig.candidates``): each candidate on
+    the first ``search_draws`` draws of ``search_budget`` episodes, scored by the mean of each run's
+    best validation accuracy (validation drawn from the budget). Returns each arm's chosen schedule
+    and what was tried and chosen (None without a search)."""
+    candidates = config.candidates()
+    if not candidates:
+        return {}, None
+    budget = min(config.search_budget, len(data.split.train))
+    include = config.training.include_after_hit
+    jobs = []
+    for rep in reps[: config.search_draws]:
+        labelled, val_ids = data.labelled_and_validation(budget, np.random.default_rng(rep.order_seed))
+        for i, arm in enumerate(arms):
+            for name, candidate in candidates.items():
+                if (arm.name, budget, include, rep.index, 1, name) in runner.done:
+                    continue
+                training = dataclasses.replace(
+                    candidate, seed=rep.seed, context_frames=1, select_best=len(val_ids) > 0
+                )
+                jobs.append(
+                    ClassifierJob.of(
+                        arm, i, rep, budget, labelled, val_ids, training, runner.in_process, name
+                    )
+                )
+    runner.run(jobs, "search")
+    chosen, summary = {}, {}
+    for arm in arms:
+        scores = {}
+        for name in candidates:
+            runs = [
+                runner.done[arm.name, budget, include, rep.index, 1, name]
+                for rep in reps[: config.search_draws]
+            ]
+            best = [
+                max((v for h in r["history"] if finite(v := h["val_accuracy"])), default=0.0) for r in runs
+            ]
+            scores[name] = float(np.mean(best))
+        pick = max(scores, key=lambda name: scores[name])  # the first of the best, in candidate order
+        chosen[arm.name] = candidates[pick]
+        summary[arm.name] = SearchChoice(scores, pick)
+    candidates_json = {name: json.loads(json.dumps(dataclasses.asdict(c))) for name, c in candidates.items()}
+    return chosen, Search(budget, min(config.search_draws, len(reps)), candidates_json, summary)
+
+
+def oracle_search(
+    data: ClassifierData, reps: Sequence[Repeat], config: CompareConfig
+) -> OracleHeadSearch | None:
+    """The search every arm gets, for the oracle's head: each of ``search_lrs`` trained on the true
+    state of the first ``search_draws`` draws of ``search_budget`` episodes and scored on the
+    validation episodes drawn from them (the encoder schedules do not apply: it has no encoder).
+
+    Returns:
+        Each rate's mean validation accuracy (keyed by the rate written with ``:g``) and the
+        first of the best in ``search_lrs`` order; None without a search or an oracle.
+    """
+    if not (config.oracle and config.search_lrs):
+        return None
+    budget = min(config.search_budget, len(data.split.train))
+    include = config.training.include_after_hit
+    scores: dict[str, list[float]] = {f"{lr:g}": [] for lr in config.search_lrs}
+    for rep in reps[: config.search_draws]:
+        labelled, val_ids = data.labelled_and_validation(budget, np.random.default_rng(rep.order_seed))
+        train = data.frames.of_episodes(labelled).usable(include, config.training.frame_stride)
+        val = data.frames.of_episodes(val_ids).usable(include)
+        if not len(val):
+            continue
+        for lr in config.search_lrs:
+            training = dataclasses.replace(config.training, lr=lr, seed=rep.seed)
+            predicted = fit_state_head(
+                oracle_features(train, 1), train.label, oracle_features(val, 1), training,
+                config.hidden, len(data.label_names),
+            )  # fmt: skip
+            scores[f"{lr:g}"].append(float(np.mean(predicted == val.label)))
+    if not all(scores.values()):
+        return None
+    means = {lr: float(np.mean(v)) for lr, v in scores.items()}
+    return OracleHeadSearch(means, float(max(means, key=lambda lr: means[lr])))
+
+
+def oracle_records(
+    data: ClassifierData,
+    labelled: np.ndarray,
+    test: FrameSet,
+    config: CompareConfig,
+    seed: int,
+    k: int,
+    lr: float | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The ceiling: classifiers of the true state (``probes.oracle_features``) trained on the frames
+    of the ``labelled`` episodes and scored on the test frames like every arm.
+
+    Args:
+        lr: the head's learning rate (``oracle_search``'s choice); None: ``config.training.lr``.
+
+    Returns:
+        ``{"head": record, "boosting": record}``: the classifiers' own head (same schedule, seed and
+        hidden units) and scikit-learn's gradient-boosted trees, each with the ``score_predictions``
+        fields.
+    """
+    training = dataclasses.replace(config.training, seed=seed, lr=config.training.lr if lr is None else lr)
+    train = data.frames.of_episodes(labelled).usable(training.include_after_hit, training.frame_stride)
+    x, test_x = oracle_features(train, k), oracle_features(test, k)
+    n_classes = len(data.label_names)
+    head = fit_state_head(x, train.label, test_x, training, config.hidden, n_classes) == test.label
+    trees = boosting_accuracy(x, train.label, test_x, test.label, seed)
+    return {
+        name: {
+            "labelled_episodes": len(labelled),
+            "seed": seed,
+            **score_predictions(c, test, training.include_after_hit),
+        }
+        for name, c in (("head", head), ("boosting", trees))
+    }
+
+
+def probe_summary(
+    data: ClassifierData, arms: Sequence[Arm], n_classes: int, config: CompareConfig
+) -> dict[str, dict[str, float]]:
+    """Linear probes of each arm's frozen encoder: R² on the test frames of ridge regressions from its
+    features (trained on the training split's frames) to the true positions (one frame) and the
+    puck's velocity (two frames). The scratch arm's encoder is the random one it starts from; an arm
+    of several pretext runs is probed on its first."""
+    include, stride = config.training.include_after_hit, config.training.frame_stride
+    train = data.frames.of_episodes(data.split.train).usable(include, stride)
+    test = data.frames.of_episodes(data.split.test).usable(include)
+    out = {}
+    for arm in arms:
+        model = build_classifier(
+            ClassifierConfig(arm.spec, n_classes, config.hidden),
+            config.seed,
+            arm.runs[0].encoder_state() if arm.runs else None,
+        )
+        r2 = {}
+        for k, columns in ((1, POSITIONS), (2, VELOCITIES)):
+            features = encoder_features(model.encoder, train, k), encoder_features(model.encoder, test, k)
+            r2.update(probe_r2(features[0], train.state, features[1], test.state, columns))
+        out[arm.name] = r2
+    return out

@@ -1,0 +1,159 @@
+"""Typed JSON records: frozen dataclasses to plain JSON data and back, checked field by field.
+
+A record is a frozen dataclass whose fields are ``int``, ``float``, ``bool``, ``str``, ``Any``,
+other records, ``tuple[X, ...]``, ``dict[str, X]``, ``dict[int, X]`` (keys written as strings,
+as JSON has no other) and ``X | None``. Floats may be NaN in memory; JSON writes them as null
+(``jsonio.write_json``) and a float field reads null back as NaN. A field whose metadata has
+``OMIT`` is left out of the JSON while it is None, and read as None when absent.
+
+Reading names the file and the field of the first thing that does not fit, in one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from airhockey.errors import UserError
+
+OMIT = {"omit_if_none": True}
+"""Field metadata: the key is absent from the JSON while the value is None."""
+
+R = TypeVar("R")
+
+
+class RecordError(ValueError):
+    """A value that does not fit its field; ``where`` is the field's path (``budgets[0].arms.x``)."""
+
+    def __init__(self, where: str, what: str) -> None:
+        super().__init__(f"{where or 'the top level'}: {what}")
+        self.where = where
+
+
+def to_json(value: Any) -> Any:
+    """``value`` (a record, or what a record holds) as plain data: dicts, lists, numbers, strings."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {}
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            if item is None and f.metadata.get("omit_if_none"):
+                continue
+            out[f.name] = to_json(item)
+        return out
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    return value
+
+
+def from_json(cls: type[R], data: Any, where: str = "") -> R:
+    """The record ``cls`` of plain data ``data``.
+
+    Raises:
+        RecordError: for a missing field, an unknown one, or a value of the wrong type.
+    """
+    return _read(cls, data, where)
+
+
+def read_json_file(path: Path) -> Any:
+    """The JSON in ``path``.
+
+    Raises:
+        UserError: for a file that is missing or not JSON, in one line naming it.
+    """
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"{path} is not a JSON file ({error}): restore it or run again") from None
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _read(tp: Any, data: Any, where: str) -> Any:
+    if tp is Any:
+        return data
+    if dataclasses.is_dataclass(tp):
+        return _read_record(tp, data, where)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if data is None and type(None) in args:
+            return None
+        kinds = [a for a in args if a is not type(None)]
+        for i, kind in enumerate(kinds):
+            try:
+                return _read(kind, data, where)
+            except RecordError:
+                if i == len(kinds) - 1:
+                    raise
+        raise RecordError(where, "null where a value belongs")
+    if origin is tuple:
+        if not isinstance(data, list):
+            raise RecordError(where, f"expected a list, found {_kind(data)}")
+        return tuple(_read(args[0], v, f"{where}[{i}]") for i, v in enumerate(data))
+    if origin is dict:
+        if not isinstance(data, dict):
+            raise RecordError(where, f"expected an object, found {_kind(data)}")
+        key_type, value_type = args
+        out = {}
+        for k, v in data.items():
+            key: Any = k
+            if key_type is int:
+                try:
+                    key = int(k)
+                except ValueError:
+                    raise RecordError(f"{where}.{k}", "expected a whole-number key") from None
+            out[key] = _read(value_type, v, f"{where}.{k}")
+        return out
+    return _read_scalar(tp, data, where)
+
+
+def _read_scalar(tp: Any, data: Any, where: str) -> Any:
+    if tp is float:
+        if data is None:
+            return math.nan  # JSON has no NaN: the writer stores it as null
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            return data
+    elif tp is int:
+        if isinstance(data, int) and not isinstance(data, bool):
+            return data
+    elif tp in (bool, str):
+        if isinstance(data, tp):
+            return data
+    else:
+        raise TypeError(f"records cannot hold {tp!r}")
+    raise RecordError(where, f"expected {tp.__name__}, found {_kind(data)}")
+
+
+def _read_record(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise RecordError(where, f"expected an object, found {_kind(data)}")
+    hints = _hints(cls)
+    fields = dataclasses.fields(cls)
+    names = {f.name for f in fields}
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise RecordError(f"{where}.{unknown[0]}".lstrip("."), "unknown field")
+    values = {}
+    for f in fields:
+        path = f"{where}.{f.name}".lstrip(".")
+        if f.name not in data:
+            if f.metadata.get("omit_if_none"):
+                values[f.name] = None
+                continue
+            raise RecordError(path, "missing")
+        values[f.name] = _read(hints[f.name], data[f.name], path)
+    return cls(**values)
+
+
+def _kind(data: Any) -> str:
+    return "null" if data is None else type(data).__name__

@@ -1,0 +1,244 @@
+"""What a comparison's runs add up to: accuracy per arm, paired differences, accuracy by position,
+convergence, and the effect of frames with a lit button, each as a ``results`` record.
+
+Every function here reads run records (``runlog``) of one budget and arm and returns means with
+95% bootstrap intervals (``stats``); intervals over accuracy resample the repeats (pretext runs,
+then draws) and the test episodes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from airhockey.learn.config import THRESHOLD, ClassifyConfig
+from airhockey.learn.protocol.results import (
+    AfterHit,
+    ArmAccuracy,
+    ConvergenceSummary,
+    FractionCurve,
+    FramesBeforeHitCurve,
+    HitAccuracy,
+    Interval,
+    MeanCI,
+    PairedDifference,
+    PositionSummary,
+)
+from airhockey.learn.protocol.stats import BOOTSTRAP_SAMPLES, bootstrap_accuracy, bootstrap_mean, mean_ci
+
+Run = dict[str, Any]
+"""A classifier run's record, as the run log holds it."""
+
+
+def interval(ci: Sequence[float] | None) -> Interval | None:
+    """A 95% interval as the records hold it."""
+    return None if ci is None else tuple(ci)
+
+
+def _first_reaching(history: list[dict[str, Any]], key: str) -> float:
+    """``key`` of the first epoch whose validation accuracy reaches ``THRESHOLD``; NaN if none does."""
+    return next((float(h[key]) for h in history if h["val_accuracy"] >= THRESHOLD), math.nan)
+
+
+def mean_summary(values: Sequence[float]) -> MeanCI:
+    """The mean of ``values`` with its 95% bootstrap interval."""
+    mean, ci = bootstrap_mean(values)
+    return MeanCI(mean, interval(ci))
+
+
+def _curve(rows: Sequence[Sequence[float]]) -> tuple[tuple[float, ...], tuple[Interval | None, ...]]:
+    """Mean and 95% bootstrap interval over runs, position by position, of equally long curves."""
+    stats = [bootstrap_mean(column) for column in zip(*rows, strict=True)]
+    return tuple(m for m, _ in stats), tuple(interval(ci) for _, ci in stats)
+
+
+def earliest_fraction(curve: Sequence[float]) -> float | None:
+    """Start of the earliest fraction bin from which every later bin's accuracy is >= ``THRESHOLD``."""
+    start = None
+    for i in range(len(curve) - 1, -1, -1):
+        if math.isnan(curve[i]) or curve[i] < THRESHOLD:
+            break
+        start = i / len(curve)
+    return start
+
+
+def most_frames_before_hit(curve: Sequence[float]) -> int | None:
+    """The largest k such that accuracy is >= ``THRESHOLD`` at every 1..k frames before the hit."""
+    k = 0
+    while k < len(curve) and not math.isnan(curve[k]) and curve[k] >= THRESHOLD:
+        k += 1
+    return k or None
+
+
+def curve_statistic_ci(
+    rows: Sequence[Sequence[float]],
+    statistic: Callable[[list[float]], float | None],
+    missing: float,
+    *,
+    n_boot: int = BOOTSTRAP_SAMPLES,
+    seed: int = 0,
+) -> list[float] | None:
+    """95% percentile bootstrap interval of ``statistic(mean curve)`` resampling the runs (rows of
+    equally long curves); a resample whose statistic is None (not reached) counts as ``missing``.
+    None for fewer than two runs."""
+    curves = np.asarray(rows, np.float64)
+    if len(curves) < 2 or not curves.shape[1]:
+        return None
+    rng = np.random.default_rng(seed)
+    values = []
+    for pick in rng.integers(0, len(curves), (n_boot, len(curves))):
+        value = statistic(curves[pick].mean(axis=0).tolist())
+        values.append(missing if value is None else value)
+    lo, hi = np.quantile(values, [0.025, 0.975])
+    return [float(lo), float(hi)]
+
+
+def position_summary(runs: Sequence[Run], test_episodes: int) -> PositionSummary:
+    """Accuracy by position over the runs of one budget and arm, with the earliest positions.
+
+    Frames-before-hit positions are kept up to the largest k that at least half of the test
+    episodes reach, so that the tail is not a handful of long episodes.
+    """
+    counts = runs[0]["frames_before_hit_frames"]
+    longest = max((k + 1 for k, n in enumerate(counts) if 2 * n >= test_episodes), default=0)
+    fraction_rows = [r["by_fraction"] for r in runs]
+    k_rows = [r["by_frames_before_hit"][:longest] for r in runs]
+    fraction_mean, fraction_ci = _curve(fraction_rows)
+    k_mean, k_ci = _curve(k_rows)
+    return PositionSummary(
+        by_fraction=FractionCurve(fraction_mean, fraction_ci, tuple(runs[0]["fraction_frames"])),
+        earliest_fraction=earliest_fraction(fraction_mean),
+        # "Not reached" counts as 1.0 (the hit itself) in the interval's resamples.
+        earliest_fraction_ci95=interval(curve_statistic_ci(fraction_rows, earliest_fraction, 1.0)),
+        by_frames_before_hit=FramesBeforeHitCurve(
+            tuple(range(1, longest + 1)), k_mean, k_ci, tuple(counts[:longest])
+        ),
+        most_frames_before_hit=most_frames_before_hit(k_mean),
+        # "Not reached" counts as 0 frames in the interval's resamples.
+        most_frames_before_hit_ci95=interval(curve_statistic_ci(k_rows, most_frames_before_hit, 0)),
+        before_strike=mean_summary([r["accuracy_before_strike"] for r in runs]),
+        strike_to_hit=mean_summary([r["accuracy_strike_to_hit"] for r in runs]),
+    )
+
+
+def run_steps(record: Run, training: ClassifyConfig) -> list[int]:
+    """Optimiser steps after each epoch of a run (from its history; derived from the epoch length
+    ``max(min_epoch_frames, train_frames)`` for records written before histories counted them)."""
+    history = record["history"]
+    if all("steps" in h for h in history):
+        return [int(h["steps"]) for h in history]
+    per_epoch = -(-max(training.min_epoch_frames, record["train_frames"]) // training.batch_size)
+    return [per_epoch * int(h["epoch"]) for h in history]
+
+
+def curve_area(steps: Sequence[float], accuracy: Sequence[float]) -> float:
+    """Normalised area under validation accuracy against optimiser steps: the trapezoid area from
+    step 0 (where accuracy is taken as the first measurement) to the last step, over the last step;
+    a fraction like accuracy. NaN when any point is NaN (no validation episodes)."""
+    y = np.asarray(accuracy, np.float64)
+    if not y.size or np.isnan(y).any():
+        return math.nan
+    x = np.concatenate([[0.0], np.asarray(steps, np.float64)])
+    y = np.concatenate([[y[0]], y])
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2) / x[-1])
+
+
+def steps_to_fraction_of_final(
+    steps: Sequence[int], accuracy: Sequence[float], fraction: float = 0.95
+) -> float:
+    """The first step count at which validation accuracy reaches ``fraction`` of the run's own final
+    (last epoch's) accuracy; NaN without validation."""
+    if not len(accuracy) or any(math.isnan(a) for a in accuracy):
+        return math.nan
+    target = fraction * accuracy[-1]
+    return float(next(s for s, a in zip(steps, accuracy, strict=True) if a >= target))
+
+
+def convergence_summary(runs: Sequence[Run], training: ClassifyConfig) -> ConvergenceSummary:
+    """Validation accuracy by epoch, optimiser steps and training seconds; per run the area under
+    accuracy against steps (``curve_area``), the steps to 95% of its own final accuracy and the
+    epochs and seconds to ``THRESHOLD``, each as a mean with its 95% bootstrap interval over runs.
+
+    The runs of one budget share their epoch length, so every arm's curve is read at the same
+    numbers of optimiser steps."""
+    histories = [r["history"] for r in runs]
+    accuracy = [[h["val_accuracy"] for h in hist] for hist in histories]
+    steps = [run_steps(r, training) for r in runs]
+    mean, ci = _curve(accuracy)
+    epochs = [_first_reaching(h, "epoch") for h in histories]
+    seconds = [_first_reaching(h, "elapsed_s") for h in histories]
+    pairs = list(zip(steps, accuracy, strict=True))
+    elapsed = zip(*[[h["elapsed_s"] for h in hist] for hist in histories], strict=True)
+    return ConvergenceSummary(
+        epochs=tuple(h["epoch"] for h in histories[0]),
+        steps=tuple(steps[0]),
+        encoder_frozen=tuple(h["encoder_frozen"] for h in histories[0]),
+        val_accuracy_mean=mean,
+        val_accuracy_ci95=ci,
+        elapsed_s_mean=tuple(float(np.mean(col)) for col in elapsed),
+        area_under_curve=mean_summary([curve_area(x, y) for x, y in pairs]),
+        steps_to_95pct_of_final=mean_summary([steps_to_fraction_of_final(x, y) for x, y in pairs]),
+        epochs_to_threshold=tuple(epochs),
+        epochs_to_threshold_mean=mean_ci(epochs)[0],
+        seconds_to_threshold_mean=mean_ci(seconds)[0],
+        runs_reaching_threshold=sum(not math.isnan(e) for e in epochs),
+        runs=len(runs),
+    )
+
+
+def _hits(runs: Sequence[Run]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(D, E) correct scored frames of each run on each test episode, (E,) scored frames, and (D,)
+    the pretext run each repeat loaded (the bootstrap's groups)."""
+    return (
+        np.asarray([r["episode_hits"] for r in runs], float),
+        np.asarray(runs[0]["episode_frames"], float),
+        np.asarray([r.get("pretext_run", 0) for r in runs], np.int64),
+    )
+
+
+def arm_summary(runs: Sequence[Run], keep_runs: bool = True) -> ArmAccuracy:
+    """Mean accuracy over the runs with its 95% bootstrap interval (resampling runs and test
+    episodes, ``stats.bootstrap_accuracy``), and the runs themselves."""
+    hits, frames, groups = _hits(runs)
+    mean, ci = bootstrap_accuracy(hits, frames, groups)
+    return ArmAccuracy(mean, interval(ci), tuple(runs) if keep_runs else None)
+
+
+def paired_difference(arm: Sequence[Run], reference: Sequence[Run]) -> PairedDifference:
+    """An arm's minus the reference arm's accuracy, repeat by repeat (same subset, same seed), with a
+    95% bootstrap interval resampling the paired repeats and the test episodes."""
+    diffs = [a["accuracy"] - b["accuracy"] for a, b in zip(arm, reference, strict=True)]
+    (hits, frames, groups), (ref_hits, _, _) = _hits(arm), _hits(reference)
+    mean, ci = bootstrap_accuracy(hits - ref_hits, frames, groups)
+    return PairedDifference(
+        mean=mean,
+        ci95=interval(ci),
+        per_repeat=tuple(diffs),
+        wins=sum(d > 0 for d in diffs),
+        ties=sum(d == 0 for d in diffs),
+        repeats=len(diffs),
+    )
+
+
+def after_hit_summary(
+    default: dict[str, list[Run]], other: dict[str, list[Run]], included_by_default: bool
+) -> AfterHit:
+    """The runs of one budget trained with and without frames that show the lit button, side by side."""
+
+    def accuracy(runs: dict[str, list[Run]]) -> dict[str, HitAccuracy]:
+        return {
+            arm: HitAccuracy(
+                *(
+                    mean_summary([r[k] for r in arm_runs])
+                    for k in ("accuracy_before_hit", "accuracy_after_hit", "accuracy_all_frames")
+                )
+            )
+            for arm, arm_runs in runs.items()
+        }
+
+    included, excluded = (default, other) if included_by_default else (other, default)
+    first = next(iter(default.values()))[0]
+    return AfterHit(first["labelled_episodes"], included_by_default, accuracy(included), accuracy(excluded))
