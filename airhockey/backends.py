@@ -20,14 +20,17 @@ import logging
 import multiprocessing
 import os
 import socket
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import closing
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from airhockey.errors import UserError
+from airhockey.ranges import Range, check_fields
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -51,17 +54,18 @@ class Backend:
     ray_address: str | None = None
     """With ``ray``: the cluster to join, ``auto`` (the one ``ray start`` began on this machine, or
     ``RAY_ADDRESS``) or ``HOST:PORT`` of its head; None starts a Ray instance on this machine."""
-    cpus_per_task: float = 1.0
-    """With ``ray``: CPUs each task reserves."""
-    gpus_per_task: float = 0.0
-    """With ``ray``: GPUs each task reserves (a fraction shares one GPU between tasks)."""
+    cpus_per_task: Annotated[float, Range(0, 1024)] = 1.0
+    """With ``ray``: CPUs each task reserves, 0-1,024."""
+    gpus_per_task: Annotated[float, Range(0, 64)] = 0.0
+    """With ``ray``: GPUs each task reserves, 0-64 (a fraction shares one GPU between tasks)."""
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.kind not in BACKENDS:
             raise UserError(f"backend must be one of {', '.join(BACKENDS)}, got {self.kind!r}")
         if self.kind != "ray" and self.ray_address is not None:
             raise UserError("a Ray address needs the ray backend: pass --backend ray")
-        if self.cpus_per_task < 0 or self.gpus_per_task < 0 or self.cpus_per_task + self.gpus_per_task == 0:
+        if self.cpus_per_task + self.gpus_per_task == 0:
             raise UserError(
                 f"a task must reserve some CPUs or GPUs, got cpus {self.cpus_per_task}, "
                 f"gpus {self.gpus_per_task}"
@@ -111,18 +115,79 @@ def connect_ray(address: str | None = None) -> ModuleType:
     return ray
 
 
-def _check_reachable(address: str) -> None:
-    """Fails fast where ``HOST:PORT`` refuses connections: ``ray.init`` would retry for minutes."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        return  # ``auto``: Ray resolves it, and fails at once when it finds no cluster
+def check_backend(backend: Backend) -> None:
+    """Checks, before anything is written, that ``backend`` can run tasks: for ``ray``, that Ray is
+    installed and that ``ray_address`` is well formed and, as ``HOST:PORT``, answers within
+    ``CONNECT_TIMEOUT_S`` (Ray itself is started or joined only when the tasks run).
+
+    Raises:
+        UserError: one line saying what is missing or wrong, and what to do.
+    """
+    if backend.kind != "ray":
+        return
     try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as err:
+        import ray  # noqa: F401
+    except ImportError:
+        raise UserError(f"the ray backend needs Ray, which is not installed: {RAY_INSTALL}") from None
+    if backend.ray_address is not None:
+        _check_reachable(backend.ray_address)
+
+
+def parse_ray_address(address: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` (or ``ray://HOST:PORT``) as ``(host, port)``; None for ``auto``.
+
+    Raises:
+        UserError: for anything else, e.g. a port that is not a number in 1-65535.
+    """
+    if address == "auto":
+        return None
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")  # an IPv6 address is written [::1]:6379
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise UserError(
-            f"cannot reach the Ray cluster at --ray-address {address} ({err.strerror or err}): "
+            f"--ray-address must be 'auto' or HOST:PORT with PORT in 1-65535 "
+            f"(e.g. 10.0.0.5:6379), got {address!r}"
+        )
+    return host, int(port)
+
+
+def _check_reachable(address: str) -> None:
+    """Fails within ``CONNECT_TIMEOUT_S`` where ``HOST:PORT`` is malformed, does not resolve or
+    refuses connections: ``ray.init`` would retry for minutes. The name is resolved in a
+    daemon thread, since ``getaddrinfo`` takes no timeout of its own."""
+    parsed = parse_ray_address(address)
+    if parsed is None:
+        return  # ``auto``: Ray resolves it, and fails at once when it finds no cluster
+    host, port = parsed
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    resolved: list[Any] = []
+    failed: list[OSError] = []
+
+    def resolve() -> None:
+        try:
+            resolved.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as err:
+            failed.append(err)
+
+    thread = threading.Thread(target=resolve, daemon=True)
+    thread.start()
+    thread.join(CONNECT_TIMEOUT_S)
+    problem = None
+    if failed or not resolved:
+        problem = failed[0].strerror or str(failed[0]) if failed else "the name did not resolve in time"
+    else:
+        family, kind, proto, _, target = resolved[0]
+        try:
+            with socket.socket(family, kind, proto) as sock:
+                sock.settimeout(max(0.1, deadline - time.monotonic()))
+                sock.connect(target)
+        except OSError as err:
+            problem = err.strerror or str(err) or "timed out"
+    if problem is not None:
+        raise UserError(
+            f"cannot reach the Ray cluster at --ray-address {address} ({problem}): "
             "check that its head is running ('ray start --head' prints the address) and reachable"
-        ) from None
+        )
 
 
 def run_tasks(

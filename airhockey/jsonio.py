@@ -1,12 +1,14 @@
-"""The one JSON writer of the package: indented, NaN written as null, written atomically."""
+"""The one JSON writer of the package: indented, NaN written as null, written atomically
+(``airhockey.writing``: never through a link, a full disk reported as such)."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
+
+from airhockey.writing import write_atomic
 
 
 def json_safe(value: Any) -> Any:
@@ -21,10 +23,10 @@ def json_safe(value: Any) -> Any:
 
 
 def write_json(path: str | Path, payload: Any) -> Path:
-    """Writes ``payload`` as indented JSON to ``path`` through a temporary file and a rename, so a
-    crash never leaves a half-written file; NaN becomes null, which every JSON reader accepts."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(json_safe(payload), indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Writes ``payload`` as indented JSON to ``path`` through ``<name>.tmp`` and a rename, so a
+    crash never leaves a half-written file; NaN becomes null, which every JSON reader accepts.
+
+    Raises:
+        UserError: when the disk is full (``path`` is left as it was, the temporary file removed).
+    """
+    return write_atomic(path, json.dumps(json_safe(payload), indent=2) + "\n")

@@ -11,6 +11,10 @@ from numpy.typing import NDArray
 from airhockey.paths import check_output_file
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
+MIN_FONT_PX = 11
+"""The smallest font size of a banner, in pixels."""
+MIN_VIDEO_HEIGHT = 256
+"""Frames lower than this (pixels) are upscaled by pixel repetition in a video."""
 
 
 def check_video_path(path: str | Path) -> Path:
@@ -28,12 +32,17 @@ def check_video_path(path: str | Path) -> Path:
 
 
 def text_banner(width: int, text: str) -> NDArray[np.uint8]:
-    """A dark strip (h, width, 3) uint8 with ``text`` in white, to stack above a frame or panel."""
+    """A dark strip (h, width, 3) uint8 with ``text`` in white, to stack above a frame or panel.
+
+    The font is at least ``MIN_FONT_PX`` pixels, below which the dot of an "i" vanishes ("right" reads
+    "nght"), and the strip is as high as the font's ascenders and descenders need.
+    """
     from PIL import Image, ImageDraw, ImageFont
 
-    height = max(12, width // 6)
-    image = Image.new("RGB", (width, height), (20, 20, 20))
-    font = ImageFont.load_default(size=height - 3)
+    font = ImageFont.load_default(size=max(MIN_FONT_PX, width // 8))
+    # The strip's height from the tallest and deepest glyphs, so that no label is cut.
+    _, _, _, bottom = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((2, 1), "Hgjy|", font=font)
+    image = Image.new("RGB", (width, bottom + 2), (20, 20, 20))
     ImageDraw.Draw(image).text((2, 1), text, fill=(255, 255, 255), font=font)
     return np.asarray(image)
 
@@ -41,8 +50,10 @@ def text_banner(width: int, text: str) -> NDArray[np.uint8]:
 def write_video(frames: Sequence[NDArray[np.uint8]], path: str | Path, fps: float) -> Path:
     """Writes RGB frames to an MP4 (H.264) or GIF file.
 
-    Frames are upscaled by pixel repetition to at least 256 pixels high, so that 64x64 frames
-    stay sharp in a player and survive the codec's chroma subsampling.
+    Frames lower than ``MIN_VIDEO_HEIGHT`` are upscaled by pixel repetition (the smallest whole factor
+    that reaches it), so that 64x64 frames stay sharp in a player and survive the codec's chroma
+    subsampling; frames that high or higher keep their size, except that an MP4 of odd width or
+    height is repeated by a factor that makes both even.
 
     Args:
         frames: a sequence of uint8 arrays of shape (H, W, 3), all the same shape.
@@ -57,9 +68,11 @@ def write_video(frames: Sequence[NDArray[np.uint8]], path: str | Path, fps: floa
     path = check_video_path(path)
     if len(frames) == 0:
         raise ValueError("no frames to write")
-    scale = max(1, -(-256 // frames[0].shape[0]))
-    # H.264 wants even sizes; pixel repetition by an even factor gives them.
-    scale += scale % 2
+    height, width = frames[0].shape[:2]
+    scale = max(1, -(-MIN_VIDEO_HEIGHT // height))
+    # H.264 wants even sizes: an odd size repeated by an odd factor stays odd, so the factor grows by one.
+    if path.suffix.lower() == ".mp4" and (height * scale % 2 or width * scale % 2):
+        scale += 1
     big = [np.repeat(np.repeat(f, scale, axis=0), scale, axis=1) for f in frames]
     path.parent.mkdir(parents=True, exist_ok=True)
     clip = ImageSequenceClip(big, fps=fps)

@@ -128,3 +128,19 @@ def test_a_frame_size_the_gl_framebuffer_cannot_hold_is_a_one_line_error(tmp_pat
         app, ["env", "preview", "--episodes", "1", "--width", "16385", "--out", str(tmp_path / "p.gif")]
     )
     assert_one_line_error(result, "cannot render 16385x256 frames", "smaller frame size")
+
+
+def test_agent_eval_refuses_the_left_right_agent_on_five_targets_in_one_line():
+    args = ["agent", "eval", "--policy", "bundled", "--targets", "all", "--episodes", "1"]
+    result = runner.invoke(app, args)
+    assert_one_line_error(result, "'bundled' was trained for target buttons 'leftright'", "bundled-all")
+    result = runner.invoke(app, ["agent", "eval", "--targets", "all", "--episodes", "2"])
+    assert result.exit_code == 0 and "policy:          bundled-all" in result.output
+
+
+def test_env_preview_writes_frames_of_the_size_asked_when_high_enough(tmp_path):
+    out = tmp_path / "preview.gif"
+    args = ["env", "preview", "--episodes", "1", "--width", "256", "--height", "256", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert iio.imread(out).shape[1:] == (256, 256, 3)  # not upscaled to 512x512

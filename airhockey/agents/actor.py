@@ -12,7 +12,6 @@ unpickles nothing (``allow_pickle=False``). This module needs numpy only.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from airhockey.errors import UserError
+from airhockey.writing import atomic_file
 
 ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0)}
 """The hidden activations an exported actor may use, by name."""
@@ -100,10 +100,8 @@ class MLPActor:
         }
         for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             arrays[f"weight_{k}"], arrays[f"bias_{k}"] = w, b
-        tmp = path.with_name("tmp_" + path.name)
-        with tmp.open("wb") as f:
+        with atomic_file(path, tmp=path.with_name("tmp_" + path.name)) as f:
             np.savez(f, **arrays)
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str | Path, name: str = "") -> tuple[MLPActor, str]:

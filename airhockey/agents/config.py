@@ -8,10 +8,11 @@ import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import airhockey
 from airhockey.errors import UserError
+from airhockey.ranges import Range, check_fields
 
 HYPERPARAMS_PATH = Path(__file__).parent / "hyperparams" / "ppo.yml"
 ACTIVATIONS = ("tanh", "relu")
@@ -27,63 +28,57 @@ VALIDATION_SEED = 900_000
 class PPOHyperparams:
     """Everything that sets up PPO and its vectorised, normalised environments."""
 
-    n_envs: int
-    """Environments stepped in parallel; a rollout holds ``n_envs * n_steps`` transitions."""
-    n_steps: int
-    """Steps per environment in each rollout."""
-    batch_size: int
-    """Transitions per gradient step."""
-    n_epochs: int
-    """Passes over each rollout."""
-    learning_rate: float
-    """Adam step size at the start of training."""
-    learning_rate_end: float | None
-    """Adam step size at the end of the run's timesteps, reached linearly from ``learning_rate``
-    (stable-baselines3's ``LinearSchedule``); null: constant."""
-    gamma: float
-    """Discount factor, also used by VecNormalize to scale rewards."""
-    gae_lambda: float
-    """Bias/variance trade-off of generalised advantage estimation."""
-    clip_range: float
-    """PPO's ratio clipping."""
-    ent_coef: float
-    """Weight of the entropy bonus."""
-    vf_coef: float
-    """Weight of the value loss."""
-    max_grad_norm: float
-    """Gradient-norm clipping."""
-    target_kl: float | None
-    """Stop an update's epochs early beyond this approximate KL divergence; null: never."""
+    n_envs: Annotated[int, Range(1, 1024)]
+    """Environments stepped in parallel, 1-1,024; a rollout holds ``n_envs * n_steps`` transitions."""
+    n_steps: Annotated[int, Range(1, 10**6)]
+    """Steps per environment in each rollout, 1 to 10^6."""
+    batch_size: Annotated[int, Range(1, 10**7)]
+    """Transitions per gradient step, 1 to 10^7."""
+    n_epochs: Annotated[int, Range(1, 1000)]
+    """Passes over each rollout, 1-1,000."""
+    learning_rate: Annotated[float, Range(0, 10, low_open=True)]
+    """Adam step size at the start of training, in (0, 10]."""
+    learning_rate_end: Annotated[float, Range(0, 10)] | None
+    """Adam step size at the end of the run's timesteps (0-10), reached linearly from
+    ``learning_rate`` (stable-baselines3's ``LinearSchedule``); null: constant."""
+    gamma: Annotated[float, Range(0, 1, low_open=True)]
+    """Discount factor, in (0, 1], also used by VecNormalize to scale rewards."""
+    gae_lambda: Annotated[float, Range(0, 1, low_open=True)]
+    """Bias/variance trade-off of generalised advantage estimation, in (0, 1]."""
+    clip_range: Annotated[float, Range(0, 10, low_open=True)]
+    """PPO's ratio clipping, in (0, 10]."""
+    ent_coef: Annotated[float, Range(0, 100)]
+    """Weight of the entropy bonus, 0-100."""
+    vf_coef: Annotated[float, Range(0, 100)]
+    """Weight of the value loss, 0-100."""
+    max_grad_norm: Annotated[float, Range(0, 10**6, low_open=True)]
+    """Gradient-norm clipping, in (0, 10^6]."""
+    target_kl: Annotated[float, Range(0, 100, low_open=True)] | None
+    """Stop an update's epochs early beyond this approximate KL divergence, in (0, 100]; null: never."""
     policy: str
     """stable-baselines3 policy class name; the state observation needs ``MlpPolicy``."""
-    net_arch: list[int]
-    """Hidden layer widths, shared by the separate actor and critic networks."""
+    net_arch: list[Annotated[int, Range(1, 16384)]]
+    """Hidden layer widths (1-16,384 each), shared by the separate actor and critic networks."""
     activation_fn: str
     """Hidden activation: ``tanh`` or ``relu``."""
-    log_std_init: float
-    """Initial log standard deviation of the Gaussian action distribution."""
+    log_std_init: Annotated[float, Range(-20, 20)]
+    """Initial log standard deviation of the Gaussian action distribution, -20 to 20."""
     norm_obs: bool
     """Normalise observations by running mean and variance (VecNormalize)."""
     norm_reward: bool
     """Scale rewards by the running standard deviation of the discounted return (VecNormalize)."""
-    clip_obs: float
-    """Clip normalised observations to +-this."""
+    clip_obs: Annotated[float, Range(0, 10**6, low_open=True)]
+    """Clip normalised observations to +-this, in (0, 10^6]."""
 
     def __post_init__(self) -> None:
-        positive = ("n_envs", "n_steps", "batch_size", "n_epochs", "learning_rate", "clip_range", "clip_obs")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise UserError(f"hyperparameter {name} must be positive, got {getattr(self, name)!r}")
-        for name in ("gamma", "gae_lambda"):
-            if not 0.0 < getattr(self, name) <= 1.0:
-                raise UserError(f"hyperparameter {name} must be in (0, 1], got {getattr(self, name)!r}")
-        end = self.learning_rate_end
-        if end is not None and end < 0:
-            raise UserError(f"hyperparameter learning_rate_end must be null or >= 0, got {end!r}")
+        try:
+            check_fields(self)
+        except UserError as err:
+            raise UserError(f"hyperparameter {err}") from None
         if self.activation_fn not in ACTIVATIONS:
             raise UserError(f"hyperparameter activation_fn must be one of {list(ACTIVATIONS)}")
-        if not self.net_arch or min(self.net_arch) < 1:
-            raise UserError(f"hyperparameter net_arch must list positive widths, got {self.net_arch!r}")
+        if not self.net_arch:
+            raise UserError("hyperparameter net_arch must list at least one width")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str) -> PPOHyperparams:
@@ -219,20 +214,21 @@ class TrainConfig:
 
     out: Path
     """The run folder; must not exist (or be empty) unless resuming."""
-    timesteps: int = 1_000_000
-    """Environment steps to train for, in total over all sessions of the run."""
-    workers: int = 1
-    """Processes that step the environments, this one included (see ParallelVecEnv)."""
-    seed: int = 0
-    """Seed of the network initialisation, PPO's sampling and the training environments."""
+    timesteps: Annotated[int, Range(1, 10**10)] = 1_000_000
+    """Environment steps to train for, in total over all sessions of the run (1 to 10^10)."""
+    workers: Annotated[int, Range(1, 1024)] = 1
+    """Processes that step the environments, this one included (see ParallelVecEnv), at most n_envs."""
+    seed: Annotated[int, Range(0, 2**32 - 1)] = 0
+    """Seed of the network initialisation, PPO's sampling and the training environments, below 2^32
+    (numpy's global seed, which stable-baselines3 sets, takes no more)."""
     target_buttons: str = "leftright"
     """Which buttons episodes target: ``leftright`` (0 and 4) or ``all``."""
     device: str = "cpu"
     """Torch device; runs are reproducible only on ``cpu``."""
-    eval_every: int = 20_480
+    eval_every: Annotated[int, Range(0, 10**10)] = 20_480
     """Environment steps between evaluations (and checkpoints); 0: only at the start and end."""
-    eval_episodes: int = 100
-    """Episodes per evaluation, on validation seeds 900,000 up."""
+    eval_episodes: Annotated[int, Range(1, 10**5)] = 100
+    """Episodes per evaluation (1 to 10^5), on validation seeds 900,000 up."""
     resume: bool = False
     """Continue the run in ``out`` from its last checkpoint (or start it, if ``out`` is empty)."""
     progress_bar: bool = True
@@ -242,15 +238,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
+        check_fields(self)
         n_envs = self.hyperparams.n_envs
-        if self.timesteps < 1:
-            raise UserError(f"timesteps must be positive, got {self.timesteps}")
-        if not 1 <= self.workers <= n_envs:
+        if self.workers > n_envs:
             raise UserError(f"workers must be between 1 and n_envs ({n_envs}), got {self.workers}")
-        if self.seed < 0:
-            raise UserError(f"seed must be non-negative, got {self.seed}")
-        if self.eval_every < 0 or self.eval_episodes < 1:
-            raise UserError("eval_every must be >= 0 and eval_episodes >= 1")
         if not isinstance(self.target_buttons, str):
             raise UserError(f"target_buttons must be 'leftright' or 'all', got {self.target_buttons!r}")
         from airhockey.envs import resolve_target_buttons  # MuJoCo: only when a run is configured

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 import airhockey
 from airhockey.agents.config import EVAL_SEED, TRAIN_SEED_BASE
-from airhockey.agents.policy import one_torch_thread
+from airhockey.agents.policy import AgentPolicy, one_torch_thread
 from airhockey.envs import N_BUTTONS, resolve_target_buttons
 from airhockey.errors import UserError
 
@@ -130,7 +130,8 @@ def evaluate(
         batch: environments stepped together.
 
     Raises:
-        UserError: on a bad episode count, seed or target preset.
+        UserError: on a bad episode count, seed or target preset, or for an ``AgentPolicy`` known to be
+            trained for fewer target buttons than ``target_buttons`` (``AgentPolicy.check_targets``).
     """
     if episodes < 1:
         raise UserError(f"episodes must be at least 1, got {episodes}")
@@ -140,6 +141,8 @@ def evaluate(
         resolve_target_buttons(target_buttons)
     except ValueError as err:
         raise UserError(str(err)) from None
+    if isinstance(policy, AgentPolicy):
+        policy.check_targets(target_buttons)
 
     seeds = np.arange(seed, seed + episodes, dtype=np.int64)
     targets, hits, lengths = (np.zeros(episodes, dtype=np.int64) for _ in range(3))

@@ -32,7 +32,7 @@ from airhockey.agents.files import (
     find_policy_files,
     stats_path,
 )
-from airhockey.envs.airhockey_v0 import STATE_SIZE
+from airhockey.envs.airhockey_v0 import STATE_SIZE, resolve_target_buttons
 from airhockey.errors import UserError
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "BUNDLED_ALL",
     "BUNDLED_MODEL",
     "BUNDLED_MODELS",
+    "BUNDLED_TARGETS",
     "MODEL_FILE",
     "AgentPolicy",
     "PolicyFiles",
@@ -48,6 +49,9 @@ __all__ = [
     "one_torch_thread",
     "stats_path",
 ]
+
+BUNDLED_TARGETS = {BUNDLED: "leftright", BUNDLED_ALL: "all"}
+"""The target preset each bundled agent was trained for."""
 
 
 @contextlib.contextmanager
@@ -74,13 +78,42 @@ class AgentPolicy:
             only read (its statistics are not updated), so a training run's own may be passed.
         name: where the policy came from, for messages.
         sha256: the identity of its files (``PolicyFiles.sha256``), or None when not from files.
+        target_buttons: the target preset it was trained for, where known (the bundled agents);
+            None where not known.
     """
 
-    def __init__(self, model: PPO, normalizer: VecNormalize, name: str, sha256: str | None = None) -> None:
+    def __init__(
+        self,
+        model: PPO,
+        normalizer: VecNormalize,
+        name: str,
+        sha256: str | None = None,
+        target_buttons: str | None = None,
+    ) -> None:
         self.model = model
         self.normalizer = normalizer
         self.name = name
         self.sha256 = sha256
+        self.target_buttons = target_buttons
+
+    def check_targets(self, target_buttons: str) -> None:
+        """Checks that the agent was trained for every button of ``target_buttons``, where that is known.
+
+        Raises:
+            UserError: when it was trained for fewer buttons (the left/right agent on five targets
+                would hit the wrong button on most episodes of the other three).
+        """
+        if self.target_buttons is None:
+            return
+        trained = resolve_target_buttons(self.target_buttons)
+        if not set(resolve_target_buttons(target_buttons)) <= set(trained):
+            fits = [name for name, preset in BUNDLED_TARGETS.items() if preset == target_buttons]
+            instead = f"pass --policy {fits[0]}, or " if fits else ""
+            raise UserError(
+                f"policy {self.name!r} was trained for target buttons {self.target_buttons!r} "
+                f"(buttons {list(trained)}), not {target_buttons!r}: {instead}leave --policy out to take "
+                "the agent trained for --targets"
+            )
 
     def predict(
         self, obs: NDArray[np.floating], deterministic: bool = True
@@ -170,7 +203,7 @@ def load_policy(policy: str | Path = BUNDLED, device: str = "cpu") -> AgentPolic
             f"not the ({STATE_SIZE},) AirHockey-v0 state"
         )
     name = str(policy) if str(policy) in BUNDLED_MODELS else str(files.model)
-    return AgentPolicy(model, normalizer, name, files.sha256())
+    return AgentPolicy(model, normalizer, name, files.sha256(), BUNDLED_TARGETS.get(str(policy)))
 
 
 def _unreadable(path: Path, what: str, err: Exception) -> str:

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
+import pickle
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from airhockey.agents.files import PolicyFiles
 from airhockey.agents.policy import MODEL_FILE, AgentPolicy, one_torch_thread, stats_path
 from airhockey.agents.vec_env import ParallelVecEnv, training_venv
 from airhockey.errors import UserError
+from airhockey.writing import atomic_file, open_append, write_atomic
 
 CONFIG_FILE = "config.json"
 COMMAND_FILE = "command.txt"
@@ -171,7 +172,7 @@ def train(config: TrainConfig, command: str | None = None) -> TrainSummary:
     start, wall_offset = resume_state or (0, 0.0)
     (out / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
     (out / BEST_DIR).mkdir(exist_ok=True)
-    with (out / COMMAND_FILE).open("a") as f:
+    with open_append(out / COMMAND_FILE, "command log") as f:
         f.write((command if command is not None else shlex.join(sys.argv)) + "\n")
     if resume_state is None:
         _write_atomic(out / CONFIG_FILE, json.dumps({**_versions(), "config": config.to_dict()}, indent=2))
@@ -220,12 +221,12 @@ def _best(out: Path, until: int) -> dict[str, float]:
     """The state of the run's best model, if saved at or before ``until`` steps; else (a resumed
     run whose best model came from an evaluation after its checkpoint) it is removed and -1 given."""
     state_file = out / BEST_DIR / STATE_FILE
-    try:
-        best = json.loads(state_file.read_text())
-        if best["timesteps"] <= until:
-            return best
-    except (OSError, ValueError, KeyError):
-        pass
+    if state_file.is_file():
+        best = runlog.read_state(state_file)
+        if best.success_rate is None:
+            raise UserError(f"{state_file}: field 'success_rate': missing: restore it or train anew")
+        if best.timesteps <= until:
+            return asdict(best)
     for path in (out / BEST_DIR).iterdir():
         path.unlink()
     return {"timesteps": -1, "wall_seconds": 0.0, "success_rate": -1.0}
@@ -245,14 +246,9 @@ def _resume_state(config: TrainConfig) -> tuple[int, float] | None:
             hint = "it has no checkpoint to resume from" if config.resume else "pass --resume to continue it"
             raise UserError(f"run folder {out} exists and is not empty; {hint}, or choose another --out")
         return None
-    try:
-        saved = json.loads((out / CONFIG_FILE).read_text())["config"]
-        state = json.loads(state_file.read_text())
-        start, wall_seconds = int(state["timesteps"]), float(state["wall_seconds"])
-    except (OSError, ValueError, KeyError) as err:
-        raise UserError(
-            f"cannot resume {out}: its {CONFIG_FILE} or checkpoint is unreadable ({err!r})"
-        ) from None
+    saved = runlog.read_run_config(out / CONFIG_FILE).config
+    state = runlog.read_state(state_file)
+    start, wall_seconds = state.timesteps, state.wall_seconds
     given = config.to_dict()
     for name in RUN_DEFINING:
         if saved.get(name) != given[name]:
@@ -287,18 +283,16 @@ def _save(model: PPO, venv: VecNormalize, path: Path) -> None:
     """Saves the model zip, its VecNormalize statistics and its numpy actor beside it, each
     replaced atomically."""
     tmp = path.with_name("tmp_" + path.name)
-    model.save(tmp)
-    os.replace(tmp, path)
-    venv.save(stats_path(tmp))
-    os.replace(stats_path(tmp), stats_path(path))
+    with atomic_file(path, tmp=tmp) as f:
+        model.save(f)
+    with atomic_file(stats_path(path), tmp=stats_path(tmp)) as f:
+        pickle.dump(venv, f)  # what VecNormalize.save writes
     files = PolicyFiles(path, stats_path(path))
     AgentPolicy(model, venv, str(path)).actor().save(files.actor, files.sha256())
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name("tmp_" + path.name)
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, text, tmp=path.with_name("tmp_" + path.name))
 
 
 def _versions() -> dict[str, Any]:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import typer
 
 from airhockey.cli.agent import agent_app
+from airhockey.cli.common import OneLineErrors
 from airhockey.cli.data import data_app, generate_command
 from airhockey.cli.env import env_app
 from airhockey.cli.learn import learn_app
 from airhockey.cli.study import pipeline_command
 
 app = typer.Typer(
+    cls=OneLineErrors,
     help="Air hockey in MuJoCo: environment, agent, labelled video datasets, representation learning.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

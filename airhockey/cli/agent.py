@@ -58,7 +58,9 @@ def agent_train(
 ) -> None:
     """Train PPO into a run folder: config, command, eval CSV, curve, checkpoints, model and stats."""
     from airhockey.agents import load_hyperparams, train
+    from airhockey.learn.device import check_device
 
+    check_device(device)  # stable-baselines3 would fall back to the CPU without a word
     config = TrainConfig(
         out=out,
         timesteps=timesteps,

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from airhockey.backends import Backend
 from airhockey.errors import UserError
@@ -37,6 +38,32 @@ def user_errors(fn: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class OneLineErrors(TyperGroup):
+    """The root command group: a mistake in the options themselves (click's usage errors: a missing,
+    unknown or malformed option) ends, as the commands' own errors do, in one line on stderr, exit 2."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        except Exception as err:
+            # click's ClickException (typer may vendor click, so it is recognised by its interface)
+            if not (hasattr(err, "format_message") and hasattr(err, "exit_code")):
+                raise
+            if type(err).__name__ == "NoArgsIsHelpError":
+                err.show()  # a group called bare: its help, as usual
+                sys.exit(err.exit_code)
+            ctx = getattr(err, "ctx", None)
+            where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            typer.echo(f"error: {' '.join(err.format_message().split())}{where}", err=True)
+            sys.exit(err.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def _one_line(err: BaseException) -> str:
@@ -95,7 +122,7 @@ RayAddressOption = Annotated[
         show_default=False,
     ),
 ]
-RayCpusOption = Annotated[float, typer.Option(min=0, help="With --backend ray: CPUs each task reserves.")]
+RayCpusOption = Annotated[float, typer.Option(help="With --backend ray: CPUs each task reserves.")]
 ThreadsOption = Annotated[
     int | None,
     typer.Option(

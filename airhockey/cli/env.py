@@ -77,6 +77,7 @@ def env_preview(
         from airhockey.agents import load_policy
 
         loaded = load_policy(policy)
+        loaded.check_targets(targets)
         act = lambda obs: loaded.predict(obs, deterministic=True)[0]  # noqa: E731
     summaries = play_episodes(act, episodes, seed, render=True, env_kwargs=env_kwargs)
     frames = [frame for s in summaries for frame in s.frames]

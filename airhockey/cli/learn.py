@@ -7,7 +7,6 @@ import torch); the comparison commands are in ``cli.study``.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,7 +22,7 @@ from airhockey.cli.common import (
     set_threads,
     user_errors,
 )
-from airhockey.learn.config import ClassifyConfig, CompareConfig, PretextConfig
+from airhockey.learn.config import FREEZE_EPOCHS, ClassifyConfig, CompareConfig, PretextConfig
 from airhockey.learn.methods import DEFAULT_METHOD
 
 learn_app = typer.Typer(
@@ -88,7 +87,7 @@ def learn_pretext(
     ] = PretextConfig.steps,
     minutes: Annotated[
         float | None,
-        typer.Option(min=0.0, help="Wall-clock budget of this session's training and validations."),
+        typer.Option(help="Wall-clock budget of this session's training and validations."),
     ] = PretextConfig.minutes,
     epochs: Annotated[
         int | None,
@@ -110,7 +109,7 @@ def learn_pretext(
     batch_size: Annotated[
         int, typer.Option(min=1, help="Samples per optimiser step.")
     ] = PretextConfig.batch_size,
-    lr: Annotated[float, typer.Option(min=0.0, help="AdamW learning rate.")] = PretextConfig.lr,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = PretextConfig.lr,
     patience: Annotated[
         int, typer.Option(min=1, help="Stop after this many validations without improvement.")
     ] = PretextConfig.patience,
@@ -131,6 +130,7 @@ def learn_pretext(
     With --resume the method and its settings come from the run; leave --method and --set out.
     """
     from airhockey.learn.methods import get_method
+    from airhockey.learn.pretext.run import read_config
     from airhockey.learn.pretext.trainer import STOP_REASONS, train_pretext
 
     config = PretextConfig(
@@ -150,8 +150,9 @@ def learn_pretext(
     chosen = build_method(method or DEFAULT_METHOD, settings) if given or not resume else None
     set_threads(threads)
     m = train_pretext(data, out, chosen, config, resume=resume, progress=progress, command=command_line())
-    method_config = json.loads((out / "config.json").read_text())["method_config"]
-    described = get_method(m["method"]).from_dict(method_config).describe(m)
+    run_config = read_config(out)
+    assert run_config is not None, "train_pretext writes config.json"
+    described = get_method(m["method"]).from_dict(run_config.method_config).describe(m)
     typer.echo(f"{m['method']}: stopped after {m['steps']} steps, {STOP_REASONS[m['stopped_by']]}")
     typer.echo(f"best epoch {m['best_epoch']} (step {m['best_step']}): {described}")
     typer.echo(f"wrote {out}/ (best.pt, last.pt, log.csv, metrics.json, config.json)")
@@ -200,11 +201,17 @@ def learn_classify(
         int, typer.Option(min=1, help="Epochs in all, frozen ones included.")
     ] = ClassifyConfig.epochs,
     freeze_epochs: Annotated[
-        int, typer.Option(min=0, help="First epochs with the encoder frozen (only the head trains).")
+        int | None,
+        typer.Option(
+            min=0,
+            help=f"First epochs with the encoder frozen (only the head trains). Default: {FREEZE_EPOCHS}, "
+            "at most --epochs minus 1.",
+            show_default=False,
+        ),
     ] = ClassifyConfig.freeze_epochs,
-    lr: Annotated[float, typer.Option(min=0.0, help="AdamW learning rate of the head.")] = ClassifyConfig.lr,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate of the head.")] = ClassifyConfig.lr,
     encoder_lr: Annotated[
-        float, typer.Option(min=0.0, help="AdamW learning rate of the encoder once unfrozen.")
+        float, typer.Option(help="AdamW learning rate of the encoder once unfrozen.")
     ] = ClassifyConfig.encoder_lr,
     frame_stride: Annotated[
         int, typer.Option(min=1, help="Train on every N-th frame of each episode (testing reads all).")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from airhockey.backends import Backend
+from airhockey.backends import Backend, check_backend
 from airhockey.cli.common import (
     BackendOption,
     DeviceOverride,
@@ -173,6 +173,7 @@ def learn_compare(
         raise UserError("give at least one --arm: a pretext run folder (and 'scratch', added by default)")
     config = compare_config(budgets, repeats, seed, device, frames_k, settings or ())
     where = backend_for(backend, ray_address, ray_cpus_per_task, config.training.device)
+    check_backend(where)  # the rest (data, arms, device, budgets) compare_on_dataset checks before writing
     set_threads(threads)
     results = compare_on_dataset(
         data,
@@ -281,7 +282,7 @@ def learn_benchmark(
     Run it again to finish an interrupted benchmark. Settings: airhockey.learn.protocol.benchmark.CPU,
     FULL with --full, QUICK with --quick; an override left out keeps the edition's.
     """
-    from airhockey.learn.protocol.benchmark import run_benchmark
+    from airhockey.learn.protocol.benchmark import check_benchmark, run_benchmark
 
     if labels not in ("leftright", "all", "both"):
         raise UserError(f"--labels must be 'leftright', 'all' or 'both', got {labels!r}")
@@ -299,12 +300,16 @@ def learn_benchmark(
         device,
     )
     where = backend_for(backend, ray_address, ray_cpus_per_task, config.compare.training.device)
+    label_sets = ("leftright", "all") if labels == "both" else (labels,)
+    folders = {label_set: out / label_set if labels == "both" else out for label_set in label_sets}
+    for label_set in label_sets:  # every check of every label set before the first writes anything
+        check_benchmark(folders[label_set], config.with_labels(label_set), where)
     if quick:
         typer.echo(SMOKE_TEST)
     set_threads(threads)
-    for label_set in ("leftright", "all") if labels == "both" else (labels,):
+    for label_set in label_sets:
         board = run_benchmark(
-            out / label_set if labels == "both" else out,
+            folders[label_set],
             config.with_labels(label_set),
             smoke_test=quick,
             backend=where,
@@ -385,9 +390,10 @@ def pipeline_command(
     airhockey.learn.protocol.pipeline.FULL, or QUICK with --quick; an option left out keeps the
     edition's.
     """
-    from airhockey.learn.protocol.pipeline import run_pipeline
+    from airhockey.learn.protocol.pipeline import check_pipeline, run_pipeline
 
     config = pipeline_config(quick, policy, method, settings or (), seed, device)
+    check_pipeline(out, config)
     if quick:
         typer.echo(SMOKE_TEST)
     set_threads(threads)

@@ -7,11 +7,12 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from airhockey.agents.files import bundled_for
 from airhockey.errors import UserError
 from airhockey.paths import check_output_dir
+from airhockey.ranges import SEED_MAX, Range, check_fields, set_derived
 
 
 @dataclass(frozen=True)
@@ -21,14 +22,14 @@ class GenerateConfig:
     The number of worker processes is not here: it changes how fast, never what, is written.
     """
 
-    episodes: int
-    """Labelled episodes to write."""
-    seed: int = 0
+    episodes: Annotated[int, Range(1, 10**7)]
+    """Labelled episodes to write, 1 to 10^7."""
+    seed: Annotated[int, Range(0, SEED_MAX)] = 0
     """Generator seed: the root of every shard's seed sequence."""
-    width: int = 64
-    """Frame width in pixels."""
-    height: int = 64
-    """Frame height in pixels."""
+    width: Annotated[int, Range(16, 1024)] = 64
+    """Frame width in pixels, 16-1,024."""
+    height: Annotated[int, Range(16, 1024)] = 64
+    """Frame height in pixels, 16-1,024."""
     camera: str = "top"
     """Camera name: ``top`` or ``perspective``."""
     labels: str = "leftright"
@@ -38,24 +39,19 @@ class GenerateConfig:
     """``bundled`` (the agent trained for buttons 0 and 4), ``bundled-all`` (for any button), the
     path of a saved agent, or ``scripted`` (the baseline controller); None: the bundled agent
     trained for ``labels``."""
-    shard_size: int = 50
-    """Episodes per shard file (the last shard may hold fewer)."""
-    lockstep_envs: int = 32
-    """Envs each shard job plays in lockstep, sharing one batched policy call per step."""
+    shard_size: Annotated[int, Range(1, 10**5)] = 50
+    """Episodes per shard file (the last shard may hold fewer), 1 to 10^5."""
+    lockstep_envs: Annotated[int, Range(1, 1024)] = 32
+    """Envs each shard job plays in lockstep, sharing one batched policy call per step, 1-1,024."""
 
     def __post_init__(self) -> None:
         from airhockey.generate.records import LABEL_MODES  # MuJoCo's env constants: not for --help
 
-        for name in ("episodes", "width", "height", "shard_size", "lockstep_envs"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise UserError(f"{name} must be a positive integer, got {value!r}")
+        check_fields(self)
         if self.labels not in LABEL_MODES:
             raise UserError(f"labels must be one of {sorted(LABEL_MODES)}, got {self.labels!r}")
-        if not 0 <= self.seed < 2**63:
-            raise UserError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.policy is None:
-            object.__setattr__(self, "policy", bundled_for(self.labels))
+            set_derived(self, "policy", bundled_for(self.labels))
 
     @property
     def label_names(self) -> tuple[str, ...]:
@@ -88,46 +84,47 @@ SHAPES = "shapes"
 """The ``policy`` of a shapes dataset's config, which ``data verify`` recognises it by."""
 
 
+RADIUS = (4.0, 6.0)
+"""The shapes' radius range in pixels on frames of 64 pixels or more (``ShapesConfig.radius``)."""
+
+
 @dataclass(frozen=True)
 class ShapesConfig:
     """Everything that determines a shapes dataset; equal configs give identical files."""
 
-    episodes: int
-    """Episodes to write."""
-    shapes: int = 1
+    episodes: Annotated[int, Range(1, 10**7)]
+    """Episodes to write, 1 to 10^7."""
+    shapes: Annotated[int, Range(1, 2)] = 1
     """Shapes per episode: 1 (a disk) or 2 (a disk and a square)."""
-    length: int = 40
-    """Frames per episode."""
-    seed: int = 0
+    length: Annotated[int, Range(2, 10**5)] = 40
+    """Frames per episode, 2 to 10^5."""
+    seed: Annotated[int, Range(0, SEED_MAX)] = 0
     """Root of every episode's seed."""
-    width: int = 64
-    """Frame width in pixels."""
-    height: int = 64
-    """Frame height in pixels."""
-    radius: tuple[float, float] = (4.0, 6.0)
-    """Range of a shape's radius (half the square's side) in pixels, drawn uniformly per shape."""
-    speed: tuple[float, float] = (1.0, 3.0)
-    """Range of a shape's speed in pixels per frame, drawn uniformly per shape."""
-    shard_size: int = 50
-    """Episodes per shard file (the last shard may hold fewer)."""
+    width: Annotated[int, Range(16, 1024)] = 64
+    """Frame width in pixels, 16-1,024."""
+    height: Annotated[int, Range(16, 1024)] = 64
+    """Frame height in pixels, 16-1,024."""
+    radius: tuple[Annotated[float, Range(0, 256, low_open=True)], ...] | None = None
+    """Range (low, high) of a shape's radius (half the square's side) in pixels, drawn uniformly per
+    shape; high below a quarter of the frame's smaller side. None (the default): ``RADIUS``, scaled
+    down with frames smaller than 64 pixels so that it fits."""
+    speed: tuple[Annotated[float, Range(0, 1000, low_open=True)], ...] = (1.0, 3.0)
+    """Range (low, high) of a shape's speed in pixels per frame, drawn uniformly per shape, in (0, 1000]."""
+    shard_size: Annotated[int, Range(1, 10**5)] = 50
+    """Episodes per shard file (the last shard may hold fewer), 1 to 10^5."""
 
     def __post_init__(self) -> None:
-        for name in ("episodes", "length", "width", "height", "shard_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise UserError(f"{name} must be a positive integer, got {value!r}")
-        if self.shapes not in (1, 2):
-            raise UserError(f"shapes must be 1 or 2, got {self.shapes!r}")
-        if self.length < 2:
-            raise UserError(f"length must be at least 2 frames, got {self.length}")
-        if not 0 < self.radius[0] <= self.radius[1] or 4 * self.radius[1] >= min(self.width, self.height):
+        check_fields(self)
+        if self.radius is None:
+            scale = min(1.0, min(self.width, self.height) / 64)
+            set_derived(self, "radius", (RADIUS[0] * scale, RADIUS[1] * scale))
+        radius = self.radius or RADIUS
+        if len(radius) != 2 or not radius[0] <= radius[1] or 4 * radius[1] >= min(self.width, self.height):
             raise UserError(
                 f"radius must be a range 0 < low <= high < a quarter of the frame, got {self.radius}"
             )
-        if not 0 < self.speed[0] <= self.speed[1]:
+        if len(self.speed) != 2 or not self.speed[0] <= self.speed[1]:
             raise UserError(f"speed must be a range 0 < low <= high, got {self.speed}")
-        if not 0 <= self.seed < 2**63:
-            raise UserError(f"seed must be a non-negative integer, got {self.seed!r}")
 
     def generate_config(self) -> GenerateConfig:
         """The dataset's ``GenerateConfig``, as the manifest and the shards record it (the frame size,

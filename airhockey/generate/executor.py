@@ -50,6 +50,7 @@ from airhockey.generate.policy import load_policy, policy_identity
 from airhockey.generate.records import FORMAT_VERSION
 from airhockey.generate.rollout import Policy
 from airhockey.generate.scripted import ScriptedPolicy
+from airhockey.writing import open_lock
 
 LOCK = ".lock"
 MANIFEST_INTERVAL_S = 1.0
@@ -134,7 +135,7 @@ def _locked(out_dir: Path) -> Iterator[None]:
     """
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / LOCK, "w") as lock:
+    with open_lock(out_dir / LOCK) as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -168,7 +169,7 @@ def _finished_shards(
     """The shards a resumed run keeps, by index; deletes partial and damaged ones."""
     manifest = read_manifest(out_dir)
     if not resume:
-        if any(not p.name.startswith(".") for p in out_dir.iterdir()):
+        if any(p.name != LOCK for p in out_dir.iterdir()):  # hidden entries count too
             raise UserError(
                 f"{out_dir} is not empty: pass --resume to complete the dataset in it, "
                 "or choose a new directory"

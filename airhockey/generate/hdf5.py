@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,19 +38,19 @@ from numpy.typing import NDArray
 from airhockey.errors import UserError
 from airhockey.generate.records import (
     ARRAY_FIELDS,
+    EPISODES_GROUP,
     FORMAT,
     FORMAT_VERSION,
+    INDEX_FIELDS,
+    JSON_ATTRS,
     SCALAR_FIELDS,
     EpisodeRecord,
     first_motion_frame,
     stored_fields,
 )
+from airhockey.generate.untrusted import check_expected, check_shard_file, checked_attrs
+from airhockey.writing import commit, disk_full_error, fresh_temp, is_disk_full, write_atomic
 
-EPISODES_GROUP = "episodes"
-INDEX_FIELDS = ("frame_start", "step_start", "length")
-"""Per-episode arrays under ``/episodes`` that locate each episode's rows."""
-JSON_ATTRS = ("env_kwargs", "policy", "config", "discards")
-"""Shard attributes stored as JSON text (the others are numbers, strings or arrays)."""
 FLUSH_BYTES = 1 << 20
 """Rows of a dataset wait in memory until about this many bytes of whole chunks are there."""
 STATE_CHUNK_ROWS = 1024
@@ -98,27 +97,23 @@ standard gzip filter. 8-frame chunks keep a random 10-frame clip to two or three
 
 
 def fsync_rename(tmp: Path, final: Path) -> None:
-    """Flushes ``tmp`` to disk and renames it to ``final``, so ``final`` appears only complete."""
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
-    directory = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    """Flushes ``tmp`` to disk and renames it to ``final``, so ``final`` appears only complete (a
+    link at ``final`` is replaced, never followed)."""
+    commit(tmp, final, durable=True)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Writes ``text`` to ``path`` through a temporary file, fsync and rename."""
+    """Writes ``text`` to ``path`` through ``.<name>.partial`` beside it, fsync and rename."""
     atomic_write_bytes(path, text.encode())
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Writes ``data`` to ``path`` through ``.<name>.partial`` beside it, fsync and rename."""
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_bytes(data)
-    fsync_rename(tmp, path)
+    """Writes ``data`` to ``path`` through ``.<name>.partial`` beside it, fsync and rename.
+
+    Raises:
+        UserError: when the disk is full (the partial file is removed).
+    """
+    write_atomic(path, data, tmp=path.with_name(f".{path.name}.partial"), durable=True)
 
 
 def sha256_file(path: Path) -> str:
@@ -225,6 +220,7 @@ class ShardWriter:
         self.tmp = self.path.with_name(f".{self.path.name}.partial")
         self.layout = layout
         self._deflate = _isal_deflate() if layout.direct else None
+        fresh_temp(self.tmp)  # a link planted at the partial file's name is removed, not followed
         self._file = h5py.File(self.tmp, "w", libver=("v110", "v110"))
         self._columns: dict[str, _Column] = {}
         self._table: dict[str, list[int]] = {name: [] for name in (*INDEX_FIELDS, *SCALAR_FIELDS)}
@@ -279,6 +275,8 @@ class ShardWriter:
         if exc_type is not None:
             self._file.close()
             self.tmp.unlink(missing_ok=True)
+            if exc is not None and is_disk_full(exc):
+                raise disk_full_error(self.path) from None
 
 
 def _reason(err: BaseException) -> str:
@@ -309,54 +307,109 @@ def reading(path: Path, what: str) -> Iterator[None]:
         ) from None
 
 
-def open_shard(path: Path) -> h5py.File:
-    """Opens a shard for reading, checking that it is one this package can read.
+LOCKED = "unable to lock file"
+"""HDF5's reason when another process holds the file open for writing."""
+UNCLOSED = "file is already open for write"
+"""HDF5's reason when a file's consistency flags say a writer has it open (or died before closing it)."""
+
+
+class UnfinishedShard(UserError):
+    """A shard file that a writer has open, or left open when it stopped."""
+
+
+def _unfinished(path: Path, reason: str) -> UnfinishedShard:
+    return UnfinishedShard(
+        f"{path}: not finished: {reason}; wait for the writer to finish (`airhockey generate ... "
+        "--resume` completes a dataset whose writer stopped)"
+    )
+
+
+def unfinished(path: Path) -> UnfinishedShard | None:
+    """Why the shard file ``path`` is still being written (or was left so), or None."""
+    try:
+        _open_file(Path(path)).close()
+    except UnfinishedShard as err:
+        return err
+    except UserError:
+        return None
+    return None
+
+
+def _open_file(path: Path) -> h5py.File:
+    """``h5py.File(path, "r")``, telling a file still being written from a damaged one."""
+    if path.name.endswith(".partial"):
+        raise _unfinished(path, "a .partial file is a shard being written")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        reason = _reason(err)
+        if LOCKED in reason:
+            raise _unfinished(path, "another process holds it open for writing") from None
+        if UNCLOSED in reason:
+            raise _unfinished(path, "its writer still has it open, or stopped before closing it") from None
+        raise UserError(
+            f"{path}: not a readable HDF5 file ({reason}): truncated, corrupt or not a shard"
+        ) from None
+    if f.mode != "r":  # HDF5 shares one handle per file in a process: a writer here holds this one
+        f.close()
+        raise _unfinished(path, "this process holds it open for writing")
+    return f
+
+
+def open_shard(path: Path, expected: dict[str, Any] | None = None) -> h5py.File:
+    """Opens a shard for reading, checking that it is one this package can read and may read safely.
+
+    Before anything is read, the shard's attributes and the storage, dtype and shape of every
+    dataset are checked (``untrusted.check_shard_file``): data kept outside the file (external
+    storage, virtual datasets, links), more rows than the file holds, oversized chunks and filter
+    plugins are refused.
+
+    Args:
+        path: the shard file.
+        expected: what the dataset's manifest says of this shard (``untrusted.manifest_expectations``):
+            attribute name -> value.
 
     Raises:
-        UserError: one line naming the file, when it is missing, not HDF5 (truncated or foreign),
-            not an episode shard, or of a newer format version.
+        UserError: one line naming the file, when it is missing, still being written, not HDF5
+            (truncated or foreign), not an episode shard, of a newer format version, refused by
+            those checks, or other than ``expected``.
     """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such shard file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise UserError(
-            f"{path}: not a readable HDF5 file ({_reason(err)}): truncated, corrupt or not a shard"
-        ) from None
+    f = _open_file(path)
     try:
         with reading(path, "its attributes"):
             if f.attrs.get("format") != FORMAT or EPISODES_GROUP not in f:
                 raise UserError(
                     f"{path}: an HDF5 file but not an airhockey episode shard (no format={FORMAT!r})"
                 )
-            version = shard_version(f)
+            version = f.attrs.get("format_version", -1)
+            if isinstance(version, (int, np.integer)) and version > FORMAT_VERSION:
+                raise UserError(
+                    f"{path}: shard format version {version} is newer than this package reads "
+                    f"({FORMAT_VERSION}); upgrade airhockey"
+                )
+        with reading(path, "its layout"):
+            attrs = check_shard_file(f, path)
+        if expected is not None:
+            check_expected(attrs, expected, path)
     except UserError:
         f.close()
         raise
-    if version > FORMAT_VERSION:
-        f.close()
-        raise UserError(
-            f"{path}: shard format version {version} is newer than this package reads "
-            f"({FORMAT_VERSION}); upgrade airhockey"
-        )
     return f
 
 
 def shard_attrs(f: h5py.File) -> dict[str, Any]:
-    """The shard's attributes, JSON ones decoded, arrays as lists."""
-    out: dict[str, Any] = {}
-    for name, value in f.attrs.items():
-        if name in JSON_ATTRS:
-            out[name] = json.loads(value)
-        elif isinstance(value, np.ndarray):
-            out[name] = value.tolist()
-        elif isinstance(value, np.generic):
-            out[name] = value.item()
-        else:
-            out[name] = value
-    return out
+    """The attributes of a shard opened by ``open_shard``, JSON ones decoded, arrays as lists, checked.
+
+    Raises:
+        UserError: one line naming the file, for an attribute of the wrong type or range
+            (``untrusted.checked_attrs``).
+    """
+    path = Path(f.filename)
+    with reading(path, "its attributes"):
+        return checked_attrs(f, path)
 
 
 def shard_version(f: h5py.File) -> int:
@@ -384,14 +437,23 @@ def episode_table(f: h5py.File) -> dict[str, NDArray[np.int64]]:
     return {name: table[name] for name in (*INDEX_FIELDS, *SCALAR_FIELDS)}
 
 
-def index_problems(table: dict[str, NDArray[np.int64]]) -> list[str]:
+def index_problems(table: dict[str, NDArray[np.int64]], attrs: dict[str, Any] | None = None) -> list[str]:
     """Problems of an episode table's index: every episode at least one frame long, the episodes
-    laid end to end from row 0 (the layout above), every field one value per episode."""
+    laid end to end from row 0 (the layout above), every field one value per episode; with the
+    shard's ``attrs``, the episodes numbered from its ``first_episode`` on and their lengths
+    summing to its ``frames``."""
     lengths = table["length"]
     if lengths.ndim != 1 or any(values.shape != lengths.shape for values in table.values()):
         return [f"episode table fields have shapes {sorted({v.shape for v in table.values()})}"]
     if len(lengths) and lengths.min() < 1:
         return [f"episodes/length holds {int(lengths.min())}: every episode has at least one frame"]
+    if attrs is not None:
+        ids = attrs["first_episode"] + np.arange(len(lengths))
+        if not np.array_equal(table["id"], ids):
+            return [f"episodes/id is not {ids.tolist()} (from the attribute first_episode)"]
+        if int(lengths.sum()) != attrs["frames"]:
+            total = int(lengths.sum())
+            return [f"episodes/length sums to {total}, the attribute frames is {attrs['frames']}"]
     starts = {
         "frame_start": np.cumsum(np.concatenate([[0], lengths]))[:-1],
         "step_start": np.cumsum(np.concatenate([[0], lengths - 1]))[:-1],

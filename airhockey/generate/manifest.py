@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,11 @@ import airhockey
 from airhockey.errors import UserError
 from airhockey.generate.config import GenerateConfig
 from airhockey.generate.hdf5 import atomic_write_text
-from airhockey.generate.jobs import ShardEntry
+from airhockey.generate.jobs import ShardEntry, shard_filename
 from airhockey.generate.records import FORMAT, FORMAT_VERSION
+from airhockey.records import OMIT, read_json_file, record_of
 
 MANIFEST = "manifest.json"
-OPTIONAL_FIELDS = ("package_versions",)
-"""Manifest fields that manifests written before they existed lack."""
 
 
 class MixedVersionsWarning(UserWarning):
@@ -75,43 +75,85 @@ def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
     atomic_write_text(Path(out_dir) / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
+@dataclass(frozen=True)
+class ManifestRecord:
+    """The fields of ``manifest.json`` and their types, as ``build_manifest`` writes them."""
+
+    format: str
+    format_version: int
+    package_version: str
+    env_id: str
+    env_kwargs: dict[str, Any]
+    policy: dict[str, str]
+    config: dict[str, Any]
+    label_names: tuple[str, ...]
+    complete: bool
+    episodes: int
+    frames: int
+    class_counts: tuple[int, ...]
+    attempts: int
+    discards: dict[str, int]
+    shards: tuple[ShardEntry, ...]
+    package_versions: tuple[str, ...] | None = field(default=None, metadata=OMIT)
+    """Absent in manifests written before it existed."""
+
+
 def read_manifest(out_dir: Path) -> dict[str, Any] | None:
     """The manifest of ``out_dir``, or None where there is none.
 
     Raises:
-        UserError: when the manifest is not a valid airhockey manifest.
+        UserError: one line naming the file (and the field), when the manifest is not JSON, not an
+            airhockey manifest, of a newer format, or damaged: a field missing, unknown or of the
+            wrong type, a shard entry outside the directory or with a negative count, or totals
+            that do not follow from its config and shards.
     """
     path = Path(out_dir) / MANIFEST
     if not path.is_file():
         return None
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not valid JSON ({err})") from None
+    manifest = read_json_file(path)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise UserError(f"{path}: not an airhockey dataset manifest (no format={FORMAT!r})")
-    if int(manifest.get("format_version", -1)) > FORMAT_VERSION:
-        raise UserError(
-            f"{path}: format version {manifest['format_version']} is newer than this package reads"
-        )
+    version = manifest.get("format_version")
+    if type(version) is int and version > FORMAT_VERSION:
+        raise UserError(f"{path}: format version {version} is newer than this package reads")
+    record = record_of(ManifestRecord, manifest, path, "dataset manifest")
     try:
-        expected = build_manifest(
-            GenerateConfig(**manifest["config"]), manifest["policy"], shard_entries(manifest)
-        )
-    except (KeyError, TypeError, ValueError) as err:
-        raise UserError(f"{path}: a damaged manifest ({type(err).__name__}: {err})") from None
-    # Readers index into these fields: each must be there, with the type the writer gives it.
-    wrong = sorted(
-        k
-        for k, v in expected.items()
-        if type(manifest.get(k)) is not type(v) and not (k in OPTIONAL_FIELDS and k not in manifest)
-    )
-    if wrong:
-        raise UserError(f"{path}: a damaged manifest (missing or mistyped: {', '.join(wrong)})")
+        shard_entries(manifest)
+    except TypeError as err:
+        raise UserError(f"{path}: field 'shards': {err}: a damaged manifest") from None
+    try:
+        config = GenerateConfig(**record.config)
+    except (TypeError, ValueError) as err:
+        raise UserError(f"{path}: field 'config': {err}: a damaged manifest") from None
+    expected = build_manifest(config, record.policy, record.shards)
     derived = [k for k in ("env_id", "env_kwargs", "label_names") if manifest[k] != expected[k]]
     if derived:
-        raise UserError(f"{path}: a damaged manifest ({', '.join(derived)} do not follow from its config)")
+        raise UserError(f"{path}: a damaged manifest (field {derived[0]!r} does not follow from its config)")
+    disorder = shard_order_problem(config, shard_entries(manifest))
+    if disorder:
+        raise UserError(f"{path}: field 'shards': {disorder}: a damaged manifest")
     return manifest
+
+
+def shard_order_problem(config: GenerateConfig, entries: Sequence[ShardEntry]) -> str | None:
+    """Why shard entries are not in the order and episode ranges of the run's plan, or None.
+
+    Each entry's index must exceed the one before it and be one of the ``config.num_shards``
+    planned, its file the one named for that index, and its episodes the planned ones (episodes
+    ``index * shard_size`` on), so that reading the shards in the manifest's order numbers the
+    episodes as the shards themselves do.
+    """
+    previous = -1
+    for e in entries:
+        if not previous < e.index < config.num_shards:
+            return f"shard index {e.index} listed after {previous} (increasing, below {config.num_shards})"
+        if e.file != shard_filename(e.index):
+            return f"shard {e.index} is listed as {e.file!r}, not {shard_filename(e.index)!r}"
+        planned = min(config.shard_size, config.episodes - e.index * config.shard_size)
+        if e.episodes != planned:
+            return f"shard {e.index} lists {e.episodes} episodes, its plan {planned}"
+        previous = e.index
+    return None
 
 
 def shard_entries(manifest: dict[str, Any]) -> list[ShardEntry]:

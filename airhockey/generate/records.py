@@ -39,6 +39,12 @@ ARRAY_FIELDS: dict[str, tuple[np.dtype, tuple[int, ...], str]] = {
 }
 SCALAR_FIELDS = ("id", "label", "hit_button", "target", "hit_frame", "strike_frame", "seed")
 """Per-episode integers, stored as (E,) arrays under the shard's ``episodes`` group."""
+EPISODES_GROUP = "episodes"
+"""The shard's group of per-episode arrays."""
+INDEX_FIELDS = ("frame_start", "step_start", "length")
+"""Per-episode arrays under ``/episodes`` that locate each episode's rows."""
+JSON_ATTRS = ("env_kwargs", "policy", "config", "discards")
+"""Shard attributes stored as JSON text (the others are numbers, strings or arrays)."""
 
 
 def stored_fields(version: int) -> tuple[tuple[str, ...], tuple[str, ...]]:

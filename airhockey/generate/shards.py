@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from airhockey.generate.hdf5 import (
 )
 from airhockey.generate.manifest import read_manifest
 from airhockey.generate.records import ARRAY_FIELDS, EVENTS_VERSION, SCALAR_FIELDS, stored_fields
+from airhockey.generate.untrusted import manifest_expectations
 
 
 class _OpenShard:
@@ -31,15 +33,19 @@ class _OpenShard:
 
     Every read of the file goes through here, so that damage found while reading is a one-line
     ``UserError`` naming the file (``hdf5.reading``), and a read never returns fewer rows than asked.
+    The file is checked before anything is read from it (``hdf5.open_shard``), against what the
+    manifest says of it where there is one (``expected``).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, expected: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
-        self.file = open_shard(self.path)
+        self.file = open_shard(self.path, expected)
         try:
+            self.attrs = shard_attrs(self.file)
+            """The shard's checked attributes."""
             with reading(self.path, "the episode table"):
                 self.table = episode_table(self.file)
-            problems = index_problems(self.table)
+            problems = index_problems(self.table, self.attrs)
             if problems:
                 raise UserError(f"{self.path}: damaged episode table: {problems[0]}")
         except UserError:
@@ -140,6 +146,12 @@ class EpisodeShards(Sequence[Episode]):
         counts: episodes in each file, where known (from a manifest); else each file is opened
             once to count them.
         attrs: the dataset's attributes, where known; else those of the first shard.
+        expected: what the manifest says of each file (``untrusted.manifest_expectations``), where
+            there is one: each file is checked against it when it is opened.
+
+    Raises:
+        UserError: without ``counts``, when a file cannot be read, or the files are not shards of
+            one dataset in increasing episode order.
     """
 
     def __init__(
@@ -147,13 +159,17 @@ class EpisodeShards(Sequence[Episode]):
         paths: Sequence[Path],
         counts: Sequence[int] | None = None,
         attrs: dict[str, Any] | None = None,
+        expected: Sequence[dict[str, Any]] | None = None,
     ) -> None:
         self.paths = [Path(p) for p in paths]
+        self._expected = list(expected) if expected is not None else None
         self._open: dict[int, _OpenShard] = {}
         self._pid = os.getpid()
         if counts is None:
-            counts = [len(self._shard(i).table["length"]) for i in range(len(self.paths))]
-            attrs = attrs or (shard_attrs(self._shard(0).file) if self.paths else {})
+            shards = [self._shard(i) for i in range(len(self.paths))]
+            _check_order(shards)
+            counts = [len(shard.table["length"]) for shard in shards]
+            attrs = attrs or (shards[0].attrs if shards else {})
             self.close()
         self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.attrs: dict[str, Any] = attrs or {}
@@ -179,7 +195,8 @@ class EpisodeShards(Sequence[Episode]):
             # Handles inherited through fork belong to the parent: forget them, never close them.
             self._open, self._pid = {}, os.getpid()
         if shard not in self._open:
-            self._open[shard] = _OpenShard(self.paths[shard])
+            expected = self._expected[shard] if self._expected is not None else None
+            self._open[shard] = _OpenShard(self.paths[shard], expected)
         return self._open[shard]
 
     def _locate(self, index: int) -> tuple[_OpenShard, dict[str, int]]:
@@ -264,6 +281,24 @@ class EpisodeShards(Sequence[Episode]):
         self.close()
 
 
+def _check_order(shards: Sequence[_OpenShard]) -> None:
+    """Checks that shard files given without a manifest are of one dataset, in episode order.
+
+    Raises:
+        UserError: for files of datasets with other settings, or listed out of order (a later
+            file holding earlier episodes), which would renumber the episodes.
+    """
+    for before, after in itertools.pairwise(shards):
+        if after.attrs["config"] != before.attrs["config"]:
+            raise UserError(f"{after.path}: a shard of another dataset than {before.path} (other settings)")
+        end = before.attrs["first_episode"] + before.attrs["episodes"]
+        if after.attrs["first_episode"] < end:
+            raise UserError(
+                f"{after.path}: holds episodes from {after.attrs['first_episode']} on, before the end "
+                f"of {before.path} ({end}): list the shards in order"
+            )
+
+
 def open_shards(path: str | Path | Sequence[str | Path]) -> EpisodeShards:
     """Opens a dataset as a sequence of episodes.
 
@@ -275,7 +310,9 @@ def open_shards(path: str | Path | Sequence[str | Path]) -> EpisodeShards:
         An ``EpisodeShards``: ``len``, indexing (each item an ``Episode`` mapping), partial reads.
 
     Raises:
-        UserError: one line naming the file, for a missing, truncated or foreign file.
+        UserError: one line naming the file, for a missing, truncated, foreign or unfinished file,
+            one refused before reading (``hdf5.open_shard``), shards out of episode order, or a
+            shard other than its manifest says (checked when the shard is first opened).
     """
     if not isinstance(path, (str, Path)):
         return EpisodeShards([Path(p) for p in path])
@@ -296,4 +333,5 @@ def open_shards(path: str | Path | Sequence[str | Path]) -> EpisodeShards:
         raise UserError(
             f"{missing[0]}: listed in the manifest but missing; run `airhockey data verify {path}`"
         )
-    return EpisodeShards(paths, [entry["episodes"] for entry in manifest["shards"]], manifest)
+    counts = [entry["episodes"] for entry in manifest["shards"]]
+    return EpisodeShards(paths, counts, manifest, manifest_expectations(manifest))

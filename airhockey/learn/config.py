@@ -7,47 +7,68 @@
 
 A pretext method's own settings are a dataclass in its module (``learn.methods``); on the command
 line they are given as ``--set key=value`` (``apply_settings``), nested fields as ``encoder.key=value``.
-The CLI takes every default from these classes, so each default is written once.
+The CLI takes every default from these classes, so each default is written once. Every numeric
+field declares its allowed range (``airhockey.ranges``), checked however the config is made; the
+upper bounds are sanity limits, far above what fits in memory and time.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from airhockey.errors import UserError
+from airhockey.ranges import SEED_MAX, Range, check_fields, replace_derived, set_derived
 
 THRESHOLD = 0.9
 """The accuracy that "converged" and "frames needed" refer to in comparisons and reports."""
 
 T = TypeVar("T")
 
+FrameCount = Annotated[int, Range(1, 1024)]
+"""A number of frames (in a clip, a context, between clips), 1-1,024: more than an episode holds."""
+Units = Annotated[int, Range(1, 16384)]
+"""Units of a layer (a feature vector, a hidden layer), 1-16,384."""
+Jitter = Annotated[int, Range(0, 64)]
+"""A largest shift in pixels, 0-64."""
+Keep = Annotated[float, Range(0, 1, low_open=True)]
+"""A fraction of windows kept, in (0, 1]."""
+MovingWeight = Annotated[float, Range(0, 1000)]
+"""Extra loss weight of moving pixels, 0-1,000."""
+MovingThreshold = Annotated[float, Range(0, 1, high_open=True)]
+"""Change in [0, 1) units that makes a pixel moving."""
+ClipCount = Annotated[int, Range(1, 10**6)]
+"""A number of clips (of a baseline's average), 1 to 10^6."""
+
 
 @dataclass(frozen=True)
 class EncoderConfig:
     """Sizes of the shared frame encoder (``learn.nn.autoencoder.FrameEncoder``): stem and two ConvLSTMs."""
 
-    image_size: tuple[int, int] = (64, 64)
-    """Frame height and width in pixels; each must be divisible by 2 ** len(stem_channels). Training
-    sets it from the data."""
-    stem_channels: tuple[int, ...] = (16, 32)
-    """Channels of the stride-2 convolutions before the ConvLSTMs, one per halving; () for none."""
-    hidden_channels: int = 16
-    """Channels of each ConvLSTM layer's hidden and cell state (the features classifiers read)."""
-    kernel_size: int = 3
-    """Side of the ConvLSTM gate convolutions (odd)."""
+    image_size: tuple[Annotated[int, Range(1, 4096)], Annotated[int, Range(1, 4096)]] = (64, 64)
+    """Frame height and width in pixels (1-4,096); each must be divisible by 2 ** len(stem_channels).
+    Training sets it from the data."""
+    stem_channels: tuple[Annotated[int, Range(1, 1024)], ...] = (16, 32)
+    """Channels of the stride-2 convolutions before the ConvLSTMs, one per halving (1-1,024 each,
+    at most 8 of them); () for none."""
+    hidden_channels: Annotated[int, Range(1, 1024)] = 16
+    """Channels of each ConvLSTM layer's hidden and cell state (the features classifiers read), 1-1,024."""
+    kernel_size: Annotated[int, Range(1, 15)] = 3
+    """Side of the ConvLSTM gate convolutions: odd, 1-15."""
 
     def __post_init__(self) -> None:
+        check_fields(self)
+        if len(self.stem_channels) > 8:
+            raise ValueError(f"stem_channels must have at most 8 entries, got {len(self.stem_channels)}")
         factor = 2 ** len(self.stem_channels)
         if any(side % factor for side in self.image_size):
             raise ValueError(
                 f"image_size {tuple(self.image_size)} must be divisible by {factor} (the stem's stride)"
             )
-        if self.hidden_channels < 1 or any(c < 1 for c in self.stem_channels):
-            raise ValueError("hidden_channels and stem_channels must be positive")
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
 
@@ -62,30 +83,32 @@ class EncoderConfig:
 class PretextConfig:
     """How the generic trainer runs a pretext method (the method's own settings are its config)."""
 
-    steps: int | None = None
-    """Most optimiser steps in all, the budget that makes runs comparable; None for no limit."""
-    epochs: int | None = 30
-    """Most passes over the training samples; None for no limit (then set ``steps`` or ``minutes``)."""
-    minutes: float | None = None
-    """Wall-clock budget of this session's training loop and its validations; None for no limit."""
-    batch_size: int = 16
-    """Samples per optimiser step."""
-    lr: float = 2e-3
-    """AdamW learning rate."""
-    weight_decay: float = 1e-4
-    """AdamW weight decay."""
-    grad_clip: float = 1.0
-    """Largest gradient norm; larger gradients are scaled down to it."""
-    patience: int = 5
+    steps: Annotated[int, Range(1, 10**9)] | None = None
+    """Most optimiser steps in all (1 to 10^9), the budget that makes runs comparable; None for no limit."""
+    epochs: Annotated[int, Range(1, 10**6)] | None = 30
+    """Most passes over the training samples (1 to 10^6); None for no limit (then set ``steps`` or
+    ``minutes``)."""
+    minutes: Annotated[float, Range(0, 10**6, low_open=True)] | None = None
+    """Wall-clock budget of this session's training loop and its validations, in (0, 10^6]; None for
+    no limit."""
+    batch_size: Annotated[int, Range(1, 65536)] = 16
+    """Samples per optimiser step, 1-65,536."""
+    lr: Annotated[float, Range(0, 10)] = 2e-3
+    """AdamW learning rate, 0-10."""
+    weight_decay: Annotated[float, Range(0, 10)] = 1e-4
+    """AdamW weight decay, 0-10."""
+    grad_clip: Annotated[float, Range(0, 10**6, low_open=True)] = 1.0
+    """Largest gradient norm, in (0, 10^6]; larger gradients are scaled down to it."""
+    patience: Annotated[int, Range(1, 10**6)] = 5
     """Stop after this many validations in a row without a better selection metric."""
-    split_seed: int = 0
+    split_seed: Annotated[int, Range(0, SEED_MAX)] = 0
     """Seed of the by-episode train/val/test split (``learn.data.split_episodes``); test is never read."""
-    seed: int = 0
+    seed: Annotated[int, Range(0, SEED_MAX)] = 0
     """Seed of the initial weights, of the sample order in each epoch, and of random samples."""
     device: str = "cpu"
     """Torch device: 'cpu' (reproducible), 'cuda' or 'cuda:N'."""
-    workers: int = 0
-    """DataLoader worker processes (0 loads in the training process)."""
+    workers: Annotated[int, Range(0, 256)] = 0
+    """DataLoader worker processes, 0-256 (0 loads in the training process)."""
     frozen_encoder: bool = False
     """Keep every encoder of the model (each ``VideoEncoder`` in it) at its random initial weights
     and train the rest (the method's head) alone: how much of the pretext task a head solves on
@@ -94,66 +117,63 @@ class PretextConfig:
     (docs/pretext_order_methods.md)."""
 
     def __post_init__(self) -> None:
-        for name in ("steps", "epochs", "batch_size", "patience"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.minutes is not None and self.minutes <= 0:
-            raise ValueError(f"minutes must be positive, got {self.minutes}")
-        if self.workers < 0:
-            raise ValueError(f"workers must be at least 0, got {self.workers}")
-        if self.lr < 0 or self.weight_decay < 0 or self.grad_clip <= 0:
-            raise ValueError("grad_clip must be positive, lr and weight_decay non-negative")
+        check_fields(self)
 
 
 RESUMABLE = frozenset({"steps", "epochs", "minutes", "patience", "device", "workers"})
 """``PretextConfig`` fields that may change when a run is resumed; others would not continue it."""
 
 
+FREEZE_EPOCHS = 3
+"""Frozen epochs of a classifier's schedule when ``freeze_epochs`` is not given (at most ``epochs - 1``)."""
+
+
 @dataclass(frozen=True)
 class ClassifyConfig:
     """Settings of one classifier training run (the model's sizes are in ``ClassifierConfig``)."""
 
-    epochs: int = 10
-    """Epochs in all, frozen ones included."""
-    freeze_epochs: int = 3
-    """First epochs with the encoder frozen (only the head trains); ``epochs`` for a linear probe."""
-    batch_size: int = 64
-    """Frames per optimiser step."""
-    lr: float = 1e-3
-    """AdamW learning rate of the head, throughout."""
-    encoder_lr: float = 1e-4
+    epochs: Annotated[int, Range(1, 10**5)] = 10
+    """Epochs in all, frozen ones included (1 to 10^5)."""
+    freeze_epochs: Annotated[int, Range(0, 10**5)] | None = None
+    """First epochs with the encoder frozen (only the head trains), 0 to ``epochs``; ``epochs`` for a
+    linear probe. None (the default): ``FREEZE_EPOCHS``, but at most ``epochs - 1``, so that the
+    last epoch always fine-tunes the encoder (a 1-epoch run freezes nothing); given explicitly
+    above ``epochs``, it is an error."""
+    batch_size: Annotated[int, Range(1, 65536)] = 64
+    """Frames per optimiser step, 1-65,536."""
+    lr: Annotated[float, Range(0, 10, low_open=True)] = 1e-3
+    """AdamW learning rate of the head, throughout, in (0, 10]."""
+    encoder_lr: Annotated[float, Range(0, 10)] = 1e-4
     """AdamW learning rate of the encoder once unfrozen, reached by a linear warm-up over the first
     unfrozen epoch (a full step at once knocks the head's fixed standardisation off and can collapse
-    the classifier to one class)."""
-    weight_decay: float = 1e-4
-    """AdamW weight decay."""
-    min_epoch_frames: int = 2048
-    """Frames an epoch draws at least, passing over a small training set several times, so that a
-    run on a few labelled episodes still takes enough optimiser steps to train."""
-    frame_stride: int = 1
+    the classifier to one class); 0-10."""
+    weight_decay: Annotated[float, Range(0, 10)] = 1e-4
+    """AdamW weight decay, 0-10."""
+    min_epoch_frames: Annotated[int, Range(1, 10**8)] = 2048
+    """Frames an epoch draws at least (1 to 10^8), passing over a small training set several times,
+    so that a run on a few labelled episodes still takes enough optimiser steps to train."""
+    frame_stride: Annotated[int, Range(1, 10**4)] = 1
     """Train on every ``frame_stride``-th frame of each episode (validation and test read all)."""
     include_after_hit: bool = False
     """Train, validate and score on frames with a lit button too (they give the label away)."""
-    context_frames: int = 1
-    """k: the classifier reads the k frames ending at the classified one (1: that frame alone, the
-    classifier of Han et al. 2021); earlier than frame k - 1 of an episode the window repeats its
+    context_frames: Annotated[int, Range(1, 256)] = 1
+    """k, 1-256: the classifier reads the k frames ending at the classified one (1: that frame alone,
+    the classifier of Han et al. 2021); earlier than frame k - 1 of an episode the window repeats its
     first frame."""
     select_best: bool = True
     """Keep the weights of the epoch with the best validation accuracy (validation episodes are
     never tested on); False keeps the last epoch's."""
-    seed: int = 0
+    seed: Annotated[int, Range(0, SEED_MAX)] = 0
     """Seed of the initial weights, the order of the frames and dropout."""
     device: str = "cpu"
     """Torch device: 'cpu' (reproducible), 'cuda' or 'cuda:N'."""
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "min_epoch_frames", "frame_stride", "context_frames"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0 <= self.freeze_epochs <= self.epochs:
+        check_fields(self)
+        if self.freeze_epochs is None:
+            set_derived(self, "freeze_epochs", min(FREEZE_EPOCHS, self.epochs - 1))
+        elif self.freeze_epochs > self.epochs:
             raise ValueError(f"freeze_epochs must be in 0-{self.epochs} (epochs), got {self.freeze_epochs}")
-        if self.lr <= 0 or self.encoder_lr < 0 or self.weight_decay < 0:
-            raise ValueError("lr must be positive, encoder_lr and weight_decay non-negative")
 
 
 SCRATCH = "scratch"
@@ -168,14 +188,14 @@ SEARCH_SCHEDULES = ("unfrozen", "frozen_then_unfrozen")
 class CompareConfig:
     """Settings of the comparison (the schedule of every run is ``training``)."""
 
-    budgets: tuple[int | None, ...] = (4, 16, 64, None)
-    """Labelled training episodes per run, smallest first; None stands for all of them."""
-    repeats: int = 3
-    """Runs per budget and arm, each on another labelled subset with another seed."""
+    budgets: tuple[Annotated[int, Range(1, 10**7)] | None, ...] = (4, 16, 64, None)
+    """Labelled training episodes per run (1 to 10^7), smallest first; None stands for all of them."""
+    repeats: Annotated[int, Range(2, 1000)] = 3
+    """Runs per budget and arm (2-1,000), each on another labelled subset with another seed."""
     training: ClassifyConfig = field(default_factory=ClassifyConfig)
     """The schedule of every arm (its ``seed`` is replaced by each repeat's)."""
-    hidden: int = 64
-    """Units of the classifier's hidden layer."""
+    hidden: Annotated[int, Range(1, 16384)] = 64
+    """Units of the classifier's hidden layer, 1-16,384."""
     scratch_schedule: str = "same"
     """'same': the scratch arm runs the pretrained arms' schedule exactly (its random encoder frozen,
     then at ``encoder_lr``); 'unfrozen': its encoder trains from the first epoch at ``lr``, as one
@@ -186,32 +206,32 @@ class CompareConfig:
     """Which labelled episodes pick each run's best epoch: 'budget': a quarter of the run's own
     budget, so that every label used counts against it (below ``VALIDATION_MIN_BUDGET`` episodes no
     selection: fixed epochs); 'split': the split's validation episodes, which no budget counts."""
-    frames_k: tuple[int, ...] = ()
-    """Numbers of context frames k (besides 1) to run ``frames_k_budget`` with, every arm and the
-    oracle: accuracy against k."""
-    frames_k_budget: int | None = None
+    frames_k: tuple[Annotated[int, Range(1, 256)], ...] = ()
+    """Numbers of context frames k (besides 1; each 1-256) to run ``frames_k_budget`` with, every arm
+    and the oracle: accuracy against k."""
+    frames_k_budget: Annotated[int, Range(1, 10**7)] | None = None
     """The budget (one of ``budgets``) the k > 1 runs use; None: the largest. A run's cost grows
     with k and with its training frames, so a smaller budget keeps accuracy-against-k affordable."""
-    search_lrs: tuple[float, ...] = ()
-    """The same small hyperparameter search for every arm: these head learning rates, each with the
+    search_lrs: tuple[Annotated[float, Range(0, 10, low_open=True)], ...] = ()
+    """The same small hyperparameter search for every arm: these head learning rates (each in
+    (0, 10]), each with the
     schedules of ``SEARCH_SCHEDULES``; () for none (every arm runs ``training``, scratch with
     ``scratch_schedule``). The choice is each arm's best mean validation accuracy on the first
     ``search_draws`` draws of ``search_budget`` episodes (validation drawn from them), then fixed."""
-    search_budget: int = 16
+    search_budget: Annotated[int, Range(1, 10**7)] = 16
     """Labelled episodes of the search's runs (their validation episodes count against it)."""
-    search_draws: int = 2
-    """Draws the search runs each candidate on."""
+    search_draws: Annotated[int, Range(1, 1000)] = 2
+    """Draws the search runs each candidate on, 1-1,000."""
     oracle: bool = True
     """Also train the ceiling: the same head, and boosted trees, on the true state."""
     probes: bool = True
     """Also fit linear probes from each arm's frozen encoder to the true positions and velocity."""
-    seed: int = 0
+    seed: Annotated[int, Range(0, SEED_MAX)] = 0
     """Root of the subsets' and runs' seeds."""
 
     def __post_init__(self) -> None:
-        if self.repeats < 2:
-            raise ValueError(f"repeats must be at least 2 for an interval, got {self.repeats}")
-        if not self.budgets or any(b is not None and b < 1 for b in self.budgets):
+        check_fields(self)
+        if not self.budgets:
             raise ValueError(
                 f"budgets must be positive numbers of episodes or None (all), got {self.budgets}"
             )
@@ -219,18 +239,12 @@ class CompareConfig:
             raise ValueError(
                 f"scratch_schedule must be one of {SCRATCH_SCHEDULES}, got {self.scratch_schedule!r}"
             )
-        if self.hidden < 1:
-            raise ValueError(f"hidden must be at least 1, got {self.hidden}")
         if self.validation not in VALIDATIONS:
             raise ValueError(f"validation must be one of {VALIDATIONS}, got {self.validation!r}")
-        if any(k < 1 for k in self.frames_k):
-            raise ValueError(f"frames_k must be positive numbers of frames, got {self.frames_k}")
         if self.frames_k_budget is not None and self.frames_k_budget not in self.budgets:
             raise ValueError(
                 f"frames_k_budget must be one of the budgets {self.budgets}, got {self.frames_k_budget}"
             )
-        if any(lr <= 0 for lr in self.search_lrs) or self.search_budget < 1 or self.search_draws < 1:
-            raise ValueError("search_lrs must be positive, search_budget and search_draws at least 1")
 
     def candidates(self) -> dict[str, ClassifyConfig]:
         """The search's candidate schedules by name (``lr=0.001,unfrozen``); {} without a search.
@@ -248,7 +262,7 @@ class CompareConfig:
                     change = {
                         "lr": lr,
                         "encoder_lr": lr / 10,
-                        "freeze_epochs": max(1, self.training.freeze_epochs),
+                        "freeze_epochs": max(1, self.training.freeze_epochs or 0),
                     }
                 out[f"lr={lr:g},{schedule}"] = dataclasses.replace(self.training, **change)
         return out
@@ -265,6 +279,29 @@ class CompareConfig:
         if arm == SCRATCH and self.scratch_schedule == "unfrozen":
             training = dataclasses.replace(training, freeze_epochs=0, encoder_lr=training.lr)
         return training
+
+
+def most_training_episodes(episodes: int, classes: int) -> int:
+    """The most training episodes that ``episodes`` in ``classes`` classes can leave after the
+    by-episode split (``learn.data.split_episodes``: 10% of each class, rounded down, to validation
+    and as many to test), whatever the episodes' labels turn out to be."""
+    return episodes - 2 * max(0, math.ceil(episodes / 10) - classes)
+
+
+def check_budgets_possible(config: CompareConfig, episodes: int, classes: int) -> None:
+    """Checks, before any data exist, that the comparison's budgets fit the training episodes that
+    a dataset of ``episodes`` episodes in ``classes`` classes will have.
+
+    Raises:
+        UserError: for a budget no such dataset can hold, naming the most it can.
+    """
+    most = most_training_episodes(episodes, classes)
+    too_big = [b for b in (*config.budgets, config.frames_k_budget) if b is not None and b > most]
+    if too_big:
+        raise UserError(
+            f"budget {too_big[0]} exceeds the at most {most} training episodes that {episodes} "
+            "episodes leave after the train/val/test split: lower it, use 'all', or generate more episodes"
+        )
 
 
 # ----------------------------------------------------------------------- dataclasses <-> plain data
@@ -318,6 +355,11 @@ def field_names(cls: type, prefix: str = "") -> list[str]:
 def parse_value(text: str, hint: Any, name: str) -> Any:
     """``text`` read as a value of the type ``hint``: int, float, bool, str, None, tuples of those.
 
+    A tuple is written ``a,b,c`` (brackets optional); an empty text or ``()`` is the empty tuple,
+    which the config then accepts or refuses (``stem_channels=`` for no stem; a tuple of fixed
+    length, such as ``image_size``, must have all its values). Whether a number is finite and in
+    its range is the config's check (``ranges.check_fields``), whose message gives the range.
+
     Raises:
         UserError: naming ``name`` and the expected type when ``text`` is not one.
     """
@@ -336,6 +378,10 @@ def parse_value(text: str, hint: Any, name: str) -> Any:
     if origin is tuple:
         inner = text.strip("()[] ")
         parts = [p for p in (s.strip() for s in inner.split(",")) if p] if inner else []
+        if args and args[-1] is not Ellipsis:
+            if len(parts) != len(args):
+                raise UserError(f"setting {name} takes {len(args)} values separated by commas, got {text!r}")
+            return tuple(parse_value(p, a, name) for p, a in zip(parts, args, strict=True))
         item = args[0] if args else str
         return tuple(parse_value(p, item, name) for p in parts)
     if hint is bool:
@@ -408,12 +454,13 @@ def _parse_setting(config: Any, path: list[str], text: str, full: str) -> Any:
 
 
 def _replace_nested(config: Any, changes: dict[str, Any]) -> Any:
-    """``config`` with ``changes`` (field -> value, or a dict of a nested config's changes) applied."""
+    """``config`` with ``changes`` (field -> value, or a dict of a nested config's changes) applied;
+    a default derived from other fields (``ranges.set_derived``) is derived again unless given."""
     values = {
         name: _replace_nested(getattr(config, name), change) if isinstance(change, dict) else change
         for name, change in changes.items()
     }
-    return dataclasses.replace(config, **values)
+    return replace_derived(config, **values)
 
 
 def parse_budgets(text: str) -> tuple[int | None, ...]:

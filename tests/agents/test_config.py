@@ -43,9 +43,9 @@ def test_a_learning_rate_end_makes_the_rate_fall_linearly_over_the_run():
         ("n_steps=64.5", "wrong type"),
         ("norm_obs=maybe", "wrong type"),
         ("n_steps", "NAME=VALUE"),
-        ("gamma=1.5", "must be in"),
+        ("gamma=1.5", r"gamma must be a finite number in \(0, 1\], got 1.5"),
         ("activation_fn=gelu", "activation_fn must be one of"),
-        ("learning_rate_end=-1e-4", "learning_rate_end must be null or >= 0"),
+        ("learning_rate_end=-1e-4", r"learning_rate_end must be a finite number in \[0, 10\]"),
     ],
 )
 def test_bad_overrides_are_user_errors(assignment, message):

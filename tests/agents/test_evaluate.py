@@ -73,3 +73,13 @@ def test_trained_policy_evaluation_is_deterministic(tiny_run):
 def test_bad_arguments_are_user_errors(kwargs, message):
     with pytest.raises(UserError, match=message):
         evaluate(ChasePuck(), **kwargs)
+
+
+def test_a_bundled_agent_is_refused_on_targets_it_was_not_trained_for():
+    with pytest.raises(
+        UserError, match=r"'bundled' was trained for target buttons 'leftright'.*--policy bundled-all"
+    ):
+        evaluate(load_policy("bundled"), episodes=1, target_buttons="all")
+    # The five-button agent covers the left and right buttons too.
+    result = evaluate(load_policy("bundled-all"), episodes=2, target_buttons="leftright")
+    assert set(result.targets.tolist()) <= {0, 4}

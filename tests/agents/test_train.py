@@ -169,7 +169,7 @@ def test_run_folder_conflicts_are_user_errors(tiny_run, tmp_path):
     ("changes", "message"),
     [
         ({"workers": 5}, "workers must be between 1 and n_envs"),
-        ({"timesteps": 0}, "timesteps must be positive"),
+        ({"timesteps": 0}, r"timesteps must be an integer in \[1, 10000000000\], got 0"),
         ({"target_buttons": "middle"}, "target_buttons must be one of"),
     ],
 )

@@ -325,12 +325,17 @@ def test_make_by_module_path_without_import():
         ({"target_buttons": [0, 7]}, "button indices 0-4"),
         ({"camera_name": "side"}, "camera_name must be one of"),
         ({"width": 0}, "width must be a positive integer"),
-        ({"render_mode": "video"}, "render_mode must be one of"),
     ],
 )
 def test_bad_arguments_give_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         make(**kwargs)
+
+
+def test_an_unknown_render_mode_is_refused_after_gymnasiums_own_warning():
+    gymnasium_warns = pytest.warns(UserWarning, match="render_mode='video' that is not in the possible")
+    with gymnasium_warns, pytest.raises(ValueError, match="render_mode must be one of"):
+        make(render_mode="video")
 
 
 def test_reset_target_option_is_checked():

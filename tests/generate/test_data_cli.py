@@ -157,8 +157,8 @@ FAST = ["--episodes", "2", "--width", "32", "--height", "32", "--policy", "scrip
     ("bad", "fragments"),
     [
         (["--camera", "perspectiv"], ["camera_name must be one of", "perspectiv"]),
-        (["--width", "40000"], ["cannot render 40000x32 frames", "smaller frame size"]),
-        (["--height", "16385"], ["cannot render 32x16385 frames"]),
+        (["--width", "40000"], ["width must be an integer in [16, 1024], got 40000"]),
+        (["--height", "16385"], ["height must be an integer in [16, 1024], got 16385"]),
         (["--labels", "up"], ["labels must be one of"]),
     ],
 )

@@ -17,7 +17,7 @@ from airhockey.errors import UserError
 from airhockey.generate import generate, open_shards, verify_dataset
 from airhockey.generate.rollout import make_env, reset_options
 from airhockey.generate.shapes import ShapesConfig, shapes_episode
-from tests.generate.helpers import SMALL, file_digests
+from tests.generate.helpers import SMALL, rewrite_shard
 
 
 def replayed_contacts(episode, monkeypatch: pytest.MonkeyPatch) -> dict[str, np.ndarray]:
@@ -62,17 +62,6 @@ def test_strike_frame_and_events_agree_with_a_replays_contacts(small_dataset, mo
         assert table["strike_frame"][i] == strike[0] > 0
         assert np.flatnonzero(contacts["button_contact"])[0] == table["hit_frame"][i]
     assert table["strike_frame"].min() >= 1 and (table["strike_frame"] < table["hit_frame"]).all()
-
-
-def rewrite_shard(data: Path, index: int, edit) -> None:
-    """Applies ``edit`` to shard ``index`` opened read-write and records its new SHA-256 in the
-    manifest, so that only the contents checks can notice."""
-    name = f"shard-{index:05d}.h5"
-    old = file_digests(data)[name]
-    with h5py.File(data / name, "r+") as f:
-        edit(f)
-    manifest = (data / "manifest.json").read_text()
-    (data / "manifest.json").write_text(manifest.replace(old, file_digests(data)[name]))
 
 
 def _shift_strike(f: h5py.File) -> None:

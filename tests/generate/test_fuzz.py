@@ -1,4 +1,6 @@
-"""Fuzzing every reader with damaged datasets: flipped bytes, truncated, swapped and missing files.
+"""Fuzzing every reader with damaged datasets: flipped bytes, truncated, swapped and missing files,
+and datasets stored another way (contiguous, compact, other chunks, external files, virtual,
+longer than the episode table), with or without the manifest's checksum made to match.
 
 Each trial damages a copy of a small dataset one way and then reads it every way a user can:
 ``verify_dataset``, ``open_shards`` (whole episodes and partial reads), the learn stage's
@@ -10,13 +12,16 @@ accepts the dataset. An uncaught exception, a CLI traceback, or a trial over its
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import signal
 from collections.abc import Callable
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
+from h5py import h5d, h5p
 from typer.testing import CliRunner
 
 from airhockey.cli import app
@@ -60,14 +65,62 @@ def _delete(files: list[Path], rng: np.random.Generator) -> None:
     files[rng.integers(len(files))].unlink()
 
 
+def _store(f: h5py.File, name: str, data: np.ndarray, where: Path, rng: np.random.Generator) -> None:
+    """Creates dataset ``name`` holding ``data``, stored a random way (some of which no reader
+    may follow: data in other files, rows that were never written)."""
+    kind = str(rng.choice(["contiguous", "chunked", "compact", "external", "virtual", "longer"]))
+    trailing = data.shape[1:]
+    if kind == "compact" and data.nbytes < 60_000:
+        dcpl = h5p.create(h5p.DATASET_CREATE)
+        dcpl.set_layout(h5d.COMPACT)
+        f.create_dataset(name, data=data, dcpl=dcpl)
+    elif kind == "external":
+        raw = where / f"{name.replace('/', '_')}.raw"
+        raw.write_bytes(np.ascontiguousarray(data).tobytes())
+        f.create_dataset(name, shape=data.shape, dtype=data.dtype, external=[(str(raw), 0, data.nbytes)])
+    elif kind == "virtual":
+        source = where / f"{name.replace('/', '_')}.source.h5"
+        with h5py.File(source, "w") as g:
+            g["data"] = data
+        layout = h5py.VirtualLayout(shape=data.shape, dtype=data.dtype)
+        layout[:] = h5py.VirtualSource(str(source), "data", shape=data.shape)
+        f.create_virtual_dataset(name, layout)
+    elif kind in ("chunked", "longer"):
+        rows = int(rng.integers(1, max(2, len(data) + 1)))
+        dataset = f.create_dataset(
+            name, data=data, chunks=(rows, *trailing), maxshape=(None, *trailing), compression="gzip"
+        )
+        if kind == "longer":
+            dataset.resize(len(data) + int(rng.integers(1, 10**6)), axis=0)
+    else:
+        f.create_dataset(name, data=data)
+
+
+def _restore(files: list[Path], rng: np.random.Generator) -> None:
+    shards = [p for p in files if p.suffix == ".h5"]
+    path = shards[int(rng.integers(len(shards)))]
+    old = hashlib.sha256(path.read_bytes()).hexdigest()
+    with h5py.File(path, "r+") as f:
+        names = [*(n for n in f if n != "episodes"), *(f"episodes/{n}" for n in f["episodes"])]
+        name = names[int(rng.integers(len(names)))]
+        data = f[name][()]
+        del f[name]
+        _store(f, name, data, path.parent, rng)
+    if rng.random() < 0.5:  # the manifest made to match: only the shard checks can notice
+        manifest = path.parent / "manifest.json"
+        new = hashlib.sha256(path.read_bytes()).hexdigest()
+        manifest.write_text(manifest.read_text().replace(old, new))
+
+
 DAMAGES: dict[str, Callable[[list[Path], np.random.Generator], None]] = {
     "flip": _flip,
     "truncate": _truncate,
     "swap": _swap,
     "duplicate": _duplicate,
     "delete": _delete,
+    "restore": _restore,
 }
-WEIGHTS = np.array([0.5, 0.2, 0.1, 0.1, 0.1])
+WEIGHTS = np.array([0.4, 0.15, 0.1, 0.1, 0.1, 0.15])
 
 
 def _timeout(signum: int, frame: object) -> None:

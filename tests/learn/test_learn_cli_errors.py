@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,25 @@ def cases(runs: TinyRuns, out: Path) -> list[tuple[list[str], str]]:
         (["learn", "benchmark", str(out), "--methods", "nope"], "unknown method 'nope'"),
         (["learn", "benchmark", str(out), "--scratch-schedule", "warm"], "scratch_schedule must be one of"),
         (["pipeline", str(out), "--method", "nope"], "unknown method"),
-        (["pipeline", str(out), "--set", "frames_in=0"], "frames_in must be at least 1"),
+        (["pipeline", str(out), "--set", "frames_in=0"], "frames_in must be an integer in [1, 1024]"),
+        # checked up front, before any data are generated or any run trains
+        (
+            ["learn", "benchmark", str(out), "--quick", "--budgets", "1,500"],
+            "exceeds the at most 44 training",
+        ),
+        (["learn", "benchmark", str(out), "--quick", "--budgets", "1,45", "--labels", "both"], "at most 44"),
+        (["learn", "benchmark", str(out), "--quick", "--device", "tpu0"], "unknown device"),
+        (["pipeline", str(out), "--quick", "--policy", missing], "cannot load policy"),
+        (["pipeline", str(out), "--quick", "--device", "tpu0"], "unknown device"),
+        (
+            ["pipeline", str(out), "--quick", "--set", "encoder.stem_channels=8,8,8,8,8,8"],
+            "cannot read 32x32",
+        ),
+        ([*cmp, "--backend", "ray", "--ray-address", "localhost:99999"], "PORT in 1-65535"),
+        ([*cls, "--scratch", "--epochs", "2", "--freeze-epochs", "3"], "freeze_epochs must be in 0-2"),
+        ([*pre, "--set", "encoder.image_size="], "takes 2 values"),
+        ([*cmp, "--set", "budgets="], "budgets must be positive"),
+        ([*pre, "--batch-size", "x"], "Invalid value for '--batch-size'"),
     ]
 
 
@@ -66,3 +85,31 @@ def test_each_invalid_learn_option_is_one_line_and_writes_nothing(runs, tmp_path
         assert result.exit_code == 2, (args, result.output)
         assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], (args, lines)
         assert not out.exists() and not Path(str(out) + ".avi").exists(), args
+
+
+def test_a_cuda_device_on_a_machine_without_one_is_refused_before_anything_is_written(runs, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    out = tmp_path / "out"
+    for args in (
+        ["learn", "benchmark", str(out), "--quick", "--device", "cuda"],
+        ["pipeline", str(out), "--quick", "--device", "cuda"],
+        ["agent", "train", "--out", str(out), "--device", "cuda", "--timesteps", "10"],
+        ["learn", "pretext", str(runs.data), "--out", str(out), "--device", "cuda"],
+    ):
+        result = runner.invoke(app, args)
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1 and "no CUDA GPU" in lines[0], (args, lines)
+        assert not out.exists(), args
+
+
+def test_classify_with_fewer_epochs_than_the_default_frozen_ones_fine_tunes_in_its_last(runs, tmp_path):
+    out = tmp_path / "one-epoch"
+    args = ["learn", "classify", str(runs.data), "--out", str(out), "--scratch", "--epochs", "1"]
+    small = ["--min-epoch-frames", "32", "--batch-size", "16", "--frame-stride", "4", "--no-progress"]
+    result = runner.invoke(app, [*args, *small])
+    assert result.exit_code == 0, result.output
+    schedule = json.loads((out / "config.json").read_text())
+    assert '"freeze_epochs": 0' in json.dumps(schedule), schedule

@@ -7,7 +7,8 @@ pretrained arm starts from a pretext run's encoder, the scratch arm from random 
 the same model and the same schedule. ``classify_on_dataset`` trains one arm and writes a
 run folder:
 
-    RUN/config.json    model and training settings, data split, labelled episodes, the command
+    RUN/config.json    model and training settings, data (path, fingerprint, split, labelled
+                       episodes), the pretext run and its checkpoint's SHA-256, the command
     RUN/model.pt       the classifier of the best validation epoch (``load_classifier(RUN)``), or of
                        the last epoch with ``select_best=False``
     RUN/log.csv        one row per epoch: phase, training loss, validation accuracy, seconds
@@ -46,10 +47,14 @@ from airhockey.learn.downstream.classifier import (
 )
 from airhockey.learn.downstream.labelled import ClassifierData, FrameSet, assert_disjoint
 from airhockey.learn.pretext.checkpoint import KIND_CLASSIFIER, save_checkpoint
+from airhockey.learn.pretext.guards import check_finite, check_out_folder, data_fingerprint, file_sha256
 from airhockey.learn.pretext.run import PretextRun
+from airhockey.writing import atomic_file
 
 FRACTION_BINS = 10
 """Equal bins of the fraction of the time to the hit, ``frame_index / hit_frame`` in [0, 1)."""
+RUN_FILES = ("config.json", MODEL_FILE, "log.csv", "metrics.json")
+"""The files of a classify run folder: any of them marks the folder as holding a run."""
 HISTORY_FIELDS = (
     "epoch",
     "steps",
@@ -141,6 +146,7 @@ def _train_epoch(
     config: ClassifyConfig,
     features: torch.Tensor | None,
     warm_up: bool,
+    where: tuple[int, int],
 ) -> tuple[int, float, float]:
     """One epoch over the training frames in ``order``, in batches.
 
@@ -149,9 +155,14 @@ def _train_epoch(
             head trains, on them; None to train the whole model on the frames.
         warm_up: raise the encoder's learning rate linearly from 0 over the epoch's steps (the
             first epoch that trains the encoder).
+        where: the epoch (1-based) and the optimiser steps before it, for the message of a
+            diverged loss.
 
     Returns:
         The optimiser steps taken, the summed cross-entropy and the correct predictions.
+
+    Raises:
+        UserError: at the first loss that is not a number (``guards.check_finite``).
     """
     device = next(model.parameters()).device
     encoder_group = optimizer.param_groups[1]
@@ -169,6 +180,15 @@ def _train_epoch(
             x, y = _batches(train, idx, device, config.context_frames)
             logits = model(x)  # (B, num_classes)
         loss = torch.nn.functional.cross_entropy(logits, y)
+        setting = f"lower --lr (now {config.lr:g})"
+        if features is None:
+            setting += f" or --encoder-lr (now {config.encoder_lr:g})"
+        check_finite(
+            loss.item(),
+            "classifier's training loss",
+            f"step {where[1] + steps + 1} (epoch {where[0]})",
+            setting,
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -225,6 +245,10 @@ def train_classifier(
         the frames the epoch drew, in training mode), ``val_accuracy``, ``elapsed_s`` (training
         seconds so far, validation not counted). With ``config.select_best`` the model ends with
         the weights of the first epoch of highest ``val_accuracy`` (``best_epoch(history)``).
+
+    Raises:
+        UserError: no training frames, an unavailable device, or a diverged training (a loss
+            that is not a number: the message names the step, the epoch and the learning rates).
     """
     if len(train) == 0:
         raise UserError("no training frames: choose more labelled episodes")
@@ -253,7 +277,14 @@ def train_classifier(
             order = epoch_order(len(train), config.min_epoch_frames, rng)
             warm_up = epoch == config.freeze_epochs
             epoch_steps, loss_sum, correct = _train_epoch(
-                model, optimizer, train, order, config, features if frozen else None, warm_up
+                model,
+                optimizer,
+                train,
+                order,
+                config,
+                features if frozen else None,
+                warm_up,
+                (epoch + 1, steps),
             )
             steps += epoch_steps
             elapsed += time.perf_counter() - start
@@ -469,14 +500,17 @@ def classify_on_dataset(
         What ``metrics.json`` holds.
 
     Raises:
-        UserError: an existing run in ``out``, neither ``pretext`` nor ``scratch``, a budget out
-            of range, or any error of ``ClassifierData.load``.
+        UserError: an existing run in ``out`` (any of ``RUN_FILES``), ``out`` in the dataset's
+            folder, neither ``pretext`` nor ``scratch``, a budget out of range, a diverged training
+            (``train_classifier``: nothing is written), or any error of ``ClassifierData.load``.
     """
     out = Path(out)
     if pretext is None and not scratch:
         raise UserError("give --pretext RUN (a pretrained arm) or --scratch (the supervised arm)")
-    if (out / MODEL_FILE).exists():
-        raise UserError(f"{str(out)!r} already holds a classifier: choose another --out")
+    check_out_folder(out, data)
+    held = [name for name in RUN_FILES if (out / name).exists()]
+    if held:
+        raise UserError(f"{str(out)!r} already holds a classifier ({', '.join(held)}): choose another --out")
     check_device(config.device)
     run = pretext if isinstance(pretext, PretextRun) or pretext is None else PretextRun.open(pretext)
     prepared = ClassifierData.load(data, [run] if run else [], split_seed)
@@ -498,9 +532,11 @@ def classify_on_dataset(
             "training": dataclasses.asdict(config),
             "arm": "scratch" if scratch else "pretrained",
             "pretext": None if run is None else str(run.folder),
+            "pretext_sha256": None if run is None else file_sha256(run.path),
             "command": command,
             "data": {
                 "path": str(data),
+                "fingerprint": data_fingerprint(data),
                 "label_names": prepared.label_names,
                 "labelled_episodes": labelled.tolist(),
                 **{f"{p}_episodes": getattr(prepared.split, p).tolist() for p in ("train", "val", "test")},
@@ -511,7 +547,7 @@ def classify_on_dataset(
         out / MODEL_FILE,
         {"kind": KIND_CLASSIFIER, "model_config": model_config.to_dict(), "model": model.state_dict()},
     )
-    with open(out / "log.csv", "w", newline="") as f:
+    with atomic_file(out / "log.csv", "w") as f:
         writer = csv.DictWriter(f, HISTORY_FIELDS)
         writer.writeheader()
         writer.writerows(record["history"])

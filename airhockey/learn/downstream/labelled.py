@@ -54,7 +54,10 @@ class FrameSet:
     strike_frame: NDArray[np.int64]
     """(N,) the index of the episode's first frame after the bar first touched the puck (-1: never)."""
     state: NDArray[np.float32]
-    """(N, 8) the true state at the frame, columns ``STATE_NAMES``."""
+    """(N, 8) the true state at the frame, columns ``STATE_NAMES``; NaN in a column the dataset does
+    not hold (the second shape of a one-shape ``data shapes`` set)."""
+    state_columns: tuple[int, ...] = tuple(range(len(STATE_NAMES)))
+    """The columns of ``state`` that the dataset holds (finite in every frame loaded)."""
 
     def __len__(self) -> int:
         return len(self.label)
@@ -94,12 +97,15 @@ class FrameSet:
         fields = {f.name: (getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self)}
         fields["pos"] = (self.pos, other.pos + len(self.source))
         fields["episode"] = (self.episode, other.episode + episode_offset)
-        return FrameSet(**{k: np.concatenate(v) for k, v in fields.items()})
+        del fields["state_columns"]
+        held = tuple(c for c in self.state_columns if c in other.state_columns)
+        return FrameSet(**{k: np.concatenate(v) for k, v in fields.items()}, state_columns=held)
 
     def select(self, mask: NDArray[np.bool_]) -> FrameSet:
         """The frames where ``mask`` (N,) is True."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return FrameSet(**{k: v if k == "source" else v[mask] for k, v in fields.items()})
+        shared = ("source", "state_columns")  # of the whole set, not per frame
+        return FrameSet(**{k: v if k in shared else v[mask] for k, v in fields.items()})
 
     def of_episodes(self, episodes: Sequence[int] | NDArray[np.int64]) -> FrameSet:
         """The frames of the given episodes."""
@@ -113,7 +119,12 @@ class FrameSet:
 
 
 def load_frames(episodes: EpisodeShards, ids: Sequence[int] | NDArray[np.int64]) -> FrameSet:
-    """Every frame of the episodes ``ids`` and its true state, read once into memory."""
+    """Every frame of the episodes ``ids`` and its true state, read once into memory.
+
+    A state column that is not finite in every frame is one the dataset does not hold (a one-shape
+    ``data shapes`` set stores NaN for the absent second shape): it is left out of
+    ``FrameSet.state_columns``, so that the oracle and the probes never read it.
+    """
     ids = np.asarray(ids, dtype=np.int64)
     index = FrameDataset(episodes, ids).index  # (N, 4): episode, frame index, label, hit frame
     first = episodes.frames(0, 0, 1)
@@ -133,6 +144,7 @@ def load_frames(episodes: EpisodeShards, ids: Sequence[int] | NDArray[np.int64])
         hit_frame=index[:, 3],
         strike_frame=strike,
         state=state,
+        state_columns=tuple(int(c) for c in np.flatnonzero(np.isfinite(state).all(axis=0))),
     )
 
 

@@ -25,6 +25,7 @@ from airhockey.learn.downstream.classifier import FeatureScaler
 from airhockey.learn.downstream.classify import epoch_order, features_in_batches
 from airhockey.learn.downstream.labelled import POSITIONS, STATE_NAMES, FrameSet
 from airhockey.learn.nn.encoder import VideoEncoder
+from airhockey.learn.pretext.guards import check_finite
 
 VELOCITIES = (6, 7)
 """Columns of ``FrameSet.state`` of the puck's velocity, which takes two frames to see."""
@@ -61,17 +62,24 @@ def probe_r2(
     Args:
         train_x, test_x: (N, F) features of the training and test frames.
         train_state, test_state: (N, 8) true states (``FrameSet.state``).
-        columns: the state columns to predict (such as ``POSITIONS + VELOCITIES``).
+        columns: the state columns to predict (such as ``POSITIONS + VELOCITIES``); a column that is
+            not finite in every training and test row is a variable the dataset does not hold (the
+            absent shape of a one-shape ``data shapes`` set) and is left out.
 
     Returns:
-        ``{name: R²}`` by ``STATE_NAMES``; 1 is perfect, 0 is as good as the training mean, below 0 worse.
+        ``{name: R²}`` by ``STATE_NAMES``; 1 is perfect, 0 is as good as the training mean, below 0
+        worse. Empty when no column is held.
     """
     from sklearn.linear_model import RidgeCV
     from sklearn.metrics import r2_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    cols = list(columns)
+    cols = [
+        c for c in columns if np.isfinite(train_state[:, c]).all() and np.isfinite(test_state[:, c]).all()
+    ]
+    if not cols:
+        return {}
     model = make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS))
     model.fit(train_x, train_state[:, cols])
     scores = r2_score(test_state[:, cols], model.predict(test_x), multioutput="raw_values")
@@ -80,8 +88,10 @@ def probe_r2(
 
 def oracle_features(frames: FrameSet, k: int = 1) -> NDArray[np.float32]:
     """The true state a k-frame classifier could at best read: (N, 4) positions for k = 1, (N, 8)
-    positions and velocities for k >= 2."""
-    return frames.state[:, list(POSITIONS)] if k == 1 else frames.state
+    positions and velocities for k >= 2; of these, only the columns the dataset holds
+    (``FrameSet.state_columns``: (N, 2) and (N, 4) on a one-shape ``data shapes`` set)."""
+    wanted = POSITIONS if k == 1 else range(len(STATE_NAMES))
+    return frames.state[:, [c for c in wanted if c in frames.state_columns]]
 
 
 def boosting_accuracy(
@@ -123,6 +133,9 @@ def fit_state_head(
 
     Returns:
         (N_test,) the predicted class of every test input.
+
+    Raises:
+        UserError: at the first training loss that is not a number (``guards.check_finite``).
     """
     x = torch.as_tensor(np.asarray(train_x, np.float32))
     y = torch.as_tensor(train_y)
@@ -139,11 +152,15 @@ def fit_state_head(
         scaler.fit(x)
         optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         rng = np.random.default_rng(np.random.SeedSequence(config.seed))
-        for _ in range(config.epochs):
+        step = 0
+        for epoch in range(config.epochs):
             order = epoch_order(len(x), config.min_epoch_frames, rng)
             for i in range(0, len(order), config.batch_size):
                 idx = torch.from_numpy(order[i : i + config.batch_size])
                 loss = nn.functional.cross_entropy(head(x[idx]), y[idx])
+                step += 1
+                where, setting = f"step {step} (epoch {epoch + 1})", f"lower --lr (now {config.lr:g})"
+                check_finite(loss.item(), "oracle head's training loss", where, setting)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

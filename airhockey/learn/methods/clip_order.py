@@ -11,24 +11,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 from torch import nn
 from torch.utils.data import Dataset
 
-from airhockey.learn.config import EncoderConfig
+from airhockey.learn.config import EncoderConfig, FrameCount, Jitter, Keep, Units
 from airhockey.learn.methods.order import (
     OrderClassification,
     OrderModel,
     OrderSamples,
     PairwiseHead,
-    check_keep,
-    check_non_negative,
-    check_positive,
     order_classes,
 )
+from airhockey.ranges import Range, check_fields
 
 
 @dataclass(frozen=True)
@@ -37,24 +35,25 @@ class ClipOrderConfig:
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     """The shared frame encoder's sizes."""
-    clips: int = 3
-    """Clips in a tuple (VCOP's 3: 6 classes); n! classes in general."""
-    clip_length: int = 4
-    """Consecutive frames in each clip."""
-    gap: int = 2
-    """Frames left out between successive clips, so that a clip's end does not match the next one's start."""
-    feature_dim: int = 128
-    """Units of each clip's projected feature vector."""
-    pair_dim: int = 128
-    """Units of the layer each concatenated pair of clip features passes through."""
-    hidden: int = 128
-    """Units of the classifier's hidden layer."""
-    motion_keep: float = 0.75
-    """Fraction of the windows, those that move the most, that tuples are drawn from."""
+    clips: Annotated[int, Range(2, 8)] = 3
+    """Clips in a tuple, 2-8 (VCOP's 3: 6 classes); n! classes in general."""
+    clip_length: FrameCount = 4
+    """Consecutive frames in each clip (1-1,024)."""
+    gap: Annotated[int, Range(0, 1024)] = 2
+    """Frames left out between successive clips (0-1,024), so that a clip's end does not match the
+    next one's start."""
+    feature_dim: Units = 128
+    """Units of each clip's projected feature vector (1-16,384)."""
+    pair_dim: Units = 128
+    """Units of the layer each concatenated pair of clip features passes through (1-16,384)."""
+    hidden: Units = 128
+    """Units of the classifier's hidden layer (1-16,384)."""
+    motion_keep: Keep = 0.75
+    """Fraction of the windows, those that move the most, that tuples are drawn from, in (0, 1]."""
     center: bool = True
     """Subtract the mean of a tuple's clip features before pairing them (``order.centred``)."""
-    jitter: int = 0
-    """Largest shift in pixels, drawn independently for every clip of a training sample and applied
+    jitter: Jitter = 0
+    """Largest shift in pixels (0-64), drawn independently for every clip of a training sample and applied
     to all its frames (OPN's spatial jittering, Lee et al. 2017, per clip, so that a clip's frames stay
     aligned for the encoder's recurrence); 0: none. Validation samples are jittered too
     (fixed shifts: the same every epoch), so validation measures the task trained on."""
@@ -72,11 +71,7 @@ class ClipOrderConfig:
     ordered such clips: docs/pretext_order_methods.md)."""
 
     def __post_init__(self) -> None:
-        check_positive(self, "clip_length", "feature_dim", "pair_dim", "hidden")
-        check_non_negative(self, "jitter")
-        check_keep(self.motion_keep)
-        if self.clips < 2 or self.gap < 0:
-            raise ValueError(f"clips must be at least 2 and gap at least 0, got {self.clips} and {self.gap}")
+        check_fields(self)
 
     @property
     def span(self) -> int:

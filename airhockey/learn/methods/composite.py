@@ -18,16 +18,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from airhockey.learn.config import EncoderConfig
+from airhockey.learn.config import (
+    ClipCount,
+    EncoderConfig,
+    FrameCount,
+    MovingThreshold,
+    MovingWeight,
+)
 from airhockey.learn.methods.frame_prediction import (
     FramePrediction,
     PredictionScores,
-    check_moving_weights,
     weighted_mse,
 )
 from airhockey.learn.nn.autoencoder import FrameEncoder
 from airhockey.learn.nn.convlstm import ConvLSTM, State
 from airhockey.learn.nn.encoder import PretextModel
+from airhockey.ranges import check_fields
 
 DECODERS = {"reconstruct": ("reconstruct",), "predict": ("predict",), "both": ("reconstruct", "predict")}
 """``decoders`` setting -> the decoders built: the autoencoder, the future predictor, the composite model."""
@@ -43,28 +49,25 @@ class CompositeConfig:
     """``reconstruct`` (the autoencoder), ``predict`` (the future predictor) or ``both`` (the composite)."""
     conditional: bool = False
     """Feed each decoder the frame before the one it outputs (the paper's section 2.4), or nothing."""
-    frames_in: int = 8
-    """Frames the encoder reads (and the reconstruction decoder outputs, in reverse order)."""
-    frames_future: int = 3
-    """Frames the future decoder predicts after the input frames."""
+    frames_in: FrameCount = 8
+    """Frames the encoder reads (and the reconstruction decoder outputs, in reverse order), 1-1,024."""
+    frames_future: FrameCount = 3
+    """Frames the future decoder predicts after the input frames, 1-1,024."""
     composite: bool = True
     """Decoders output a mask and an image composited over the clip's last frame (True), or the image."""
-    clip_stride: int = 4
-    """Frames between the starts of successive training and validation clips of an episode."""
-    moving_weight: float = 2.0
-    """Extra weight of moving pixels in the loss (theirs is 1 + moving_weight, the rest 1)."""
-    moving_threshold: float = 0.05
-    """Change in [0, 1] units that makes a pixel moving, in the loss weights and the metrics."""
-    mean_frame_clips: int = 512
-    """Training clips, evenly spread, whose frames average into the mean-frame baseline."""
+    clip_stride: FrameCount = 4
+    """Frames between the starts of successive training and validation clips of an episode (1-1,024)."""
+    moving_weight: MovingWeight = 2.0
+    """Extra weight of moving pixels in the loss (theirs is 1 + moving_weight, the rest 1), 0-1,000."""
+    moving_threshold: MovingThreshold = 0.05
+    """Change in [0, 1) units that makes a pixel moving, in the loss weights and the metrics."""
+    mean_frame_clips: ClipCount = 512
+    """Training clips, evenly spread, whose frames average into the mean-frame baseline (1 to 10^6)."""
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.decoders not in DECODERS:
             raise ValueError(f"decoders must be one of {', '.join(DECODERS)}, got {self.decoders!r}")
-        for name in ("frames_in", "frames_future", "clip_stride", "mean_frame_clips"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        check_moving_weights(self)
 
     @property
     def clip_length(self) -> int:

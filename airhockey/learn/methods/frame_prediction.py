@@ -26,12 +26,6 @@ from airhockey.learn.nn.metrics import FramePredictionStats, moving_mask
 C = TypeVar("C")
 
 
-def check_moving_weights(config: Any) -> None:
-    """Raises ValueError unless ``config.moving_weight`` >= 0 and ``config.moving_threshold`` in [0, 1)."""
-    if config.moving_weight < 0 or not 0 <= config.moving_threshold < 1:
-        raise ValueError("moving_weight must be non-negative and moving_threshold in [0, 1)")
-
-
 def weighted_mse(
     pred: Tensor, target: Tensor, previous: Tensor, moving_weight: float, threshold: float
 ) -> Tensor:

@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from airhockey.learn.methods.frame_prediction import check_moving_weights
+from airhockey.learn.config import ClipCount, FrameCount, MovingThreshold, MovingWeight
 from airhockey.learn.methods.next_frame import NextFrame
 from airhockey.learn.nn.convgru import ConvGRU
 from airhockey.learn.nn.convgru import State as GRUState
 from airhockey.learn.nn.encoder import VideoEncoder
 from airhockey.learn.nn.metrics import moving_mask
 from airhockey.learn.nn.predictor import StepPredictor
+from airhockey.ranges import Range, check_fields
 
 OUTPUTS = ("residual", "mask", "image")
 """How the network's last layer makes the predicted frame (``LVLNConfig.output``)."""
@@ -37,49 +39,55 @@ LadderState = list[list[GRUState]]
 class LVLNConfig:
     """Settings of the ``lvln`` method: the ladder's sizes, its context and predicted frames, its loss."""
 
-    image_size: tuple[int, int] = (64, 64)
-    """Frame height and width in pixels, each divisible by 2 ** len(channels); set from the data."""
-    channels: tuple[int, ...] = (8, 16, 32)
-    """Channels of each encoder block; each block halves the resolution (L-VLN: ResNet-18's four stages)."""
-    hidden_channels: tuple[int, ...] | None = None
-    """ConvGRU channels at each block's resolution, shallowest first; None: the same as ``channels``."""
-    gru_layers: int = 1
-    """Stacked ConvGRUs in each lateral connection (L-VLN: 3)."""
-    location_levels: int = 2
+    image_size: tuple[Annotated[int, Range(1, 4096)], Annotated[int, Range(1, 4096)]] = (64, 64)
+    """Frame height and width in pixels (1-4,096), each divisible by 2 ** len(channels); set from the data."""
+    channels: tuple[Annotated[int, Range(1, 1024)], ...] = (8, 16, 32)
+    """Channels of each encoder block (1-1,024, 1 to 8 blocks); each block halves the resolution
+    (L-VLN: ResNet-18's four stages)."""
+    hidden_channels: tuple[Annotated[int, Range(1, 1024)], ...] | None = None
+    """ConvGRU channels at each block's resolution (1-1,024), shallowest first; None: the same as
+    ``channels``."""
+    gru_layers: Annotated[int, Range(1, 16)] = 1
+    """Stacked ConvGRUs in each lateral connection, 1-16 (L-VLN: 3)."""
+    location_levels: Annotated[int, Range(0, 8)] = 2
     """Deepest lateral connections with a location-dependent output convolution (L-VLN: 2 of 4)."""
-    location_channels: int = 4
-    """Learned per-position maps each location-dependent convolution reads beside its input."""
-    kernel_size: int = 3
-    """Side of the ConvGRU gate convolutions (odd)."""
+    location_channels: Annotated[int, Range(0, 256)] = 4
+    """Learned per-position maps each location-dependent convolution reads beside its input, 0-256."""
+    kernel_size: Annotated[int, Range(1, 15)] = 3
+    """Side of the ConvGRU gate convolutions: odd, 1-15."""
     output: str = "residual"
     """``residual``: the last frame plus a predicted change; ``mask``: a predicted image composited over
     the last frame through a predicted mask (as ``next_frame``); ``image``: the image alone (L-VLN)."""
-    frames_in: int = 5
-    """Context frames read before the first fed-back prediction (L-VLN section 4.1: 5)."""
-    frames_predicted: int = 3
-    """Frames predicted past the context frames, the later ones from fed-back predictions (L-VLN: 3)."""
-    clip_stride: int = 4
-    """Frames between the starts of successive training and validation clips of an episode."""
-    dssim_weight: float = 0.02
-    """Weight of DSSIM, (1 - SSIM) / 2, in the loss; the three weights are scaled to sum to 1."""
-    l1_weight: float = 0.02
-    """Weight of the mean absolute error in the loss."""
-    l2_weight: float = 0.96
-    """Weight of the mean squared error in the loss."""
-    moving_weight: float = 2.0
-    """Extra weight of moving pixels in the L1 and L2 terms (theirs is 1 + moving_weight, the rest 1)."""
-    moving_threshold: float = 0.05
-    """Change in [0, 1] units that makes a pixel moving, in the loss weights and the metrics."""
-    feature_channel_stride: int = 4
-    """Classifier features: every this-many-th channel of the shallower ConvGRU states (all the deepest's)."""
-    mean_frame_clips: int = 512
-    """Training clips, evenly spread, whose frames average into the mean-frame baseline."""
+    frames_in: FrameCount = 5
+    """Context frames read before the first fed-back prediction, 1-1,024 (L-VLN section 4.1: 5)."""
+    frames_predicted: FrameCount = 3
+    """Frames predicted past the context frames, the later ones from fed-back predictions, 1-1,024
+    (L-VLN: 3)."""
+    clip_stride: FrameCount = 4
+    """Frames between the starts of successive training and validation clips of an episode (1-1,024)."""
+    dssim_weight: Annotated[float, Range(0, 1000)] = 0.02
+    """Weight of DSSIM, (1 - SSIM) / 2, in the loss (0-1,000); the three weights are scaled to sum to 1."""
+    l1_weight: Annotated[float, Range(0, 1000)] = 0.02
+    """Weight of the mean absolute error in the loss, 0-1,000."""
+    l2_weight: Annotated[float, Range(0, 1000)] = 0.96
+    """Weight of the mean squared error in the loss, 0-1,000."""
+    moving_weight: MovingWeight = 2.0
+    """Extra weight of moving pixels in the L1 and L2 terms (theirs is 1 + moving_weight, the rest 1),
+    0-1,000."""
+    moving_threshold: MovingThreshold = 0.05
+    """Change in [0, 1) units that makes a pixel moving, in the loss weights and the metrics."""
+    feature_channel_stride: Annotated[int, Range(1, 1024)] = 4
+    """Classifier features: every this-many-th channel of the shallower ConvGRU states (all the
+    deepest's), 1-1,024."""
+    mean_frame_clips: ClipCount = 512
+    """Training clips, evenly spread, whose frames average into the mean-frame baseline (1 to 10^6)."""
 
     def __post_init__(self) -> None:
+        check_fields(self)
         levels = len(self.channels)
-        if levels < 1 or len(self.hidden) != levels:
+        if not 1 <= levels <= 8 or len(self.hidden) != levels:
             raise ValueError(
-                "channels and hidden_channels need one entry per level, "
+                "channels and hidden_channels need one entry per level, 1 to 8 levels, "
                 f"got {self.channels} and {self.hidden_channels}"
             )
         factor = 2**levels
@@ -87,21 +95,13 @@ class LVLNConfig:
             raise ValueError(
                 f"image_size {tuple(self.image_size)} must be divisible by {factor} (2 ** levels)"
             )
-        for name in ("gru_layers", "frames_in", "frames_predicted", "clip_stride", "feature_channel_stride"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if min(self.channels) < 1 or min(self.hidden) < 1 or self.location_channels < 0:
-            raise ValueError("channels and hidden_channels must be positive, location_channels non-negative")
-        if not 0 <= self.location_levels <= levels:
+        if self.location_levels > levels:
             raise ValueError(f"location_levels must be in 0-{levels}, got {self.location_levels}")
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
         weights = (self.dssim_weight, self.l1_weight, self.l2_weight)
-        if min(weights) < 0 or sum(weights) <= 0:
-            raise ValueError(
-                f"dssim_weight, l1_weight and l2_weight must be non-negative, not all 0, got {weights}"
-            )
-        check_moving_weights(self)
+        if sum(weights) <= 0:
+            raise ValueError(f"dssim_weight, l1_weight and l2_weight must not all be 0, got {weights}")
         if self.output not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
 
@@ -331,8 +331,13 @@ def ladder_loss(pred: Tensor, target: Tensor, previous: Tensor, config: LVLNConf
 
 
 def fast_ssim(pred: Tensor, target: Tensor, window: int = 7) -> Tensor:
-    """SSIM for the loss: as ``metrics.ssim`` but in float32 with a 7x7 uniform window (scikit-image's
-    default), several times cheaper on a CPU; validation reports ``metrics.ssim`` (11x11 Gaussian).
+    """SSIM for the loss: as ``metrics.ssim`` but with a 7x7 uniform window (scikit-image's default),
+    several times cheaper on a CPU; validation reports ``metrics.ssim`` (11x11 Gaussian).
+
+    The window's means are a depthwise convolution, which on a CPU runs forward and backward
+    several times faster than ``avg_pool2d``. Variances and covariance come from frames shifted
+    by the target's mean per frame and channel, so that float32 gives the float64 value to about
+    1e-6 also on flat regions.
 
     Args:
         pred, target: (N, C, H, W) in [0, 1], H and W at least ``window``.
@@ -341,11 +346,18 @@ def fast_ssim(pred: Tensor, target: Tensor, window: int = 7) -> Tensor:
         (N,) SSIM per frame.
     """
     c1, c2 = 0.01**2, 0.03**2
-    stacked = torch.cat([pred, target, pred * pred, target * target, pred * target], dim=1)  # (N, 5C, H, W)
-    mu_p, mu_t, pp, tt, pt = F.avg_pool2d(stacked, window, stride=1).chunk(5, dim=1)  # (N, C, H', W') each
-    # Clamped: in float32, E[x^2] - E[x]^2 can come out slightly negative on flat regions.
+    # Statistics of frames shifted by the target's mean: E[x^2] - E[x]^2 cancels badly in float32
+    # on flat regions far from 0 (a light table), and a shift changes no variance or covariance.
+    shift = target.mean(dim=(2, 3), keepdim=True)  # (N, C, 1, 1)
+    p, t = pred - shift, target - shift
+    stacked = torch.cat([p, t, p * p, t * t, p * t], dim=1)  # (N, 5C, H, W)
+    groups = stacked.shape[1]
+    box = stacked.new_full((groups, 1, window, window), 1.0 / window**2)
+    mu_p, mu_t, pp, tt, pt = F.conv2d(stacked, box, groups=groups).chunk(5, dim=1)  # (N, C, H', W') each
+    # Clamped: rounding can still leave E[x^2] - E[x]^2 slightly negative.
     var_p, var_t = (pp - mu_p**2).clamp_min(0), (tt - mu_t**2).clamp_min(0)
     cov = pt - mu_p * mu_t
+    mu_p, mu_t = mu_p + shift, mu_t + shift
     s = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2))
     return s.flatten(1).mean(dim=1)
 

@@ -13,20 +13,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor
 
-from airhockey.learn.config import EncoderConfig
+from airhockey.learn.config import (
+    ClipCount,
+    EncoderConfig,
+    FrameCount,
+    MovingThreshold,
+    MovingWeight,
+)
 from airhockey.learn.methods.frame_prediction import (
     FramePrediction,
     PredictionScores,
-    check_moving_weights,
     weighted_mse,
 )
 from airhockey.learn.nn.autoencoder import ConvLSTMAutoencoder, FrameEncoder
 from airhockey.learn.nn.predictor import StepPredictor
+from airhockey.ranges import Range, check_fields
 
 
 @dataclass(frozen=True)
@@ -35,34 +41,26 @@ class NextFrameConfig:
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     """The shared frame encoder's sizes (the decoder mirrors them)."""
-    output_time_kernel: int = 2
-    """Time steps the causal 3D-conv output layer spans (the current one and those before)."""
+    output_time_kernel: Annotated[int, Range(1, 16)] = 2
+    """Time steps the causal 3D-conv output layer spans (the current one and those before), 1-16."""
     composite: bool = True
     """Predict a mask and an image composited over the last frame (True), or the image alone."""
-    frames_in: int = 8
-    """Context frames fed to the model, each followed by a one-step prediction of the next."""
-    frames_predicted: int = 1
-    """Frames predicted past the context; beyond the first, predictions are fed back as inputs."""
-    clip_stride: int = 4
-    """Frames between the starts of successive training and validation clips of an episode."""
-    moving_weight: float = 2.0
-    """Extra weight of moving pixels in the loss (theirs is 1 + moving_weight, the rest 1)."""
-    moving_threshold: float = 0.05
-    """Change in [0, 1] units that makes a pixel moving, in the loss weights and the metrics."""
-    mean_frame_clips: int = 512
-    """Training clips, evenly spread, whose frames average into the mean-frame baseline."""
+    frames_in: FrameCount = 8
+    """Context frames fed to the model, each followed by a one-step prediction of the next (1-1,024)."""
+    frames_predicted: FrameCount = 1
+    """Frames predicted past the context (1-1,024); beyond the first, predictions are fed back as
+    inputs."""
+    clip_stride: FrameCount = 4
+    """Frames between the starts of successive training and validation clips of an episode (1-1,024)."""
+    moving_weight: MovingWeight = 2.0
+    """Extra weight of moving pixels in the loss (theirs is 1 + moving_weight, the rest 1), 0-1,000."""
+    moving_threshold: MovingThreshold = 0.05
+    """Change in [0, 1) units that makes a pixel moving, in the loss weights and the metrics."""
+    mean_frame_clips: ClipCount = 512
+    """Training clips, evenly spread, whose frames average into the mean-frame baseline (1 to 10^6)."""
 
     def __post_init__(self) -> None:
-        for name in (
-            "output_time_kernel",
-            "frames_in",
-            "frames_predicted",
-            "clip_stride",
-            "mean_frame_clips",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        check_moving_weights(self)
+        check_fields(self)
 
     @property
     def clip_length(self) -> int:

@@ -9,25 +9,23 @@ a clip, and the head fuses the projected clip features to pick the odd one (N + 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from numpy.typing import NDArray
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from airhockey.learn.config import EncoderConfig
+from airhockey.learn.config import EncoderConfig, FrameCount, Jitter, Keep, Units
 from airhockey.learn.methods.order import (
     ConcatenationHead,
     OrderClassification,
     OrderSamples,
-    check_keep,
-    check_non_negative,
-    check_positive,
     mlp,
     scrambled_orders,
     spaced_positions,
 )
+from airhockey.ranges import Range, check_fields
 
 FUSIONS = ("difference", "concat")
 
@@ -38,34 +36,31 @@ class OddOneOutConfig:
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     """The shared frame encoder's sizes."""
-    elements: int = 6
-    """Sub-sequences in a question, N + 1 (O3N uses 6); the classes."""
-    frames_per_element: int = 3
-    """Frames in each sub-sequence (at least 3, so that some orders are neither forward nor backward)."""
-    window: int = 16
-    """Frames of the high-motion window all sub-sequences come from."""
-    gap: int = 2
-    """Fewest frames between successive frames of a sub-sequence."""
+    elements: Annotated[int, Range(2, 64)] = 6
+    """Sub-sequences in a question, N + 1, 2-64 (O3N uses 6); the classes."""
+    frames_per_element: Annotated[int, Range(3, 64)] = 3
+    """Frames in each sub-sequence, 3-64 (at least 3, so that some orders are neither forward nor
+    backward)."""
+    window: FrameCount = 16
+    """Frames of the high-motion window all sub-sequences come from, 1-1,024."""
+    gap: FrameCount = 2
+    """Fewest frames between successive frames of a sub-sequence, 1-1,024."""
     fusion: str = "difference"
     """'difference': each element's summed differences to the others, scored by a shared layer (the
     paper's sum of differences); 'concat': all features concatenated, then classified."""
-    feature_dim: int = 128
-    """Units of each sub-sequence's projected feature vector."""
-    hidden: int = 128
-    """Units of the classifier's hidden layer."""
-    motion_keep: float = 0.75
-    """Fraction of the windows, those that move the most, that questions are drawn from."""
-    jitter: int = 0
-    """Largest per-frame shift in pixels, drawn independently for every frame of a training sample
+    feature_dim: Units = 128
+    """Units (1-16,384) of each sub-sequence's projected feature vector."""
+    hidden: Units = 128
+    """Units of the classifier's hidden layer, 1-16,384."""
+    motion_keep: Keep = 0.75
+    """Fraction (in (0, 1]) of the windows, those that move the most, that questions are drawn from."""
+    jitter: Jitter = 0
+    """Largest (0-64) per-frame shift in pixels, drawn independently for every frame of a training sample
     (OPN's spatial jittering, Lee et al. 2017); 0: none. Validation samples are jittered too
     (fixed shifts: the same every epoch), so validation measures the task trained on."""
 
     def __post_init__(self) -> None:
-        check_positive(self, "feature_dim", "hidden", "gap")
-        check_non_negative(self, "jitter")
-        check_keep(self.motion_keep)
-        if self.elements < 2 or self.frames_per_element < 3:
-            raise ValueError("elements must be at least 2 and frames_per_element at least 3")
+        check_fields(self)
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
         if self.window < (self.frames_per_element - 1) * self.gap + 1:

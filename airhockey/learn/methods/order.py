@@ -18,7 +18,6 @@ by its own few pixels, so that where the puck lies in the frame no longer orders
 from __future__ import annotations
 
 import itertools
-import math
 from abc import abstractmethod
 from functools import cache
 from typing import Any, ClassVar, TypeVar
@@ -425,23 +424,3 @@ class OrderClassification(PretextMethod[C]):
             f"({m['val_accuracy'] / m['baseline_chance_accuracy']:.2f}x), "
             f"majority class {m['baseline_majority_accuracy']:.3f}"
         )
-
-
-def check_positive(config: Any, *names: str) -> None:
-    """Raises ValueError naming the first of ``names`` whose value in ``config`` is below 1."""
-    for name in names:
-        if getattr(config, name) < 1:
-            raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
-
-
-def check_non_negative(config: Any, *names: str) -> None:
-    """Raises ValueError naming the first of ``names`` whose value in ``config`` is below 0."""
-    for name in names:
-        if getattr(config, name) < 0:
-            raise ValueError(f"{name} must be at least 0, got {getattr(config, name)}")
-
-
-def check_keep(keep: float) -> None:
-    """Raises ValueError unless ``keep`` (the fraction of windows kept) is in (0, 1]."""
-    if not 0 < keep <= 1 or math.isnan(keep):
-        raise ValueError(f"motion_keep must be in (0, 1], got {keep}")

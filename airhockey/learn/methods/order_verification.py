@@ -9,22 +9,20 @@ own, the projected features are concatenated, and a hidden layer classifies the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from numpy.typing import NDArray
 from torch import nn
 from torch.utils.data import Dataset
 
-from airhockey.learn.config import EncoderConfig
+from airhockey.learn.config import EncoderConfig, FrameCount, Jitter, Keep, Units
 from airhockey.learn.methods.order import (
     ConcatenationHead,
     OrderClassification,
     OrderSamples,
-    check_keep,
-    check_non_negative,
-    check_positive,
 )
+from airhockey.ranges import Range, check_fields
 
 POSITIVE = (1, 2, 3)
 """The positive tuple's frames among the window's five (a, b, c, d, e) = 0..4: (b, c, d)."""
@@ -38,29 +36,25 @@ class OrderVerificationConfig:
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     """The shared frame encoder's sizes."""
-    feature_dim: int = 128
-    """Units of each frame's projected feature vector (the paper's fc layer)."""
-    hidden: int = 128
-    """Units of the classifier's hidden layer."""
-    gap: int = 2
-    """Frames between successive frames of the five-frame window (a, b, c, d, e)."""
-    negative_fraction: float = 0.75
+    feature_dim: Units = 128
+    """Units (1-16,384) of each frame's projected feature vector (the paper's fc layer)."""
+    hidden: Units = 128
+    """Units of the classifier's hidden layer, 1-16,384."""
+    gap: FrameCount = 2
+    """Frames between successive frames of the five-frame window (a, b, c, d, e), 1-1,024."""
+    negative_fraction: Annotated[float, Range(0, 1)] = 0.75
     """Share of negative tuples in training (Misra et al. report 75% as critical); validation is balanced."""
-    motion_keep: float = 0.75
-    """Fraction of the windows, those that move the most, that tuples are drawn from."""
+    motion_keep: Keep = 0.75
+    """Fraction (in (0, 1]) of the windows, those that move the most, that tuples are drawn from."""
     center: bool = True
     """Subtract the mean of a tuple's frame features before concatenating them (``order.centred``)."""
-    jitter: int = 0
-    """Largest per-frame shift in pixels, drawn independently for every frame of a training sample
+    jitter: Jitter = 0
+    """Largest (0-64) per-frame shift in pixels, drawn independently for every frame of a training sample
     (OPN's spatial jittering, Lee et al. 2017); 0: none. Validation samples are jittered too
     (fixed shifts: the same every epoch), so validation measures the task trained on."""
 
     def __post_init__(self) -> None:
-        check_positive(self, "feature_dim", "hidden", "gap")
-        check_non_negative(self, "jitter")
-        check_keep(self.motion_keep)
-        if not 0 <= self.negative_fraction <= 1:
-            raise ValueError(f"negative_fraction must be in [0, 1], got {self.negative_fraction}")
+        check_fields(self)
 
     @property
     def span(self) -> int:

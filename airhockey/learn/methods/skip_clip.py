@@ -13,7 +13,7 @@ target frame was rotated by. The three terms are summed without weights, as in t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
@@ -22,18 +22,16 @@ from numpy.typing import NDArray
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from airhockey.learn.config import EncoderConfig
+from airhockey.learn.config import EncoderConfig, FrameCount, Jitter, Keep
 from airhockey.learn.data import frames_to_tensor
 from airhockey.learn.methods.base import PretextMethod
 from airhockey.learn.methods.order import (
     WindowSamples,
-    check_keep,
-    check_non_negative,
-    check_positive,
     jitter_frames,
 )
 from airhockey.learn.nn.autoencoder import FrameEncoder
 from airhockey.learn.nn.encoder import PretextModel
+from airhockey.ranges import Range, check_fields
 
 
 @dataclass(frozen=True)
@@ -42,36 +40,31 @@ class SkipClipConfig:
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     """The sizes of the shared encoder, the context encoder g; the target encoder f has the same."""
-    context: int = 8
-    """Context frames K."""
-    targets: int = 4
-    """Target frames M, ranked."""
-    rate: int = 3
-    """Frames r between the context's last frame and the first target, and between targets."""
-    rank_margin: float = 0.1
-    """Margin of the rank hinge (eq. 1), in cosine-similarity units."""
-    negative_margin: float = 0.1
-    """Margin of the contrastive hinge (eq. 2)."""
+    context: FrameCount = 8
+    """Context frames K, 1-1,024."""
+    targets: Annotated[int, Range(2, 64)] = 4
+    """Target frames M, ranked, 2-64."""
+    rate: FrameCount = 3
+    """Frames r between the context's last frame and the first target, and between targets, 1-1,024."""
+    rank_margin: Annotated[float, Range(0, 2)] = 0.1
+    """Margin of the rank hinge (eq. 1), in cosine-similarity units, 0-2."""
+    negative_margin: Annotated[float, Range(0, 2)] = 0.1
+    """Margin of the contrastive hinge (eq. 2), 0-2."""
     negatives: bool = True
     """Add the contrastive hinge against M frames of other episodes (eq. 2)."""
     rotation: bool = True
     """Add the rotation-prediction auxiliary task on the target encoder (square frames only)."""
-    motion_keep: float = 0.75
-    """Fraction of the windows (context and targets), those that move the most, that samples come from."""
-    jitter: int = 0
-    """Largest shift in pixels, drawn independently for the context clip (one shift for all its
+    motion_keep: Keep = 0.75
+    """Fraction (in (0, 1]) of the windows (context and targets), those that move the most, that
+    samples come from."""
+    jitter: Jitter = 0
+    """Largest (0-64) shift in pixels, drawn independently for the context clip (one shift for all its
     frames, which the recurrence reads together) and for every target and negative frame of a
     sample (OPN's spatial jittering, Lee et al. 2017); 0: none. Validation samples are jittered
     too (fixed shifts: the same every epoch), so validation measures the task trained on."""
 
     def __post_init__(self) -> None:
-        check_positive(self, "context", "rate")
-        check_non_negative(self, "jitter")
-        check_keep(self.motion_keep)
-        if self.targets < 2:
-            raise ValueError(f"targets must be at least 2 to rank, got {self.targets}")
-        if self.rank_margin < 0 or self.negative_margin < 0:
-            raise ValueError("rank_margin and negative_margin must be non-negative")
+        check_fields(self)
         if self.rotation and self.encoder.image_size[0] != self.encoder.image_size[1]:
             raise ValueError(
                 f"rotation needs square frames, not {tuple(self.encoder.image_size)}: set rotation=false"

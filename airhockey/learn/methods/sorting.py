@@ -10,24 +10,22 @@ pairwise feature extraction).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from numpy.typing import NDArray
 from torch import nn
 from torch.utils.data import Dataset
 
-from airhockey.learn.config import EncoderConfig
+from airhockey.learn.config import EncoderConfig, FrameCount, Jitter, Keep, Units
 from airhockey.learn.methods.order import (
     OrderClassification,
     OrderSamples,
     PairwiseHead,
-    check_keep,
-    check_non_negative,
-    check_positive,
     sorting_class,
     sorting_classes,
 )
+from airhockey.ranges import Range, check_fields
 
 
 @dataclass(frozen=True)
@@ -36,30 +34,26 @@ class SortingConfig:
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     """The shared frame encoder's sizes."""
-    frames: int = 4
-    """Frames in a tuple (OPN's 4: 24 orders, 12 classes); n!/2 classes in general."""
-    feature_dim: int = 128
-    """Units of each frame's projected feature vector (OPN's fc6)."""
-    pair_dim: int = 128
-    """Units of the layer each pair's feature difference passes through (OPN's fc7)."""
-    hidden: int = 128
-    """Units of the classifier's hidden layer."""
-    gap: int = 1
-    """Frames between successive frames of a tuple, in time (2 makes the task trivial on air hockey,
+    frames: Annotated[int, Range(3, 8)] = 4
+    """Frames in a tuple, 3-8 (OPN's 4: 24 orders, 12 classes); n!/2 classes in general."""
+    feature_dim: Units = 128
+    """Units (1-16,384) of each frame's projected feature vector (OPN's fc6)."""
+    pair_dim: Units = 128
+    """Units (1-16,384) of the layer each pair's feature difference passes through (OPN's fc7)."""
+    hidden: Units = 128
+    """Units of the classifier's hidden layer, 1-16,384."""
+    gap: FrameCount = 1
+    """Frames between successive frames of a tuple, in time, 1-1,024 (2 makes the task trivial on air hockey,
     ``docs/pretext_order_methods.md``)."""
-    motion_keep: float = 0.75
-    """Fraction of the windows, those that move the most, that tuples are drawn from."""
-    jitter: int = 0
-    """Largest per-frame shift in pixels, drawn independently for every frame of a training sample
+    motion_keep: Keep = 0.75
+    """Fraction (in (0, 1]) of the windows, those that move the most, that tuples are drawn from."""
+    jitter: Jitter = 0
+    """Largest (0-64) per-frame shift in pixels, drawn independently for every frame of a training sample
     (OPN's spatial jittering, Lee et al. 2017); 0: none. Validation samples are jittered too
     (fixed shifts: the same every epoch), so validation measures the task trained on."""
 
     def __post_init__(self) -> None:
-        check_positive(self, "feature_dim", "pair_dim", "hidden", "gap")
-        check_non_negative(self, "jitter")
-        check_keep(self.motion_keep)
-        if self.frames < 3:
-            raise ValueError(f"frames must be at least 3 (two frames have one class), got {self.frames}")
+        check_fields(self)
 
     @property
     def span(self) -> int:

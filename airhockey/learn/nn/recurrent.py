@@ -15,12 +15,21 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+PER_STEP_BYTES = 2**20
+"""Size of the input gates of all time steps from which a ``RecurrentStack`` applies its input
+convolutions one step at a time instead of in one batched call (1 MiB, of the order of a core's L2 cache)."""
+
 
 class RecurrentStack(nn.Module, ABC):
     """Stacked recurrent cells run over a sequence; each layer's hidden state is the next one's input.
 
-    The layers run one after another over the whole sequence (layer-major), which lets each layer's
-    input convolution take all time steps in one call; the result equals the step-by-step order.
+    The layers run one after another over the whole sequence (layer-major); the result equals the
+    step-by-step order. Each layer's input convolution takes all time steps in one call while the
+    input gates of all steps are small (under ``PER_STEP_BYTES``), and one step at a time above
+    that, where one call's working set outgrows the CPU's cache and costs more than the separate
+    calls (a classifier's batch of k-frame windows). Both layouts give the same outputs; their
+    gradients differ in float rounding only (the input convolution's weight gradient is summed
+    in another order).
 
     Subclasses set ``cell_class``, whose instances have ``input_conv`` (the input's convolution of
     every gate) and ``update(input_gates, state) -> state``, and say which part of a state is the
@@ -60,11 +69,15 @@ class RecurrentStack(nn.Module, ABC):
         b, t = x.shape[:2]
         new_states = []
         for k, cell in enumerate(self.cells):
-            input_gates = cell.input_conv(x.flatten(0, 1)).unflatten(0, (b, t))  # (B, T, G*C, H, W)
+            gate_bytes = b * t * cell.input_conv.out_channels * x.shape[-2] * x.shape[-1] * x.element_size()
+            if gate_bytes < PER_STEP_BYTES:
+                input_gates = cell.input_conv(x.flatten(0, 1)).unflatten(0, (b, t)).unbind(1)
+            else:
+                input_gates = (cell.input_conv(step) for step in x.unbind(1))
             state = None if states is None else states[k]
             hs = []
             # unbind, not indexing: indexing's backward writes a full-size zero tensor per step.
-            for gates in input_gates.unbind(1):
+            for gates in input_gates:  # each (B, G*C, H, W)
                 state = cell.update(gates, state)
                 hs.append(self.hidden(state))
             x = torch.stack(hs, dim=1)  # (B, T, C_k, H, W)

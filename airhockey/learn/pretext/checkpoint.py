@@ -11,7 +11,6 @@ Format 1 (before the method registry) is refused with a message that says to ret
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import torch
 
 import airhockey
 from airhockey.errors import UserError
+from airhockey.writing import atomic_file
 
 FORMAT_VERSION = 2
 KIND_PRETEXT = "pretext"
@@ -28,18 +28,35 @@ KIND_CLASSIFIER = "classifier"
 BEST = "best.pt"
 LAST = "last.pt"
 
+FIELDS: dict[str, dict[str, type]] = {
+    KIND_PRETEXT: {
+        "method": str,
+        "method_config": dict,
+        "encoder_config": dict,
+        "train_config": dict,
+        "model": dict,
+        "encoder": dict,
+    },
+    KIND_CLASSIFIER: {"model_config": dict, "model": dict},
+}
+"""The fields every checkpoint of a kind holds, with their types (``last.pt`` holds more)."""
+OPTIONAL_FIELDS: dict[str, type] = {"step": int, "optimizer": dict, "progress": dict, "baselines": dict}
+"""Fields some checkpoints hold, with their types where present."""
+
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Writes ``payload`` to ``path`` atomically (a temporary file, then a rename).
+    """Writes ``payload`` to ``path`` atomically (``<name>.tmp``, then a rename; never through a link).
 
     ``format_version`` and ``package_version`` are added; an interrupted write never leaves a
     truncated checkpoint behind.
+
+    Raises:
+        UserError: when the disk is full (``path`` is left as it was, the temporary file removed).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format_version": FORMAT_VERSION, "package_version": airhockey.__version__, **payload}, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as f:
+        torch.save({"format_version": FORMAT_VERSION, "package_version": airhockey.__version__, **payload}, f)
     return path
 
 
@@ -68,7 +85,8 @@ def load_checkpoint(run_or_file: str | Path, kind: str, name: str = BEST) -> dic
         name: the file to read inside a run folder.
 
     Raises:
-        UserError: when the file is missing, unreadable, of another format version or another kind.
+        UserError: when the file is missing, unreadable, of another format version or another
+            kind, or lacks a field of its kind (``FIELDS``) or holds one of the wrong type.
     """
     path = resolve_checkpoint(run_or_file, name)
     try:
@@ -81,4 +99,13 @@ def load_checkpoint(run_or_file: str | Path, kind: str, name: str = BEST) -> dic
         raise UserError(f"{str(path)!r} is not a checkpoint of format version {FORMAT_VERSION}{hint}")
     if ckpt.get("kind") != kind:
         raise UserError(f"{str(path)!r} holds a {ckpt.get('kind')!r} model, expected a {kind!r} one")
+    expected = {**FIELDS.get(kind, {}), **{k: t for k, t in OPTIONAL_FIELDS.items() if k in ckpt}}
+    for field, kind_of in expected.items():
+        value = ckpt.get(field)
+        if not isinstance(value, kind_of) or (kind_of is int and isinstance(value, bool)):
+            found = "missing" if field not in ckpt else f"a {type(value).__name__}"
+            raise UserError(
+                f"{str(path)!r}: field {field!r} is {found}, not a {kind_of.__name__}: a damaged checkpoint, "
+                "restore it or train again"
+            )
     return ckpt

@@ -10,8 +10,7 @@ interface (``learn.methods.base.VideoEncoder``); none of them reads a pretext ch
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,116 @@ from airhockey.learn.methods import get_method
 from airhockey.learn.methods.base import PretextMethod
 from airhockey.learn.nn.encoder import PretextModel, VideoEncoder
 from airhockey.learn.pretext.checkpoint import BEST, KIND_PRETEXT, load_checkpoint, resolve_checkpoint
+from airhockey.learn.pretext.trainer import STOP_REASONS
+from airhockey.records import REST, read_json_file, record_of, to_json
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+
+
+@dataclass(frozen=True)
+class RunData:
+    """What a run's ``config.json`` records of the dataset it was trained on."""
+
+    path: str
+    """The dataset's path, as given."""
+    fingerprint: str | None
+    """``EpisodeShards.fingerprint`` of the dataset (None for datasets without one)."""
+    split_seed: int
+    """The seed of the train/val/test split of its episodes."""
+    train_episodes: tuple[int, ...]
+    """The episodes of each part of the split."""
+    val_episodes: tuple[int, ...]
+    test_episodes: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A pretext run's ``config.json``: what trained it."""
+
+    method: str
+    """The method's registry name."""
+    method_config: dict[str, Any]
+    """The method's config as plain data."""
+    encoder: dict[str, Any]
+    """The encoder's config as plain data."""
+    training: dict[str, Any]
+    """The trainer's settings (``PretextConfig``) as plain data."""
+    command: str
+    """The command line that started the run."""
+    data: RunData | None
+    """The dataset; None (written as an empty object) for runs on samples in memory."""
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """A finished pretext run's ``metrics.json``."""
+
+    method: str
+    """The method's registry name."""
+    val_samples: int
+    """Validation samples."""
+    best_epoch: int
+    """The epoch of the best validation."""
+    best_step: int
+    """The optimiser step of the best validation."""
+    epochs_done: int
+    """Epochs begun."""
+    steps: int
+    """Optimiser steps done."""
+    stopped_by: str
+    """Why the run stopped (a key of ``trainer.STOP_REASONS``)."""
+    train_seconds_this_session: float
+    """Seconds of the session that finished the run."""
+    device: str
+    """The device it trained on."""
+    threads: int
+    """Torch threads."""
+    parameters: int
+    """Parameters of the model."""
+    values: dict[str, float] = field(default_factory=dict, metadata=REST)
+    """The best validation's metrics, the baselines and the derived metrics, by name."""
+
+
+def read_config(folder: Path) -> RunConfig | None:
+    """The ``config.json`` of the run folder ``folder``, or None where there is none.
+
+    Raises:
+        UserError: one line naming the file and the field, for a damaged file.
+    """
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        return None
+    data = read_json_file(path)
+    if isinstance(data, dict) and data.get("data") == {}:
+        data = {**data, "data": None}  # runs on samples in memory record no dataset
+    return record_of(RunConfig, data, path, "pretext run's config")
+
+
+def read_metrics(folder: Path, selection_metric: str | None = None) -> dict[str, Any] | None:
+    """The ``metrics.json`` of the run folder ``folder`` as plain data, checked field by field; None
+    for a run that has not finished.
+
+    Args:
+        folder: the run folder.
+        selection_metric: a metric the file must hold (the method's selection metric).
+
+    Raises:
+        UserError: one line naming the file and the field, for a damaged file.
+    """
+    path = Path(folder) / METRICS_FILE
+    if not path.is_file():
+        return None
+    data = read_json_file(path)
+    metrics = record_of(RunMetrics, data, path, "pretext run's metrics")
+    problem = None
+    if metrics.stopped_by not in STOP_REASONS:
+        problem = f"field 'stopped_by': {metrics.stopped_by!r} is none of {', '.join(STOP_REASONS)}"
+    elif selection_metric is not None and selection_metric not in metrics.values:
+        problem = f"field {selection_metric!r}: missing"
+    if problem:
+        raise UserError(f"{path}: {problem}: restore it or run again")
+    return data
 
 
 @dataclass(frozen=True)
@@ -50,24 +159,21 @@ class PretextRun:
 
         Raises:
             UserError: a missing or unreadable checkpoint, one of another kind or format version,
-                or one of a method that is not registered.
+                or one of a method that is not registered; a damaged ``config.json`` or
+                ``metrics.json`` (naming the file and the field).
         """
         path = resolve_checkpoint(run_or_checkpoint, BEST)
         ckpt = load_checkpoint(path, KIND_PRETEXT)
         method = get_method(ckpt["method"]).from_dict(ckpt["method_config"])
         folder = path.parent
-        config = folder / "config.json"
-        metrics = folder / "metrics.json"
-        try:
-            data = json.loads(config.read_text()).get("data", {}) if config.is_file() else {}
-            finished = json.loads(metrics.read_text()) if metrics.is_file() else None
-        except (OSError, json.JSONDecodeError) as err:
-            raise UserError(f"cannot read the run files in {str(folder)!r}: {err}") from None
+        config = read_config(folder)
+        data = config.data if config is not None else None
+        finished = read_metrics(folder, method.selection_metric)
         return cls(
             path=path,
             method=method,
             training=from_dict(PretextConfig, ckpt["train_config"]),
-            data=data,
+            data={} if data is None else to_json(data),
             metrics=finished,
             step=int(ckpt.get("step", 0)),
             _state={"model": ckpt["model"], "encoder": ckpt["encoder"]},

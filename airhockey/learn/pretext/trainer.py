@@ -11,6 +11,13 @@ AdamW, validates after every epoch (and when a budget runs out mid-epoch), and w
     RUN/log.csv        one row per validation
     RUN/metrics.json   the best validation's metrics, the baselines, and how the run ended
 
+A validation's log row is committed with its checkpoint: ``last.pt`` holds every row so far, and
+``log.csv``, appended after it, is rewritten from it on resume, so that a crash between the two
+loses no row. A resumed run is checked against what it continues: its own method and settings
+(``RESUMABLE`` aside) and the same data (fingerprint and split). A loss or selection metric that
+is no longer a number stops training at once (``guards.check_finite``); the run then has no
+``metrics.json``.
+
 The budget is a number of optimiser steps (``steps``: reproducible, what comparisons use),
 epochs, or wall-clock minutes, whichever ends first; ``patience`` stops a run that no longer
 improves. ``learn.run.PretextRun`` opens a finished run for the later stages.
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import math
 import time
 from collections.abc import Iterator
@@ -41,6 +49,8 @@ from airhockey.learn.methods import get_method
 from airhockey.learn.methods.base import PretextMethod, to_device
 from airhockey.learn.nn.encoder import VideoEncoder
 from airhockey.learn.pretext.checkpoint import BEST, KIND_PRETEXT, LAST, load_checkpoint, save_checkpoint
+from airhockey.learn.pretext.guards import check_finite, check_out_folder, episodes_fingerprint
+from airhockey.writing import atomic_file, open_append
 
 LOG_FIELDS = ("epoch", "batches", "step", "train_loss", "elapsed_s")
 """The trainer's own columns of ``log.csv``; the method's selection and log metrics follow."""
@@ -51,6 +61,10 @@ STOP_REASONS = {
     "early_stopping": "no better validation for `patience` validations in a row (early stopping)",
 }
 """Why a run stopped (``metrics.json`` ``stopped_by``), in words for the console."""
+RUN_FILES = (LAST, BEST, "log.csv", "metrics.json", "config.json")
+"""The files of a run folder: any of them marks the folder as holding a run."""
+DATA_CHECKED = ("fingerprint", "split_seed", "train_episodes", "val_episodes", "test_episodes")
+"""What a resumed run's data must share with the data it was trained on."""
 
 
 class _EpochOrder(Sampler[int]):
@@ -128,7 +142,7 @@ def dataset_samples(
         )
     info = {
         "path": str(path),
-        "fingerprint": episodes.fingerprint,
+        "fingerprint": episodes_fingerprint(episodes),
         "split_seed": config.split_seed,
         **{f"{part}_episodes": getattr(split, part).tolist() for part in ("train", "val", "test")},
     }
@@ -158,23 +172,48 @@ def _check_resume(stored: dict[str, Any], config: PretextConfig, method: Pretext
         raise UserError(f"--resume needs the run's own settings; these differ: {', '.join(sorted(changed))}")
 
 
+def _check_resume_data(checkpoint: dict[str, Any], data_info: dict[str, Any], out: Path) -> None:
+    """Refuses to resume a run on other data than it was trained on (another fingerprint or split)."""
+    stored = checkpoint.get("data")
+    if stored is None:  # a checkpoint from before data was stored in it: config.json's record
+        try:
+            stored = json.loads((out / "config.json").read_text()).get("data", {})
+        except (OSError, ValueError, AttributeError):
+            stored = {}
+    if not data_info or not isinstance(stored, dict):
+        return
+    differ = [k for k in DATA_CHECKED if stored.get(k) is not None and stored.get(k) != data_info.get(k)]
+    if differ:
+        raise UserError(
+            f"--resume continues {str(out)!r} on the data it was trained on ({stored.get('path')!r}); "
+            f"{data_info['path']!r} differs in {', '.join(differ)}: pass that dataset, or start a new run"
+        )
+
+
 def _open_run(
-    out: Path, method: PretextMethod[Any] | None, config: PretextConfig, resume: bool
+    out: Path,
+    method: PretextMethod[Any] | None,
+    config: PretextConfig,
+    resume: bool,
+    data: str | Path | None,
 ) -> tuple[PretextMethod[Any], dict[str, Any] | None]:
     """The method to train and, when resuming, the run's ``last.pt`` (None for a new run)."""
+    check_out_folder(out, data)
     checkpoint = None
+    held = [name for name in RUN_FILES if (out / name).exists()]
     if resume:
         if not (out / LAST).is_file():
+            what = f"a run without {LAST} ({', '.join(held)})" if held else "no run"
             raise UserError(
-                f"{str(out)!r} holds no run to resume (no {LAST}): leave out --resume to start one"
+                f"{str(out)!r} holds {what} to resume: start a new run in another --out"
+                + ("" if held else ", or leave out --resume")
             )
         checkpoint = load_checkpoint(out, KIND_PRETEXT, name=LAST)
         _check_resume(checkpoint, config, method)
         method = get_method(checkpoint["method"]).from_dict(checkpoint["method_config"])
-    elif (out / LAST).exists():
-        raise UserError(
-            f"{str(out)!r} already holds a run: pass --resume to continue it, or choose another --out"
-        )
+    elif held:
+        hint = "pass --resume to continue it, or" if LAST in held else f"it has no {LAST} to resume;"
+        raise UserError(f"{str(out)!r} already holds a run ({', '.join(held)}): {hint} choose another --out")
     if method is None:
         raise UserError("give a method to train (--method NAME)")
     return method, checkpoint
@@ -207,9 +246,18 @@ class _Training:
     run folder, and where the run stands (``progress``, stored in ``last.pt``)."""
 
     def __init__(
-        self, method: PretextMethod[Any], config: PretextConfig, device: torch.device, out: Path
+        self,
+        method: PretextMethod[Any],
+        config: PretextConfig,
+        device: torch.device,
+        out: Path,
+        data_info: dict[str, Any],
     ) -> None:
         self.method, self.config, self.device, self.out = method, config, device, out
+        self.data_info = data_info
+        """What ``config.json`` records of the data, also stored in ``last.pt`` to check a resume."""
+        self.rows: list[dict[str, Any]] = []
+        """The rows of ``log.csv`` so far, stored in ``last.pt`` with the state they describe."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.model = method.build_model()
@@ -234,18 +282,28 @@ class _Training:
         }
 
     def resume(self, checkpoint: dict[str, Any]) -> None:
-        """Continues from ``last.pt``: the model, the optimiser and the progress."""
+        """Continues from ``last.pt``: the model, the optimiser, the progress and the log, whose
+        ``log.csv`` is rewritten to the rows of that state (a row the crash lost is restored, a
+        later one dropped)."""
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.progress = checkpoint["progress"]
+        rows = checkpoint.get("log")
+        if rows is None:  # a checkpoint from before the log was stored in it: the rows up to it
+            with open(self.out / "log.csv", newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= self.progress["step"]]
+        self.rows = list(rows)
+        self.start_log()
 
     def start_log(self) -> None:
-        """Creates the run folder and ``log.csv`` with its header."""
+        """Creates the run folder and writes ``log.csv``: the header and the rows so far."""
         self.out.mkdir(parents=True, exist_ok=True)
-        with open(self.out / "log.csv", "w", newline="") as f:
-            csv.writer(f).writerow(self.fields)
+        with atomic_file(self.out / "log.csv", "w") as f:
+            writer = csv.DictWriter(f, self.fields)
+            writer.writeheader()
+            writer.writerows(self.rows)
 
-    def write_config(self, data_info: dict[str, Any], command: str) -> None:
+    def write_config(self, command: str) -> None:
         """Writes ``config.json``: the method, its config, the encoder's, the trainer's settings,
         the command and the data."""
         write_json(
@@ -256,7 +314,7 @@ class _Training:
                 "encoder": self.method.encoder_config(),
                 "training": dataclasses.asdict(self.config),
                 "command": command,
-                "data": data_info,
+                "data": self.data_info,
             },
         )
 
@@ -272,9 +330,12 @@ class _Training:
         config, p = self.config, self.progress
         if hasattr(train_set, "set_epoch"):
             train_set.set_epoch(p["epoch"])
+        total = n_batches
+        if config.steps is not None:  # the bar ends where the step budget does
+            total = min(n_batches, p["batch"] + config.steps - p["step"])
         bar = tqdm(
             sample_loader(train_set, config, self.device, epoch=p["epoch"], start_batch=p["batch"]),
-            total=n_batches,
+            total=total,
             initial=p["batch"],
             desc=f"epoch {p['epoch'] + 1}" + (f"/{config.epochs}" if config.epochs else ""),
             disable=not progress,
@@ -283,6 +344,12 @@ class _Training:
         loss_sum, loss_n, budget_out = 0.0, 0, None
         for batch in bar:
             loss = self.method.loss(self.model, to_device(batch, self.device))
+            check_finite(
+                loss.item(),
+                "training loss",
+                f"step {p['step'] + 1} (epoch {p['epoch'] + 1})",
+                f"lower --lr (now {config.lr:g})",
+            )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.trained, config.grad_clip)
@@ -297,6 +364,7 @@ class _Training:
                 budget_out = "time"
             if budget_out:
                 break
+        bar.total = bar.n  # the steps actually done, when a budget ended the epoch early
         bar.close()
         return loss_sum / max(loss_n, 1), budget_out
 
@@ -346,12 +414,12 @@ class _Training:
             "baselines": baselines,
             "step": p["step"],
         }
+        self.rows.append(row)
         if improved:
             save_checkpoint(self.out / BEST, payload)
-        save_checkpoint(
-            self.out / LAST, {**payload, "optimizer": self.optimizer.state_dict(), "progress": dict(p)}
-        )
-        with open(self.out / "log.csv", "a", newline="") as f:
+        last = {"optimizer": self.optimizer.state_dict(), "progress": dict(p), "log": self.rows}
+        save_checkpoint(self.out / LAST, {**payload, **last, "data": self.data_info})
+        with open_append(self.out / "log.csv") as f:
             csv.DictWriter(f, self.fields).writerow(row)
         return row
 
@@ -366,7 +434,12 @@ class _Training:
         self, baselines: dict[str, float], val_samples: int, stop_reason: str, seconds: float
     ) -> dict[str, Any]:
         """Writes ``metrics.json``: the best validation's metrics, the baselines, and how the run
-        ended (``stop_reason``, after ``seconds`` of this session); returns what it holds."""
+        ended (``stop_reason``, after ``seconds`` of this session); returns what it holds.
+
+        ``best_epoch`` is the epoch (1-based) whose validation was best, ``epochs_done`` the epochs
+        begun, a last one that a budget ended part-way counted (so ``best_epoch <= epochs_done``),
+        ``steps`` the optimiser steps done and ``best_step`` those of the best validation.
+        """
         method, p = self.method, self.progress
         best = load_checkpoint(self.out, KIND_PRETEXT)
         metrics = {
@@ -376,7 +449,7 @@ class _Training:
             "val_samples": val_samples,
             "best_epoch": p["best_epoch"],
             "best_step": best["step"],
-            "epochs_done": p["epoch"],
+            "epochs_done": p["epoch"] + (1 if p["batch"] else 0),
             "steps": p["step"],
             "stopped_by": stop_reason,
             "train_seconds_this_session": seconds,
@@ -418,19 +491,23 @@ def train_pretext(
         What ``metrics.json`` holds.
 
     Raises:
-        UserError: an existing run without ``resume``, a missing one with it, changed settings on
-            resume, no method to start a run with, a dataset too small, or an unavailable device.
+        UserError: an existing run without ``resume``, a missing one with it, changed settings or
+            other data on resume, ``out`` in the dataset's folder, no method to start a run with, a
+            dataset too small, an unavailable device, or a loss or selection metric that is no
+            longer a number (a diverged run: the message names the step and the learning rate).
     """
     out = Path(out)
     device = check_device(config.device)
-    method, checkpoint = _open_run(out, method, config, resume)
+    method, checkpoint = _open_run(out, method, config, resume, None if isinstance(data, tuple) else data)
     train_set, val_set, method, data_info = _training_samples(data, method, config, resume)
-    training = _Training(method, config, device, out)
+    if checkpoint is not None:
+        _check_resume_data(checkpoint, data_info, out)
+    training = _Training(method, config, device, out, data_info)
     if checkpoint is not None:
         training.resume(checkpoint)
     else:
         training.start_log()
-    training.write_config(data_info, command)
+    training.write_config(command)
     val_loader = sample_loader(val_set, config, device)
     if checkpoint is not None:
         baselines = checkpoint["baselines"]
@@ -449,6 +526,12 @@ def train_pretext(
             break
         train_loss, budget_out = training.train_epoch(train_set, n_batches, deadline, progress)
         val = training.validate(val_loader)
+        check_finite(
+            val[method.selection_metric],
+            f"validation {method.selection_metric}",
+            f"step {p['step']} (epoch {p['epoch'] + 1})",
+            f"lower --lr (now {config.lr:g})",
+        )
         elapsed_s = round(time.monotonic() - start, 1)
         row = training.save_validation(val, baselines, train_loss, n_batches, elapsed_s)
         if progress:

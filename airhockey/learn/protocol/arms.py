@@ -20,9 +20,10 @@ import numpy as np
 from airhockey.errors import UserError
 from airhockey.learn.config import SCRATCH, CompareConfig, EncoderConfig
 from airhockey.learn.downstream.classifier import EncoderSpec
+from airhockey.learn.pretext.guards import file_sha256
 from airhockey.learn.pretext.run import PretextRun
-from airhockey.learn.protocol.records import from_json
 from airhockey.learn.protocol.results import ArmDetail, PretextRunSummary
+from airhockey.records import from_json
 
 
 @dataclass(frozen=True)
@@ -52,14 +53,22 @@ class Arm:
         """Which of the arm's pretext runs repeat ``repeat`` loads (0 for scratch)."""
         return repeat % len(self.runs) if self.runs else 0
 
+    def checkpoint_hashes(self) -> list[str | None]:
+        """The SHA-256 of each pretext run's checkpoint file, what a reused run is checked against
+        (``[None]`` for scratch: one entry per ``run_index``)."""
+        return [file_sha256(run.path) for run in self.runs] or [None]
+
     def summary(self) -> dict[str, Any]:
-        """What ``compare.json`` records of the arm."""
+        """What ``compare.json`` records of the arm: its pretext runs with their checkpoints' SHA-256."""
         return {
             "name": self.name,
             "kind": self.kind,
             "method": self.method,
             "encoder": dataclasses.asdict(self.spec),
-            "pretext_runs": [run.summary() for run in self.runs],
+            "pretext_runs": [
+                {**run.summary(), "sha256": sha}
+                for run, sha in zip(self.runs, self.checkpoint_hashes(), strict=False)
+            ],
         }
 
     def detail(self) -> ArmDetail:

@@ -26,14 +26,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airhockey.backends import LOCAL, Backend, run_tasks
+from airhockey.backends import LOCAL, Backend, check_backend, run_tasks
 from airhockey.errors import UserError
 from airhockey.generate.config import GenerateConfig
 from airhockey.jsonio import write_json
-from airhockey.learn.config import SCRATCH, ClassifyConfig, CompareConfig, PretextConfig, to_dict
+from airhockey.learn.config import (
+    SCRATCH,
+    ClassifyConfig,
+    CompareConfig,
+    PretextConfig,
+    check_budgets_possible,
+    to_dict,
+)
 from airhockey.learn.protocol.leaderboard import Leaderboard, leaderboard, write_leaderboard
-from airhockey.learn.protocol.records import read_json_file
 from airhockey.learn.protocol.runlog import comparable, finished_results
+from airhockey.records import read_record, to_json
 
 STAGES = ("generate", "pretext", "compare")
 """The benchmark's stages, whose wall seconds ``leaderboard.json`` sums over its sessions."""
@@ -168,6 +175,35 @@ QUICK = BenchmarkConfig(
 """Every output in minutes, to check the machinery: its numbers are not results."""
 
 
+def check_benchmark(out: str | Path, config: BenchmarkConfig, backend: Backend = LOCAL) -> None:
+    """Everything a benchmark can check before it writes anything, so that a refused command leaves
+    nothing behind (and its corrected form is not refused as "other settings"): the methods and
+    their settings against the data's frame size, the devices, the budgets against the training
+    episodes the data will have, that the env renders, that ``out`` can be written, and the backend.
+
+    Raises:
+        UserError: one line naming the setting or path.
+    """
+    from airhockey.generate.config import check_settings
+    from airhockey.generate.records import LABEL_NAMES
+    from airhockey.learn.device import check_device
+    from airhockey.learn.methods import get_method
+    from airhockey.paths import check_output_dir
+
+    out = check_output_dir(out, "benchmark folder")
+    size = (config.data.height, config.data.width)
+    for name in resolve_methods(config.methods):
+        try:
+            get_method(name)().with_image_size(size)
+        except ValueError as err:
+            raise UserError(f"method {name} cannot read {size[1]}x{size[0]} frames: {err}") from None
+    check_device(config.pretext.device)
+    check_device(config.compare.training.device)
+    check_budgets_possible(config.compare, config.data.episodes, len(LABEL_NAMES[config.data.labels]))
+    check_settings(config.data, out / "data")
+    check_backend(backend)
+
+
 def resolve_methods(names: Sequence[str]) -> list[str]:
     """The methods to run: ``names``, or every registered method for ().
 
@@ -213,11 +249,13 @@ def run_pretext_job(job: PretextJob) -> dict[str, Any]:
 
     from airhockey.learn.config import from_dict
     from airhockey.learn.methods import get_method
+    from airhockey.learn.pretext.run import read_metrics
     from airhockey.learn.pretext.trainer import train_pretext
 
     out = Path(job.out)
-    if (out / "metrics.json").is_file():
-        return json.loads((out / "metrics.json").read_text())
+    finished = read_metrics(out)
+    if finished is not None:
+        return finished
     if not job.in_process:
         torch.set_num_threads(1)
     config = dataclasses.replace(from_dict(PretextConfig, job.config), seed=job.seed)
@@ -254,12 +292,13 @@ def run_benchmark(
         What ``leaderboard.json`` holds.
 
     Raises:
-        UserError: an unknown method, ``out`` holding a benchmark of other settings, or an error
-            of any stage.
+        UserError: anything ``check_benchmark`` refuses (before anything is written), ``out``
+            holding a benchmark of other settings, or an error of any stage.
     """
     from airhockey.generate import generate
     from airhockey.learn.protocol.compare import compare_on_dataset
 
+    check_benchmark(out, config, backend)
     out = Path(out)
     methods = resolve_methods(config.methods)
     sessions = Sessions.open(out / "benchmark.json", {**config.to_dict(), "methods": methods}, command)
@@ -314,6 +353,28 @@ def run_benchmark(
     return board
 
 
+@dataclass(frozen=True)
+class SessionRecord:
+    """One call's entry of ``benchmark.json``."""
+
+    command: str
+    """The command line."""
+    seconds: dict[str, float]
+    """Wall seconds by stage finished in this call."""
+
+
+@dataclass(frozen=True)
+class BenchmarkRecord:
+    """``benchmark.json`` as read back."""
+
+    settings: dict[str, Any]
+    """The benchmark's settings as plain data."""
+    command: str
+    """The command of the latest call."""
+    sessions: tuple[SessionRecord, ...]
+    """Each call's command and seconds, oldest first."""
+
+
 @dataclass
 class Sessions:
     """``benchmark.json``: the benchmark's settings and, per call (a session), its stages' wall seconds.
@@ -337,15 +398,13 @@ class Sessions:
         settings = json.loads(json.dumps(settings))
         sessions: list[dict[str, Any]] = []
         if path.is_file():
-            record = read_json_file(path)
-            try:
-                stored, sessions = record["settings"], list(record.get("sessions", []))
-                same = _comparable(stored) == _comparable(settings)
-            except (KeyError, TypeError, AttributeError):
+            record = read_record(BenchmarkRecord, path, "benchmark record")
+            sessions = [to_json(session) for session in record.sessions]
+            if not isinstance(record.settings.get("compare"), dict):
                 raise UserError(
-                    f"{path}: field 'settings' is missing or damaged: choose another OUT"
-                ) from None
-            if not same:
+                    f"{path}: field 'settings.compare': missing or not an object: choose another OUT"
+                )
+            if _comparable(record.settings) != _comparable(settings):
                 raise UserError(
                     f"{str(path.parent)!r} holds a benchmark with other settings: choose another OUT"
                 )

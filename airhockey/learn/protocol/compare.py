@@ -41,10 +41,12 @@ from typing import Any
 import numpy as np
 
 from airhockey.backends import LOCAL, Backend
+from airhockey.errors import UserError
 from airhockey.learn.config import SCRATCH, THRESHOLD, CompareConfig
 from airhockey.learn.device import check_device
 from airhockey.learn.downstream.classify import FRACTION_BINS
 from airhockey.learn.downstream.labelled import VALIDATION_MIN_BUDGET, ClassifierData, assert_disjoint
+from airhockey.learn.pretext.guards import check_out_folder, data_fingerprint
 from airhockey.learn.protocol.arms import (
     Arm,
     ArmSource,
@@ -169,10 +171,13 @@ def compare_on_dataset(
 
     Raises:
         UserError: a missing or mismatched dataset or pretext run, a budget above the number of
-            training episodes, an unavailable device, or ``out`` holding another comparison.
+            training episodes, an unavailable device, ``out`` in a dataset's folder or holding
+            another comparison (or runs of data regenerated or pretext runs retrained since), or a
+            diverged classifier (naming its arm, budget and draw; nothing is recorded of it).
     """
     check_device(config.training.device)
     out = Path(out)
+    check_out_folder(out, data, test_data)
     start = time.monotonic()
     arm_runs, names = open_arms(arms, reference)
     prepared = ClassifierData.load(data, [r for runs in arm_runs for r in runs], test_data=test_data)
@@ -181,9 +186,12 @@ def compare_on_dataset(
     assert_disjoint(split.test, split.train, split.val)
     arm_list = build_arms(names, arm_runs, prepared.image_size)
     plan = plan_runs(config, resolve_budgets(config.budgets, len(split.train)))
+    fingerprint = data_fingerprint(data)
     settings = {
         "data": str(data),
         "test_data": None if test_data is None else str(test_data),
+        "data_fingerprint": fingerprint,
+        "test_data_fingerprint": None if test_data is None else data_fingerprint(test_data),
         "arms": [a.summary() for a in arm_list],
         "config": dataclasses.asdict(config),
     }
@@ -197,7 +205,8 @@ def compare_on_dataset(
         len(prepared.label_names),
         config.hidden,
     )
-    runner = Runner(shared, done, out / RUN_LOG, backend, workers, progress)
+    hashes = {a["name"]: [r["sha256"] for r in a["pretext_runs"]] or [None] for a in settings["arms"]}
+    runner = Runner(shared, done, out / RUN_LOG, backend, workers, progress, fingerprint, hashes)
     measured = run_plan(prepared, arm_list, plan, config, runner)
     info = data_info(prepared, data, test_data)
     results = summarise(prepared, arm_list, plan, config, measured, info, smoke_test, command, start)
@@ -229,7 +238,12 @@ def run_plan(
             jobs += _group_jobs(arms, rep, (budget, after_hit, k), labelled, val_ids, config, chosen, runner)
             if config.oracle and after_hit == plan.include:
                 both = np.concatenate([labelled, val_ids if val_ids is not None else labelled[:0]])
-                records = oracle_records(data, both, test_frames, config, rep.seed, k, oracle_lr)
+                try:
+                    records = oracle_records(data, both, test_frames, config, rep.seed, k, oracle_lr)
+                except UserError as err:
+                    raise UserError(
+                        f"oracle, budget {budget}, draw {rep.index + 1}, k = {k}: {err}"
+                    ) from None
                 for name, record in records.items():
                     oracle.setdefault((budget, k), {}).setdefault(name, []).append(record)
     runner.run(jobs, "runs")

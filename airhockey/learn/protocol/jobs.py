@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from airhockey.backends import Backend, run_tasks
+from airhockey.errors import UserError
 from airhockey.learn.config import ClassifyConfig, CompareConfig
 from airhockey.learn.downstream.classifier import ClassifierConfig, EncoderSpec, build_classifier
 from airhockey.learn.downstream.classify import run_arm, score_predictions
@@ -37,6 +38,7 @@ from airhockey.learn.downstream.probes import (
 from airhockey.learn.protocol.arms import Arm, Repeat
 from airhockey.learn.protocol.results import OracleHeadSearch, Search, SearchChoice, finite
 from airhockey.learn.protocol.runlog import Done, append_run, run_key
+from airhockey.writing import open_append
 
 
 @dataclass(frozen=True)
@@ -102,19 +104,29 @@ def run_classifier_job(
     n_classes: int,
     hidden: int,
 ) -> dict[str, Any]:
-    """Trains and tests one classifier of a comparison (a ``backends.run_tasks`` task); returns its record."""
+    """Trains and tests one classifier of a comparison (a ``backends.run_tasks`` task); returns its record.
+
+    Raises:
+        UserError: a diverged training (``train_classifier``), naming the arm, budget, draw and k
+            (and search candidate): it is no result, and none is recorded.
+    """
     if not job.in_process:
         torch.set_num_threads(1)  # a worker process or Ray task: parallelism comes from the tasks
     start = time.perf_counter()
-    _, record = run_arm(
-        data,
-        job.labelled,
-        job.training,
-        ClassifierConfig(specs[job.arm_index], n_classes, hidden),
-        states[job.arm_index][job.run_index],
-        val_episodes=job.val_episodes,
-        progress=False,
-    )
+    try:
+        _, record = run_arm(
+            data,
+            job.labelled,
+            job.training,
+            ClassifierConfig(specs[job.arm_index], n_classes, hidden),
+            states[job.arm_index][job.run_index],
+            val_episodes=job.val_episodes,
+            progress=False,
+        )
+    except UserError as err:
+        run = f"arm {job.arm!r}, budget {job.budget}, draw {job.repeat + 1}, k = {job.context_frames}"
+        candidate = f", search candidate {job.candidate!r}" if job.candidate else ""
+        raise UserError(f"{run}{candidate}: {err}") from None
     return {
         "arm": job.arm,
         "search": job.candidate,
@@ -141,6 +153,11 @@ class Runner:
     backend: Backend
     workers: int | None
     progress: bool
+    data_fingerprint: str | None = None
+    """The fingerprint of the data the runs train on, recorded in each run's record."""
+    checkpoint_hashes: dict[str, list[str | None]] = dataclasses.field(default_factory=dict)
+    """Each arm's pretext checkpoints' SHA-256 by ``run_index`` (``Arm.checkpoint_hashes``),
+    recorded in each run's record."""
 
     @property
     def in_process(self) -> bool:
@@ -149,7 +166,7 @@ class Runner:
 
     def run(self, jobs: Sequence[ClassifierJob], label: str) -> None:
         """Runs the jobs as tasks, appending each record to the run log and to ``done``."""
-        with open(self.log, "a") as log:
+        with open_append(self.log) as log:
             for _, record in run_tasks(
                 run_classifier_job,
                 jobs,
@@ -158,6 +175,12 @@ class Runner:
                 workers=self.workers,
                 progress=label if self.progress else None,
             ):
+                hashes = self.checkpoint_hashes.get(record["arm"], [None])
+                record = {
+                    **record,
+                    "data_fingerprint": self.data_fingerprint,
+                    "pretext_sha256": hashes[record["pretext_run"]],
+                }
                 append_run(log, record)
                 self.done[run_key(record)] = record
 
@@ -233,10 +256,13 @@ def oracle_search(
             continue
         for lr in config.search_lrs:
             training = dataclasses.replace(config.training, lr=lr, seed=rep.seed)
-            predicted = fit_state_head(
-                oracle_features(train, 1), train.label, oracle_features(val, 1), training,
-                config.hidden, len(data.label_names),
-            )  # fmt: skip
+            try:
+                predicted = fit_state_head(
+                    oracle_features(train, 1), train.label, oracle_features(val, 1), training,
+                    config.hidden, len(data.label_names),
+                )  # fmt: skip
+            except UserError as err:
+                raise UserError(f"oracle head search, budget {budget}, draw {rep.index + 1}: {err}") from None
             scores[f"{lr:g}"].append(float(np.mean(predicted == val.label)))
     if not all(scores.values()):
         return None

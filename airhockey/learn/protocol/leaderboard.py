@@ -15,10 +15,11 @@ from typing import Any, TypeVar
 from airhockey.errors import UserError
 from airhockey.jsonio import write_json
 from airhockey.learn.protocol.formatting import interval, pct, points
-from airhockey.learn.protocol.plots import figure, plot_accuracy_vs_budget, plot_probes
-from airhockey.learn.protocol.records import RecordError, from_json, read_json_file, to_json
+from airhockey.learn.protocol.plots import figure, plot_accuracy_vs_budget, plot_probes, save
 from airhockey.learn.protocol.report import SMOKE_TEST
 from airhockey.learn.protocol.results import ArmAccuracy, DataInfo, Interval, MeanCI, Results
+from airhockey.records import RecordError, from_json, read_json_file, to_json
+from airhockey.writing import write_atomic
 
 LEADERBOARD_BUDGETS = (1, 4, 16, None)
 """Budgets the leaderboard shows (those the comparison ran); None: all training episodes."""
@@ -28,6 +29,9 @@ ORACLE = "oracle"
 FORMAT_VERSION = 1
 """The version of ``leaderboard.json`` this module writes."""
 LEADERBOARD_FILE = "leaderboard.json"
+ACCURACY_PLOT = "leaderboard_accuracy.png"
+PROBES_PLOT = "leaderboard_probes.png"
+ROLLOUTS_PLOT = "leaderboard_rollouts.png"
 
 T = TypeVar("T")
 
@@ -227,13 +231,24 @@ def _above(other: Entry, entry: Entry) -> bool:
 def write_leaderboard(board: Leaderboard, results: Results, out: Path) -> Path:
     """Writes ``leaderboard.json``, ``leaderboard.md`` and the plots into ``out``."""
     write_json(out / LEADERBOARD_FILE, to_json(board))
-    plot_accuracy_vs_budget(results, out / "leaderboard_accuracy.png")
-    if results.probes:
-        plot_probes(results, out / "leaderboard_probes.png")
     rollouts = plot_rollouts(out, results)
+    return render_leaderboard_page(board, results, out, rollouts is not None)
+
+
+def render_leaderboard_page(board: Leaderboard, results: Results, out: Path, rollouts: bool) -> Path:
+    """Writes the accuracy and probe plots and ``leaderboard.md`` into ``out``; the page links the
+    rollouts plot where ``rollouts`` says it is there. Returns the page's path."""
+    plot_accuracy_vs_budget(results, out / ACCURACY_PLOT)
+    if results.probes:
+        plot_probes(results, out / PROBES_PLOT)
     path = out / "leaderboard.md"
-    path.write_text(render_leaderboard(board, rollouts is not None))
+    write_atomic(path, render_leaderboard(board, rollouts))
     return path
+
+
+def has_probes(board: Leaderboard) -> bool:
+    """Whether the comparison behind ``board`` ran the linear probes (and so has their plot)."""
+    return any(row.probe_r2.puck_position is not None for row in board.rows)
 
 
 def read_leaderboard(path: str | Path) -> Leaderboard:
@@ -310,10 +325,8 @@ def plot_rollouts(out: Path, results: Results, steps: int = 3, columns: int = 8)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    path = out / "leaderboard_rollouts.png"
     fig.suptitle(f"{steps}-frame rollouts (predictions fed back) of test episode 0", fontsize=8)
-    fig.savefig(path, dpi=110)
-    return path
+    return save(fig, out / ROLLOUTS_PLOT)
 
 
 def _cell(entry: Entry | None) -> str:
@@ -385,14 +398,11 @@ def render_leaderboard(board: Leaderboard, rollouts: bool) -> str:
         lines.append(
             f"- {key} labelled episodes: " + ", ".join(f"{arm} {rank}" for arm, rank in ranked) + "."
         )
-    lines += [
-        "",
-        "![accuracy vs budget](leaderboard_accuracy.png)",
-        "",
-        "![probe R²](leaderboard_probes.png)",
-    ]
+    lines += ["", f"![accuracy vs budget]({ACCURACY_PLOT})"]
+    if has_probes(board):
+        lines += ["", f"![probe R²]({PROBES_PLOT})"]
     if rollouts:
-        lines += ["", "![rollouts](leaderboard_rollouts.png)"]
+        lines += ["", f"![rollouts]({ROLLOUTS_PLOT})"]
     seconds, sessions = board.seconds, len(board.sessions) or 1
     lines += [
         "",

@@ -24,10 +24,17 @@ from typing import Any
 
 from airhockey.errors import UserError
 from airhockey.generate.config import GenerateConfig
-from airhockey.learn.config import ClassifyConfig, CompareConfig, PretextConfig, to_dict
+from airhockey.jsonio import write_json
+from airhockey.learn.config import (
+    ClassifyConfig,
+    CompareConfig,
+    PretextConfig,
+    check_budgets_possible,
+    to_dict,
+)
 from airhockey.learn.methods import DEFAULT_METHOD
-from airhockey.learn.protocol.records import read_json_file
 from airhockey.learn.protocol.results import Results
+from airhockey.records import read_record
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,48 @@ training, budgets 4, 16 and all 48 training episodes, 3 repeats, short schedules
 that the pipeline works, not what pretraining does."""
 
 
+@dataclass(frozen=True)
+class PipelineRecord:
+    """``pipeline.json``: the settings, the command and each stage's wall seconds."""
+
+    config: dict[str, Any]
+    """The ``PipelineConfig`` as plain data."""
+    command: str
+    """The command line."""
+    seconds: dict[str, float]
+    """Wall seconds by stage finished."""
+
+
+def check_pipeline(out: str | Path, config: PipelineConfig) -> None:
+    """Everything a pipeline can check before it writes anything, so that a refused command leaves
+    nothing behind (and its corrected form is not refused as "other settings"): that ``out`` can
+    be written, the policy can be found and the env renders, the method and its settings fit the
+    data's frame size, the devices exist, and the budgets fit the training episodes the data will have.
+
+    Raises:
+        UserError: one line naming the setting or path.
+    """
+    from airhockey.generate.config import check_settings
+    from airhockey.generate.policy import policy_identity
+    from airhockey.generate.records import LABEL_NAMES
+    from airhockey.learn.device import check_device
+    from airhockey.paths import check_output_dir
+
+    out = check_output_dir(out, "pipeline folder")
+    size = (config.data.height, config.data.width)
+    try:
+        config.method.build().with_image_size(size)
+    except ValueError as err:
+        raise UserError(
+            f"method {config.method.name} cannot read {size[1]}x{size[0]} frames: {err}"
+        ) from None
+    check_device(config.pretext.device)
+    check_device(config.compare.training.device)
+    check_budgets_possible(config.compare, config.data.episodes, len(LABEL_NAMES[config.data.labels]))
+    policy_identity(config.data.policy or "")
+    check_settings(config.data, out / "data")
+
+
 def run_pipeline(
     out: str | Path,
     config: PipelineConfig,
@@ -137,27 +186,27 @@ def run_pipeline(
         What ``OUT/report/results.json`` holds.
 
     Raises:
-        UserError: from any stage, e.g. a policy that cannot be loaded, or ``out`` holding a
-            pipeline run with other settings.
+        UserError: anything ``check_pipeline`` refuses (before anything is written), ``out``
+            holding a pipeline run with other settings, or an error of any stage.
     """
     from airhockey.generate import generate
+    from airhockey.learn.pretext.run import read_metrics
     from airhockey.learn.pretext.trainer import STOP_REASONS, train_pretext
     from airhockey.learn.protocol.compare import compare_on_dataset
     from airhockey.learn.protocol.runlog import finished_results
 
+    check_pipeline(out, config)
     out = Path(out)
     data, pretext, report = out / "data", out / "pretext", out / "report"
     record_path = out / "pipeline.json"
     settings = json.loads(json.dumps(config.to_dict()))  # tuples as JSON gives them back: lists
-    stored = read_json_file(record_path) if record_path.is_file() else None
-    if stored is not None and (not isinstance(stored, dict) or "config" not in stored):
-        raise UserError(f"{record_path}: field 'config' is missing or damaged: choose another OUT")
-    if stored is not None and stored["config"] != settings:
+    stored = read_record(PipelineRecord, record_path, "pipeline record") if record_path.is_file() else None
+    if stored is not None and stored.config != settings:
         raise UserError(f"{str(out)!r} holds a pipeline run with other settings: choose another OUT")
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     record = {"config": config.to_dict(), "command": command, "seconds": seconds}
-    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    write_json(record_path, record)
 
     start = time.monotonic()
     manifest = generate(config.data, data, workers=workers, resume=data.exists(), progress=progress)
@@ -165,8 +214,8 @@ def run_pipeline(
     say(f"data: {manifest['episodes']} episodes in {data}/ ({seconds['generate']:.0f} s)")
 
     start = time.monotonic()
-    if (pretext / "metrics.json").is_file():
-        metrics = json.loads((pretext / "metrics.json").read_text())
+    metrics = read_metrics(pretext)
+    if metrics is not None:
         say(f"pretext: reusing the finished run in {pretext}/")
     else:
         resume = (pretext / "last.pt").is_file()
@@ -201,5 +250,5 @@ def run_pipeline(
     seconds["compare"] = round(time.monotonic() - start, 1)
     say(f"compare: {report}/report.md ({seconds['compare']:.0f} s)")
 
-    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    write_json(record_path, record)
     return results

@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from airhockey.learn.protocol.results import ConvergenceBudget, PositionBudget, Results
+from airhockey.learn.protocol.results import ConvergenceBudget, PositionBudget, Results, finite
+from airhockey.writing import atomic_file
 
 COLORS = ("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 """Line colours of the arms after the reference arm (which is drawn in orange), in order."""
@@ -25,6 +26,14 @@ PLOTS = {
 GOAL_POINTS = 5.0
 """Han, Singh and Kim 2021's goal: a pretrained arm ahead of scratch by this many points at the
 smallest budget."""
+HIGHLIGHT = 2
+"""Pretrained arms drawn in colour beside the reference when there are more than ``HIGHLIGHT + 2``
+arms: those furthest ahead of the reference; the others are drawn faded."""
+FADED = {"color": "0.6", "lw": 0.8, "alpha": 0.6}
+"""How the arms that are not highlighted are drawn."""
+DPI = 110
+PROBE_FLOOR = -0.1
+"""Probe R² below this is drawn at it (a probe can be arbitrarily worse than the mean)."""
 
 
 def arm_styles(results: Results) -> dict[str, dict[str, str]]:
@@ -49,21 +58,86 @@ def figure(rows: int, cols: int, width: float = 4.0, height: float = 3.2) -> tup
     return fig, axes
 
 
-def write_plots(results: Results, out: Path) -> None:
-    """Writes every plot the results have data for into ``out``."""
-    plot_accuracy_vs_budget(results, out / PLOTS["budget"])
-    plot_accuracy_by_position(results, out / PLOTS["position"])
-    plot_learning_curves(results, out / PLOTS["curves"])
+def plotted(results: Results) -> dict[str, str]:
+    """The plots the results have data for, by ``PLOTS`` key: the file names ``write_plots`` writes
+    and the report links. Learning curves need a budget with validation episodes."""
+    keys = ["budget", "position"]
+    if any(_has_validation(b) for b in results.convergence.budgets):
+        keys.append("curves")
     if results.frames_k:
-        plot_accuracy_vs_frames(results, out / PLOTS["frames_k"])
+        keys.append("frames_k")
     if results.probes:
-        plot_probes(results, out / PLOTS["probes"])
+        keys.append("probes")
+    return {key: PLOTS[key] for key in keys}
+
+
+def write_plots(results: Results, out: Path) -> list[Path]:
+    """Writes every plot the results have data for (``plotted``) into ``out``; returns their paths."""
+    draw = {
+        "budget": plot_accuracy_vs_budget,
+        "position": plot_accuracy_by_position,
+        "curves": plot_learning_curves,
+        "frames_k": plot_accuracy_vs_frames,
+        "probes": plot_probes,
+    }
+    return [draw[key](results, out / name) for key, name in plotted(results).items()]
+
+
+def holds_every_class(results: Results, labelled_episodes: int) -> bool:
+    """Whether a draw of ``labelled_episodes`` episodes holds every class.
+
+    Draws are as class-balanced as they can be, so they hold every class from one episode per class
+    on; below that a classifier never sees some class and its accuracy says little.
+    """
+    return labelled_episodes >= len(results.data.label_names)
+
+
+def highlighted(results: Results) -> list[str]:
+    """The arms drawn in colour: the reference and the ``HIGHLIGHT`` pretrained arms with the largest
+    mean paired difference to it over the budgets whose draws hold every class (all arms when there
+    are few)."""
+    arms = list(results.arms)
+    if len(arms) <= HIGHLIGHT + 2:
+        return arms
+    budgets = [b for b in results.budgets if holds_every_class(results, b.labelled_episodes)]
+    budgets = budgets or list(results.budgets)
+
+    def ahead(arm: str) -> float:
+        diffs = [b.paired_difference[arm].mean for b in budgets]
+        return sum(diffs) / len(diffs)
+
+    best = sorted(arms[1:], key=ahead, reverse=True)[:HIGHLIGHT]
+    return [arm for arm in arms if arm == arms[0] or arm in best]
+
+
+def save(fig: Any, path: Path) -> Path:
+    """Saves ``fig`` as a PNG with no software version in its metadata, so that the bytes depend on
+    the drawing alone."""
+    with atomic_file(path) as f:
+        fig.savefig(f, format="png", dpi=DPI, metadata={"Software": None})
+    return path
+
+
+def curve_styles(results: Results) -> dict[str, dict[str, Any]]:
+    """Each arm's style for curves, the faded arms first (so that the highlighted are drawn on top):
+    a highlighted arm's ``arm_styles``, or ``{"faded": True, "label": ...}`` (only the first faded arm
+    labelled, for all of them)."""
+    styles, shown = arm_styles(results), highlighted(results)
+    faded = [arm for arm in results.arms if arm not in shown]
+    out: dict[str, dict[str, Any]] = {
+        arm: {"faded": True, "label": f"other arms ({len(faded)}; see the tables)" if i == 0 else None}
+        for i, arm in enumerate(faded)
+    }
+    return out | {arm: styles[arm] for arm in shown}
 
 
 def _band(
-    ax: Any, x: Sequence[float], mean: Sequence[float], ci: Sequence[Any], style: dict[str, str]
+    ax: Any, x: Sequence[float], mean: Sequence[float], ci: Sequence[Any], style: dict[str, Any]
 ) -> None:
-    """A mean curve and its 95% band (where an interval exists)."""
+    """A mean curve and its 95% band (where an interval exists); a faded arm's curve without a band."""
+    if style.get("faded"):
+        ax.plot(x, mean, marker=".", ms=3, label=style["label"], zorder=1, **FADED)
+        return
     ax.plot(x, mean, marker=".", color=style["color"], label=style["label"])
     lo = [c[0] if c else math.nan for c in ci]
     hi = [c[1] if c else math.nan for c in ci]
@@ -71,7 +145,7 @@ def _band(
 
 
 def _accuracy_axis(ax: Any, threshold: float) -> None:
-    ax.axhline(threshold, color="grey", lw=0.8, ls="--", label=f"{threshold:.0%}")
+    ax.axhline(threshold, color="grey", lw=0.8, ls="--", label=f"{threshold:.0%} accuracy")
     ax.set_ylim(0.0, 1.02)
     ax.grid(alpha=0.3)
 
@@ -80,74 +154,145 @@ def _errorbars(
     ax: Any, x: Sequence[float], means: Sequence[float], cis: Sequence[Any], style: dict[str, str]
 ) -> None:
     """Means with their 95% intervals as error bars."""
-    lo = [m - ci[0] for m, ci in zip(means, cis, strict=True)]
-    hi = [ci[1] - m for m, ci in zip(means, cis, strict=True)]
+    lo = [m - ci[0] if ci else 0.0 for m, ci in zip(means, cis, strict=True)]
+    hi = [ci[1] - m if ci else 0.0 for m, ci in zip(means, cis, strict=True)]
     ax.errorbar(x, means, yerr=[lo, hi], marker="o", capsize=3, **style)
 
 
 def plot_accuracy_vs_budget(results: Results, path: Path) -> Path:
     """Test accuracy of every arm against labelled episodes (error bars: 95% intervals), and beside
-    it each arm's paired difference to the reference arm."""
-    fig, axes = figure(1, 2, width=5.0)
-    budgets, styles = results.budgets, arm_styles(results)
-    x = [b.labelled_episodes for b in budgets]
-    arms = results.arms
-    offsets = [1.0 + 0.03 * (i - (len(arms) - 1) / 2) for i in range(len(arms))]
-    for offset, arm in zip(offsets, arms, strict=True):
-        summaries = [b.arms[arm] for b in budgets]
-        means, cis = [s.accuracy_mean for s in summaries], [s.accuracy_ci95 for s in summaries]
-        _errorbars(axes[0, 0], [v * offset for v in x], means, cis, styles[arm])
-    for oracle, style in (("head", "-"), ("boosting", ":")):
-        rows = [getattr(o, oracle) for o in results.oracle if getattr(o, oracle) is not None]
-        if rows:
-            ox = [o.labelled_episodes for o in results.oracle]
-            axes[0, 0].plot(
-                ox,
-                [r.accuracy_mean for r in rows],
-                color="black",
-                ls=style,
-                label=f"oracle ({oracle}, true state)",
-            )
-            axes[0, 0].fill_between(
-                ox,
-                [r.accuracy_ci95[0] for r in rows],
-                [r.accuracy_ci95[1] for r in rows],
-                color="grey",
-                alpha=0.2,
-            )
-    _accuracy_axis(axes[0, 0], results.threshold)
-    axes[0, 0].set_ylabel("test accuracy (mean, 95% interval)")
-    axes[0, 0].legend(loc="lower right", fontsize=7, ncol=2)
-    for offset, arm in zip(offsets[1:], arms[1:], strict=True):
-        diff = [b.paired_difference[arm] for b in budgets]
-        means = [100 * d.mean for d in diff]
-        cis = [[100 * d.ci95[0], 100 * d.ci95[1]] for d in diff]
-        _errorbars(axes[0, 1], [v * offset for v in x], means, cis, styles[arm])
-    axes[0, 1].axhline(0.0, color="grey", lw=0.8)
-    axes[0, 1].axhline(
-        GOAL_POINTS, color="tab:green", lw=0.8, ls="--", label=f"goal: +{GOAL_POINTS:g} points"
+    it each arm's paired difference to the reference arm.
+
+    The reference, the arms furthest ahead of it (``highlighted``) and the oracle are drawn in colour,
+    the other arms faded. Budgets whose draws lack a class (``holds_every_class``) are shaded; their
+    differences are left out, since a classifier that never saw a class tells nothing about the
+    encoder it was trained on.
+    """
+    fig, axes = figure(1, 2, width=5.0, height=3.4)
+    left, right = axes[0]
+    x = [b.labelled_episodes for b in results.budgets]
+    compared = [b for b in results.budgets if holds_every_class(results, b.labelled_episodes)]
+    _arm_lines(
+        left, results, results.budgets, lambda b, arm: (b.arms[arm].accuracy_mean, b.arms[arm].accuracy_ci95)
     )
-    axes[0, 1].set_ylabel(f"minus {results.reference} (points)")
-    axes[0, 1].legend(loc="upper right", fontsize=7, ncol=2)
-    for ax in axes[0]:
+    _oracle_lines(left, results)
+    _accuracy_axis(left, results.threshold)
+    left.set_ylabel("test accuracy (mean, 95% interval)")
+
+    def difference(b: Any, arm: str) -> tuple[float, Any]:
+        d = b.paired_difference[arm]
+        return 100 * d.mean, d.ci95 and [100 * d.ci95[0], 100 * d.ci95[1]]
+
+    _arm_lines(right, results, compared, difference, skip_reference=True)
+    right.axhline(0.0, color="grey", lw=0.8)
+    right.axhline(GOAL_POINTS, color="tab:green", lw=0.8, ls="--", label=f"goal: +{GOAL_POINTS:g} points")
+    right.set_ylabel(f"minus {results.reference} (points)")
+    for ax in (left, right):
         ax.set_xscale("log")
+        ax.set_xlim(x[0] / 1.5, x[-1] * 1.5)
         ax.set_xticks(x, [str(v) for v in x])
         ax.minorticks_off()
         ax.set_xlabel("labelled training episodes")
         ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=110)
-    return path
+    _shade_partial(left, right, results)
+    _figure_legend(fig, (left, right))
+    return save(fig, path)
+
+
+def _arm_lines(
+    ax: Any,
+    results: Results,
+    budgets: Sequence[Any],
+    value: Callable[[Any, str], tuple[float, Any]],
+    skip_reference: bool = False,
+) -> None:
+    """One line per arm over ``budgets``, ``value(budget, arm)`` giving (mean, 95% interval): the
+    highlighted arms in colour with error bars, a little apart along x, the others faded."""
+    styles, shown = arm_styles(results), highlighted(results)
+    arms = list(results.arms[1:] if skip_reference else results.arms)
+    if not budgets:
+        return
+    x = [b.labelled_episodes for b in budgets]
+    faded = [arm for arm in arms if arm not in shown]
+    for i, arm in enumerate(faded):
+        means = [value(b, arm)[0] for b in budgets]
+        label = f"other arms ({len(faded)}; see the table)" if i == 0 else None
+        ax.plot(x, means, marker=".", ms=3, label=label, zorder=1, **FADED)
+    bright = [arm for arm in arms if arm in shown]
+    for i, arm in enumerate(bright):
+        offset = 1.0 + 0.04 * (i - (len(bright) - 1) / 2)
+        means, cis = zip(*(value(b, arm) for b in budgets), strict=True)
+        _errorbars(ax, [v * offset for v in x], means, cis, styles[arm])
+
+
+def _oracle_lines(ax: Any, results: Results) -> None:
+    """The oracle's head (solid) and boosted trees (dotted) in black, with the head's 95% band."""
+    for oracle, style in (("head", "-"), ("boosting", ":")):
+        rows = [(o.labelled_episodes, getattr(o, oracle)) for o in results.oracle]
+        rows = [(n, r) for n, r in rows if r is not None]
+        if not rows:
+            continue
+        ox = [n for n, _ in rows]
+        ax.plot(ox, [r.accuracy_mean for _, r in rows], color="black", ls=style, label=f"oracle ({oracle})")
+        if oracle == "head":
+            lo = [r.accuracy_ci95[0] if r.accuracy_ci95 else math.nan for _, r in rows]
+            hi = [r.accuracy_ci95[1] if r.accuracy_ci95 else math.nan for _, r in rows]
+            ax.fill_between(ox, lo, hi, color="grey", alpha=0.2)
+
+
+def _shade_partial(left: Any, right: Any, results: Results) -> None:
+    """Shades the budgets whose draws lack a class on both panels and says so."""
+    partial = [
+        b.labelled_episodes for b in results.budgets if not holds_every_class(results, b.labelled_episodes)
+    ]
+    if not partial:
+        return
+    full = [b.labelled_episodes for b in results.budgets if holds_every_class(results, b.labelled_episodes)]
+    edge = math.sqrt(partial[-1] * full[0]) if full else partial[-1] * 1.5
+    # The left panel's note low (its points lie near chance), the right one's where the points would be.
+    for ax, text, y in (
+        (left, "draws lack\na class", 0.03),
+        (right, "not compared:\ndraws lack\na class", 0.5),
+    ):
+        ax.axvspan(partial[0] / 1.5, edge, color="0.85", alpha=0.6, lw=0, zorder=0)
+        ax.text(
+            math.sqrt(partial[0] / 1.5 * edge),
+            y,
+            text,
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="bottom" if y < 0.5 else "center",
+            fontsize=7,
+            color="0.3",
+        )
+
+
+def _figure_legend(fig: Any, axes: Sequence[Any], loc: str = "outside lower center", ncol: int = 4) -> None:
+    """One legend for the figure, outside the axes so that it covers no data; entries named twice
+    (an arm on both panels) once."""
+    handles: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    fig.legend(list(handles.values()), list(handles), loc=loc, ncol=ncol, fontsize=7, frameon=False)
 
 
 def plot_accuracy_vs_frames(results: Results, path: Path) -> Path:
-    """Test accuracy at the k runs' budget against the k frames read, every arm and the oracle."""
-    fig, axes = figure(1, 1, width=5.0)
+    """Test accuracy at the k runs' budget against the k frames read, every arm (those not
+    ``highlighted`` faded) and the oracle; the legend beside the axes."""
+    fig, axes = figure(1, 1, width=6.5)
     ax = axes[0, 0]
-    styles = arm_styles(results)
-    for arm, by_k in (results.frames_k or {}).items():
+    styles, frames_k = curve_styles(results), results.frames_k or {}
+    for arm, style in styles.items():
+        if arm not in frames_k:
+            continue
+        by_k = frames_k[arm]
         ks = sorted(by_k)
         means, cis = [by_k[k].accuracy_mean for k in ks], [by_k[k].accuracy_ci95 for k in ks]
-        _errorbars(ax, ks, means, cis, styles[arm])
+        if style.get("faded"):
+            ax.plot(ks, means, marker=".", ms=3, label=style["label"], zorder=1, **FADED)
+        else:
+            _errorbars(ax, ks, means, cis, style)
     oracle = results.oracle_frames_k
     if oracle:
         ks = sorted(oracle)
@@ -155,21 +300,21 @@ def plot_accuracy_vs_frames(results: Results, path: Path) -> Path:
             ks,
             [oracle[k].head.accuracy_mean for k in ks],  # type: ignore[union-attr]
             color="black",
-            label="oracle (head, true state)",
+            label="oracle (head)",
         )
     _accuracy_axis(ax, results.threshold)
     ax.set_xscale("log", base=2)
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.set_xlabel("frames the classifier reads (k)")
     ax.set_ylabel("test accuracy (mean, 95% interval)")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.savefig(path, dpi=110)
-    return path
+    _figure_legend(fig, [ax], loc="outside right upper", ncol=1)
+    return save(fig, path)
 
 
 def plot_probes(results: Results, path: Path) -> Path:
-    """R² of linear probes from each arm's frozen encoder to each true variable, grouped bars."""
-    fig, axes = figure(1, 1, width=7.0)
+    """R² of linear probes from each arm's frozen encoder to each true variable, grouped bars; the
+    legend beside the axes."""
+    fig, axes = figure(1, 1, width=7.5, height=3.4)
     ax = axes[0, 0]
     styles = arm_styles(results)
     probes = results.probes or {}
@@ -179,50 +324,54 @@ def plot_probes(results: Results, path: Path) -> Path:
         x = [j + (i - (len(probes) - 1) / 2) * width for j in range(len(variables))]
         ax.bar(
             x,
-            [max(r2[v], -0.1) for v in variables],
+            [max(r2[v], PROBE_FLOOR) for v in variables],
             width,
             color=styles[arm]["color"],
             label=styles[arm]["label"],
         )
     ax.set_xticks(range(len(variables)), variables)
     ax.axhline(0.0, color="grey", lw=0.8)
-    ax.set_ylim(-0.1, 1.0)
-    ax.set_ylabel("probe R² on test frames (below -0.1 shown at -0.1)")
-    ax.set_xlabel("true variable (velocities from 2 frames)")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.set_ylim(PROBE_FLOOR, 1.0)
+    ax.set_ylabel("probe R² on test frames")
+    ax.set_xlabel(
+        f"true variable (velocities from 2 frames; R² below {PROBE_FLOOR:g} drawn at {PROBE_FLOOR:g})"
+    )
     ax.grid(alpha=0.3, axis="y")
-    fig.savefig(path, dpi=110)
-    return path
+    _figure_legend(fig, [ax], loc="outside right upper", ncol=1)
+    return save(fig, path)
 
 
 def _budget_grid(
+    results: Results,
     budgets: Sequence[PositionBudget | ConvergenceBudget],
     draw: Callable[[Any, Any, Any], None],
     xlabels: tuple[str, str],
     ylabel: str,
     path: Path,
-    threshold: float,
 ) -> Path:
-    """Two rows of accuracy plots with one column per budget; ``draw(top, bottom, budget)`` fills a column."""
+    """Two rows of accuracy plots with one column per budget; ``draw(top, bottom, budget)`` fills a
+    column. A budget whose draws lack a class says so in its title; the legend is beside the grid."""
     fig, axes = figure(2, len(budgets))
     for col, budget in enumerate(budgets):
         top, bottom = axes[:, col]
         draw(top, bottom, budget)
-        top.set_title(f"{budget.labelled_episodes} labelled episodes")
+        title = f"{budget.labelled_episodes} labelled episodes"
+        if not holds_every_class(results, budget.labelled_episodes):
+            title += "\n(draws lack a class)"
+        top.set_title(title)
         for ax, label in zip((top, bottom), xlabels, strict=True):
             ax.set_xlabel(label)
-            _accuracy_axis(ax, threshold)
+            _accuracy_axis(ax, results.threshold)
     for ax in axes[:, 0]:
         ax.set_ylabel(ylabel)
-    axes[0, 0].legend(loc="lower right", fontsize=7)
-    fig.savefig(path, dpi=110)
-    return path
+    _figure_legend(fig, axes.flat, loc="outside right upper", ncol=1)
+    return save(fig, path)
 
 
 def plot_accuracy_by_position(results: Results, path: Path) -> Path:
     """Test accuracy by fraction of the time to the hit (top) and by frames before the hit (bottom),
-    one column per budget."""
-    position, styles = results.accuracy_by_position, arm_styles(results)
+    one column per budget; the arms that are not ``highlighted`` faded."""
+    position, styles = results.accuracy_by_position, curve_styles(results)
     centres = [(a + b) / 2 for a, b in itertools.pairwise(position.fraction_bin_edges)]
 
     def draw(top: Any, bottom: Any, budget: PositionBudget) -> None:
@@ -234,13 +383,20 @@ def plot_accuracy_by_position(results: Results, path: Path) -> Path:
         bottom.invert_xaxis()
 
     xlabels = ("fraction of the time to the hit", "frames before the hit")
-    return _budget_grid(position.budgets, draw, xlabels, "test accuracy", path, results.threshold)
+    return _budget_grid(results, position.budgets, draw, xlabels, "test accuracy", path)
+
+
+def _has_validation(budget: ConvergenceBudget) -> bool:
+    """Whether any arm of ``budget`` has a validation accuracy (budgets below the validation minimum
+    have none)."""
+    return any(finite(v) for c in budget.arms.values() for v in c.val_accuracy_mean)
 
 
 def plot_learning_curves(results: Results, path: Path) -> Path:
     """Validation accuracy against optimiser steps (top) and training seconds (bottom), one column per
-    budget; the dotted line marks the end of the last epoch with the encoder frozen."""
-    styles = arm_styles(results)
+    budget with validation episodes; the dotted line marks the end of the last epoch with the encoder
+    frozen."""
+    styles = curve_styles(results)
 
     def draw(top: Any, bottom: Any, budget: ConvergenceBudget) -> None:
         for arm, style in styles.items():
@@ -254,7 +410,6 @@ def plot_learning_curves(results: Results, path: Path) -> Path:
                 (c.steps or c.epochs)[frozen - 1], color="grey", lw=0.8, ls=":", label="last frozen epoch"
             )
 
-    xlabels = ("optimiser steps", "training seconds (pretext time not included)")
-    return _budget_grid(
-        results.convergence.budgets, draw, xlabels, "validation accuracy", path, results.threshold
-    )
+    budgets = [b for b in results.convergence.budgets if _has_validation(b)]
+    xlabels = ("optimiser steps", "classifier training seconds")
+    return _budget_grid(results, budgets, draw, xlabels, "validation accuracy", path)

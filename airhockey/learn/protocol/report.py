@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from airhockey.learn.protocol.formatting import interval, number, pct, points, whole_interval
-from airhockey.learn.protocol.plots import GOAL_POINTS, PLOTS, write_plots
+from airhockey.learn.protocol.plots import GOAL_POINTS, plotted, write_plots
 from airhockey.learn.protocol.results import (
     AfterHit,
     ConvergenceSummary,
@@ -27,6 +27,7 @@ from airhockey.learn.protocol.results import (
     Results,
     write_results,
 )
+from airhockey.writing import write_atomic
 
 SMOKE_TEST = "**A smoke test of the machinery (--quick): its numbers are not results.**"
 """The first line of a quick run's report."""
@@ -42,10 +43,22 @@ def write_report(results: Results, out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_results(results, out)
+    return render_report(results, out)
+
+
+def render_report(results: Results, out: Path) -> Path:
+    """Writes the plots and ``report.md`` (which links exactly those plots) into the folder ``out``;
+    returns the report's path."""
     write_plots(results, out)
     path = out / "report.md"
-    path.write_text(render_markdown(results))
+    write_atomic(path, render_markdown(results))
     return path
+
+
+def _image(results: Results, key: str, alt: str) -> list[str]:
+    """The markdown lines that show the plot ``key``, or none where the results have no data for it."""
+    name = plotted(results).get(key)
+    return [f"![{alt}]({name})", ""] if name else []
 
 
 def render_markdown(results: Results) -> str:
@@ -105,8 +118,7 @@ def _budget_lines(results: Results) -> list[str]:
         "",
         "## Accuracy against labelled episodes",
         "",
-        f"![accuracy vs budget]({PLOTS['budget']})",
-        "",
+        *_image(results, "budget", "accuracy vs budget"),
         "| labelled episodes | "
         + " | ".join(arms)
         + " | "
@@ -186,8 +198,7 @@ def _frames_k_lines(results: Results) -> list[str]:
         "",
         "## Accuracy against the frames the classifier reads",
         "",
-        f"![accuracy vs frames]({PLOTS['frames_k']})",
-        "",
+        *_image(results, "frames_k", "accuracy vs frames"),
         f"At {results.k_budget} labelled episodes, the classifier reading the k "
         "frames ending at the classified one (before frame k - 1 the window repeats the episode's first):",
         "",
@@ -218,8 +229,7 @@ def _probe_lines(results: Results) -> list[str]:
         "",
         "## What the frozen encoders hold: linear probes",
         "",
-        f"![probes]({PLOTS['probes']})",
-        "",
+        *_image(results, "probes", "probes"),
         "R² on the test frames of ridge regressions (standardised features, penalty by leave-one-out) from "
         "each arm's frozen encoder features to the true state: positions from one frame, the puck's velocity "
         "from two. The scratch arm's encoder is its random initial one. 1: held linearly; 0: not at all.",
@@ -238,8 +248,7 @@ def _position_lines(results: Results) -> list[str]:
         "",
         "## How many frames each needs",
         "",
-        f"![accuracy by position]({PLOTS['position']})",
-        "",
+        *_image(results, "position", "accuracy by position"),
         f"Earliest position from which mean test accuracy stays at or above {results.threshold:.0%} "
         "(fraction of the time to the hit / frames before the hit):",
         "",
@@ -285,8 +294,7 @@ def _convergence_lines(results: Results) -> list[str]:
         "",
         "## Convergence",
         "",
-        f"![learning curves]({PLOTS['curves']})",
-        "",
+        *_image(results, "curves", "learning curves"),
         "Validation accuracy (on the budget's own validation episodes; none below "
         f"{results.settings.validation_min_budget} episodes) after each epoch; every arm of a budget "
         "runs the same optimiser steps per epoch. Area: the mean of validation accuracy over the steps "

@@ -21,7 +21,7 @@ from typing import Any
 
 from airhockey.errors import UserError
 from airhockey.jsonio import write_json
-from airhockey.learn.protocol.records import OMIT, RecordError, from_json, read_json_file, to_json
+from airhockey.records import OMIT, RecordError, from_json, read_json_file, to_json
 
 FORMAT_VERSION = 1
 """The version of ``results.json`` this module writes."""

@@ -4,6 +4,10 @@ Each classifier run's record is appended to ``REPORT/runs.jsonl`` as it finishes
 comparison into the same folder again reuses those runs and finishes the rest, and a finished
 comparison run again with other ``OPTIONAL_RUNS`` (more k, say) is extended. Both files are read
 through checked readers: a damaged one ends in one line naming the file and the field.
+
+Reuse checks what it reuses: ``compare.json`` records the data's fingerprints and each pretext
+run's checkpoint SHA-256, and every record of ``runs.jsonl`` those it was trained from
+(``FINGERPRINTS``); data regenerated or a pretext run retrained since is refused, with the reason.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from typing import IO, Any
 from airhockey.errors import UserError
 from airhockey.jsonio import json_safe, write_json
 from airhockey.learn.config import CompareConfig
-from airhockey.learn.protocol.records import read_json_file
 from airhockey.learn.protocol.results import RESULTS_FILE, Results, read_results
+from airhockey.records import read_json_file
 
 RUN_LOG = "runs.jsonl"
 """In the report folder: each run's record, one JSON line each, written as the run finishes."""
@@ -34,6 +38,10 @@ KEY_FIELDS = {
     "context_frames": int,
 }
 """The fields of a run's record that identify it (with its search candidate, "" for none)."""
+
+FINGERPRINTS = ("data_fingerprint", "pretext_sha256")
+"""The fields of a run's record that say what it was trained from: the data's fingerprint and the
+checkpoint SHA-256 of the pretext run it loaded (None for scratch)."""
 
 Key = tuple[str, int, bool, int, int, str]
 Done = dict[Key, dict[str, Any]]
@@ -71,7 +79,9 @@ def comparable(settings: dict[str, Any], source: str | Path = SETTINGS_FILE) -> 
                     "name": arm["name"],
                     "kind": arm["kind"],
                     "method": arm["method"],
-                    "pretext_runs": [(run["path"], run["step"]) for run in arm["pretext_runs"]],
+                    "pretext_runs": [
+                        (run["path"], run["step"], run.get("sha256")) for run in arm["pretext_runs"]
+                    ],
                 }
                 for arm in settings["arms"]
             ]
@@ -119,9 +129,52 @@ def read_done(out: Path, settings: dict[str, Any], config: CompareConfig) -> Don
     saved = read_json_file(stored)
     if not isinstance(saved, dict):
         raise UserError(f"{stored} is not a comparison's settings (not a JSON object): choose another --out")
-    if comparable(saved, stored) != comparable(json.loads(json.dumps(json_safe(settings)))):
-        raise UserError(f"{str(out)!r} holds a comparison with other settings: choose another --out")
-    return read_run_log(out / RUN_LOG)
+    before, now = comparable(saved, stored), comparable(json.loads(json.dumps(json_safe(settings))))
+    if before != now:
+        raise UserError(f"{str(out)!r} holds a comparison {_difference(before, now)}: choose another --out")
+    done = read_run_log(out / RUN_LOG)
+    check_fingerprints(done, settings, out / RUN_LOG)
+    return done
+
+
+def _difference(before: dict[str, Any], now: dict[str, Any]) -> str:
+    """What differs between two ``comparable`` settings, in words."""
+    for field, what in (("data_fingerprint", "data"), ("test_data_fingerprint", "test data")):
+        if before.get(field) != now.get(field):
+            return f"of other {what} ({what} regenerated since, or fingerprint not recorded)"
+    if len(before.get("arms", [])) == len(now.get("arms", [])):
+        for old, new in zip(before.get("arms", []), now.get("arms", []), strict=True):
+            for a, b in zip(old["pretext_runs"], new["pretext_runs"], strict=False):
+                if a != b:
+                    return f"whose pretext run {b[0]!r} (arm {new['name']!r}) was retrained since"
+    return "with other settings"
+
+
+def check_fingerprints(done: Done, settings: dict[str, Any], path: Path) -> None:
+    """Refuses records of runs trained from other data or another pretext checkpoint than
+    ``settings`` (the comparison's, as ``compare.json`` records them) name.
+
+    Raises:
+        UserError: naming the file, the run and what differs.
+    """
+    hashes = {
+        arm["name"]: [run.get("sha256") for run in arm["pretext_runs"]] or [None] for arm in settings["arms"]
+    }
+    for key, record in done.items():
+        arm, budget, _, repeat = key[:4]
+        which = f"{path}: the run of arm {arm!r}, budget {budget}, draw {repeat + 1}"
+        if "data_fingerprint" in record and record["data_fingerprint"] != settings.get("data_fingerprint"):
+            raise UserError(f"{which} was trained on other data (regenerated since): choose another --out")
+        runs = hashes.get(arm, [])
+        index = record.get("pretext_run", 0)
+        if "pretext_sha256" in record and (
+            not isinstance(index, int)
+            or not 0 <= index < len(runs)
+            or record["pretext_sha256"] != runs[index]
+        ):
+            raise UserError(
+                f"{which} loaded another pretext checkpoint (retrained since): choose another --out"
+            )
 
 
 def read_run_log(path: Path) -> Done:

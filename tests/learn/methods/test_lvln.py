@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from airhockey.errors import UserError
 from airhockey.learn.config import PretextConfig, apply_settings, from_dict, to_dict
@@ -107,7 +108,7 @@ def test_the_loss_weights_sum_to_one_and_the_ssim_of_the_loss_tracks_the_metric(
     assert config.loss_weights == (0.5, 0.25, 0.25)
     a = torch.rand(4, 3, 16, 16)
     b = (a + 0.1 * torch.randn_like(a)).clamp(0, 1)
-    torch.testing.assert_close(fast_ssim(a, b).double(), ssim(a, b), atol=0.03, rtol=0)
+    torch.testing.assert_close(fast_ssim(a, b), ssim(a, b), atol=0.03, rtol=0)
     assert ladder_loss(a, a, a, config) == pytest.approx(0.0, abs=1e-6)
     only_l2 = dataclasses.replace(CONFIG, dssim_weight=0.0, l1_weight=0.0, l2_weight=3.0)
     assert ladder_loss(b, a, a, only_l2) == pytest.approx(((b - a) ** 2).mean().item(), rel=1e-5)
@@ -180,3 +181,37 @@ def test_settings_round_trip_through_set_and_plain_data():
         apply_settings(config, ["location_levels=3"])
     with pytest.raises(UserError, match="divisible"):
         apply_settings(config, ["image_size=18,18"])
+
+
+def pooled_ssim(pred: torch.Tensor, target: torch.Tensor, window: int = 7) -> torch.Tensor:
+    """The reference for ``fast_ssim``: its formula with the window's means from ``avg_pool2d``."""
+    c1, c2 = 0.01**2, 0.03**2
+    stacked = torch.cat([pred, target, pred * pred, target * target, pred * target], dim=1)
+    mu_p, mu_t, pp, tt, pt = F.avg_pool2d(stacked, window, stride=1).chunk(5, dim=1)
+    var_p, var_t = (pp - mu_p**2).clamp_min(0), (tt - mu_t**2).clamp_min(0)
+    cov = pt - mu_p * mu_t
+    s = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2))
+    return s.flatten(1).mean(dim=1)
+
+
+@pytest.mark.parametrize("noise", [0.0, 1e-3, 0.1, 1.0])
+def test_fast_ssim_and_its_gradient_equal_the_average_pooling_formulation_in_float64(noise):
+    torch.manual_seed(0)
+    target = torch.full((6, 3, 24, 20), 0.9)
+    target[:, :, 5:10, 7:12] = 0.1  # a dark puck on a light, flat table
+    pred = (target + noise * torch.randn_like(target)).clamp(0, 1)
+    results = []
+    for ssim_fn, dtype in ((fast_ssim, torch.float32), (pooled_ssim, torch.float64)):
+        x = pred.to(dtype, copy=True).requires_grad_()
+        value = ssim_fn(x, target.to(dtype))
+        value.square().sum().backward()
+        results.append((value.detach().double(), x.grad.double()))
+    (value, grad), (expected, expected_grad) = results
+    torch.testing.assert_close(value, expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(grad, expected_grad, atol=1e-6, rtol=1e-4)
+
+
+def test_fast_ssim_equals_the_average_pooling_formulation_in_float32_on_varied_frames():
+    torch.manual_seed(0)
+    pred, target = torch.rand(2, 8, 3, 16, 16)
+    torch.testing.assert_close(fast_ssim(pred, target), pooled_ssim(pred, target), atol=1e-6, rtol=0)

@@ -124,7 +124,7 @@ def test_a_step_budget_stops_mid_epoch_and_a_larger_one_continues_it_exactly(cli
     # 24 clips in batches of 8: 3 steps an epoch; 4 steps end one step into the second epoch.
     train(clips, tmp_path / "whole", dataclasses.replace(TRAIN, epochs=None, steps=5))
     stopped = train(clips, tmp_path / "split", dataclasses.replace(TRAIN, epochs=None, steps=4))
-    assert stopped["stopped_by"] == "steps" and stopped["steps"] == 4 and stopped["epochs_done"] == 1
+    assert stopped["stopped_by"] == "steps" and stopped["steps"] == 4 and stopped["epochs_done"] == 2
     resumed = train(clips, tmp_path / "split", dataclasses.replace(TRAIN, epochs=None, steps=5), resume=True)
     assert resumed["steps"] == 5 and resumed["stopped_by"] == "steps"
     assert_same_weights(weights(tmp_path / "whole"), weights(tmp_path / "split"))

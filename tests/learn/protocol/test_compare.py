@@ -18,7 +18,6 @@ from airhockey.learn.protocol import pipeline
 from airhockey.learn.protocol.arms import resolve_budgets
 from airhockey.learn.protocol.compare import compare_on_dataset
 from airhockey.learn.protocol.pipeline import MethodChoice, PipelineConfig, run_pipeline
-from airhockey.learn.protocol.records import to_json
 from airhockey.learn.protocol.summaries import (
     arm_summary,
     convergence_summary,
@@ -30,6 +29,7 @@ from airhockey.learn.protocol.summaries import (
     run_steps,
     steps_to_fraction_of_final,
 )
+from airhockey.records import to_json
 from tests.learn.tiny import DATA, PRETEXT, SCHEDULE, TinyRuns, tiny_runs
 
 runner = CliRunner()
@@ -261,7 +261,7 @@ def test_the_pipeline_runs_end_to_end_and_reuses_finished_stages(tmp_path, monke
 def test_run_pipeline_with_other_settings_into_the_same_folder_is_refused(tmp_path):
     out = tmp_path / "pipe"
     out.mkdir()
-    (out / "pipeline.json").write_text(json.dumps({"config": {"data": {}}, "seconds": {}}))
+    (out / "pipeline.json").write_text(json.dumps({"config": {"data": {}}, "command": "", "seconds": {}}))
     with pytest.raises(UserError, match="other settings"):
         run_pipeline(out, tiny_pipeline(), progress=False, say=lambda line: None)
 

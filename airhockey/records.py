@@ -1,12 +1,16 @@
 """Typed JSON records: frozen dataclasses to plain JSON data and back, checked field by field.
 
 A record is a frozen dataclass whose fields are ``int``, ``float``, ``bool``, ``str``, ``Any``,
-other records, ``tuple[X, ...]``, ``dict[str, X]``, ``dict[int, X]`` (keys written as strings,
+other records, ``tuple[X, ...]``, ``list[X]``, ``dict[str, X]``, ``dict[int, X]`` (keys written as strings,
 as JSON has no other) and ``X | None``. Floats may be NaN in memory; JSON writes them as null
 (``jsonio.write_json``) and a float field reads null back as NaN. A field whose metadata has
-``OMIT`` is left out of the JSON while it is None, and read as None when absent.
+``OMIT`` is left out of the JSON while it is None, and read as None when absent. A field whose
+metadata has ``REST`` (a ``dict[str, X]``) holds the keys of the object that no other field
+names, written back beside them: records of files with open-ended keys (a run's metrics).
 
-Reading names the file and the field of the first thing that does not fit, in one line.
+Every state file of the package is read through ``read_record`` (or ``read_json_file`` and
+``from_json``), which names the file and the field of the first thing that does not fit, in one line;
+JSON's non-standard ``NaN`` and ``Infinity`` are refused (the package writes NaN as null).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from airhockey.errors import UserError
 
 OMIT = {"omit_if_none": True}
 """Field metadata: the key is absent from the JSON while the value is None."""
+REST = {"rest": True}
+"""Field metadata of a ``dict[str, X]`` field: the object's keys that no other field names."""
 
 R = TypeVar("R")
 
@@ -32,7 +38,7 @@ class RecordError(ValueError):
 
     def __init__(self, where: str, what: str) -> None:
         super().__init__(f"{where or 'the top level'}: {what}")
-        self.where = where
+        self.where, self.what = where, what
 
 
 def to_json(value: Any) -> Any:
@@ -42,6 +48,9 @@ def to_json(value: Any) -> Any:
         for f in dataclasses.fields(value):
             item = getattr(value, f.name)
             if item is None and f.metadata.get("omit_if_none"):
+                continue
+            if f.metadata.get("rest"):
+                out.update(to_json(item))
                 continue
             out[f.name] = to_json(item)
         return out
@@ -65,14 +74,50 @@ def read_json_file(path: Path) -> Any:
     """The JSON in ``path``.
 
     Raises:
-        UserError: for a file that is missing or not JSON, in one line naming it.
+        UserError: for a file that is missing or not JSON (``NaN`` and ``Infinity`` included), in
+            one line naming it.
     """
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_text(), parse_constant=_refuse_constant)
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserError(f"{path} is not a JSON file ({error}): restore it or run again") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise UserError(
+            f"{path} is not a JSON file (not valid JSON: {error}): restore it or run again"
+        ) from None
+
+
+def read_record(cls: type[R], path: Path, what: str = "") -> R:
+    """The record ``cls`` in the JSON file ``path``.
+
+    Args:
+        cls: the record type.
+        path: the file.
+        what: what the file is, for the message (e.g. ``"pretext run's metrics"``).
+
+    Raises:
+        UserError: one line naming the file and the field, for a file that is missing, not JSON,
+            or does not fit ``cls`` (a missing, unknown or mistyped field).
+    """
+    return record_of(cls, read_json_file(path), path, what)
+
+
+def record_of(cls: type[R], data: Any, path: Path, what: str = "") -> R:
+    """The record ``cls`` of ``data``, read from the file ``path``.
+
+    Raises:
+        UserError: one line naming the file and the field, where ``data`` does not fit ``cls``.
+    """
+    try:
+        return from_json(cls, data)
+    except RecordError as error:
+        field = f"field {error.where!r}: " if error.where else ""
+        kind = f", not a {what}" if what else ""
+        raise UserError(f"{path}: {field}{error.what}{kind}: restore it or run again") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -96,10 +141,10 @@ def _read(tp: Any, data: Any, where: str) -> Any:
                 if i == len(kinds) - 1:
                     raise
         raise RecordError(where, "null where a value belongs")
-    if origin is tuple:
+    if origin in (tuple, list):
         if not isinstance(data, list):
             raise RecordError(where, f"expected a list, found {_kind(data)}")
-        return tuple(_read(args[0], v, f"{where}[{i}]") for i, v in enumerate(data))
+        return origin(_read(args[0], v, f"{where}[{i}]") for i, v in enumerate(data))
     if origin is dict:
         if not isinstance(data, dict):
             raise RecordError(where, f"expected an object, found {_kind(data)}")
@@ -111,8 +156,8 @@ def _read(tp: Any, data: Any, where: str) -> Any:
                 try:
                     key = int(k)
                 except ValueError:
-                    raise RecordError(f"{where}.{k}", "expected a whole-number key") from None
-            out[key] = _read(value_type, v, f"{where}.{k}")
+                    raise RecordError(f"{where}.{k}".lstrip("."), "expected a whole-number key") from None
+            out[key] = _read(value_type, v, f"{where}.{k}".lstrip("."))
         return out
     return _read_scalar(tp, data, where)
 
@@ -139,19 +184,23 @@ def _read_record(cls: type, data: Any, where: str) -> Any:
         raise RecordError(where, f"expected an object, found {_kind(data)}")
     hints = _hints(cls)
     fields = dataclasses.fields(cls)
-    names = {f.name for f in fields}
+    names = {f.name for f in fields if not f.metadata.get("rest")}
     unknown = [k for k in data if k not in names]
-    if unknown:
-        raise RecordError(f"{where}.{unknown[0]}".lstrip("."), "unknown field")
     values = {}
     for f in fields:
         path = f"{where}.{f.name}".lstrip(".")
+        if f.metadata.get("rest"):
+            values[f.name] = _read(hints[f.name], {k: data[k] for k in unknown}, where)
+            unknown = []
+            continue
         if f.name not in data:
             if f.metadata.get("omit_if_none"):
                 values[f.name] = None
                 continue
             raise RecordError(path, "missing")
         values[f.name] = _read(hints[f.name], data[f.name], path)
+    if unknown:
+        raise RecordError(f"{where}.{unknown[0]}".lstrip("."), "unknown field")
     return cls(**values)
 
 
