@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from airhockey.paths import check_output_file
+from airhockey.writing import commit, disk_errors, fresh_temp
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 MIN_FONT_PX = 11
@@ -62,6 +63,9 @@ def write_video(frames: Sequence[NDArray[np.uint8]], path: str | Path, fps: floa
 
     Returns:
         The path written.
+
+    Raises:
+        UserError: the disk is full (nothing is left behind), or the temporary name is taken.
     """
     from moviepy import ImageSequenceClip
 
@@ -76,8 +80,14 @@ def write_video(frames: Sequence[NDArray[np.uint8]], path: str | Path, fps: floa
     big = [np.repeat(np.repeat(f, scale, axis=0), scale, axis=1) for f in frames]
     path.parent.mkdir(parents=True, exist_ok=True)
     clip = ImageSequenceClip(big, fps=fps)
-    if path.suffix.lower() == ".gif":
-        clip.write_gif(str(path), fps=fps, logger=None)
-    else:
-        clip.write_videofile(str(path), fps=fps, codec="libx264", audio=False, logger=None)
+    # moviepy writes by name: into a temporary file of this process (never a planted link), with
+    # the suffix that picks the format, renamed over ``path`` when complete.
+    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
+    with disk_errors(path, tmp):
+        fresh_temp(tmp)
+        if path.suffix.lower() == ".gif":
+            clip.write_gif(str(tmp), fps=fps, logger=None)
+        else:
+            clip.write_videofile(str(tmp), fps=fps, codec="libx264", audio=False, logger=None)
+        commit(tmp, path)
     return path

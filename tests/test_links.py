@@ -52,6 +52,27 @@ def test_write_json_replaces_a_planted_link_without_following_it(
     assert not (tmp_path / "out" / "results.json.tmp").exists()
 
 
+@pytest.mark.parametrize(
+    ("name", "video"),
+    [
+        ("clip.tmp.gif", "clip.gif"),
+        ("clip.gif", "clip.gif"),
+        ("clip.tmp.mp4", "clip.mp4"),
+        ("clip.mp4", "clip.mp4"),
+    ],
+)
+def test_videos_never_follow_a_planted_link(tmp_path: Path, outside: Path, name: str, video: str) -> None:
+    from airhockey.video import write_video
+
+    plant(tmp_path / "out", name, outside)
+    frames = [np.full((16, 16, 3), 40 * t, np.uint8) for t in range(4)]
+    write_video(frames, tmp_path / "out" / video, fps=10)
+    assert outside.read_text() == SECRET
+    written = tmp_path / "out" / video
+    assert written.is_file() and not written.is_symlink() and written.stat().st_size > 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [video]
+
+
 @pytest.mark.parametrize("name", ["last.pt.tmp", "last.pt"])
 def test_checkpoints_never_follow_a_planted_link(tmp_path: Path, outside: Path, name: str) -> None:
     plant(tmp_path / "run", name, outside)

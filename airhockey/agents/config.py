@@ -1,8 +1,10 @@
-"""The agent's settings, without torch: PPO hyperparameters (loaded from ``hyperparams/ppo.yml`` by env
-id), a training run's ``TrainConfig``, and the seed ranges of training and evaluation."""
+"""The agent's settings, without torch: PPO hyperparameters (loaded by env id from ``hyperparams/ppo.yml``,
+a file in rl-baselines3-zoo's format), a training run's ``TrainConfig``, and the seed ranges of
+training and evaluation."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import typing
 from collections.abc import Iterable
@@ -93,6 +95,11 @@ class PPOHyperparams:
         """
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(values) - set(names))
+        if "tensorboard_log" in unknown:
+            raise UserError(
+                "tensorboard_log is not a hyperparameter: training writes TensorBoard logs into the run "
+                "folder's tb/ by itself when the 'tensorboard' extra is installed"
+            )
         if unknown:
             raise UserError(f"unknown hyperparameter(s) {unknown} in {source}; known: {names}")
         missing = [name for name in names if name not in values]
@@ -186,15 +193,45 @@ def _coerce(name: str, hint: Any, value: Any, source: str) -> Any:
     raise TypeError(f"no coercion for hyperparameter {name} of type {hint}")
 
 
+ZOO_KEYS = (
+    "n_timesteps",
+    "policy",
+    "n_envs",
+    "n_steps",
+    "batch_size",
+    "n_epochs",
+    "learning_rate",
+    "gamma",
+    "gae_lambda",
+    "clip_range",
+    "ent_coef",
+    "vf_coef",
+    "max_grad_norm",
+    "target_kl",
+    "normalize",
+    "policy_kwargs",
+)
+"""The keys of an entry of ``hyperparams/ppo.yml``, in rl-baselines3-zoo's format; all are required."""
+NORMALIZE_KEYS = ("norm_obs", "norm_reward", "clip_obs")
+POLICY_KWARGS_KEYS = ("net_arch", "activation_fn", "log_std_init")
+ZOO_ACTIVATIONS = {"nn.Tanh": "tanh", "nn.ReLU": "relu"}
+
+
 def load_hyperparams(env_id: str = airhockey.ENV_ID, path: Path = HYPERPARAMS_PATH) -> PPOHyperparams:
-    """Reads the hyperparameters of ``env_id``: the file's ``default`` entry updated by the env's own.
+    """Reads the hyperparameters of ``env_id`` from a file in rl-baselines3-zoo's format.
+
+    As the zoo does, an env's entry is taken whole, and an env without one takes the ``default``
+    entry. The zoo's string forms are parsed, never evaluated: ``learning_rate`` is a number or
+    ``lin_<start>`` (decaying linearly to 0 over the run), ``normalize`` and ``policy_kwargs`` are
+    ``dict(name=value, ...)`` strings (or mappings) whose ``activation_fn`` is ``nn.Tanh`` or
+    ``nn.ReLU``. ``n_timesteps`` is checked but not used: training takes its own step budget.
 
     Args:
-        env_id: a key of the file; an env with no entry gets ``default``.
-        path: a YAML file keyed by env id, each entry a mapping of field names to values.
+        env_id: a key of the file.
+        path: a YAML file keyed by env id, each entry holding every key of ``ZOO_KEYS``.
 
     Raises:
-        UserError: when the file is missing or malformed, or a value is unknown or mistyped.
+        UserError: when the file is missing or malformed, or a value is unknown, missing or mistyped.
     """
     import yaml
 
@@ -202,10 +239,78 @@ def load_hyperparams(env_id: str = airhockey.ENV_ID, path: Path = HYPERPARAMS_PA
         table = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as err:
         raise UserError(f"cannot read hyperparameters from {path}: {err}".replace("\n", " ")) from None
-    if not isinstance(table, dict) or not isinstance(table.get("default"), dict):
-        raise UserError(f"{path} must map env ids to hyperparameters and hold a 'default' entry")
-    values = {**table["default"], **(table.get(env_id) or {})}
-    return PPOHyperparams.from_dict(values, f"{path} ({env_id})")
+    if not isinstance(table, dict) or not all(isinstance(entry, dict) for entry in table.values()):
+        raise UserError(f"{path} must map env ids to hyperparameter entries (rl-baselines3-zoo's format)")
+    entry = table.get(env_id, table.get("default"))
+    if entry is None:
+        raise UserError(f"{path} has no entry for {env_id} and no 'default' entry; add one")
+    return _from_zoo(entry, f"{path} ({env_id})")
+
+
+def _from_zoo(entry: dict[str, Any], source: str) -> PPOHyperparams:
+    """Translates one zoo entry into ``PPOHyperparams`` (see ``load_hyperparams``)."""
+    unknown = sorted(set(entry) - set(ZOO_KEYS))
+    if unknown:
+        raise UserError(f"unknown hyperparameter(s) {unknown} in {source}; known: {list(ZOO_KEYS)}")
+    missing = [key for key in ZOO_KEYS if key not in entry]
+    if missing:
+        raise UserError(f"hyperparameter(s) {missing} missing from {source}")
+    steps = entry["n_timesteps"]
+    if isinstance(steps, bool) or not isinstance(steps, int | float) or not steps >= 1:
+        raise UserError(f"hyperparameter n_timesteps in {source} must be a number of steps, got {steps!r}")
+    rate, rate_end = entry["learning_rate"], None
+    if isinstance(rate, str) and rate.startswith("lin_"):
+        rate, rate_end = rate.removeprefix("lin_"), 0.0
+    normalize = _dict_call(entry["normalize"], "normalize", NORMALIZE_KEYS, source)
+    kwargs = _dict_call(entry["policy_kwargs"], "policy_kwargs", POLICY_KWARGS_KEYS, source)
+    activation = kwargs["activation_fn"]
+    if activation not in ZOO_ACTIVATIONS:
+        raise UserError(
+            f"hyperparameter policy_kwargs in {source}: activation_fn must be one of "
+            f"{list(ZOO_ACTIVATIONS)}, got {activation!r}"
+        )
+    copied = ("policy", "n_envs", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range")
+    values = {
+        **{key: entry[key] for key in copied},
+        **{key: entry[key] for key in ("ent_coef", "vf_coef", "max_grad_norm", "target_kl")},
+        "learning_rate": rate,
+        "learning_rate_end": rate_end,
+        **normalize,
+        "net_arch": kwargs["net_arch"],
+        "activation_fn": ZOO_ACTIVATIONS[activation],
+        "log_std_init": kwargs["log_std_init"],
+    }
+    return PPOHyperparams.from_dict(values, source)
+
+
+def _dict_call(value: Any, key: str, names: tuple[str, ...], source: str) -> dict[str, Any]:
+    """Reads a zoo ``dict(name=value, ...)`` string (or a mapping) with exactly ``names`` as keys,
+    without evaluating it; ``nn.<Name>`` values are returned as the strings ``"nn.<Name>"``."""
+    form = "dict(" + ", ".join(f"{name}=..." for name in names) + ")"
+    bad = UserError(f"hyperparameter {key} in {source} must look like '{form}', got {value!r}")
+    if isinstance(value, str):
+        try:
+            call = ast.parse(value.strip(), mode="eval").body
+        except SyntaxError:
+            raise bad from None
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "dict"):
+            raise bad
+        if call.args or any(keyword.arg is None for keyword in call.keywords):
+            raise bad
+        try:
+            value = {keyword.arg: _literal(keyword.value) for keyword in call.keywords}
+        except ValueError:
+            raise bad from None
+    if not isinstance(value, dict) or sorted(value) != sorted(names):
+        raise bad
+    return value
+
+
+def _literal(node: ast.expr) -> Any:
+    """A Python literal, or ``nn.<Name>`` as a string. Raises ValueError on anything else."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "nn":
+        return f"nn.{node.attr}"
+    return ast.literal_eval(node)
 
 
 @dataclass

@@ -5,6 +5,10 @@ was trained with (``<name>.zip``, ``<name>_vecnormalize.pkl``); both unpickle Py
 loaded, so load only files you trust. Training also writes the deterministic actor as plain arrays
 (``<name>_actor.npz``, see ``airhockey.agents.actor``), which ``airhockey generate`` reads without
 torch and without unpickling anything.
+
+A run folder of rl-baselines3-zoo (``logs/ppo/AirHockey-v0_1/``) is read as it is: its model
+``AirHockey-v0.zip`` (or ``best_model.zip``, given as a path) with the statistics the zoo saves in
+``AirHockey-v0/vecnormalize.pkl``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import airhockey
 from airhockey.errors import UserError
 
 BUNDLED = "bundled"
@@ -26,12 +31,23 @@ BUNDLED_MODEL = BUNDLED_MODELS[BUNDLED]
 MODEL_FILE = "model.zip"
 """The final model's name in a run folder."""
 STATS_SUFFIX = "_vecnormalize.pkl"
+ZOO_MODEL_FILE = f"{airhockey.ENV_ID}.zip"
+"""The final model's name in an rl-baselines3-zoo run folder."""
+ZOO_STATS = Path(airhockey.ENV_ID) / "vecnormalize.pkl"
+"""Where an rl-baselines3-zoo run folder holds its VecNormalize statistics."""
 ACTOR_SUFFIX = "_actor.npz"
 
 
 def stats_path(model_path: Path) -> Path:
     """The VecNormalize statistics saved beside a model zip: ``a/b.zip`` -> ``a/b_vecnormalize.pkl``."""
     return model_path.with_name(model_path.stem + STATS_SUFFIX)
+
+
+def _found_stats(model_path: Path) -> Path:
+    """The statistics of a model zip: ``stats_path``'s file, or where the zoo saves them (``ZOO_STATS``
+    in the model's folder) when only that exists."""
+    own, zoo = stats_path(model_path), model_path.parent / ZOO_STATS
+    return zoo if not own.is_file() and zoo.is_file() else own
 
 
 def actor_path(model_path: Path) -> Path:
@@ -67,7 +83,8 @@ def bundled_for(targets: str) -> str:
 
 
 def find_policy_files(policy: str | Path) -> PolicyFiles:
-    """Resolves ``"bundled"``, ``"bundled-all"``, a run folder or a model zip to the agent's two files.
+    """Resolves ``"bundled"``, ``"bundled-all"``, a run folder (this package's or rl-baselines3-zoo's)
+    or a model zip to the agent's two files.
 
     Raises:
         UserError: when a file is missing.
@@ -82,12 +99,18 @@ def find_policy_files(policy: str | Path) -> PolicyFiles:
     else:
         path = Path(policy).expanduser()
         model = path / MODEL_FILE if path.is_dir() else path
+        if path.is_dir() and not model.is_file() and (path / ZOO_MODEL_FILE).is_file():
+            model = path / ZOO_MODEL_FILE
         if not model.is_file():
-            where = f"run folder {path} holds no {MODEL_FILE}" if path.is_dir() else f"{path} does not exist"
+            where = (
+                f"run folder {path} holds no {MODEL_FILE} (nor a zoo run's {ZOO_MODEL_FILE})"
+                if path.is_dir()
+                else f"{path} does not exist"
+            )
             raise UserError(
                 f"cannot load policy: {where}; pass 'bundled', 'bundled-all', a run folder or a model .zip"
             )
-    stats = stats_path(model)
+    stats = _found_stats(model)
     if not stats.is_file():
         raise UserError(f"cannot load policy {model}: its normalisation statistics {stats.name} are missing")
     return PolicyFiles(model, stats)

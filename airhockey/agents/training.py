@@ -5,6 +5,9 @@ A run folder holds everything needed to reproduce, resume and reload the run::
     config.json                   the resolved TrainConfig (hyperparameters included) and versions
     command.txt                   the command line of each session that trained it
     eval.csv                      one row per evaluation on the validation seeds (runlog.EvalRow)
+    tb/                           TensorBoard event files of stable-baselines3's logger (rollout/,
+                                  time/, train/) and of the evaluations (eval/), with the
+                                  ``tensorboard`` extra
     curve.png                     success rate against env steps and wall-clock time
     model.zip                     the final model ...
     model_vecnormalize.pkl        ... and its VecNormalize statistics (load with load_policy(run))
@@ -37,6 +40,7 @@ import stable_baselines3
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger, make_output_format
 from stable_baselines3.common.vec_env import VecNormalize
 from tqdm import tqdm
 
@@ -48,6 +52,7 @@ from airhockey.agents.files import PolicyFiles
 from airhockey.agents.policy import MODEL_FILE, AgentPolicy, one_torch_thread, stats_path
 from airhockey.agents.vec_env import ParallelVecEnv, training_venv
 from airhockey.errors import UserError
+from airhockey.tblog import TB_DIR, available, note_missing
 from airhockey.writing import atomic_file, open_append, write_atomic
 
 CONFIG_FILE = "config.json"
@@ -149,6 +154,10 @@ class _RunCallback(BaseCallback):
             _write_atomic(self.config.out / BEST_DIR / STATE_FILE, json.dumps(best))
             self.best_rate = row.success_rate
         self.last_eval = timesteps
+        self.logger.record("eval/success_rate", row.success_rate)
+        self.logger.record("eval/mean_return", row.mean_return)
+        self.logger.record("eval/mean_length", row.mean_length)
+        self.logger.dump(timesteps)
         self.eval_seconds += time.perf_counter() - begin
         if self.bar is not None:
             self.bar.set_postfix(success=f"{row.success_rate:.0%}", refresh=False)
@@ -186,6 +195,11 @@ def train(config: TrainConfig, command: str | None = None) -> TrainSummary:
         ) as base_venv,
     ):
         model, venv = _build_model(config, base_venv, resume=resume_state is not None)
+        if available():
+            tb = str(out / TB_DIR)
+            model.set_logger(Logger(tb, [make_output_format("tensorboard", tb)]))
+        else:
+            note_missing()
         env_seed = _train_env_seed(config.seed, start)
         # PPO seeds the global generators and the envs from the run seed; a resumed session must
         # not replay the first session's randomness, and the envs take seeds above the eval range.
@@ -195,12 +209,15 @@ def train(config: TrainConfig, command: str | None = None) -> TrainSummary:
         best_rate = _best(out, start)["success_rate"] if resume_state else -1.0
         callback = _RunCallback(config, venv, wall_offset, start if resume_state else -1, best_rate)
         learn_start = time.perf_counter()
-        model.learn(
-            config.timesteps - start,
-            callback=callback,
-            reset_num_timesteps=resume_state is None,
-            progress_bar=False,
-        )
+        try:
+            model.learn(
+                config.timesteps - start,
+                callback=callback,
+                reset_num_timesteps=resume_state is None,
+                progress_bar=False,
+            )
+        finally:
+            model.logger.close()  # flushes the event files
         learn_seconds = time.perf_counter() - learn_start - callback.eval_seconds
         _save(model, venv, out / MODEL_FILE)
 

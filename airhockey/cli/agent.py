@@ -17,7 +17,8 @@ PolicyOption = Annotated[
     str | None,
     typer.Option(
         help="'bundled' or 'bundled-all' (the shipped agents, for targets leftright and all), a run "
-        "folder or a model .zip; default: the bundled agent for --targets. "
+        "folder (this package's or rl-baselines3-zoo's) or a model .zip; default: the bundled agent for "
+        "--targets. "
         "Loading unpickles the files, which can run code: pass only files you trust.",
         show_default=False,
     ),
@@ -52,13 +53,18 @@ def agent_train(
     ] = TrainConfig.eval_episodes,
     hp: Annotated[
         list[str] | None,
-        typer.Option(help="Override a hyperparameter of agents/hyperparams/ppo.yml: NAME=VALUE; repeatable."),
+        typer.Option(
+            help="Override a hyperparameter (a PPOHyperparams field, see docs/agent.md): NAME=VALUE; "
+            "repeatable."
+        ),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = TrainConfig.progress_bar,
 ) -> None:
-    """Train PPO into a run folder: config, command, eval CSV, curve, checkpoints, model and stats."""
+    """Train PPO into a run folder: config, command, eval CSV, curve, checkpoints, model and stats,
+    and TensorBoard logs in tb/ with the 'tensorboard' extra."""
     from airhockey.agents import load_hyperparams, train
     from airhockey.learn.device import check_device
+    from airhockey.tblog import available
 
     check_device(device)  # stable-baselines3 would fall back to the CPU without a word
     config = TrainConfig(
@@ -86,8 +92,9 @@ def agent_train(
         f"best validation success {best['success_rate']:.1%} at {int(best['timesteps']):,} steps "
         f"({best['wall_seconds'] / 60:.1f} min): {out}/best/ (load it with --policy {out}/best)"
     )
+    logs = ", tb/" if available() else ""
     typer.echo(
-        f"wrote {out}/ (model.zip, model_vecnormalize.pkl, model_actor.npz, best/, eval.csv, curve.png)"
+        f"wrote {out}/ (model.zip, model_vecnormalize.pkl, model_actor.npz, best/, eval.csv, curve.png{logs})"
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -16,9 +16,14 @@ from typer.core import TyperGroup
 
 from airhockey.backends import Backend
 from airhockey.errors import UserError
+from airhockey.extras import missing_extra_error
 from airhockey.learn.protocol.results import Results
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+STAGE_EXTRAS = {"generate": "data", "pipeline": "all"}
+"""The extra of each top-level command not named after its extra (``agent``, ``data``, ``learn`` are):
+named when a module it needs is missing and several extras install it."""
 
 
 def user_errors(fn: F) -> F:
@@ -42,13 +47,27 @@ def user_errors(fn: F) -> F:
 
 class OneLineErrors(TyperGroup):
     """The root command group: a mistake in the options themselves (click's usage errors: a missing,
-    unknown or malformed option) ends, as the commands' own errors do, in one line on stderr, exit 2."""
+    unknown or malformed option) ends, as the commands' own errors do, in one line on stderr, exit 2.
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    So does a command whose stage needs an extra that is not installed: ``error: <command> needs the
+    '<extra>' extra: pip install "airhockey[<extra>]"`` (``airhockey.extras``), exit 2.
+    """
+
+    def main(
+        self, args: Sequence[str] | None = None, *rest: Any, standalone_mode: bool = True, **kwargs: Any
+    ) -> Any:
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, *rest, standalone_mode=False, **kwargs)
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(args, *rest, standalone_mode=False, **kwargs)
+        except ModuleNotFoundError as err:
+            command = self.subcommand_names(sys.argv[1:] if args is None else list(args))
+            stage = STAGE_EXTRAS.get(command[0], command[0]) if command else None
+            missing = missing_extra_error(err, " ".join(command) or "this command", prefer=stage)
+            if missing is None:
+                raise
+            typer.echo(f"error: {missing}", err=True)
+            sys.exit(2)
         except typer.Abort:
             typer.echo("Aborted!", err=True)
             sys.exit(1)
@@ -64,6 +83,17 @@ class OneLineErrors(TyperGroup):
             typer.echo(f"error: {' '.join(err.format_message().split())}{where}", err=True)
             sys.exit(err.exit_code)
         sys.exit(code if isinstance(code, int) else 0)
+
+    def subcommand_names(self, args: Sequence[str]) -> list[str]:
+        """The names of the (sub-)commands that ``args`` start with: ``["learn", "pretext"]``."""
+        names: list[str] = []
+        group: Any = self
+        for word in args:
+            group = getattr(group, "commands", {}).get(word)
+            if group is None:
+                break
+            names.append(word)
+        return names
 
 
 def _one_line(err: BaseException) -> str:

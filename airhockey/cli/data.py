@@ -22,7 +22,8 @@ from airhockey.cli.common import (
 from airhockey.generate.config import GenerateConfig, ShapesConfig
 
 data_app = typer.Typer(
-    help="Inspect, verify and preview generated datasets; write the moving-shapes sanity set.",
+    help="Inspect, verify, preview and export generated datasets, or view many episodes on one page; "
+    "write the moving-shapes sanity set.",
     no_args_is_help=True,
 )
 WidthOption = Annotated[int, typer.Option(min=16, help="Frame width in pixels.")]
@@ -130,6 +131,59 @@ def data_preview(
     from airhockey.generate import preview_episode
 
     typer.echo(f"wrote {preview_episode(path, episode, out)}")
+
+
+@data_app.command("gallery")
+@user_errors
+def data_gallery(
+    path: Annotated[Path, typer.Argument(help="Dataset directory or shard file.")],
+    out: Annotated[Path, typer.Option(help="The page to write: an .html file.")] = Path("gallery.html"),
+    episodes: Annotated[
+        int, typer.Option(min=1, help="At most this many episodes, drawn at random (bounds the page's size).")
+    ] = 48,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the draw of episodes.")] = 0,
+) -> None:
+    """Write one self-contained HTML page of episodes as looping clips with label, button hit and
+    strike/hit frames, filterable by label."""
+    from airhockey.generate.gallery import write_gallery
+
+    page = write_gallery(path, out, episodes=episodes, seed=seed)
+    counts = ", ".join(f"{name} {count}" for name, count in page.counts.items())
+    typer.echo(f"wrote {page.out}: {page.shown} of {page.total} episodes ({counts}), {page.size:,} bytes")
+
+
+@data_app.command("export")
+@user_errors
+def data_export(
+    path: Annotated[Path, typer.Argument(help="Dataset directory of 'airhockey generate'.")],
+    out: Annotated[Path, typer.Argument(help="Directory to write (new or empty).")],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="'minari' (a Minari datasets root: MINARI_DATASETS_PATH=OUT) or 'hf' (Hugging Face "
+            "datasets, save_to_disk). Needs the 'export' extra. No 'lerobot': its library requires an "
+            "older torch.",
+        ),
+    ],
+    dataset_id: Annotated[
+        str | None,
+        typer.Option(
+            help="With --to minari: the dataset id, namespace/name-vN. Default: airhockey/<DATA's name>-v0.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Export every episode, replayed from its seed, with frames bit for bit, labels, events,
+    actions, rewards, terminations and the frame rate, for Minari or Hugging Face datasets."""
+    from airhockey.generate.export import export_dataset
+
+    done = export_dataset(path, to, out, dataset_id)
+    if done.format == "minari":
+        how = f"MINARI_DATASETS_PATH={done.out} and minari.load_dataset({done.dataset_id!r})"
+    else:
+        how = f"datasets.load_from_disk({str(done.out)!r})"
+    typer.echo(f"wrote {done.out}/: {done.episodes} episodes at {done.fps:g} fps; read it with {how}")
 
 
 # `data shapes`, not `generate shapes`: `generate OUT_DIR` reads its first word as the directory, so a

@@ -29,6 +29,13 @@ learn_app = typer.Typer(
     help="Self-supervised pretext training and direction classifiers.", no_args_is_help=True
 )
 DataArgument = Annotated[Path, typer.Argument(help="Dataset directory written by 'airhockey generate'.")]
+PrecisionOption = Annotated[
+    str,
+    typer.Option(
+        help="Numeric precision: fp32 (reproducible on CPU), bf16 (a CPU with bfloat16 instructions, "
+        "or a GPU), tf32 or fp16 (CUDA only). Losses and scores stay float32."
+    ),
+]
 
 
 def build_method(name: str, settings: list[str] | None) -> Any:
@@ -101,6 +108,7 @@ def learn_pretext(
         PretextConfig.seed
     ),
     device: DeviceOption = PretextConfig.device,
+    precision: PrecisionOption = PretextConfig.precision,
     resume: Annotated[
         bool, typer.Option(help="Continue the run in --out where it stopped, with its own settings.")
     ] = False,
@@ -145,6 +153,7 @@ def learn_pretext(
         device=device,
         workers=workers,
         frozen_encoder=frozen_encoder,
+        precision=precision,
     )
     given = method is not None or bool(settings)
     chosen = build_method(method or DEFAULT_METHOD, settings) if given or not resume else None
@@ -197,6 +206,7 @@ def learn_classify(
         ClassifyConfig.seed
     ),
     device: DeviceOption = ClassifyConfig.device,
+    precision: PrecisionOption = ClassifyConfig.precision,
     epochs: Annotated[
         int, typer.Option(min=1, help="Epochs in all, frozen ones included.")
     ] = ClassifyConfig.epochs,
@@ -232,6 +242,12 @@ def learn_classify(
     hidden: Annotated[int, typer.Option(min=1, help="Units of the classifier's hidden layer.")] = (
         CompareConfig.hidden
     ),
+    val_max_frames: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Validate each epoch on at most this many frames, evenly spaced. Default: all."
+        ),
+    ] = ClassifyConfig.val_max_frames,
     split_seed: Annotated[
         int, typer.Option(min=0, help="Seed of the train/val/test split, without --pretext.")
     ] = PretextConfig.split_seed,

@@ -26,6 +26,9 @@ from airhockey.ranges import SEED_MAX, Range, check_fields, replace_derived, set
 
 THRESHOLD = 0.9
 """The accuracy that "converged" and "frames needed" refer to in comparisons and reports."""
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+"""The numeric precisions of training and evaluation (``learn.device``): fp32 everywhere; tf32 and
+fp16 on CUDA only; bf16 on a CPU with bfloat16 instructions or a GPU."""
 
 T = TypeVar("T")
 
@@ -109,6 +112,10 @@ class PretextConfig:
     """Torch device: 'cpu' (reproducible), 'cuda' or 'cuda:N'."""
     workers: Annotated[int, Range(0, 256)] = 0
     """DataLoader worker processes, 0-256 (0 loads in the training process)."""
+    precision: str = "fp32"
+    """Numeric precision of training and validation, one of ``PRECISIONS`` (``learn.device``): 'fp32'
+    (float32, reproducible on CPU and the same on every device), 'bf16' (forward passes in bfloat16
+    where the CPU or GPU has it), 'tf32' or 'fp16' (CUDA only). Losses and metrics stay float32."""
     frozen_encoder: bool = False
     """Keep every encoder of the model (each ``VideoEncoder`` in it) at its random initial weights
     and train the rest (the method's head) alone: how much of the pretext task a head solves on
@@ -118,6 +125,7 @@ class PretextConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        check_precision_name(self.precision)
 
 
 RESUMABLE = frozenset({"steps", "epochs", "minutes", "patience", "device", "workers"})
@@ -163,13 +171,20 @@ class ClassifyConfig:
     select_best: bool = True
     """Keep the weights of the epoch with the best validation accuracy (validation episodes are
     never tested on); False keeps the last epoch's."""
+    val_max_frames: Annotated[int, Range(1, 10**8)] | None = None
+    """Validate each epoch on at most this many validation frames, a fixed subsample spread evenly
+    over them (the same every epoch and for every seed); None (the default) validates on all."""
     seed: Annotated[int, Range(0, SEED_MAX)] = 0
     """Seed of the initial weights, the order of the frames and dropout."""
     device: str = "cpu"
     """Torch device: 'cpu' (reproducible), 'cuda' or 'cuda:N'."""
+    precision: str = "fp32"
+    """Numeric precision of training, validation and testing, one of ``PRECISIONS``
+    (``learn.device``); losses and scores stay float32."""
 
     def __post_init__(self) -> None:
         check_fields(self)
+        check_precision_name(self.precision)
         if self.freeze_epochs is None:
             set_derived(self, "freeze_epochs", min(FREEZE_EPOCHS, self.epochs - 1))
         elif self.freeze_epochs > self.epochs:
@@ -279,6 +294,17 @@ class CompareConfig:
         if arm == SCRATCH and self.scratch_schedule == "unfrozen":
             training = dataclasses.replace(training, freeze_epochs=0, encoder_lr=training.lr)
         return training
+
+
+def check_precision_name(precision: str) -> None:
+    """Checks that ``precision`` is one of ``PRECISIONS`` (whether the hardware runs it is
+    ``learn.device.check_precision``'s check).
+
+    Raises:
+        ValueError: for another name.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
 
 def most_training_episodes(episodes: int, classes: int) -> int:

@@ -8,13 +8,22 @@
     clips = ClipDataset(episodes, clip_length=10, episodes=split.train)  # item: (T, 3, H, W) float
     frames = FrameDataset(episodes, episodes=split.val)                 # item: dict, see below
 
+Both take, as torchvision's datasets do, ``dtype`` (``"float32"``: values in [0, 1], the default;
+``"uint8"``: the stored bytes, what torchvision's v2 transforms take as an image or video) and
+``transform``, a callable applied to each item's frames tensor (a clip's (T, 3, H, W), a frame's
+(3, H, W)); a ``torchvision.transforms.v2`` pipeline works as it is:
+
+    clips = ClipDataset("data", 10, dtype="uint8",
+                        transform=v2.Compose([v2.RandomCrop(56), v2.ToDtype(torch.float32, scale=True)]))
+
 Both are safe with ``DataLoader(num_workers > 0)``: they hold the shard paths, not open files, and
-each worker process opens its own handles on first use.
+each worker process opens its own handles on first use (with the ``spawn`` start method the
+transform must pickle: a module-level function or a torchvision transform, not a lambda).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,12 +32,45 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from torch.utils.data import Dataset
 
+from airhockey.errors import UserError
 from airhockey.generate.shards import EpisodeShards, open_shards
 
+DTYPES = ("float32", "uint8")
+"""The element types a dataset's frames can have: float32 in [0, 1], or the stored uint8 bytes."""
 
-def frames_to_tensor(frames: NDArray[np.uint8]) -> torch.Tensor:
-    """(..., H, W, 3) uint8 frames -> (..., 3, H, W) float32 in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3).contiguous().float().div_(255.0)
+Transform = Callable[[torch.Tensor], torch.Tensor]
+"""A per-item transform of a frames tensor, (..., 3, H, W) -> anything the training loop takes."""
+
+
+def frames_to_tensor(frames: NDArray[np.uint8], dtype: str = "float32") -> torch.Tensor:
+    """(..., H, W, 3) uint8 frames -> (..., 3, H, W): float32 in [0, 1], or uint8 with ``dtype="uint8"``."""
+    pixels = torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3).contiguous()
+    return pixels if dtype == "uint8" else pixels.float().div_(255.0)
+
+
+def checked_dtype(dtype: str | torch.dtype) -> str:
+    """``dtype`` as one of ``DTYPES``; torch's ``torch.uint8`` and ``torch.float32`` are accepted too.
+
+    Raises:
+        UserError: for any other value.
+    """
+    name = str(dtype).removeprefix("torch.")
+    if name not in DTYPES:
+        raise UserError(f"dtype must be 'float32' or 'uint8', got {dtype!r}")
+    return name
+
+
+def checked_transform(transform: Transform | None) -> Transform | None:
+    """``transform`` if it is None or callable.
+
+    Raises:
+        UserError: for anything else.
+    """
+    if transform is not None and not callable(transform):
+        raise UserError(
+            f"transform must be a callable taking a frames tensor, got {type(transform).__name__}"
+        )
+    return transform
 
 
 @dataclass(frozen=True)
@@ -69,21 +111,33 @@ def split_episodes(
     return EpisodeSplit(train.astype(np.int64), val.astype(np.int64), test.astype(np.int64))
 
 
-def _episodes(source: str | Path | EpisodeShards) -> EpisodeShards:
-    return source if isinstance(source, EpisodeShards) else open_shards(source)
+def _episodes(source: str | Path | Sequence[str | Path] | EpisodeShards) -> EpisodeShards:
+    """Opened episodes: paths (a dataset, a shard, a list of shards) are opened with ``open_shards``;
+    anything else is taken to have ``EpisodeShards``' reading interface (``frames``, ``table``)."""
+    if isinstance(source, (str, Path, list, tuple)):
+        return open_shards(source)
+    return source
 
 
 class ClipDataset(Dataset):
     """Clips of ``clip_length`` consecutive frames from within single episodes, for next-frame prediction.
 
-    Item ``i`` is a float32 tensor (T, 3, H, W) in [0, 1]. Clips start every ``stride`` frames
-    (0, stride, 2 stride, ...) in every episode at least ``clip_length`` frames long.
+    Item ``i`` is a tensor (T, 3, H, W): float32 in [0, 1], or uint8 with ``dtype="uint8"``, passed
+    through ``transform`` when one is given. Clips start every ``stride`` frames (0, stride,
+    2 stride, ...) in every episode at least ``clip_length`` frames long.
 
     Args:
         source: a dataset directory or shard file, or episodes from ``open_shards``.
         clip_length: frames per clip (T).
         episodes: dataset-wide indices of the episodes to use (default: all).
         stride: frames between the starts of successive clips of an episode.
+        dtype: ``"float32"`` or ``"uint8"`` (``torch.float32`` and ``torch.uint8`` work too).
+        transform: a callable applied to each clip tensor (T, 3, H, W), e.g. a torchvision v2
+            transform, which draws one set of random parameters for all T frames.
+
+    Raises:
+        ValueError: for a non-positive ``clip_length`` or ``stride``, an unknown ``dtype`` or a
+            ``transform`` that is not callable.
     """
 
     def __init__(
@@ -92,9 +146,15 @@ class ClipDataset(Dataset):
         clip_length: int,
         episodes: Sequence[int] | NDArray[np.int64] | None = None,
         stride: int = 1,
+        dtype: str | torch.dtype = "float32",
+        transform: Transform | None = None,
     ) -> None:
         if clip_length < 1 or stride < 1:
             raise ValueError(f"clip_length and stride must be positive, got {clip_length} and {stride}")
+        self.dtype = checked_dtype(dtype)
+        """The clips' element type: ``"float32"`` or ``"uint8"``."""
+        self.transform = checked_transform(transform)
+        """The callable applied to each clip, or None."""
         self.episodes = _episodes(source)
         self.clip_length = clip_length
         lengths = self.episodes.table()["length"]
@@ -112,16 +172,17 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         episode, start = (int(v) for v in self.index[i])
-        return frames_to_tensor(
-            self.episodes.frames(episode, start, start + self.clip_length)
-        )  # (T, 3, H, W)
+        frames = self.episodes.frames(episode, start, start + self.clip_length)
+        clip = frames_to_tensor(frames, self.dtype)  # (T, 3, H, W)
+        return clip if self.transform is None else self.transform(clip)
 
 
 class FrameDataset(Dataset):
     """Single frames with their episode's label and their place in the episode, for classifiers.
 
     Item ``i`` is a dict:
-        ``frame``: float32 (3, H, W) in [0, 1];
+        ``frame``: (3, H, W), float32 in [0, 1] or uint8 with ``dtype="uint8"``, passed through
+            ``transform`` when one is given;
         ``label``: int64, the episode's class (see ``label_names``);
         ``episode``: int64, the episode's dataset-wide index;
         ``frame_index``: int64, the frame's index in its episode;
@@ -132,13 +193,25 @@ class FrameDataset(Dataset):
     Args:
         source: a dataset directory or shard file, or episodes from ``open_shards``.
         episodes: dataset-wide indices of the episodes to use (default: all).
+        dtype: ``"float32"`` or ``"uint8"`` (``torch.float32`` and ``torch.uint8`` work too).
+        transform: a callable applied to each item's ``frame`` (3, H, W), e.g. a torchvision v2
+            transform; the other fields are left as they are.
+
+    Raises:
+        ValueError: for an unknown ``dtype`` or a ``transform`` that is not callable.
     """
 
     def __init__(
         self,
         source: str | Path | EpisodeShards,
         episodes: Sequence[int] | NDArray[np.int64] | None = None,
+        dtype: str | torch.dtype = "float32",
+        transform: Transform | None = None,
     ) -> None:
+        self.dtype = checked_dtype(dtype)
+        """The frames' element type: ``"float32"`` or ``"uint8"``."""
+        self.transform = checked_transform(transform)
+        """The callable applied to each item's frame, or None."""
         self.episodes = _episodes(source)
         table = self.episodes.table()
         self.episodes.close()
@@ -158,9 +231,9 @@ class FrameDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         episode, frame_index, label, hit_frame = (int(v) for v in self.index[i])
-        frame = self.episodes.frames(episode, frame_index, frame_index + 1)[0]
+        frame = frames_to_tensor(self.episodes.frames(episode, frame_index, frame_index + 1)[0], self.dtype)
         return {
-            "frame": frames_to_tensor(frame),  # (3, H, W)
+            "frame": frame if self.transform is None else self.transform(frame),  # (3, H, W)
             "label": torch.tensor(label),
             "episode": torch.tensor(episode),
             "frame_index": torch.tensor(frame_index),

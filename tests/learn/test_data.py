@@ -1,4 +1,5 @@
-"""The PyTorch datasets over shards: clip and frame items, the split by episode, DataLoader workers."""
+"""The PyTorch datasets over shards: clip and frame items, uint8 or float32, per-item transforms, the split
+by episode, DataLoader workers."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from airhockey.errors import UserError
 from airhockey.generate import GenerateConfig, generate, open_shards
 from airhockey.learn.data import ClipDataset, FrameDataset, split_episodes
 
@@ -82,3 +84,81 @@ def test_dataloader_with_two_workers_gives_what_one_process_reads(dataset):
     torch.testing.assert_close(pickle.loads(pickle.dumps(clips))[3], in_process[3])  # as spawn workers get it
     batch = next(iter(DataLoader(FrameDataset(dataset), batch_size=16, num_workers=2, shuffle=True)))
     assert batch["frame"].shape == (16, 3, 32, 32) and batch["label"].dtype == torch.int64
+
+
+class CenterCrop:
+    """As torchvision's v2.CenterCrop on a plain tensor: crops the last two dims, any leading dims kept."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        top, left = (x.shape[-2] - self.size) // 2, (x.shape[-1] - self.size) // 2
+        return x[..., top : top + self.size, left : left + self.size]
+
+
+class ToFloat:
+    """As torchvision's v2.ToDtype(torch.float32, scale=True): uint8 in [0, 255] -> float32 in [0, 1]."""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.dtype == torch.uint8, "a scaling ToDtype expects the stored bytes"
+        return x.float() / 255
+
+
+class Compose:
+    """As torchvision's v2.Compose."""
+
+    def __init__(self, transforms: list) -> None:
+        self.transforms = transforms
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for transform in self.transforms:
+            x = transform(x)
+        return x
+
+
+def test_uint8_items_are_the_stored_bytes_and_float32_their_scaled_copy(dataset):
+    episodes = open_shards(dataset)
+    clips = ClipDataset(dataset, clip_length=CLIP, stride=2, dtype="uint8")
+    episode, start = clips.index[3]
+    clip = clips[3]
+    assert clip.shape == (CLIP, 3, 32, 32) and clip.dtype == torch.uint8
+    stored = torch.from_numpy(episodes[int(episode)]["frames"][start : start + CLIP]).permute(0, 3, 1, 2)
+    assert torch.equal(clip, stored)
+    assert torch.equal(ClipDataset(dataset, CLIP, stride=2, dtype=torch.float32)[3], stored.float() / 255)
+    frames = FrameDataset(dataset, episodes=[2], dtype=torch.uint8)
+    item = frames[4]
+    assert item["frame"].dtype == torch.uint8 and item["frame"].shape == (3, 32, 32)
+    assert torch.equal(item["frame"], torch.from_numpy(episodes[2]["frames"][4]).permute(2, 0, 1))
+    assert item["label"].dtype == torch.int64 and item["frame_index"] == 4
+
+
+def test_a_transform_pipeline_gets_each_items_frames_tensor(dataset):
+    episodes = open_shards(dataset)
+    crop_then_scale = Compose([CenterCrop(20), ToFloat()])
+    clips = ClipDataset(dataset, clip_length=CLIP, dtype="uint8", transform=crop_then_scale)
+    episode, start = clips.index[5]
+    stored = torch.from_numpy(episodes[int(episode)]["frames"][start : start + CLIP]).permute(0, 3, 1, 2)
+    torch.testing.assert_close(clips[5], stored[..., 6:26, 6:26].float() / 255)  # one crop for all T frames
+    frames = FrameDataset(dataset, episodes=[1], dtype="uint8", transform=crop_then_scale)
+    plain = FrameDataset(dataset, episodes=[1], dtype="uint8")
+    item, untouched = frames[2], plain[2]
+    torch.testing.assert_close(item["frame"], untouched["frame"][:, 6:26, 6:26].float() / 255)
+    assert all(torch.equal(item[k], untouched[k]) for k in ("label", "episode", "frame_index", "after_hit"))
+    batch = next(iter(DataLoader(clips, batch_size=4, num_workers=2)))  # the transform travels to workers
+    torch.testing.assert_close(batch, torch.stack([clips[i] for i in range(4)]))
+
+
+@pytest.mark.parametrize(
+    "kwargs,error",
+    [
+        ({"dtype": "float64"}, "dtype must be 'float32' or 'uint8', got 'float64'"),
+        ({"dtype": torch.int16}, "dtype must be 'float32' or 'uint8', got torch.int16"),
+        ({"transform": "crop"}, "transform must be a callable taking a frames tensor, got str"),
+    ],
+)
+def test_an_unknown_dtype_or_a_transform_that_is_not_callable_is_refused_in_one_line(dataset, kwargs, error):
+    for make in (lambda: ClipDataset(dataset, CLIP, **kwargs), lambda: FrameDataset(dataset, **kwargs)):
+        with pytest.raises(UserError) as caught:
+            make()
+        assert str(caught.value) == error

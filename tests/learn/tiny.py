@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 from airhockey.generate import GenerateConfig, generate
 from airhockey.learn.config import ClassifyConfig, EncoderConfig, PretextConfig
@@ -35,6 +36,14 @@ def tiny_runs(factory: pytest.TempPathFactory) -> TinyRuns:
     root = factory.getbasetemp() / "tiny-runs"
     runs = TinyRuns(root / "data", root / "pretext")
     if not (runs.pretext / "metrics.json").is_file():
-        generate(DATA, runs.data, workers=1, progress=False)
-        train_pretext(runs.data, runs.pretext, NextFrame(MODEL), PRETEXT, progress=False)
+        # One torch thread, as every learning test runs (tests/learn/conftest.py): a session-wide
+        # fixture is made before that per-test setting applies, and another thread count sums
+        # in another order, so a test rerunning this training would differ in the last bits.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            generate(DATA, runs.data, workers=1, progress=False)
+            train_pretext(runs.data, runs.pretext, NextFrame(MODEL), PRETEXT, progress=False)
+        finally:
+            torch.set_num_threads(threads)
     return runs

@@ -13,6 +13,8 @@ run folder:
                        the last epoch with ``select_best=False``
     RUN/log.csv        one row per epoch: phase, training loss, validation accuracy, seconds
     RUN/metrics.json   test accuracy, overall and by position in the episode
+    RUN/tb/            TensorBoard event files of the epochs (``log_history``), with the
+                       ``tensorboard`` extra
 
 Frames in which a button is already lit (``frame_index >= hit_frame``) give the label away; they
 are left out of training, validation and the headline test accuracy unless ``include_after_hit``.
@@ -37,7 +39,7 @@ from airhockey.errors import UserError
 from airhockey.jsonio import write_json
 from airhockey.learn.config import ClassifyConfig, EncoderConfig
 from airhockey.learn.data import frames_to_tensor
-from airhockey.learn.device import check_device
+from airhockey.learn.device import Precision, check_device
 from airhockey.learn.downstream.classifier import (
     MODEL_FILE,
     ClassifierConfig,
@@ -49,6 +51,7 @@ from airhockey.learn.downstream.labelled import ClassifierData, FrameSet, assert
 from airhockey.learn.pretext.checkpoint import KIND_CLASSIFIER, save_checkpoint
 from airhockey.learn.pretext.guards import check_finite, check_out_folder, data_fingerprint, file_sha256
 from airhockey.learn.pretext.run import PretextRun
+from airhockey.tblog import TB_DIR, open_log
 from airhockey.writing import atomic_file
 
 FRACTION_BINS = 10
@@ -76,12 +79,12 @@ def _batches(
     return x, torch.from_numpy(frames.label[idx]).to(device, non_blocking=True)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def features_in_batches(
     fn: torch.nn.Module, frames: FrameSet, k: int = 1, batch_size: int = 256
 ) -> torch.Tensor:
     """``fn`` (a ``VideoEncoder`` or a ``DirectionClassifier``) applied, in eval mode, to all the
-    frames (or k-frame windows) in batches; the outputs concatenated (N, ...).
+    frames (or k-frame windows) in batches; the outputs (N, ...), written into one tensor.
 
     With k > 1 the encoder reads each batch's windows through ``encode_windows``: a frame that
     several windows hold (consecutive frames share k - 1) goes through the per-frame stem once.
@@ -90,18 +93,22 @@ def features_in_batches(
     device = next(fn.parameters()).device
     was_training = fn.training
     fn.eval()
-    out = []
+    out = torch.empty(0)
     for i in range(0, len(frames), batch_size):
         idx = np.arange(i, min(i + batch_size, len(frames)))
         if k == 1:
-            out.append(fn(_batches(frames, idx, device)[0]))
-            continue
-        positions, windows = np.unique(frames.window_positions(idx, k), return_inverse=True)
-        pixels = frames_to_tensor(frames.source[positions]).to(device, non_blocking=True)
-        features = encoder.encode_windows(pixels, torch.from_numpy(windows.reshape(len(idx), k)).to(device))
-        out.append(fn.head(features) if encoder is not fn else features)
+            batch = fn(_batches(frames, idx, device)[0])
+        else:
+            positions, windows = np.unique(frames.window_positions(idx, k), return_inverse=True)
+            pixels = frames_to_tensor(frames.source[positions]).to(device, non_blocking=True)
+            windows_t = torch.from_numpy(windows.reshape(len(idx), k)).to(device)
+            features = encoder.encode_windows(pixels, windows_t)
+            batch = fn.head(features) if encoder is not fn else features
+        if i == 0:
+            out = torch.empty((len(frames), *batch.shape[1:]), dtype=batch.dtype, device=batch.device)
+        out[i : i + len(idx)] = batch
     fn.train(was_training)
-    return torch.cat(out)
+    return out
 
 
 def predict(model: DirectionClassifier, frames: FrameSet, k: int = 1) -> NDArray[np.int64]:
@@ -111,7 +118,15 @@ def predict(model: DirectionClassifier, frames: FrameSet, k: int = 1) -> NDArray
     return features_in_batches(model, frames, k).argmax(-1).cpu().numpy()
 
 
-@torch.no_grad()
+def fixed_subsample(frames: FrameSet, most: int | None) -> FrameSet:
+    """At most ``most`` of ``frames``, evenly spaced over them in their order (episode after
+    episode), the same whatever the seed; all of them for None or when they are no more."""
+    if most is None or len(frames) <= most:
+        return frames
+    return frames.select(np.isin(np.arange(len(frames)), np.linspace(0, len(frames) - 1, most).round()))
+
+
+@torch.inference_mode()
 def _head_predict(model: DirectionClassifier, features: torch.Tensor) -> NDArray[np.int64]:
     """The predicted class (N,) from precomputed encoder features (N, C, h, w), head in eval mode."""
     was_training = model.head.training
@@ -147,6 +162,7 @@ def _train_epoch(
     features: torch.Tensor | None,
     warm_up: bool,
     where: tuple[int, int],
+    precision: Precision,
 ) -> tuple[int, float, float]:
     """One epoch over the training frames in ``order``, in batches.
 
@@ -157,6 +173,8 @@ def _train_epoch(
             first epoch that trains the encoder).
         where: the epoch (1-based) and the optimiser steps before it, for the message of a
             diverged loss.
+        precision: takes each optimiser step (fp16's loss scaling); forward passes run in its
+            ``autocast_calls``, which the caller enters.
 
     Returns:
         The optimiser steps taken, the summed cross-entropy and the correct predictions.
@@ -189,9 +207,7 @@ def _train_epoch(
             f"step {where[1] + steps + 1} (epoch {where[0]})",
             setting,
         )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        precision.step(loss, optimizer)
         steps += 1
         loss_sum += loss.item() * len(y)
         correct += (logits.argmax(-1) == y).sum().item()
@@ -252,7 +268,8 @@ def train_classifier(
     """
     if len(train) == 0:
         raise UserError("no training frames: choose more labelled episodes")
-    device = check_device(config.device)
+    device = check_device(config.device, config.precision)
+    precision = Precision(config.precision, device)
     model.to(device).train()
     optimizer = _optimizer(model, config)
     rng = np.random.default_rng(np.random.SeedSequence(config.seed))
@@ -260,14 +277,16 @@ def train_classifier(
     start = time.perf_counter()
     # The encoder's features of the training frames as training starts: they fit the head's
     # standardisation, and a frozen encoder gives these same features every epoch.
-    features = features_in_batches(model.encoder, train, config.context_frames)  # (N, C, h, w)
+    with precision.autocast_calls(model):
+        features = features_in_batches(model.encoder, train, config.context_frames)  # (N, C, h, w)
     model.scaler.fit(features.flatten(1))
     elapsed = time.perf_counter() - start
-    validation = _Validation(model, val, config.context_frames)
+    validation = _Validation(model, fixed_subsample(val, config.val_max_frames), config.context_frames)
     best: tuple[float, dict[str, torch.Tensor]] | None = None
     steps = 0
     bar = tqdm(total=config.epochs, desc=desc, disable=not progress, leave=False)
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+    forked = torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else [])
+    with forked, precision.autocast_calls(model):
         torch.manual_seed(config.seed)  # dropout
         for epoch in range(config.epochs):
             frozen = epoch < config.freeze_epochs
@@ -285,6 +304,7 @@ def train_classifier(
                 features if frozen else None,
                 warm_up,
                 (epoch + 1, steps),
+                precision,
             )
             steps += epoch_steps
             elapsed += time.perf_counter() - start
@@ -313,6 +333,26 @@ def train_classifier(
         model.load_state_dict(best[1])
     model.set_encoder_trainable(True)
     return history
+
+
+def log_history(
+    folder: Path, history: list[dict[str, Any]], lr: float, encoder_lr: float, test: float
+) -> None:
+    """Writes a trained classifier's epochs as TensorBoard event files into ``folder`` (nothing,
+    after a one-line note, without the ``tensorboard`` extra), at its optimiser steps.
+
+    Tags: ``train/loss``, ``train/accuracy``, ``val/accuracy`` and ``lr/head``, ``lr/encoder`` (0 while
+    the encoder is frozen; the rate each epoch ends at) per epoch; ``test/accuracy`` at the last step.
+    """
+    with open_log(folder) as tb:
+        for row in history:
+            step = row["steps"]
+            tb.scalar("train/loss", row["train_loss"], step)
+            tb.scalar("train/accuracy", row["train_accuracy"], step)
+            tb.scalar("val/accuracy", row["val_accuracy"], step)
+            tb.scalar("lr/head", lr, step)
+            tb.scalar("lr/encoder", 0.0 if row["encoder_frozen"] else encoder_lr, step)
+        tb.scalar("test/accuracy", test, history[-1]["steps"])
 
 
 def best_epoch(history: list[dict[str, Any]]) -> int:
@@ -448,6 +488,9 @@ def run_arm(
     val = data.frames.of_episodes(val_ids).usable(config.include_after_hit)
     model = build_classifier(model_config, config.seed, encoder_state)
     history = train_classifier(model, train, val, config, progress=progress, desc=desc)
+    test = data.frames.of_episodes(data.split.test)
+    with Precision(config.precision, check_device(config.device)).autocast_calls(model):
+        scores = score_classifier(model, test, config.include_after_hit, config.context_frames)
     own_val = val_episodes is not None
     record = {
         "labelled_episodes": len(labelled) + (len(val_ids) if own_val else 0),
@@ -458,9 +501,7 @@ def run_arm(
         "history": history,
         "train_seconds": history[-1]["elapsed_s"],
         "best_epoch": best_epoch(history) if config.select_best else len(history),
-        **score_classifier(
-            model, data.frames.of_episodes(data.split.test), config.include_after_hit, config.context_frames
-        ),
+        **scores,
     }
     return model, record
 
@@ -511,7 +552,7 @@ def classify_on_dataset(
     held = [name for name in RUN_FILES if (out / name).exists()]
     if held:
         raise UserError(f"{str(out)!r} already holds a classifier ({', '.join(held)}): choose another --out")
-    check_device(config.device)
+    check_device(config.device, config.precision)
     run = pretext if isinstance(pretext, PretextRun) or pretext is None else PretextRun.open(pretext)
     prepared = ClassifierData.load(data, [run] if run else [], split_seed)
     if run is not None:
@@ -554,4 +595,5 @@ def classify_on_dataset(
     metrics = {k: v for k, v in record.items() if k not in ("history", "episodes")}
     metrics["final_val_accuracy"] = record["history"][-1]["val_accuracy"]
     write_json(out / "metrics.json", metrics)
+    log_history(out / TB_DIR, record["history"], config.lr, config.encoder_lr, metrics["accuracy"])
     return metrics

@@ -2,9 +2,11 @@
 
 - ``encoder_features``: an encoder's features of every frame of a ``FrameSet`` (the k frames ending
   at each), computed once and reused by every probe and frozen-feature head.
-- ``probe_r2``: ridge regression (scikit-learn's ``RidgeCV`` on standardised features) from features
-  to true variables (bar and puck positions; the puck's velocity needs k >= 2), scored by R² on
-  held-out frames. R² near 1: the features hold the variable linearly; near 0: they do not.
+- ``probe_r2``: ridge regression on standardised features from features to true variables (bar and
+  puck positions; the puck's velocity needs k >= 2), its penalty chosen by leave-one-out error on the
+  training frames, scored by R² on held-out frames. R² near 1: the features hold the variable
+  linearly; near 0: they do not. ``ridge_loo`` solves it with one eigendecomposition of the smaller
+  of the two Gram matrices, reused for every penalty.
 - ``oracle_features``: the true state a classifier would need, the ceiling of what pixels can give:
   positions at the frame for k = 1, positions and velocities (what two frames show) for k >= 2.
 - ``boosting_accuracy``: a strong off-the-shelf learner on the same inputs (scikit-learn's
@@ -30,7 +32,13 @@ from airhockey.learn.pretext.guards import check_finite
 VELOCITIES = (6, 7)
 """Columns of ``FrameSet.state`` of the puck's velocity, which takes two frames to see."""
 RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
-"""The ridge penalties ``RidgeCV`` chooses from (by efficient leave-one-out on the training frames)."""
+"""The ridge penalties a probe chooses from (by efficient leave-one-out on the training frames)."""
+PROBE_SOLVERS = ("eigen", "ridgecv")
+"""How ``probe_r2`` fits: ``eigen`` (``ridge_loo``) or ``ridgecv`` (scikit-learn's ``RidgeCV``, whose
+per-penalty work grows with the cube of the features once frames outnumber them); same choice
+of penalty, R² equal to float rounding."""
+ROW_BLOCK = 2048
+"""Training frames ``ridge_loo`` projects at a time when frames outnumber features (bounds its memory)."""
 
 
 @torch.no_grad()
@@ -56,8 +64,12 @@ def probe_r2(
     test_x: NDArray[np.floating],
     test_state: NDArray[np.floating],
     columns: Sequence[int],
+    solver: str = "eigen",
 ) -> dict[str, float]:
     """R² on the test frames of ridge regressions from features to each state column.
+
+    Features are standardised on the training frames; the penalty, one for all columns, is the
+    ``RIDGE_ALPHAS`` value of least mean squared leave-one-out error on the training frames.
 
     Args:
         train_x, test_x: (N, F) features of the training and test frames.
@@ -65,25 +77,97 @@ def probe_r2(
         columns: the state columns to predict (such as ``POSITIONS + VELOCITIES``); a column that is
             not finite in every training and test row is a variable the dataset does not hold (the
             absent shape of a one-shape ``data shapes`` set) and is left out.
+        solver: one of ``PROBE_SOLVERS``.
 
     Returns:
         ``{name: R²}`` by ``STATE_NAMES``; 1 is perfect, 0 is as good as the training mean, below 0
         worse. Empty when no column is held.
+
+    Raises:
+        ValueError: an unknown ``solver``.
     """
     from sklearn.linear_model import RidgeCV
     from sklearn.metrics import r2_score
-    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    if solver not in PROBE_SOLVERS:
+        raise ValueError(f"probe solver must be one of {', '.join(PROBE_SOLVERS)}, got {solver!r}")
     cols = [
         c for c in columns if np.isfinite(train_state[:, c]).all() and np.isfinite(test_state[:, c]).all()
     ]
     if not cols:
         return {}
-    model = make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS))
-    model.fit(train_x, train_state[:, cols])
-    scores = r2_score(test_state[:, cols], model.predict(test_x), multioutput="raw_values")
+    scaler = StandardScaler().fit(train_x)
+    x, test = scaler.transform(train_x), scaler.transform(test_x)
+    if solver == "ridgecv":
+        predicted = RidgeCV(alphas=RIDGE_ALPHAS).fit(x, train_state[:, cols]).predict(test)
+    else:
+        coef, intercept, _ = ridge_loo(x, train_state[:, cols], RIDGE_ALPHAS)
+        predicted = np.asarray(test, np.float64) @ coef + intercept
+    scores = r2_score(test_state[:, cols], predicted, multioutput="raw_values")
     return {STATE_NAMES[c]: float(r) for c, r in zip(cols, scores, strict=True)}
+
+
+def ridge_loo(
+    x: NDArray[np.floating], y: NDArray[np.floating], alphas: Sequence[float]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
+    """Ridge regression with an unpenalised intercept, its penalty chosen by leave-one-out error.
+
+    One eigendecomposition serves every penalty: of X^T X (F x F) when frames outnumber features,
+    of X X^T (N x N) otherwise. The leave-one-out residual of frame i is r_i / (1 - h_ii), with
+    r the training residual and h the hat matrix (the intercept's 1/N included); the penalty of
+    least mean squared residual over frames and targets wins, the first of equals in ``alphas``
+    order. In float64; the same choice and coefficients as scikit-learn's ``RidgeCV``.
+
+    Args:
+        x: (N, F) inputs.
+        y: (N, T) targets.
+        alphas: the penalties to choose from.
+
+    Returns:
+        ``(coef, intercept, alpha)``: (F, T) coefficients, (T,) intercept, the chosen penalty; the
+        prediction for inputs ``z`` is ``z @ coef + intercept``.
+    """
+    x = np.asarray(x, np.float64)
+    x_mean = x.mean(axis=0)
+    x = x - x_mean
+    y = np.asarray(y, np.float64)
+    y_mean = y.mean(axis=0)
+    y = y - y_mean
+    n, f = x.shape
+    alpha_array = np.asarray(alphas, np.float64)
+    if n > f:
+        eigvals, v = np.linalg.eigh(x.T @ x)  # (F,), (F, F)
+        inverse = 1.0 / (eigvals[:, None] + alpha_array)  # (F, A)
+        vt_xty = v.T @ (x.T @ y)  # (F, T)
+        fitted, hat = np.empty((len(alphas), n, y.shape[1])), np.empty((n, len(alphas)))
+        for start in range(0, n, ROW_BLOCK):
+            q = x[start : start + ROW_BLOCK] @ v  # (B, F): the frames in the eigenbasis
+            hat[start : start + ROW_BLOCK] = (q * q) @ inverse
+            for a in range(len(alphas)):
+                fitted[a, start : start + ROW_BLOCK] = q @ (inverse[:, a, None] * vt_xty)
+        residual = (y - fitted) / (1.0 - 1.0 / n - hat.T[:, :, None])  # (A, N, T)
+        best = _first_smallest((residual**2).mean(axis=(1, 2)))
+        coef = v @ (inverse[:, best, None] * vt_xty)
+    else:
+        eigvals, u = np.linalg.eigh(x @ x.T)  # (N,), (N, N)
+        inverse = 1.0 / (eigvals[:, None] + alpha_array)  # (N, A)
+        ut_y, ut_one = u.T @ y, u.sum(axis=0)  # (N, T), (N,)
+        u2 = u * u
+        errors, duals = [], []
+        for a in range(len(alphas)):
+            dual = u @ (inverse[:, a, None] * ut_y)  # (N, T): (K + alpha I)^-1 y
+            diag = u2 @ inverse[:, a] - (u @ (inverse[:, a] * ut_one)) / n  # (N,)
+            errors.append(float(((dual / diag[:, None]) ** 2).mean()))
+            duals.append(dual)
+        best = _first_smallest(np.asarray(errors))
+        coef = x.T @ duals[best]
+    return coef, y_mean - x_mean @ coef, float(alphas[best])
+
+
+def _first_smallest(errors: NDArray[np.float64]) -> int:
+    """The index of the smallest error, the first of equals."""
+    return int(np.flatnonzero(errors == errors.min())[0])
 
 
 def oracle_features(frames: FrameSet, k: int = 1) -> NDArray[np.float32]:

@@ -28,6 +28,9 @@ METHODS: dict[str, str | type[PretextMethod]] = {
     "odd_one_out": "airhockey.learn.methods.odd_one_out:OddOneOut",
     "clip_order": "airhockey.learn.methods.clip_order:ClipOrder",
     "skip_clip": "airhockey.learn.methods.skip_clip:SkipClip",
+    "videomae": "airhockey.learn.methods.videomae:VideoMAE",
+    "vjepa": "airhockey.learn.methods.vjepa:VJEPA",
+    "contrastive": "airhockey.learn.methods.contrastive:Contrastive",
 }
 """Registered methods: a name, and the class or where to import it from (``module:Class``)."""
 DEFAULT_METHOD = "next_frame"

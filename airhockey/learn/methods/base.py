@@ -158,6 +158,12 @@ class PretextMethod(ABC, Generic[C]):
         return {}
 
     # ----------------------------------------------------------------- prediction (predictive methods)
+    @property
+    def predicts_frames(self) -> bool:
+        """Whether this method, with its config, predicts frames (``predict_episode`` works):
+        ``predictive``, unless the config turns the prediction off."""
+        return self.predictive
+
     def predict_episode(self, model: PretextModel, frames: Tensor, steps: int) -> tuple[Tensor, Tensor]:
         """One-step and ``steps``-step predictions of every frame of an episode (predictive methods).
 

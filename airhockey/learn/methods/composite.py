@@ -347,6 +347,11 @@ class Composite(FramePrediction[CompositeConfig]):
             parts.append(f"reconstruction MSE {m['val_reconstruct_mse']:.6f}")
         return ", ".join(parts)
 
+    @property
+    def predicts_frames(self) -> bool:
+        """False for the autoencoder alone (``decoders=reconstruct``): it has no future decoder."""
+        return "predict" in DECODERS[self.config.decoders]
+
     @torch.no_grad()
     def predict_episode(self, model: CompositeModel, frames: Tensor, steps: int) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         """Each frame t predicted by the future decoder from the (up to) ``frames_in`` true frames before

@@ -45,7 +45,7 @@ def prediction_video(
     Raises:
         UserError: for a method that does not predict frames, or frames of another size.
     """
-    if not run.method.predictive:
+    if not run.method.predicts_frames:
         raise UserError(f"method {run.method.name!r} does not predict frames: there is nothing to show")
     if tuple(frames.shape[1:3]) != run.image_size:
         raise UserError(f"the episode's frames are {tuple(frames.shape[1:3])}, the model's {run.image_size}")

@@ -10,6 +10,9 @@ AdamW, validates after every epoch (and when a budget runs out mid-epoch), and w
     RUN/best.pt        the model of the best validation so far by the method's selection metric
     RUN/log.csv        one row per validation
     RUN/metrics.json   the best validation's metrics, the baselines, and how the run ended
+    RUN/tb/            TensorBoard event files (with the ``tensorboard`` extra): ``train/loss`` and
+                       ``train/lr`` per step; ``validation/*`` and ``baselines/*`` per validation,
+                       and for predictive methods ``predictions`` (truth above one-step predictions)
 
 A validation's log row is committed with its checkpoint: ``last.pt`` holds every row so far, and
 ``log.csv``, appended after it, is rewritten from it on resume, so that a crash between the two
@@ -44,12 +47,14 @@ from airhockey.generate.shards import open_shards
 from airhockey.jsonio import write_json
 from airhockey.learn.config import RESUMABLE, PretextConfig
 from airhockey.learn.data import split_episodes
-from airhockey.learn.device import check_device
+from airhockey.learn.device import Precision, check_device
 from airhockey.learn.methods import get_method
 from airhockey.learn.methods.base import PretextMethod, to_device
 from airhockey.learn.nn.encoder import VideoEncoder
 from airhockey.learn.pretext.checkpoint import BEST, KIND_PRETEXT, LAST, load_checkpoint, save_checkpoint
 from airhockey.learn.pretext.guards import check_finite, check_out_folder, episodes_fingerprint
+from airhockey.learn.pretext.previews import prediction_image
+from airhockey.tblog import TB_DIR, TBLog, open_log
 from airhockey.writing import atomic_file, open_append
 
 LOG_FIELDS = ("epoch", "batches", "step", "train_loss", "elapsed_s")
@@ -270,8 +275,12 @@ class _Training:
                 f"method {method.name!r} has nothing to train besides its encoder: leave out --frozen-encoder"
             )
         self.optimizer = torch.optim.AdamW(self.trained, lr=config.lr, weight_decay=config.weight_decay)
+        self.precision = Precision(config.precision, device)
+        """Autocast around the model's forward passes, and the loss scaling of fp16."""
         self.fields = _log_fields(method)
         """The columns of ``log.csv``."""
+        self.tb = TBLog(None)
+        """The TensorBoard log, opened with ``log.csv`` (``start_log``)."""
         self.progress: dict[str, Any] = {
             "epoch": 0,  # epochs completed
             "batch": 0,  # batches done of the current epoch
@@ -287,6 +296,8 @@ class _Training:
         later one dropped)."""
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if "scaler" in checkpoint:
+            self.precision.scaler.load_state_dict(checkpoint["scaler"])
         self.progress = checkpoint["progress"]
         rows = checkpoint.get("log")
         if rows is None:  # a checkpoint from before the log was stored in it: the rows up to it
@@ -302,6 +313,7 @@ class _Training:
             writer = csv.DictWriter(f, self.fields)
             writer.writeheader()
             writer.writerows(self.rows)
+        self.tb = open_log(self.out / TB_DIR)
 
     def write_config(self, command: str) -> None:
         """Writes ``config.json``: the method, its config, the encoder's, the trainer's settings,
@@ -350,13 +362,12 @@ class _Training:
                 f"step {p['step'] + 1} (epoch {p['epoch'] + 1})",
                 f"lower --lr (now {config.lr:g})",
             )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.trained, config.grad_clip)
-            self.optimizer.step()
+            self.precision.step(loss, self.optimizer, (self.trained, config.grad_clip))
             p["batch"] += 1
             p["step"] += 1
             loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
+            self.tb.scalar("train/loss", loss.item(), p["step"])
+            self.tb.scalar("train/lr", self.optimizer.param_groups[0]["lr"], p["step"])
             bar.set_postfix(loss=f"{loss_sum / loss_n:.5f}")
             if config.steps is not None and p["step"] >= config.steps:
                 budget_out = "steps"
@@ -371,8 +382,13 @@ class _Training:
     def validate(self, val_loader: DataLoader) -> dict[str, float]:
         """The method's validation metrics of the model, in eval mode."""
         self.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self.precision.autocast_calls(self.model):
             val = self.method.evaluate(self.model, val_loader, self.device)
+            image = None
+            if self.tb.enabled:
+                image = prediction_image(self.method, self.model, val_loader.dataset[0], self.device)
+            if image is not None:
+                self.tb.image("predictions", image, self.progress["step"])
         self.model.train()
         return val
 
@@ -418,9 +434,14 @@ class _Training:
         if improved:
             save_checkpoint(self.out / BEST, payload)
         last = {"optimizer": self.optimizer.state_dict(), "progress": dict(p), "log": self.rows}
+        if self.precision.scaler.is_enabled():
+            last["scaler"] = self.precision.scaler.state_dict()
         save_checkpoint(self.out / LAST, {**payload, **last, "data": self.data_info})
         with open_append(self.out / "log.csv") as f:
             csv.DictWriter(f, self.fields).writerow(row)
+        self.tb.scalars(val, p["step"], "validation/")
+        self.tb.scalars(baselines, p["step"], "baselines/")
+        self.tb.flush()
         return row
 
     def report(self, row: dict[str, Any]) -> None:
@@ -459,6 +480,7 @@ class _Training:
         }
         metrics.update(method.derived_metrics(metrics))
         write_json(self.out / "metrics.json", metrics)
+        self.tb.close()
         return metrics
 
 
@@ -497,7 +519,7 @@ def train_pretext(
             longer a number (a diverged run: the message names the step and the learning rate).
     """
     out = Path(out)
-    device = check_device(config.device)
+    device = check_device(config.device, config.precision)
     method, checkpoint = _open_run(out, method, config, resume, None if isinstance(data, tuple) else data)
     train_set, val_set, method, data_info = _training_samples(data, method, config, resume)
     if checkpoint is not None:
@@ -524,7 +546,8 @@ def train_pretext(
         if config.steps is not None and p["step"] >= config.steps:
             stop_reason = "steps"
             break
-        train_loss, budget_out = training.train_epoch(train_set, n_batches, deadline, progress)
+        with training.precision.autocast_calls(training.model):
+            train_loss, budget_out = training.train_epoch(train_set, n_batches, deadline, progress)
         val = training.validate(val_loader)
         check_finite(
             val[method.selection_metric],

@@ -197,8 +197,8 @@ def check_benchmark(out: str | Path, config: BenchmarkConfig, backend: Backend =
             get_method(name)().with_image_size(size)
         except ValueError as err:
             raise UserError(f"method {name} cannot read {size[1]}x{size[0]} frames: {err}") from None
-    check_device(config.pretext.device)
-    check_device(config.compare.training.device)
+    check_device(config.pretext.device, config.pretext.precision)
+    check_device(config.compare.training.device, config.compare.training.precision)
     check_budgets_possible(config.compare, config.data.episodes, len(LABEL_NAMES[config.data.labels]))
     check_settings(config.data, out / "data")
     check_backend(backend)

@@ -61,7 +61,7 @@ from airhockey.learn.protocol.jobs import (
     Runner,
     oracle_records,
     oracle_search,
-    probe_summary,
+    probe_jobs,
     run_search,
 )
 from airhockey.learn.protocol.report import write_report
@@ -123,11 +123,13 @@ def plan_runs(config: CompareConfig, budgets: list[int]) -> Plan:
 
 @dataclass(frozen=True)
 class Measured:
-    """What the runs gave: each group's records per arm, the oracle's per (budget, k), the search."""
+    """What the runs gave: each group's records per arm, the oracle's per (budget, k), the search,
+    the probes' R² by arm and variable (None without probes)."""
 
     runs: dict[Group, dict[str, list[Run]]]
     oracle: dict[tuple[int, int], dict[str, list[Run]]]
     search: Search | None
+    probes: dict[str, dict[str, float]] | None = None
 
 
 def compare_on_dataset(
@@ -175,7 +177,7 @@ def compare_on_dataset(
             another comparison (or runs of data regenerated or pretext runs retrained since), or a
             diverged classifier (naming its arm, budget and draw; nothing is recorded of it).
     """
-    check_device(config.training.device)
+    check_device(config.training.device, config.training.precision)
     out = Path(out)
     check_out_folder(out, data, test_data)
     start = time.monotonic()
@@ -218,7 +220,8 @@ def run_plan(
     data: ClassifierData, arms: Sequence[Arm], plan: Plan, config: CompareConfig, runner: Runner
 ) -> Measured:
     """Runs the search, then every arm's classifier and the oracle in every group and repeat (the runs
-    already in ``runner.done`` are reused); returns their records."""
+    already in ``runner.done`` are reused) and the probes (tasks run with the classifiers); returns
+    their records."""
     reps = repeats(config)
     chosen, search = run_search(data, arms, reps, config, runner)
     head_search = oracle_search(data, reps, config)
@@ -246,7 +249,9 @@ def run_plan(
                     ) from None
                 for name, record in records.items():
                     oracle.setdefault((budget, k), {}).setdefault(name, []).append(record)
-    runner.run(jobs, "runs")
+    if config.probes:
+        jobs += probe_jobs(arms, config, runner.in_process)
+    probes = runner.run(jobs, "runs")
     runs = {
         (budget, after_hit, k): {
             arm.name: [
@@ -256,7 +261,7 @@ def run_plan(
         }
         for budget, after_hit, k in plan.groups
     }
-    return Measured(runs, oracle, search)
+    return Measured(runs, oracle, search, probes if config.probes else None)
 
 
 def _group_jobs(
@@ -344,7 +349,7 @@ def summarise(
             for k in plan.ks
             if (plan.k_budget, k) in oracle
         },
-        probes=probe_summary(data, arms, len(data.label_names), config) if config.probes else None,
+        probes=measured.probes,
         search=measured.search,
         accuracy_by_position=Positions(
             tuple(np.linspace(0.0, 1.0, FRACTION_BINS + 1).tolist()),

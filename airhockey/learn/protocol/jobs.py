@@ -4,13 +4,14 @@ Every classifier run is a task (``ClassifierJob``, ``backends.run_tasks``): in t
 local pool, or on Ray, with the same results; each record is appended to the run log as it
 finishes (``runlog``). The oracle is the ceiling: the same head, and boosted trees, on the true
 state (``probes``). The probes fit ridge regressions from each arm's frozen encoder to the true
-positions and the puck's velocity.
+positions and the puck's velocity; each is a task too (``ProbeJob``), run with the classifiers.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,10 +25,11 @@ from airhockey.backends import Backend, run_tasks
 from airhockey.errors import UserError
 from airhockey.learn.config import ClassifyConfig, CompareConfig
 from airhockey.learn.downstream.classifier import ClassifierConfig, EncoderSpec, build_classifier
-from airhockey.learn.downstream.classify import run_arm, score_predictions
+from airhockey.learn.downstream.classify import log_history, run_arm, score_predictions
 from airhockey.learn.downstream.labelled import ClassifierData, FrameSet
 from airhockey.learn.downstream.probes import (
     POSITIONS,
+    PROBE_SOLVERS,
     VELOCITIES,
     boosting_accuracy,
     encoder_features,
@@ -38,6 +40,7 @@ from airhockey.learn.downstream.probes import (
 from airhockey.learn.protocol.arms import Arm, Repeat
 from airhockey.learn.protocol.results import OracleHeadSearch, Search, SearchChoice, finite
 from airhockey.learn.protocol.runlog import Done, append_run, run_key
+from airhockey.tblog import TB_DIR
 from airhockey.writing import open_append
 
 
@@ -140,6 +143,17 @@ def run_classifier_job(
     }
 
 
+def tb_run_name(record: dict[str, Any]) -> str:
+    """The folder of a comparison run's TensorBoard log in ``REPORT/tb/``: arm, budget, k, hit
+    setting, draw and search candidate, e.g. ``scratch-n8-k1-before-r0``."""
+    hit = "after" if record["include_after_hit"] else "before"
+    name = f"{record['arm']}-n{record['labelled_episodes']}-k{record['context_frames']}-{hit}"
+    name += f"-r{record['repeat']}"
+    if record.get("search"):
+        name += f"-{record['search']}"
+    return re.sub(r"[^A-Za-z0-9._=-]", "_", name)
+
+
 @dataclass
 class Runner:
     """Where a comparison's classifier jobs run, what they share, and the runs done so far."""
@@ -164,17 +178,26 @@ class Runner:
         """Whether the jobs run in this process."""
         return self.backend.kind == "local" and self.workers == 1
 
-    def run(self, jobs: Sequence[ClassifierJob], label: str) -> None:
-        """Runs the jobs as tasks, appending each record to the run log and to ``done``."""
+    def run(self, jobs: Sequence[ClassifierJob | ProbeJob], label: str) -> dict[str, dict[str, float]]:
+        """Runs the jobs as tasks, appending each classifier's record to the run log and to ``done``.
+
+        Returns:
+            The probes' R² by arm, then by variable (``STATE_NAMES``), in the order of ``jobs``
+            whatever order they finish in; empty without probe jobs.
+        """
+        probes: dict[int, dict[str, Any]] = {}
         with open_append(self.log) as log:
-            for _, record in run_tasks(
-                run_classifier_job,
+            for index, record in run_tasks(
+                run_job,
                 jobs,
                 backend=self.backend,
                 shared=self.shared,
                 workers=self.workers,
                 progress=label if self.progress else None,
             ):
+                if isinstance(jobs[index], ProbeJob):
+                    probes[index] = record
+                    continue
                 hashes = self.checkpoint_hashes.get(record["arm"], [None])
                 record = {
                     **record,
@@ -183,6 +206,13 @@ class Runner:
                 }
                 append_run(log, record)
                 self.done[run_key(record)] = record
+                schedule = record["schedule"]
+                tb = self.log.parent / TB_DIR / tb_run_name(record)
+                log_history(tb, record["history"], schedule["lr"], schedule["encoder_lr"], record["accuracy"])
+        by_arm: dict[str, dict[str, float]] = {}
+        for index in sorted(probes):
+            by_arm.setdefault(probes[index]["arm"], {}).update(probes[index]["r2"])
+        return by_arm
 
 
 def run_search(
@@ -306,26 +336,77 @@ def oracle_records(
     }
 
 
-def probe_summary(
-    data: ClassifierData, arms: Sequence[Arm], n_classes: int, config: CompareConfig
-) -> dict[str, dict[str, float]]:
-    """Linear probes of each arm's frozen encoder: R² on the test frames of ridge regressions from its
-    features (trained on the training split's frames) to the true positions (one frame) and the
-    puck's velocity (two frames). The scratch arm's encoder is the random one it starts from; an arm
-    of several pretext runs is probed on its first."""
-    include, stride = config.training.include_after_hit, config.training.frame_stride
-    train = data.frames.of_episodes(data.split.train).usable(include, stride)
-    test = data.frames.of_episodes(data.split.test).usable(include)
-    out = {}
-    for arm in arms:
-        model = build_classifier(
-            ClassifierConfig(arm.spec, n_classes, config.hidden),
-            config.seed,
-            arm.runs[0].encoder_state() if arm.runs else None,
+@dataclass(frozen=True)
+class ProbeJob:
+    """One linear probe of a comparison (a task, like a ``ClassifierJob``): an arm's frozen encoder,
+    its first pretext run (the scratch arm's: the random one it starts from), reading k frames,
+    regressed to some true state columns; trained on the training split's frames and scored by R²
+    on the test frames."""
+
+    arm: str
+    """The arm's name."""
+    arm_index: int
+    """Its position in the shared lists of encoders."""
+    context_frames: int
+    """Frames the encoder reads."""
+    columns: tuple[int, ...]
+    """The state columns regressed to (``FrameSet.state``)."""
+    include_after_hit: bool
+    frame_stride: int
+    """Every how many training frames are used."""
+    seed: int
+    """The seed the classifier (and so a random encoder) is built with."""
+    solver: str
+    """One of ``probes.PROBE_SOLVERS``."""
+    in_process: bool
+    """Whether it runs in the driver's process (which keeps the driver's torch threads)."""
+
+
+def probe_jobs(
+    arms: Sequence[Arm], config: CompareConfig, in_process: bool, solver: str = PROBE_SOLVERS[0]
+) -> list[ProbeJob]:
+    """Every arm's probes: the true positions from one frame, the puck's velocity from two."""
+    training = config.training
+    return [
+        ProbeJob(
+            arm=arm.name,
+            arm_index=i,
+            context_frames=k,
+            columns=tuple(columns),
+            include_after_hit=training.include_after_hit,
+            frame_stride=training.frame_stride,
+            seed=config.seed,
+            solver=solver,
+            in_process=in_process,
         )
-        r2 = {}
-        for k, columns in ((1, POSITIONS), (2, VELOCITIES)):
-            features = encoder_features(model.encoder, train, k), encoder_features(model.encoder, test, k)
-            r2.update(probe_r2(features[0], train.state, features[1], test.state, columns))
-        out[arm.name] = r2
-    return out
+        for i, arm in enumerate(arms)
+        for k, columns in ((1, POSITIONS), (2, VELOCITIES))
+    ]
+
+
+def run_probe_job(
+    job: ProbeJob,
+    data: ClassifierData,
+    specs: Sequence[EncoderSpec],
+    states: Sequence[Sequence[dict[str, Any] | None]],
+    n_classes: int,
+    hidden: int,
+) -> dict[str, Any]:
+    """Fits one probe (a ``backends.run_tasks`` task); returns ``{"arm": name, "r2": {variable: R²}}``."""
+    if not job.in_process:
+        torch.set_num_threads(1)  # a worker process or Ray task: parallelism comes from the tasks
+    train = data.frames.of_episodes(data.split.train).usable(job.include_after_hit, job.frame_stride)
+    test = data.frames.of_episodes(data.split.test).usable(job.include_after_hit)
+    config = ClassifierConfig(specs[job.arm_index], n_classes, hidden)
+    encoder = build_classifier(config, job.seed, states[job.arm_index][0]).encoder
+    k = job.context_frames
+    train_x, test_x = encoder_features(encoder, train, k), encoder_features(encoder, test, k)
+    r2 = probe_r2(train_x, train.state, test_x, test.state, job.columns, job.solver)
+    return {"arm": job.arm, "r2": r2}
+
+
+def run_job(job: ClassifierJob | ProbeJob, *shared: Any) -> dict[str, Any]:
+    """A comparison's task: a classifier run (``run_classifier_job``) or a probe (``run_probe_job``)."""
+    if isinstance(job, ProbeJob):
+        return run_probe_job(job, *shared)
+    return run_classifier_job(job, *shared)

@@ -302,7 +302,7 @@ def plot_rollouts(out: Path, results: Results, steps: int = 3, columns: int = 8)
         detail = results.arm_details[arm]
         if detail.pretext_runs:
             run = PretextRun.open(detail.pretext_runs[0].path)
-            if run.method.predictive:
+            if run.method.predicts_frames:
                 predictive.append((arm, run))
     if not predictive:
         return None

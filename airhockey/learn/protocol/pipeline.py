@@ -154,8 +154,8 @@ def check_pipeline(out: str | Path, config: PipelineConfig) -> None:
         raise UserError(
             f"method {config.method.name} cannot read {size[1]}x{size[0]} frames: {err}"
         ) from None
-    check_device(config.pretext.device)
-    check_device(config.compare.training.device)
+    check_device(config.pretext.device, config.pretext.precision)
+    check_device(config.compare.training.device, config.compare.training.precision)
     check_budgets_possible(config.compare, config.data.episodes, len(LABEL_NAMES[config.data.labels]))
     policy_identity(config.data.policy or "")
     check_settings(config.data, out / "data")

@@ -12,6 +12,7 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from typer.testing import CliRunner
 
+from airhockey import tblog
 from airhockey.cli import app
 from airhockey.errors import UserError
 from airhockey.generate import open_shards
@@ -250,7 +251,8 @@ def test_a_classify_run_folder_reloads_and_user_mistakes_are_one_line(runs, tmp_
     metrics = classify_on_dataset(
         runs.data, run, SCHEDULE, pretext=runs.pretext, labelled_episodes=4, hidden=8, progress=False
     )
-    assert {p.name for p in run.iterdir()} == {"config.json", "model.pt", "log.csv", "metrics.json"}
+    logs = {"tb"} if tblog.available() else set()  # TensorBoard event files, with the extra
+    assert {p.name for p in run.iterdir()} == {"config.json", "model.pt", "log.csv", "metrics.json"} | logs
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["labelled_episodes"] == 4
     config = json.loads((run / "config.json").read_text())
     assert config["arm"] == "pretrained" and len(config["data"]["labelled_episodes"]) == 4

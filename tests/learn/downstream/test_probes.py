@@ -14,9 +14,16 @@ from airhockey.generate.config import ShapesConfig
 from airhockey.generate.shapes import generate_shapes
 from airhockey.learn.config import CompareConfig
 from airhockey.learn.downstream.labelled import POSITIONS, FrameSet, load_frames
-from airhockey.learn.downstream.probes import VELOCITIES, boosting_accuracy, oracle_features, probe_r2
+from airhockey.learn.downstream.probes import (
+    RIDGE_ALPHAS,
+    VELOCITIES,
+    boosting_accuracy,
+    oracle_features,
+    probe_r2,
+    ridge_loo,
+)
 from airhockey.learn.protocol.compare import compare_on_dataset
-from tests.learn.tiny import SCHEDULE
+from tests.learn.tiny import SCHEDULE, tiny_runs
 
 PUCK = ("puck_x", "puck_y", "puck_vx", "puck_vy")
 
@@ -31,6 +38,55 @@ def test_a_ridge_probe_recovers_a_planted_linear_signal_and_not_noise():
     assert set(r2) == {"bar_x", "bar_y", "puck_x", "puck_y", "puck_vx", "puck_vy"}
     assert r2["bar_x"] > 0.99 and r2["puck_x"] > 0.99
     assert r2["bar_y"] < 0.1 and r2["puck_vx"] < 0.1
+
+
+@pytest.mark.parametrize("frames", [30, 90], ids=["fewer-frames-than-features", "more-frames-than-features"])
+def test_the_eigen_solver_gives_ridgecvs_penalty_and_r2_on_either_shape(frames):
+    from sklearn.linear_model import RidgeCV
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(frames + 40, 60)).astype(np.float32)
+    x[:, 5] = 3.0  # a constant feature: standardised to 0
+    state = rng.normal(size=(frames + 40, 8))
+    state[:, POSITIONS] += x[:, :4] @ rng.normal(size=(4, 4))
+    train, test = slice(0, frames), slice(frames, None)
+    columns = POSITIONS + VELOCITIES
+    eigen = probe_r2(x[train], state[train], x[test], state[test], columns)
+    ridgecv = probe_r2(x[train], state[train], x[test], state[test], columns, solver="ridgecv")
+    assert eigen.keys() == ridgecv.keys()
+    assert all(abs(eigen[name] - ridgecv[name]) < 1e-6 for name in eigen)
+    xs = (x[train] - x[train].mean(0)) / np.where(x[train].std(0) > 0, x[train].std(0), 1.0)
+    reference = RidgeCV(alphas=RIDGE_ALPHAS).fit(xs, state[train][:, columns])
+    coef, intercept, alpha = ridge_loo(xs, state[train][:, columns], RIDGE_ALPHAS)
+    assert alpha == reference.alpha_
+    assert np.allclose(coef, reference.coef_.T, atol=1e-6) and np.allclose(intercept, reference.intercept_)
+
+
+def test_the_penalty_follows_the_noise():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(200, 20))
+    clean = x @ rng.normal(size=(20, 1)) + 0.01 * rng.normal(size=(200, 1))
+    assert ridge_loo(x, clean, RIDGE_ALPHAS)[2] == RIDGE_ALPHAS[0]
+    assert ridge_loo(x, rng.normal(size=(200, 1)), RIDGE_ALPHAS)[2] == RIDGE_ALPHAS[-1]
+
+
+def test_an_unknown_solver_is_refused():
+    x = np.zeros((4, 2))
+    with pytest.raises(ValueError, match="probe solver"):
+        probe_r2(x, np.zeros((4, 8)), x, np.zeros((4, 8)), POSITIONS, solver="lsqr")
+
+
+def test_the_probes_run_as_tasks_give_the_results_of_the_driver(tmp_path_factory, tmp_path):
+    runs = tiny_runs(tmp_path_factory)
+    config = CompareConfig(
+        budgets=(2,), repeats=2, training=SCHEDULE, hidden=8, after_hit_effect=False, oracle=False
+    )
+    here = compare_on_dataset(runs.data, [runs.pretext], tmp_path / "here", config, progress=False)
+    pool = compare_on_dataset(runs.data, [runs.pretext], tmp_path / "pool", config, workers=2, progress=False)
+    assert here.probes is not None and list(here.probes) == ["scratch", "pretext"]
+    assert list(here.probes["scratch"]) == ["bar_x", "bar_y", "puck_x", "puck_y", "puck_vx", "puck_vy"]
+    assert here.probes == pool.probes
+    assert here.probes["scratch"] != here.probes["pretext"]
 
 
 def test_the_oracle_reads_positions_from_one_frame_and_velocities_from_two():

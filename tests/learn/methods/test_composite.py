@@ -143,6 +143,7 @@ def test_the_trainer_resumes_it_exactly_and_the_run_reopens_through_the_registry
 
 def test_an_autoencoder_alone_trains_but_predicts_nothing(clips, tmp_path):
     method = Composite(dataclasses.replace(CONFIG, decoders="reconstruct"))
+    assert not method.predicts_frames and Composite(CONFIG).predicts_frames
     metrics = train_pretext(
         clips, tmp_path / "run", method, dataclasses.replace(TRAIN, steps=2), progress=False
     )
