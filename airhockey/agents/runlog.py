@@ -47,6 +47,9 @@ class CheckpointState:
     """Wall-clock seconds of training by then."""
     success_rate: float | None = field(default=None, metadata=OMIT)
     """The success rate of its evaluation (the best model's state only)."""
+    sha256: str | None = field(default=None, metadata=OMIT)
+    """The saved model's identity (``PolicyFiles.sha256``: its zip, then its statistics), written
+    after them: a state whose model files do not match was cut off between the two."""
 
 
 @dataclass(frozen=True)

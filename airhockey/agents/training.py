@@ -145,13 +145,15 @@ class _RunCallback(BaseCallback):
             result.mean_length,
         )
         runlog.append_row(self.config.out / CSV_FILE, row)
-        _save(self.model, self.venv, self.config.out / CHECKPOINT_DIR / MODEL_FILE)
         state = {"timesteps": timesteps, "wall_seconds": row.wall_seconds}
-        _write_atomic(self.config.out / CHECKPOINT_DIR / STATE_FILE, json.dumps(state))
+        checkpoint = self.config.out / CHECKPOINT_DIR / MODEL_FILE
+        sha = _save(self.model, self.venv, checkpoint)
+        _write_atomic(checkpoint.with_name(STATE_FILE), json.dumps({**state, "sha256": sha}))
         if row.success_rate > self.best_rate:
-            _save(self.model, self.venv, self.config.out / BEST_DIR / MODEL_FILE)
-            best = {**state, "success_rate": row.success_rate}
-            _write_atomic(self.config.out / BEST_DIR / STATE_FILE, json.dumps(best))
+            best = self.config.out / BEST_DIR / MODEL_FILE
+            sha = _save(self.model, self.venv, best)
+            record = {**state, "success_rate": row.success_rate, "sha256": sha}
+            _write_atomic(best.with_name(STATE_FILE), json.dumps(record))
             self.best_rate = row.success_rate
         self.last_eval = timesteps
         self.logger.record("eval/success_rate", row.success_rate)
@@ -236,14 +238,15 @@ def train(config: TrainConfig, command: str | None = None) -> TrainSummary:
 
 def _best(out: Path, until: int) -> dict[str, float]:
     """The state of the run's best model, if saved at or before ``until`` steps; else (a resumed
-    run whose best model came from an evaluation after its checkpoint) it is removed and -1 given."""
+    run whose best model came from an evaluation after its checkpoint, or whose saving was cut off
+    before its state was written) it is removed and -1 given."""
     state_file = out / BEST_DIR / STATE_FILE
     if state_file.is_file():
         best = runlog.read_state(state_file)
         if best.success_rate is None:
             raise UserError(f"{state_file}: field 'success_rate': missing: restore it or train anew")
-        if best.timesteps <= until:
-            return asdict(best)
+        if best.timesteps <= until and _matches(best, out / BEST_DIR / MODEL_FILE):
+            return {k: v for k, v in asdict(best).items() if k != "sha256"}
     for path in (out / BEST_DIR).iterdir():
         path.unlink()
     return {"timesteps": -1, "wall_seconds": 0.0, "success_rate": -1.0}
@@ -265,6 +268,11 @@ def _resume_state(config: TrainConfig) -> tuple[int, float] | None:
         return None
     saved = runlog.read_run_config(out / CONFIG_FILE).config
     state = runlog.read_state(state_file)
+    if not _matches(state, out / CHECKPOINT_DIR / MODEL_FILE):
+        raise UserError(
+            f"cannot resume {out}: {CHECKPOINT_DIR}/{MODEL_FILE} is not the model its {STATE_FILE} was "
+            "written for (the run stopped while saving a checkpoint): train anew into another --out"
+        )
     start, wall_seconds = state.timesteps, state.wall_seconds
     given = config.to_dict()
     for name in RUN_DEFINING:
@@ -296,16 +304,27 @@ def _train_env_seed(seed: int, start_timesteps: int) -> int:
     return int(np.random.SeedSequence([seed, start_timesteps]).generate_state(1)[0] >> 2)
 
 
-def _save(model: PPO, venv: VecNormalize, path: Path) -> None:
+def _save(model: PPO, venv: VecNormalize, path: Path) -> str:
     """Saves the model zip, its VecNormalize statistics and its numpy actor beside it, each
-    replaced atomically."""
+    replaced atomically; returns their identity (``PolicyFiles.sha256``) for the state file."""
     tmp = path.with_name("tmp_" + path.name)
     with atomic_file(path, tmp=tmp) as f:
         model.save(f)
     with atomic_file(stats_path(path), tmp=stats_path(tmp)) as f:
         pickle.dump(venv, f)  # what VecNormalize.save writes
     files = PolicyFiles(path, stats_path(path))
-    AgentPolicy(model, venv, str(path)).actor().save(files.actor, files.sha256())
+    sha = files.sha256()
+    AgentPolicy(model, venv, str(path)).actor().save(files.actor, sha)
+    return sha
+
+
+def _matches(state: runlog.CheckpointState, model: Path) -> bool:
+    """Whether the model files beside ``state`` are the ones it was written for (states written
+    before the identity was recorded are taken as they are)."""
+    if state.sha256 is None:
+        return True
+    files = PolicyFiles(model, stats_path(model))
+    return files.model.is_file() and files.stats.is_file() and files.sha256() == state.sha256
 
 
 def _write_atomic(path: Path, text: str) -> None:

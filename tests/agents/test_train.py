@@ -111,7 +111,9 @@ def test_best_folder_holds_the_first_evaluation_with_the_top_success_rate(tiny_r
     best = best_row(tiny_run)
     assert tiny_run.best["timesteps"] == best.timesteps
     assert tiny_run.best["success_rate"] == best.success_rate
-    assert json.loads((tiny_run.run_dir / "best" / "state.json").read_text()) == tiny_run.best
+    state = json.loads((tiny_run.run_dir / "best" / "state.json").read_text())
+    assert state.pop("sha256") == load_policy(tiny_run.run_dir / "best").sha256
+    assert state == tiny_run.best
     assert load_policy(tiny_run.run_dir / "best").model.num_timesteps == best.timesteps
 
 
@@ -152,6 +154,19 @@ def test_resume_drops_a_best_model_saved_after_the_checkpoint(tmp_path):
     resumed = train(tiny_config(run, timesteps=256, resume=True), command="second")
     assert resumed.best["timesteps"] == 256, "the next evaluation after the checkpoint is the new best"
     assert load_policy(run / "best").model.num_timesteps == 256
+
+
+def test_resume_refuses_a_checkpoint_cut_off_between_its_model_and_its_state(tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config(run, timesteps=128), command="first")
+    older = (run / "checkpoint" / "state.json").read_text()
+    train(tiny_config(run, timesteps=256, resume=True), command="second")
+    # As if the second session had died after saving its model, before writing the model's state.
+    (run / "checkpoint" / "state.json").write_text(older)
+    with pytest.raises(UserError, match=r"not the model its state\.json was written for") as refused:
+        train(tiny_config(run, timesteps=384, resume=True), command="third")
+    assert "\n" not in str(refused.value)
+    assert (run / "command.txt").read_text() == "first\nsecond\n", "a refused resume writes nothing"
 
 
 def test_run_folder_conflicts_are_user_errors(tiny_run, tmp_path):
