@@ -188,7 +188,8 @@ def learn_compare(
         command=command_line(),
     )
     echo_comparison(results)
-    typer.echo(f"wrote {out}/ (results.json, report.md and three plots) in {results.seconds / 60:.1f} min")
+    plots = len(list(Path(out).glob("*.png")))
+    typer.echo(f"wrote {out}/ (results.json, report.md and {plots} plots) in {results.seconds / 60:.1f} min")
 
 
 def benchmark_config(
@@ -279,8 +280,9 @@ def learn_benchmark(
 
     Generates (or reuses) the training and test data, trains each method's pretext runs for the
     same number of steps, compares them with scratch and the oracle, and writes the leaderboard.
-    Run it again to finish an interrupted benchmark. Settings: airhockey.learn.protocol.benchmark.CPU,
-    FULL with --full, QUICK with --quick; an override left out keeps the edition's.
+    Run it again to finish an interrupted benchmark. The editions (the CPU one by default, --full,
+    --quick) and what each sets: docs/results.md, "What the editions reduce"; an option left out
+    keeps the edition's.
     """
     from airhockey.learn.protocol.benchmark import check_benchmark, run_benchmark
 

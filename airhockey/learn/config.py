@@ -220,7 +220,8 @@ class CompareConfig:
     validation: str = "budget"
     """Which labelled episodes pick each run's best epoch: 'budget': a quarter of the run's own
     budget, so that every label used counts against it (below ``VALIDATION_MIN_BUDGET`` episodes no
-    selection: fixed epochs); 'split': the split's validation episodes, which no budget counts."""
+    selection: fixed epochs); 'split': the split's validation episodes, which no budget counts.
+    Selection never reads the test episodes: a value naming them is refused."""
     frames_k: tuple[Annotated[int, Range(1, 256)], ...] = ()
     """Numbers of context frames k (besides 1; each 1-256) to run ``frames_k_budget`` with, every arm
     and the oracle: accuracy against k."""
@@ -239,6 +240,13 @@ class CompareConfig:
     """Draws the search runs each candidate on, 1-1,000."""
     oracle: bool = True
     """Also train the ceiling: the same head, and boosted trees, on the true state."""
+    oracle_epochs: Annotated[int, Range(1, 10**5)] = 200
+    """Most epochs of the oracle's head (1 to 10^5; each of ``training.min_epoch_frames`` frames at
+    least). With validation frames it stops ``oracle_patience`` epochs after its best and keeps
+    that epoch; without (budgets below ``VALIDATION_MIN_BUDGET``), it trains all of them, a fixed
+    schedule long enough to converge on a few episodes' frames."""
+    oracle_patience: Annotated[int, Range(1, 10**5)] = 20
+    """Epochs without a better validation accuracy before the oracle's head stops, 1 to 10^5."""
     probes: bool = True
     """Also fit linear probes from each arm's frozen encoder to the true positions and velocity."""
     seed: Annotated[int, Range(0, SEED_MAX)] = 0
@@ -253,6 +261,11 @@ class CompareConfig:
         if self.scratch_schedule not in SCRATCH_SCHEDULES:
             raise ValueError(
                 f"scratch_schedule must be one of {SCRATCH_SCHEDULES}, got {self.scratch_schedule!r}"
+            )
+        if "test" in self.validation.lower():
+            raise ValueError(
+                f"validation={self.validation!r} would choose on the test episodes: epochs, schedules "
+                f"and rates are chosen on validation episodes only; use one of {VALIDATIONS}"
             )
         if self.validation not in VALIDATIONS:
             raise ValueError(f"validation must be one of {VALIDATIONS}, got {self.validation!r}")

@@ -50,6 +50,14 @@ def minari_export(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory)
     return out
 
 
+def test_a_relative_output_folder_exports_to_minari(small_dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["data", "export", str(small_dataset), "--to", "minari", "runs/minari"])
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "runs" / "minari"))
+    assert minari.load_dataset("airhockey/data-v0").total_episodes == 8
+
+
 def test_minari_loads_every_episode_bit_for_bit_with_labels_rewards_and_the_env(
     small_dataset, minari_export, monkeypatch
 ):

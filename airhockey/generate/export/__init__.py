@@ -124,7 +124,9 @@ def export_dataset(data: str | Path, fmt: str, out: str | Path, dataset_id: str 
         UserError: for a bad option or output directory (checked before anything is written), a
             dataset that cannot be read or replayed bit for bit, or a full disk.
     """
-    data, out = Path(data), Path(out)
+    # Absolute: Minari resolves its datasets root against paths it builds itself, so a relative
+    # root would be joined twice.
+    data, out = Path(data), Path(out).absolute()
     check_format(fmt)
     if dataset_id is not None and fmt != "minari":
         raise UserError(f"--dataset-id names a Minari dataset: it has no meaning with --to {fmt}")

@@ -9,13 +9,19 @@
   of the two Gram matrices, reused for every penalty.
 - ``oracle_features``: the true state a classifier would need, the ceiling of what pixels can give:
   positions at the frame for k = 1, positions and velocities (what two frames show) for k >= 2.
-- ``boosting_accuracy``: a strong off-the-shelf learner on the same inputs (scikit-learn's
-  ``HistGradientBoostingClassifier``), as a reference for the ceiling.
+- ``fit_state_head``: the classifiers' head on the true state, trained to convergence (early
+  stopping on validation frames).
+- ``fit_boosting``: a strong off-the-shelf learner on the same inputs (scikit-learn's
+  ``HistGradientBoostingClassifier``), its leaf size chosen on validation frames so that a few
+  labelled episodes still split. The protocol reports the better of the two by validation as the
+  ceiling.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -37,6 +43,12 @@ PROBE_SOLVERS = ("eigen", "ridgecv")
 """How ``probe_r2`` fits: ``eigen`` (``ridge_loo``) or ``ridgecv`` (scikit-learn's ``RidgeCV``, whose
 per-penalty work grows with the cube of the features once frames outnumber them); same choice
 of penalty, R² equal to float rounding."""
+TREE_MIN_LEAF = (20, 5, 1)
+"""The boosted trees' ``min_samples_leaf`` values validation chooses from (first of equals wins):
+scikit-learn's default, and smaller leaves that let a few labelled episodes split."""
+TREE_FRAMES_PER_LEAF = 50
+"""Without validation frames, one frame per leaf for every this many training frames
+(``tree_min_leaf``)."""
 ROW_BLOCK = 2048
 """Training frames ``ridge_loo`` projects at a time when frames outnumber features (bounds its memory)."""
 
@@ -178,21 +190,72 @@ def oracle_features(frames: FrameSet, k: int = 1) -> NDArray[np.float32]:
     return frames.state[:, [c for c in wanted if c in frames.state_columns]]
 
 
-def boosting_accuracy(
+@dataclass(frozen=True)
+class StateFit:
+    """A classifier of the true state fitted on training frames: what it says on the test frames and
+    how it did on the validation frames that chose it."""
+
+    predicted: NDArray[np.int64]
+    """(N_test,) the predicted class of every test input."""
+    val_accuracy: float
+    """Accuracy on the validation frames of the model kept; nan without validation frames."""
+    chosen: int
+    """What was chosen: the head's epoch kept (1-based; the last without validation frames), the
+    trees' ``min_samples_leaf``."""
+
+
+def tree_min_leaf(frames: int) -> int:
+    """The boosted trees' ``min_samples_leaf`` without validation frames to choose it: one per
+    ``TREE_FRAMES_PER_LEAF`` training frames, within ``TREE_MIN_LEAF``'s range, so that a few
+    labelled episodes (tens of frames) still split."""
+    return min(max(TREE_MIN_LEAF), max(min(TREE_MIN_LEAF), frames // TREE_FRAMES_PER_LEAF))
+
+
+def fit_boosting(
     train_x: NDArray[np.floating],
     train_y: NDArray[np.int64],
     test_x: NDArray[np.floating],
-    test_y: NDArray[np.int64],
     seed: int,
-) -> NDArray[np.bool_]:
-    """(N,) whether scikit-learn's boosted trees, fit on the training inputs, get each test frame right."""
+    val_x: NDArray[np.floating] | None = None,
+    val_y: NDArray[np.int64] | None = None,
+) -> StateFit:
+    """Scikit-learn's boosted trees (``HistGradientBoostingClassifier``) fitted on the training inputs.
+
+    Their leaf size suits the budget: with validation frames, the ``TREE_MIN_LEAF`` value of best
+    validation accuracy (the first of equals, so the larger leaf); without, ``tree_min_leaf`` of
+    the training frames (scikit-learn's default of 20 allows no split of a few tens of frames).
+
+    Args:
+        train_x, test_x, val_x: (N, F) inputs (``oracle_features``).
+        train_y, val_y: (N,) classes; ``val_x``/``val_y`` None or empty: no validation frames.
+        seed: the trees' ``random_state``.
+
+    Returns:
+        The test predictions, the validation accuracy and the leaf size chosen.
+    """
     from sklearn.ensemble import HistGradientBoostingClassifier
 
+    has_val = val_x is not None and val_y is not None and len(val_y) > 0
+
+    def val_accuracy(predict: Callable[[NDArray[np.floating]], NDArray[np.int64]]) -> float:
+        return float(np.mean(predict(val_x) == val_y)) if has_val else math.nan
+
+    leaves = TREE_MIN_LEAF if has_val else (tree_min_leaf(len(train_y)),)
     if len(np.unique(train_y)) < 2:  # one class only: the trees can only say it
-        return test_y == train_y[0]
-    model = HistGradientBoostingClassifier(random_state=seed)
-    model.fit(train_x, train_y)
-    return model.predict(test_x) == test_y
+
+        def say(z: NDArray[np.floating]) -> NDArray[np.int64]:
+            return np.full(len(z), train_y[0], np.int64)
+
+        return StateFit(say(test_x), val_accuracy(say), leaves[0])
+    best: StateFit | None = None
+    for leaf in leaves:
+        model = HistGradientBoostingClassifier(min_samples_leaf=leaf, random_state=seed)
+        model.fit(train_x, train_y)
+        fit = StateFit(model.predict(test_x).astype(np.int64), val_accuracy(model.predict), leaf)
+        if best is None or fit.val_accuracy > best.val_accuracy:
+            best = fit
+    assert best is not None
+    return best
 
 
 def fit_state_head(
@@ -202,27 +265,40 @@ def fit_state_head(
     config: ClassifyConfig,
     hidden: int,
     num_classes: int,
-) -> NDArray[np.int64]:
-    """The classifiers' head (standardisation, one hidden layer, softmax) trained on given inputs:
-    the oracle arm on the true state. Same optimiser, learning rate, epochs, frames per epoch,
-    batch size, dropout and seed as the classifiers' head; no epoch selection.
+    val_x: NDArray[np.floating] | None = None,
+    val_y: NDArray[np.int64] | None = None,
+    patience: int | None = None,
+) -> StateFit:
+    """The classifiers' head (standardisation, one hidden layer, softmax) trained to convergence on
+    given inputs: the oracle arm on the true state. Same optimiser, learning rate, frames per
+    epoch, batch size, dropout and seed as the classifiers' head.
+
+    With validation frames it trains at most ``config.epochs`` epochs, scores the validation
+    frames after each, stops once ``patience`` epochs in a row did not beat the best (of best
+    accuracy, then of least cross-entropy), and keeps the best epoch's weights. Without, it trains
+    all ``config.epochs`` epochs (a fixed schedule that must be long enough to converge on the
+    training frames) and keeps the last.
 
     Args:
-        train_x, test_x: (N, F) inputs (``oracle_features``).
-        train_y: (N,) classes.
+        train_x, test_x, val_x: (N, F) inputs (``oracle_features``).
+        train_y, val_y: (N,) classes; ``val_x``/``val_y`` None or empty: no validation frames.
         config: the schedule (its ``lr``, ``epochs``, ``min_epoch_frames``, ``batch_size``,
             ``weight_decay`` and ``seed`` are used).
         hidden: units of the hidden layer.
         num_classes: classes of the softmax.
+        patience: epochs without a better validation accuracy before stopping; None: never stop
+            early (the best epoch is still kept).
 
     Returns:
-        (N_test,) the predicted class of every test input.
+        The test predictions, the kept epoch's validation accuracy and the kept epoch.
 
     Raises:
         UserError: at the first training loss that is not a number (``guards.check_finite``).
     """
     x = torch.as_tensor(np.asarray(train_x, np.float32))
     y = torch.as_tensor(train_y)
+    has_val = val_x is not None and val_y is not None and len(val_y) > 0
+    val = torch.as_tensor(np.asarray(val_x, np.float32)) if has_val else None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         scaler = FeatureScaler(x.shape[1])
@@ -236,8 +312,10 @@ def fit_state_head(
         scaler.fit(x)
         optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         rng = np.random.default_rng(np.random.SeedSequence(config.seed))
-        step = 0
+        # The best epoch: of best validation accuracy, then of least validation loss.
+        step, best, best_epoch, best_state = 0, (-1.0, -math.inf), config.epochs, None
         for epoch in range(config.epochs):
+            head.train()
             order = epoch_order(len(x), config.min_epoch_frames, rng)
             for i in range(0, len(order), config.batch_size):
                 idx = torch.from_numpy(order[i : i + config.batch_size])
@@ -248,6 +326,21 @@ def fit_state_head(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+            if val is None:
+                continue
+            head.eval()
+            with torch.no_grad():
+                logits = head(val)
+                loss_val = float(nn.functional.cross_entropy(logits, torch.as_tensor(val_y)))
+                score = (float((logits.argmax(-1).numpy() == val_y).mean()), -loss_val)
+            if score > best:
+                best, best_epoch = score, epoch + 1
+                best_state = {name: t.clone() for name, t in head.state_dict().items()}
+            elif patience is not None and epoch + 1 - best_epoch >= patience:
+                break
+    if best_state is not None:
+        head.load_state_dict(best_state)
     head.eval()
     with torch.no_grad():
-        return head(torch.as_tensor(np.asarray(test_x, np.float32))).argmax(-1).numpy()
+        predicted = head(torch.as_tensor(np.asarray(test_x, np.float32))).argmax(-1).numpy()
+    return StateFit(predicted, best[0] if has_val else math.nan, best_epoch)

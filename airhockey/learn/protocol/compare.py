@@ -21,7 +21,9 @@ set with ``test_data``). ``compare_on_dataset`` runs it all and writes the repor
   of the time to the hit, frames before the hit, before and after the strike;
 - linear probes of each arm's frozen encoder for the true positions and the puck's velocity;
 - convergence: validation accuracy against epochs and training seconds, and epochs to ``THRESHOLD``;
-- the effect of frames with a lit button: the largest budget run again with the other setting.
+- the effect of frames with a lit button: the largest budget run again with the other setting;
+- every run's record beside its summary (every budget, k and arm, and the oracle's), so that each
+  interval can be recomputed from ``results.json`` alone.
 
 The arms and repeats are in ``arms``, the classifier jobs, the search, the oracle and the probes
 in ``jobs``, the run log that lets an interrupted comparison finish in ``runlog``, the statistics
@@ -61,6 +63,7 @@ from airhockey.learn.protocol.jobs import (
     Runner,
     oracle_records,
     oracle_search,
+    oracle_summary,
     probe_jobs,
     run_search,
 )
@@ -223,8 +226,9 @@ def run_plan(
     already in ``runner.done`` are reused) and the probes (tasks run with the classifiers); returns
     their records."""
     reps = repeats(config)
-    chosen, search = run_search(data, arms, reps, config, runner)
-    head_search = oracle_search(data, reps, config)
+    selection = selection_data(data)
+    chosen, search = run_search(selection, arms, reps, config, runner)
+    head_search = oracle_search(selection, reps, config)
     if search is not None and head_search is not None:
         search = dataclasses.replace(search, oracle_head=head_search)
     oracle_lr = None if head_search is None else head_search.chosen
@@ -240,14 +244,16 @@ def run_plan(
                 labelled, val_ids = data.labelled(budget, rng), None
             jobs += _group_jobs(arms, rep, (budget, after_hit, k), labelled, val_ids, config, chosen, runner)
             if config.oracle and after_hit == plan.include:
-                both = np.concatenate([labelled, val_ids if val_ids is not None else labelled[:0]])
                 try:
-                    records = oracle_records(data, both, test_frames, config, rep.seed, k, oracle_lr)
+                    records = oracle_records(
+                        selection, labelled, val_ids, test_frames, config, rep.seed, k, oracle_lr
+                    )
                 except UserError as err:
                     raise UserError(
                         f"oracle, budget {budget}, draw {rep.index + 1}, k = {k}: {err}"
                     ) from None
                 for name, record in records.items():
+                    record = {**record, "repeat": rep.index, "context_frames": k}
                     oracle.setdefault((budget, k), {}).setdefault(name, []).append(record)
     if config.probes:
         jobs += probe_jobs(arms, config, runner.in_process)
@@ -262,6 +268,17 @@ def run_plan(
         for budget, after_hit, k in plan.groups
     }
     return Measured(runs, oracle, search, probes if config.probes else None)
+
+
+def selection_data(data: ClassifierData) -> ClassifierData:
+    """``data`` as every choice made from downstream results sees it (the search's schedule, the
+    oracle head's rate, its epoch and the trees' leaf size): the training and validation episodes'
+    frames, an empty test split; the oracle gets its test frames apart, only to score. The search's
+    runs are scored by their validation accuracy alone; this view keeps any choice from reading a
+    test label even by mistake. The frames are shared with ``data``, not copied."""
+    split = dataclasses.replace(data.split, test=data.split.test[:0])
+    seen = data.frames.of_episodes(np.concatenate([data.split.train, data.split.val]))
+    return dataclasses.replace(data, split=split, frames=seen)
 
 
 def _group_jobs(
@@ -329,13 +346,9 @@ def summarise(
             for b, r in zip(plan.budgets, main, strict=True)
         ),
         oracle=tuple(
-            OracleBudget(b, **{m: arm_summary(r, keep_runs=False) for m, r in oracle[b, 1].items()})
-            for b in plan.budgets
-            if (b, 1) in oracle
+            OracleBudget(b, **oracle_summary(oracle[b, 1])) for b in plan.budgets if (b, 1) in oracle
         ),
-        frames_k={n: {k: arm_summary(at_k[k][n], keep_runs=False) for k in at_k} for n in names}
-        if at_k
-        else None,
+        frames_k={n: {k: arm_summary(at_k[k][n]) for k in at_k} for n in names} if at_k else None,
         frames_k_difference=(
             {n: {k: paired_difference(at_k[k][n], at_k[k][ref]) for k in at_k} for n in others}
             if at_k
@@ -343,9 +356,7 @@ def summarise(
         ),
         frames_k_budget=plan.k_budget,
         oracle_frames_k={
-            k: OracleModels(
-                **{m: arm_summary(r, keep_runs=False) for m, r in oracle[plan.k_budget, k].items()}
-            )
+            k: OracleModels(**oracle_summary(oracle[plan.k_budget, k]))
             for k in plan.ks
             if (plan.k_budget, k) in oracle
         },

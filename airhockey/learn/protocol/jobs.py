@@ -31,8 +31,8 @@ from airhockey.learn.downstream.probes import (
     POSITIONS,
     PROBE_SOLVERS,
     VELOCITIES,
-    boosting_accuracy,
     encoder_features,
+    fit_boosting,
     fit_state_head,
     oracle_features,
     probe_r2,
@@ -40,6 +40,7 @@ from airhockey.learn.downstream.probes import (
 from airhockey.learn.protocol.arms import Arm, Repeat
 from airhockey.learn.protocol.results import OracleHeadSearch, Search, SearchChoice, finite
 from airhockey.learn.protocol.runlog import Done, append_run, run_key
+from airhockey.learn.protocol.summaries import arm_summary
 from airhockey.tblog import TB_DIR
 from airhockey.writing import open_append
 
@@ -266,8 +267,8 @@ def oracle_search(
     data: ClassifierData, reps: Sequence[Repeat], config: CompareConfig
 ) -> OracleHeadSearch | None:
     """The search every arm gets, for the oracle's head: each of ``search_lrs`` trained on the true
-    state of the first ``search_draws`` draws of ``search_budget`` episodes and scored on the
-    validation episodes drawn from them (the encoder schedules do not apply: it has no encoder).
+    state of the first ``search_draws`` draws of ``search_budget`` episodes, stopped early and scored
+    on the validation episodes drawn from them (the encoder schedules do not apply: it has no encoder).
 
     Returns:
         Each rate's mean validation accuracy (keyed by the rate written with ``:g``) and the
@@ -285,24 +286,39 @@ def oracle_search(
         if not len(val):
             continue
         for lr in config.search_lrs:
-            training = dataclasses.replace(config.training, lr=lr, seed=rep.seed)
+            training = oracle_training(config, rep.seed, lr)
+            val_x = oracle_features(val, 1)
             try:
-                predicted = fit_state_head(
-                    oracle_features(train, 1), train.label, oracle_features(val, 1), training,
-                    config.hidden, len(data.label_names),
+                fit = fit_state_head(
+                    oracle_features(train, 1), train.label, val_x, training, config.hidden,
+                    len(data.label_names), val_x, val.label, config.oracle_patience,
                 )  # fmt: skip
             except UserError as err:
                 raise UserError(f"oracle head search, budget {budget}, draw {rep.index + 1}: {err}") from None
-            scores[f"{lr:g}"].append(float(np.mean(predicted == val.label)))
+            scores[f"{lr:g}"].append(fit.val_accuracy)
     if not all(scores.values()):
         return None
     means = {lr: float(np.mean(v)) for lr, v in scores.items()}
     return OracleHeadSearch(means, float(max(means, key=lambda lr: means[lr])))
 
 
+def oracle_training(config: CompareConfig, seed: int, lr: float | None = None) -> ClassifyConfig:
+    """The oracle head's schedule: the classifiers' (``config.training``) with ``seed``, the rate
+    ``lr`` (None: ``training.lr``) and at most ``config.oracle_epochs`` epochs, none frozen."""
+    training = config.training
+    return dataclasses.replace(
+        training,
+        seed=seed,
+        lr=training.lr if lr is None else lr,
+        epochs=config.oracle_epochs,
+        freeze_epochs=0,
+    )
+
+
 def oracle_records(
     data: ClassifierData,
     labelled: np.ndarray,
+    val_ids: np.ndarray | None,
     test: FrameSet,
     config: CompareConfig,
     seed: int,
@@ -310,29 +326,83 @@ def oracle_records(
     lr: float | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The ceiling: classifiers of the true state (``probes.oracle_features``) trained on the frames
-    of the ``labelled`` episodes and scored on the test frames like every arm.
+    of the ``labelled`` episodes, validated on those of ``val_ids`` (the head's epoch, the trees'
+    leaf size, and later which of the two is the ceiling) and scored on the test frames like every arm.
 
     Args:
+        val_ids: the validation episodes (None: the split's; empty: none, so the head trains all
+            ``oracle_epochs`` epochs and the trees' leaf size follows the training frames).
         lr: the head's learning rate (``oracle_search``'s choice); None: ``config.training.lr``.
 
     Returns:
-        ``{"head": record, "boosting": record}``: the classifiers' own head (same schedule, seed and
-        hidden units) and scikit-learn's gradient-boosted trees, each with the ``score_predictions``
-        fields.
+        ``{"head": record, "boosting": record}``: the classifiers' own head (same seed and hidden
+        units, trained to convergence: ``oracle_training``) and scikit-learn's gradient-boosted
+        trees, each with ``labelled_episodes`` (validation ones included), ``seed``,
+        ``val_accuracy`` (NaN without validation frames), ``chosen`` (the head's epoch kept, the
+        trees' ``min_samples_leaf``) and the ``score_predictions`` fields.
     """
-    training = dataclasses.replace(config.training, seed=seed, lr=config.training.lr if lr is None else lr)
-    train = data.frames.of_episodes(labelled).usable(training.include_after_hit, training.frame_stride)
-    x, test_x = oracle_features(train, k), oracle_features(test, k)
-    n_classes = len(data.label_names)
-    head = fit_state_head(x, train.label, test_x, training, config.hidden, n_classes) == test.label
-    trees = boosting_accuracy(x, train.label, test_x, test.label, seed)
+    training = oracle_training(config, seed, lr)
+    include = training.include_after_hit
+    own_val = val_ids is not None
+    val_ids = data.split.val if val_ids is None else val_ids
+    train = data.frames.of_episodes(labelled).usable(include, training.frame_stride)
+    val = data.frames.of_episodes(val_ids).usable(include)
+    x, val_x, test_x = oracle_features(train, k), oracle_features(val, k), oracle_features(test, k)
+    fits = {
+        "head": fit_state_head(
+            x, train.label, test_x, training, config.hidden, len(data.label_names), val_x, val.label,
+            config.oracle_patience,
+        ),
+        "boosting": fit_boosting(x, train.label, test_x, seed, val_x, val.label),
+    }  # fmt: skip
     return {
         name: {
-            "labelled_episodes": len(labelled),
+            "labelled_episodes": len(labelled) + (len(val_ids) if own_val else 0),
             "seed": seed,
-            **score_predictions(c, test, training.include_after_hit),
+            "val_accuracy": fit.val_accuracy,
+            "chosen": fit.chosen,
+            **score_predictions(fit.predicted == test.label, test, include),
         }
-        for name, c in (("head", head), ("boosting", trees))
+        for name, fit in fits.items()
+    }
+
+
+ORACLE_MODELS = ("head", "boosting")
+"""The oracle's classifiers, in the order that breaks a tie for the ceiling (and the ceiling where
+no validation frames choose)."""
+
+
+def ceiling_model(val_accuracy: dict[str, Sequence[float | None]]) -> str:
+    """Which oracle model is the ceiling: the one of best mean validation accuracy over the draws
+    (the first of equals in ``ORACLE_MODELS`` order); the head where no model has a validation
+    accuracy in every draw (budgets with no validation frames). Never reads test accuracy.
+
+    Args:
+        val_accuracy: each model's validation accuracy per draw (None or NaN: no validation frames).
+    """
+    means = {
+        name: float(np.mean(v))
+        for name in ORACLE_MODELS
+        if (v := val_accuracy.get(name)) and all(finite(a) for a in v)
+    }
+    return max(means, key=lambda name: means[name]) if means else ORACLE_MODELS[0]
+
+
+def oracle_summary(records: dict[str, Sequence[dict[str, Any]]]) -> dict[str, Any]:
+    """The fields of an ``OracleModels`` (or ``OracleBudget``) from the oracle's records of one
+    (budget, k) by model: each model's summary with its runs (``summaries.arm_summary``), the
+    ceiling (``ceiling_model``: which, and its summary without the runs, which the model's own
+    entry holds) and each model's mean validation accuracy where every draw had validation frames.
+    """
+    summary = {name: arm_summary(runs) for name, runs in records.items()}
+    val = {name: [r["val_accuracy"] for r in runs] for name, runs in records.items()}
+    chosen = ceiling_model(val)
+    means = {name: float(np.mean(v)) for name, v in val.items() if v and all(finite(a) for a in v)}
+    return {
+        **summary,
+        "ceiling": dataclasses.replace(summary[chosen], runs=None),
+        "ceiling_model": chosen,
+        "val_accuracy": means or None,
     }
 
 

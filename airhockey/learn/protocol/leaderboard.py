@@ -8,7 +8,7 @@ added to the registry gets its row with no change here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,7 +18,7 @@ from airhockey.learn.protocol.formatting import interval, pct, points
 from airhockey.learn.protocol.plots import figure, plot_accuracy_vs_budget, plot_probes, save
 from airhockey.learn.protocol.report import SMOKE_TEST
 from airhockey.learn.protocol.results import ArmAccuracy, DataInfo, Interval, MeanCI, Results
-from airhockey.records import RecordError, from_json, read_json_file, to_json
+from airhockey.records import OMIT, RecordError, from_json, read_json_file, to_json
 from airhockey.writing import write_atomic
 
 LEADERBOARD_BUDGETS = (1, 4, 16, None)
@@ -80,12 +80,15 @@ class Row:
 
 @dataclass(frozen=True)
 class OracleRow:
-    """The oracle's row: its head and boosted trees per budget, and at each k (head and boosting)."""
+    """The oracle's row: its head, boosted trees and ceiling (the one better on validation) per
+    budget, and at each k (head and boosting)."""
 
     arm: str
     accuracy: dict[str, Entry]
     boosting: dict[str, Entry]
     accuracy_k: dict[int, dict[str, Entry]]
+    ceiling: dict[str, Entry] | None = field(default=None, metadata=OMIT)
+    """None in files written before the ceiling was recorded."""
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,8 @@ def leaderboard(
     """
     largest = results.budgets[-1].labelled_episodes
     oracle = {o.labelled_episodes: o for o in results.oracle}
-    heads = {n: o.head.accuracy_mean for n, o in oracle.items() if o.head is not None}
+    # The gap to the oracle: to its ceiling, or to its head in results written before the ceiling.
+    heads = {n: c.accuracy_mean for n, o in oracle.items() if (c := o.ceiling or o.head) is not None}
     rows = [
         _row(results, arm, heads, pretext_metrics.get(results.arm_details[arm].method or "", []))
         for arm in results.arms
@@ -193,6 +197,7 @@ def leaderboard(
         arm=ORACLE,
         accuracy=_pick({n: _entry(o.head) for n, o in oracle.items() if o.head is not None}, largest),
         boosting=_pick({n: _entry(o.boosting) for n, o in oracle.items() if o.boosting is not None}, largest),
+        ceiling=_pick({n: _entry(o.ceiling) for n, o in oracle.items() if o.ceiling is not None}, largest),
         # k frames: positions (k = 1), positions and velocities (k > 1), at the k runs' budget.
         accuracy_k={
             k: {name: _entry(m) for name, m in (("head", o.head), ("boosting", o.boosting)) if m is not None}
@@ -354,8 +359,12 @@ def _oracle_line(oracle: OracleRow, keys: Sequence[str]) -> str:
         for k in LEADERBOARD_K
     )
     return (
-        f"| {ORACLE} (head; boosted trees) | "
-        + " | ".join(f"{_cell(oracle.accuracy.get(k))}; {_cell(oracle.boosting.get(k))}" for k in keys)
+        f"| {ORACLE} (head; boosted trees{'; ceiling' if oracle.ceiling else ''}) | "
+        + " | ".join(
+            f"{_cell(oracle.accuracy.get(k))}; {_cell(oracle.boosting.get(k))}"
+            + (f"; {_cell(oracle.ceiling.get(k))}" if oracle.ceiling else "")
+            for k in keys
+        )
         + " |"
         + " |" * (len(keys) + 1)  # no differences to scratch, no gap to itself
         + f" {by_k} | | |"
@@ -373,8 +382,13 @@ def render_leaderboard(board: Leaderboard, rollouts: bool) -> str:
         f"Training data `{test.path}` ({test.train_episodes} training episodes); test data "
         f"`{test.test_path}` ({test.test_episodes} episodes, generated separately). Accuracy on "
         "the frames before the hit, with 95% bootstrap intervals (repeats, pretext runs and test episodes "
-        "resampled); differences paired with scratch; the oracle is the same head on the true state. "
-        f"k: the frames the classifier reads, at {board.frames_k_budget} labelled episodes.",
+        "resampled); differences paired with scratch; the oracle is the same head on the true state"
+        + (
+            ", and boosted trees; its ceiling the one better on validation (the gap to the oracle is to it). "
+            if board.oracle.ceiling
+            else ". "
+        )
+        + f"k: the frames the classifier reads, at {board.frames_k_budget} labelled episodes.",
         "",
         "| arm | "
         + " | ".join(f"{k} ep." for k in keys)
@@ -396,7 +410,9 @@ def render_leaderboard(board: Leaderboard, rollouts: bool) -> str:
     for key in keys:
         ranked = sorted(board.ranks[key].items(), key=lambda item: item[1])
         lines.append(
-            f"- {key} labelled episodes: " + ", ".join(f"{arm} {rank}" for arm, rank in ranked) + "."
+            f"- {key} labelled episode{'' if str(key) == '1' else 's'}: "
+            + ", ".join(f"{arm} {rank}" for arm, rank in ranked)
+            + "."
         )
     lines += ["", f"![accuracy vs budget]({ACCURACY_PLOT})"]
     if has_probes(board):

@@ -14,7 +14,22 @@ from typing import Any
 from airhockey.learn.protocol.results import ConvergenceBudget, PositionBudget, Results, finite
 from airhockey.writing import atomic_file
 
-COLORS = ("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+COLORS = (
+    "tab:blue",
+    "tab:green",
+    "tab:red",
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:olive",
+    "tab:cyan",
+    "navy",
+    "darkgoldenrod",
+    "magenta",
+    "lime",
+    "sienna",
+    "teal",
+)
 """Line colours of the arms after the reference arm (which is drawn in orange), in order."""
 PLOTS = {
     "budget": "accuracy_vs_budget.png",
@@ -355,7 +370,8 @@ def _budget_grid(
     for col, budget in enumerate(budgets):
         top, bottom = axes[:, col]
         draw(top, bottom, budget)
-        title = f"{budget.labelled_episodes} labelled episodes"
+        n = budget.labelled_episodes
+        title = f"{n} labelled episode{'s' if n != 1 else ''}"
         if not holds_every_class(results, budget.labelled_episodes):
             title += "\n(draws lack a class)"
         top.set_title(title)

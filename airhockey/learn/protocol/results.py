@@ -5,8 +5,10 @@ with each run's record (``BudgetResult``), the paired differences to the referen
 (``OracleBudget``), accuracy against the k frames read (``Results.frames_k``, k an int), the
 linear probes, the hyperparameter search (``Search``), accuracy by position (``Positions``),
 convergence (``Convergence``), the effect of frames with a lit button (``AfterHit``), the
-settings and the data. Each classifier run's own record (``ArmAccuracy.runs``) is kept as the
-run log wrote it (``runlog``).
+settings and the data. Every ``ArmAccuracy`` keeps the records of the runs behind it
+(``ArmAccuracy.runs``: every budget, k and arm as the run log wrote them, ``runlog``, and the
+oracle's), so that each accuracy interval and paired difference can be recomputed from this file
+alone (``summaries.arm_summary``, ``summaries.paired_difference``).
 
 ``FORMAT_VERSION`` is written with every file. A file without one (written before the field
 existed) is read through ``upgrade_v0``; a file of another version is refused.
@@ -46,7 +48,9 @@ class ArmAccuracy:
     accuracy_mean: float
     accuracy_ci95: Interval | None
     runs: tuple[dict[str, Any], ...] | None = field(default=None, metadata=OMIT)
-    """Each run's record (``runlog``); None where only the summary is kept."""
+    """Each run's record (``runlog``; the oracle's: its ``repeat``, ``context_frames`` and
+    ``classify.score_predictions`` fields), in repeat order; None in files written before the
+    records of k > 1 and of the oracle were kept."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,14 @@ class OracleModels:
 
     head: ArmAccuracy | None = field(default=None, metadata=OMIT)
     boosting: ArmAccuracy | None = field(default=None, metadata=OMIT)
+    ceiling: ArmAccuracy | None = field(default=None, metadata=OMIT)
+    """The ceiling: the one of the two of better mean validation accuracy (``ceiling_model``), its
+    test accuracy and interval (its runs are in its own entry)."""
+    ceiling_model: str | None = field(default=None, metadata=OMIT)
+    """Which of the two ``ceiling`` is, 'head' or 'boosting': chosen on validation frames, never
+    test; the head where no validation frames were held out (``jobs.ceiling_model``)."""
+    val_accuracy: dict[str, float] | None = field(default=None, metadata=OMIT)
+    """Each model's mean validation accuracy over the draws; None without validation frames."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,14 @@ class OracleBudget:
     labelled_episodes: int
     head: ArmAccuracy | None = field(default=None, metadata=OMIT)
     boosting: ArmAccuracy | None = field(default=None, metadata=OMIT)
+    ceiling: ArmAccuracy | None = field(default=None, metadata=OMIT)
+    """The ceiling: the one of the two of better mean validation accuracy (``ceiling_model``), its
+    test accuracy and interval (its runs are in its own entry)."""
+    ceiling_model: str | None = field(default=None, metadata=OMIT)
+    """Which of the two ``ceiling`` is, 'head' or 'boosting': chosen on validation frames, never
+    test; the head where no validation frames were held out (``jobs.ceiling_model``)."""
+    val_accuracy: dict[str, float] | None = field(default=None, metadata=OMIT)
+    """Each model's mean validation accuracy over the draws; None without validation frames."""
 
 
 @dataclass(frozen=True)

@@ -199,12 +199,15 @@ def _hits(runs: Sequence[Run]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def arm_summary(runs: Sequence[Run], keep_runs: bool = True) -> ArmAccuracy:
+def arm_summary(runs: Sequence[Run]) -> ArmAccuracy:
     """Mean accuracy over the runs with its 95% bootstrap interval (resampling runs and test
-    episodes, ``stats.bootstrap_accuracy``), and the runs themselves."""
+    episodes, ``stats.bootstrap_accuracy``), and the runs themselves, from which it is recomputed.
+
+    A run's record needs ``episode_hits`` and ``episode_frames`` (per test episode, the same
+    episodes in every run) and may have ``pretext_run`` (the bootstrap's groups; 0 without)."""
     hits, frames, groups = _hits(runs)
     mean, ci = bootstrap_accuracy(hits, frames, groups)
-    return ArmAccuracy(mean, interval(ci), tuple(runs) if keep_runs else None)
+    return ArmAccuracy(mean, interval(ci), tuple(runs))
 
 
 def paired_difference(arm: Sequence[Run], reference: Sequence[Run]) -> PairedDifference:

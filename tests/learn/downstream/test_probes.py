@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -12,15 +13,18 @@ import pytest
 from airhockey.generate import open_shards
 from airhockey.generate.config import ShapesConfig
 from airhockey.generate.shapes import generate_shapes
-from airhockey.learn.config import CompareConfig
+from airhockey.learn.config import ClassifyConfig, CompareConfig
 from airhockey.learn.downstream.labelled import POSITIONS, FrameSet, load_frames
 from airhockey.learn.downstream.probes import (
     RIDGE_ALPHAS,
+    TREE_MIN_LEAF,
     VELOCITIES,
-    boosting_accuracy,
+    fit_boosting,
+    fit_state_head,
     oracle_features,
     probe_r2,
     ridge_loo,
+    tree_min_leaf,
 )
 from airhockey.learn.protocol.compare import compare_on_dataset
 from tests.learn.tiny import SCHEDULE, tiny_runs
@@ -105,12 +109,68 @@ def test_the_oracle_reads_positions_from_one_frame_and_velocities_from_two():
     assert oracle_features(frames, 4).tolist() == state.tolist()
 
 
-def test_boosted_trees_learn_a_threshold_and_survive_one_class():
+def separable(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 4) state-like features and (n,) classes split by a plane with a margin around it."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, size=(4 * n, 4))
+    side = x @ np.array([1.0, -0.7, 0.5, 0.3])
+    keep = np.flatnonzero(np.abs(side) > 0.15)[:n]
+    return x[keep], (side[keep] > 0).astype(np.int64)
+
+
+def test_the_oracle_head_converges_on_separable_state():
+    x, y = separable(400, 0)
+    val_x, val_y = separable(200, 1)
+    test_x, test_y = separable(1000, 2)
+    schedule = ClassifyConfig(epochs=200, batch_size=64, min_epoch_frames=512, seed=3)
+    fit = fit_state_head(x, y, test_x, schedule, 64, 2, val_x, val_y, patience=20)
+    assert (fit.predicted == test_y).mean() >= 0.99
+    assert fit.val_accuracy >= 0.99 and 1 <= fit.chosen <= 200
+    again = fit_state_head(x, y, test_x, schedule, 64, 2, val_x, val_y, patience=20)
+    assert again.chosen == fit.chosen and (again.predicted == fit.predicted).all()  # same seed, same fit
+    # Without validation frames: the whole fixed schedule, long enough to converge as well.
+    fixed = fit_state_head(x, y, test_x, dataclasses.replace(schedule, epochs=60), 64, 2)
+    assert (
+        fixed.chosen == 60 and math.isnan(fixed.val_accuracy) and (fixed.predicted == test_y).mean() >= 0.99
+    )
+
+
+def test_the_oracle_head_stops_once_validation_stops_improving():
+    x, _ = separable(200, 0)
+    noise = np.random.default_rng(4).integers(0, 2, 300)  # labels nothing predicts
+    schedule = ClassifyConfig(epochs=200, batch_size=64, min_epoch_frames=256, seed=0)
+    fit = fit_state_head(x[:100], noise[:100], x[100:], schedule, 16, 2, x[:100], noise[100:200], patience=5)
+    assert fit.chosen < 195  # its best epoch was more than ``patience`` epochs before the last
+
+
+def test_boosted_trees_learn_a_threshold_choose_their_leaf_on_validation_and_survive_one_class():
     rng = np.random.default_rng(0)
-    x = rng.uniform(-1, 1, size=(300, 3))
+    x = rng.uniform(-1, 1, size=(600, 4))
     y = (x[:, 1] > 0.2).astype(np.int64)
-    assert boosting_accuracy(x[:200], y[:200], x[200:], y[200:], seed=0).mean() > 0.95
-    assert boosting_accuracy(x[:10], np.ones(10, np.int64), x[:5], np.ones(5, np.int64), seed=0).all()
+    x[:, 1] += np.where(y == 1, 0.05, -0.05)  # linearly separable, with a margin
+    fit = fit_boosting(x[:300], y[:300], x[400:], 0, x[300:400], y[300:400])
+    assert (fit.predicted == y[400:]).mean() >= 0.99 and fit.val_accuracy >= 0.99
+    assert fit.chosen in TREE_MIN_LEAF
+    again = fit_boosting(x[:300], y[:300], x[400:], 0, x[300:400], y[300:400])
+    assert again.chosen == fit.chosen and (again.predicted == fit.predicted).all()
+    one = fit_boosting(x[:10], np.ones(10, np.int64), x[:5], 0)
+    assert (one.predicted == 1).all() and math.isnan(one.val_accuracy)
+
+
+def test_boosted_trees_split_the_frames_of_two_labelled_episodes():
+    """Two episodes, one per class, of about 15 frames each: scikit-learn's default leaf of 20
+    frames allows no split (one class everywhere); the leaf size for so few frames does."""
+    rng = np.random.default_rng(0)
+    first, second = (
+        rng.normal([0.2, 0.3, -0.1, 0.0], 0.05, (15, 4)),
+        rng.normal([0.5, 0.1, 0.2, 0.1], 0.05, (15, 4)),
+    )
+    x, y = np.concatenate([first, second]), np.repeat(np.arange(2), 15)
+    test_x = np.concatenate([first + 0.01, second - 0.01])
+    assert tree_min_leaf(len(y)) < 15
+    fit = fit_boosting(x, y, test_x, seed=0)  # no validation frames at 2 episodes
+    assert set(fit.predicted.tolist()) == {0, 1}
+    assert (fit.predicted == y).mean() >= 0.9
 
 
 @pytest.fixture(scope="module")
@@ -140,4 +200,5 @@ def test_learn_compare_reads_a_one_shape_set(one_shape, tmp_path):
     for oracle in results["oracle"]:
         assert 0.0 <= oracle["head"]["accuracy_mean"] <= 1.0
         assert 0.0 <= oracle["boosting"]["accuracy_mean"] <= 1.0
+        assert oracle["ceiling"]["accuracy_mean"] == oracle[oracle["ceiling_model"]]["accuracy_mean"]
     assert (tmp_path / "report" / "report.md").is_file()
