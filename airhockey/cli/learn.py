@@ -38,13 +38,24 @@ PrecisionOption = Annotated[
 ]
 
 
-def build_method(name: str, settings: list[str] | None) -> Any:
-    """The registered method ``name`` with ``settings`` (``key=value``) applied over its defaults."""
+def build_method(name: str, settings: list[str] | None, data: Path | None = None) -> Any:
+    """The registered method ``name`` with ``settings`` (``key=value``) applied over its defaults;
+    with ``data``, checked at that dataset's frame size (so that settings which only fit the data's
+    frames, such as a deeper stem on larger frames, are judged against them)."""
     from airhockey.learn.config import apply_settings
     from airhockey.learn.methods import get_method
 
     method = get_method(name)
-    return method(apply_settings(method.config_class(), settings or []))
+    given = list(settings or [])
+    if data is not None:
+        from airhockey.generate import open_shards
+
+        height, width = open_shards(data).frames(0, 0, 1).shape[1:3]
+        config = method.config_class()
+        key = "encoder.image_size" if hasattr(config, "encoder") else "image_size"
+        if hasattr(config, "encoder") or hasattr(config, "image_size"):
+            given = [f"{key}={height},{width}", *given]
+    return method(apply_settings(method.config_class(), given))
 
 
 @learn_app.command("methods")
@@ -156,7 +167,7 @@ def learn_pretext(
         precision=precision,
     )
     given = method is not None or bool(settings)
-    chosen = build_method(method or DEFAULT_METHOD, settings) if given or not resume else None
+    chosen = build_method(method or DEFAULT_METHOD, settings, data) if given or not resume else None
     set_threads(threads)
     m = train_pretext(data, out, chosen, config, resume=resume, progress=progress, command=command_line())
     run_config = read_config(out)

@@ -221,3 +221,21 @@ def test_compare_takes_the_rest_of_its_settings_through_set():
     assert compare_config(budgets="8,32", settings=["frames_k_budget=32"]).frames_k_budget == 32
     with pytest.raises(UserError, match="unknown setting 'epochs' of CompareConfig"):
         compare_config(settings=["epochs=3"])
+
+
+def test_settings_are_judged_at_the_data_frame_size(tmp_path):
+    """A stem of stride 128 fits 128 x 128 frames though not the config's default 64 x 64."""
+    data = tmp_path / "shapes128"
+    made = runner.invoke(
+        app, ["data", "shapes", str(data), "--episodes", "40", "--width", "128", "--height", "128"]
+    )
+    assert made.exit_code == 0, made.output
+    deep = ["--set", "encoder.stem_channels=4,4,4,4,4,4,4"]
+    args = ["learn", "pretext", str(data), "--steps", "1", "--no-progress", *deep]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "deep")])
+    assert result.exit_code == 0, result.output
+    assert PretextRun.open(tmp_path / "deep").image_size == (128, 128)
+    deeper = ["--set", "encoder.stem_channels=4,4,4,4,4,4,4,4"]  # stride 256: too deep for the frames
+    refused = runner.invoke(app, [*args, *deeper, "--out", str(tmp_path / "deeper")])
+    assert_one_line_error(refused, "must be divisible by 256")
+    assert not (tmp_path / "deeper").exists()
