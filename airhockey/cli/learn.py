@@ -22,6 +22,7 @@ from airhockey.cli.common import (
     set_threads,
     user_errors,
 )
+from airhockey.errors import UserError
 from airhockey.learn.config import FREEZE_EPOCHS, ClassifyConfig, CompareConfig, PretextConfig
 from airhockey.learn.methods import DEFAULT_METHOD
 
@@ -47,15 +48,24 @@ def build_method(name: str, settings: list[str] | None, data: Path | None = None
 
     method = get_method(name)
     given = list(settings or [])
-    if data is not None:
-        from airhockey.generate import open_shards
-
-        height, width = open_shards(data).frames(0, 0, 1).shape[1:3]
-        config = method.config_class()
+    config = method.config_class()
+    size = None if data is None else _frame_size(data)
+    if size is not None and (hasattr(config, "encoder") or hasattr(config, "image_size")):
         key = "encoder.image_size" if hasattr(config, "encoder") else "image_size"
-        if hasattr(config, "encoder") or hasattr(config, "image_size"):
-            given = [f"{key}={height},{width}", *given]
-    return method(apply_settings(method.config_class(), given))
+        given = [f"{key}={size[0]},{size[1]}", *given]
+    return method(apply_settings(config, given))
+
+
+def _frame_size(data: Path) -> tuple[int, int] | None:
+    """The frame size (height, width) of a dataset, or None where it cannot be read (the trainer
+    then says why, after the settings were checked at the config's own size)."""
+    from airhockey.generate import open_shards
+
+    try:
+        height, width = open_shards(data).frames(0, 0, 1).shape[1:3]
+    except UserError:
+        return None
+    return int(height), int(width)
 
 
 @learn_app.command("methods")
