@@ -20,6 +20,7 @@ import json
 import math
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -206,3 +207,42 @@ def _read_record(cls: type, data: Any, where: str) -> Any:
 
 def _kind(data: Any) -> str:
     return "null" if data is None else type(data).__name__
+
+
+def versioned_record(
+    cls: type[R],
+    data: Any,
+    source: str | Path,
+    *,
+    current: int,
+    upgrade: Callable[[dict[str, Any]], dict[str, Any]],
+    file: str,
+    kind: str,
+    remedy: str,
+) -> R:
+    """The record ``cls`` of a versioned file's plain data: a file without ``format_version`` goes
+    through ``upgrade`` (version 0 to ``current``), any version but those two is refused.
+
+    Args:
+        file: what the file is, for the message (e.g. "a comparison's results.json").
+        kind: the format's name in the message (e.g. "results").
+        remedy: what to do about a damaged file (e.g. "run the comparison again").
+
+    Raises:
+        UserError: one line naming ``source``: not a JSON object, an unknown version, or a field
+            that does not fit ``cls``.
+    """
+    if not isinstance(data, dict):
+        raise UserError(f"{source} is not {file} (not a JSON object)")
+    version = data.get("format_version", 0)
+    if version == 0:
+        data = upgrade(data)
+    elif version != current:
+        raise UserError(
+            f"{source} has {kind} format version {version!r}; this version of airhockey reads "
+            f"{current} and older: upgrade airhockey"
+        )
+    try:
+        return from_json(cls, data)
+    except RecordError as error:
+        raise UserError(f"{source}: field {error}: the file is damaged; {remedy}") from None

@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from airhockey.errors import UserError
 from airhockey.jsonio import write_json
 from airhockey.learn.protocol.formatting import interval, pct, points
 from airhockey.learn.protocol.plots import figure, plot_accuracy_vs_budget, plot_probes, save
 from airhockey.learn.protocol.report import SMOKE_TEST
 from airhockey.learn.protocol.results import ArmAccuracy, DataInfo, Interval, MeanCI, Results
-from airhockey.records import OMIT, RecordError, from_json, read_json_file, to_json
+from airhockey.records import OMIT, read_json_file, to_json, versioned_record
 from airhockey.writing import write_atomic
 
 LEADERBOARD_BUDGETS = (1, 4, 16, None)
@@ -267,21 +266,16 @@ def read_leaderboard(path: str | Path) -> Leaderboard:
     path = Path(path)
     if path.is_dir():
         path = path / LEADERBOARD_FILE
-    data = read_json_file(path)
-    if not isinstance(data, dict):
-        raise UserError(f"{path} is not a benchmark's leaderboard.json (not a JSON object)")
-    version = data.get("format_version", 0)
-    if version == 0:
-        data = upgrade_v0(data)
-    elif version != FORMAT_VERSION:
-        raise UserError(
-            f"{path} has leaderboard format version {version!r}; this version of airhockey reads "
-            f"{FORMAT_VERSION} and older: upgrade airhockey"
-        )
-    try:
-        return from_json(Leaderboard, data)
-    except RecordError as error:
-        raise UserError(f"{path}: field {error}: the file is damaged; run the benchmark again") from None
+    return versioned_record(
+        Leaderboard,
+        read_json_file(path),
+        path,
+        current=FORMAT_VERSION,
+        upgrade=upgrade_v0,
+        file="a benchmark's leaderboard.json",
+        kind="leaderboard",
+        remedy="run the benchmark again",
+    )
 
 
 def upgrade_v0(data: dict[str, Any]) -> dict[str, Any]:

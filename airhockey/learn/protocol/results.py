@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airhockey.errors import UserError
 from airhockey.jsonio import write_json
-from airhockey.records import OMIT, RecordError, from_json, read_json_file, to_json
+from airhockey.records import OMIT, read_json_file, to_json, versioned_record
 
 FORMAT_VERSION = 1
 """The version of ``results.json`` this module writes."""
@@ -356,20 +355,16 @@ def read_results(path: str | Path) -> Results:
 
 def results_of(data: Any, source: str | Path) -> Results:
     """The ``Results`` of plain data read from ``source`` (named in errors)."""
-    if not isinstance(data, dict):
-        raise UserError(f"{source} is not a comparison's results.json (not a JSON object)")
-    version = data.get("format_version", 0)
-    if version == 0:
-        data = upgrade_v0(data)
-    elif version != FORMAT_VERSION:
-        raise UserError(
-            f"{source} has results format version {version!r}; this version of airhockey reads "
-            f"{FORMAT_VERSION} and older: upgrade airhockey"
-        )
-    try:
-        return from_json(Results, data)
-    except RecordError as error:
-        raise UserError(f"{source}: field {error}: the file is damaged; run the comparison again") from None
+    return versioned_record(
+        Results,
+        data,
+        source,
+        current=FORMAT_VERSION,
+        upgrade=upgrade_v0,
+        file="a comparison's results.json",
+        kind="results",
+        remedy="run the comparison again",
+    )
 
 
 _ADDED_AFTER_V0 = {
