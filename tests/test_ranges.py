@@ -29,6 +29,7 @@ from airhockey.learn.config import (
     most_training_episodes,
 )
 from airhockey.learn.methods import get_method, method_names
+from airhockey.learn.nn.stack_cnn import StackCNNConfig
 from airhockey.ranges import Range, check_number, field_range
 
 runner = CliRunner()
@@ -42,6 +43,7 @@ def defaults() -> list[object]:
         PretextConfig(),
         ClassifyConfig(),
         CompareConfig(),
+        StackCNNConfig(),
         *methods,
         GenerateConfig(episodes=1),
         ShapesConfig(episodes=1),

@@ -46,12 +46,14 @@ def generate_command(
     height: HeightOption = GenerateConfig.height,
     camera: Annotated[str, typer.Option(help="Camera: 'top' or 'perspective'.")] = GenerateConfig.camera,
     labels: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="'leftright': classes left/right (buttons 0 and 4), other outcomes discarded; "
-            "'all': class k is button k, misses discarded."
+            f"'all': class k is button k, misses discarded. Default: {GenerateConfig.labels!r}, or "
+            "the task's.",
+            show_default=False,
         ),
-    ] = GenerateConfig.labels,
+    ] = None,
     policy: Annotated[
         str | None,
         typer.Option(
@@ -62,6 +64,22 @@ def generate_command(
         ),
     ] = GenerateConfig.policy,
     shard_size: ShardSizeOption = GenerateConfig.shard_size,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            help="A task preset (airhockey.tasks.TASKS: leftright, buttons5, leftright_hard, buttons5_hard, "
+            "leftright_layouts); it sets the labels, policies, nuisances and layouts, and --labels or "
+            "--policy may only repeat its values.",
+            show_default=False,
+        ),
+    ] = None,
+    split: Annotated[
+        str,
+        typer.Option(
+            help="With --task: 'train' or 'test' data (a task with held-out layouts draws them from "
+            "disjoint sets)."
+        ),
+    ] = "train",
     resume: Annotated[
         bool, typer.Option(help="Complete an interrupted run in OUT_DIR; give the same arguments.")
     ] = False,
@@ -74,18 +92,19 @@ def generate_command(
 
     With --backend ray each shard is a Ray task; only this process writes into OUT_DIR.
     """
+    from airhockey.errors import UserError
     from airhockey.generate import generate
+    from airhockey.tasks import get_task
 
-    config = GenerateConfig(
-        episodes=episodes,
-        seed=seed,
-        width=width,
-        height=height,
-        camera=camera,
-        labels=labels,
-        policy=policy,
-        shard_size=shard_size,
-    )
+    frame = {"width": width, "height": height, "camera": camera, "shard_size": shard_size}
+    if task is not None:
+        config = get_task(task).generate_config(episodes, seed, split, labels=labels, policy=policy, **frame)
+    elif split != "train":
+        raise UserError("--split chooses the data of a task: give --task too")
+    else:
+        config = GenerateConfig(
+            episodes=episodes, seed=seed, labels=labels or GenerateConfig.labels, policy=policy, **frame
+        )
     where = Backend(backend, ray_address, cpus_per_task=ray_cpus_per_task)
     manifest = generate(config, out_dir, workers=workers, resume=resume, progress=progress, backend=where)
     counts = zip(manifest["label_names"], manifest["class_counts"], strict=True)

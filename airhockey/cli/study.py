@@ -110,12 +110,16 @@ def learn_compare(
     arm: Annotated[
         list[str] | None,
         typer.Option(
-            help="An arm: 'scratch' or a pretext run folder whose encoder the classifiers load; repeatable.",
+            help="An arm: 'scratch', 'practitioner' (both added by default) or a pretext run folder "
+            "whose encoder the classifiers load; repeatable.",
             show_default=False,
         ),
     ] = None,
     reference: Annotated[
-        str, typer.Option(help="The arm the others are paired against: 'scratch' or a run folder's name.")
+        str,
+        typer.Option(
+            help="The arm the others are paired against: 'scratch', 'practitioner' or a run folder's name."
+        ),
     ] = SCRATCH,
     budgets: Annotated[
         str | None,
@@ -140,7 +144,7 @@ def learn_compare(
     frames_k: Annotated[
         str | None,
         typer.Option(
-            help="Context frames k to run the largest budget (or --set frames_k_budget) with too, "
+            help="Context frames k to run every budget (or only --set frames_k_budget) with too, "
             "comma-separated (e.g. 2,4,8).",
             show_default=",".join(map(str, CompareConfig.frames_k)) or "none",
         ),
@@ -242,10 +246,20 @@ def learn_benchmark(
     methods: Annotated[
         str, typer.Option(help="'all' (every registered method) or names separated by commas.")
     ] = "all",
+    tasks: Annotated[
+        str | None,
+        typer.Option(
+            help="Tasks separated by commas, each into OUT/TASK/ (airhockey.tasks: leftright, buttons5, "
+            "...); OUT/leaderboard.md puts them side by side. Default: leftright.",
+            show_default=False,
+        ),
+    ] = None,
+    tasks_edition: Annotated[
+        str, typer.Option(help="'same' (every task at the edition) or 'reduced' (tasks after the first).")
+    ] = "same",
     labels: Annotated[
-        str,
-        typer.Option(help="'leftright', 'all' (five buttons) or 'both' (into OUT/leftright and OUT/all)."),
-    ] = "leftright",
+        str | None, typer.Option(help="Alias of --tasks: 'leftright', 'all' (buttons5) or 'both' (the two).")
+    ] = None,
     quick: Annotated[
         bool, typer.Option("--quick", help="A tiny run that checks the machinery in minutes: not results.")
     ] = False,
@@ -279,15 +293,15 @@ def learn_benchmark(
     """Every pretext method (or --methods) through the comparison protocol: OUT/leaderboard.md.
 
     Generates (or reuses) the training and test data, trains each method's pretext runs for the
-    same number of steps, compares them with scratch and the oracle, and writes the leaderboard.
-    Run it again to finish an interrupted benchmark. The editions (the CPU one by default, --full,
-    --quick) and what each sets: docs/results.md, "What the editions reduce"; an option left out
-    keeps the edition's.
+    same number of steps, compares them with scratch and the oracle, and writes the leaderboard,
+    for each task (--tasks) in OUT/TASK/; OUT/leaderboard.md shows every task's table, its headroom
+    and the summary across tasks. Run it again to finish an interrupted benchmark. The editions
+    (the CPU one by default, --full, --quick) and what each sets: docs/results.md, "What the
+    editions reduce"; an option left out keeps the edition's.
     """
-    from airhockey.learn.protocol.benchmark import check_benchmark, run_benchmark
+    from airhockey.learn.protocol.task_benchmark import parse_tasks, run_tasks_benchmark, task_configs
 
-    if labels not in ("leftright", "all", "both"):
-        raise UserError(f"--labels must be 'leftright', 'all' or 'both', got {labels!r}")
+    names = parse_tasks(task_names(tasks, labels))
     config = benchmark_config(
         quick,
         full,
@@ -301,28 +315,46 @@ def learn_benchmark(
         scratch_schedule,
         device,
     )
+    task_configs(config, names, tasks_edition)  # the edition's name, before anything else
     where = backend_for(backend, ray_address, ray_cpus_per_task, config.compare.training.device)
-    label_sets = ("leftright", "all") if labels == "both" else (labels,)
-    folders = {label_set: out / label_set if labels == "both" else out for label_set in label_sets}
-    for label_set in label_sets:  # every check of every label set before the first writes anything
-        check_benchmark(folders[label_set], config.with_labels(label_set), where)
     if quick:
         typer.echo(SMOKE_TEST)
     set_threads(threads)
-    for label_set in label_sets:
-        board = run_benchmark(
-            folders[label_set],
-            config.with_labels(label_set),
-            smoke_test=quick,
-            backend=where,
-            workers=workers,
-            progress=progress,
-            command=command_line(),
-            say=typer.echo,
-        )
-        for row in board.rows:
+    summary = run_tasks_benchmark(
+        out,
+        config,
+        names,
+        edition=tasks_edition,
+        smoke_test=quick,
+        backend=where,
+        workers=workers,
+        progress=progress,
+        command=command_line(),
+        say=typer.echo,
+    )
+    for name, entry in summary.tasks.items():
+        for row in entry.board.rows:
             cells = ", ".join(f"{k}: {100 * v.accuracy_mean:.1f}%" for k, v in row.accuracy.items())
-            typer.echo(f"{label_set} {row.arm}: {cells}")
+            typer.echo(f"{name} {row.arm}: {cells}")
+
+
+LABEL_TASKS = {"leftright": "leftright", "all": "buttons5", "both": "leftright,buttons5"}
+"""The tasks ``--labels`` names: its label sets' tasks."""
+
+
+def task_names(tasks: str | None, labels: str | None) -> str:
+    """The ``--tasks`` of a ``learn benchmark``: as given, from its alias ``--labels``, or leftright.
+
+    Raises:
+        UserError: for both options at once, or a ``--labels`` other than ``LABEL_TASKS``'.
+    """
+    if labels is None:
+        return "leftright" if tasks is None else tasks
+    if tasks is not None:
+        raise UserError("give --tasks or its alias --labels, not both")
+    if labels not in LABEL_TASKS:
+        raise UserError(f"--labels must be 'leftright', 'all' or 'both', got {labels!r}")
+    return LABEL_TASKS[labels]
 
 
 def pipeline_config(

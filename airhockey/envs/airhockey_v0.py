@@ -15,7 +15,10 @@ from gymnasium import spaces
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 from numpy.typing import NDArray
 
+from airhockey.envs.layouts import MJCF_LAYOUT, draw_layout, layout_x, split_indices
+from airhockey.envs.nuisances import episode_nuisances, resolve_nuisances
 from airhockey.envs.rendering import FrameRenderer, acquire_renderer, release_renderer, render_modes
+from airhockey.tasks import Nuisances
 
 MODEL_PATH = Path(__file__).parent / "assets" / "air_hockey.xml"
 
@@ -169,6 +172,12 @@ class AirHockeyEnv(MujocoEnv):
     | `wrong_button_reward`    | -2.0          | see Rewards                                                |
     | `miss_reward`            | -1.0          | see Rewards                                                |
     | `ctrl_cost_weight`       | 0.01          | see Rewards                                                |
+    | `layout`                 | `None`        | buttons: `None` (the MJCF's), `"train"` or `"test"` (one   |
+    |                          |               | layout per episode from that disjoint set, `envs.layouts`) |
+    | `nuisances`              | `None`        | `tasks.Nuisances` or a dict of its knobs (below)           |
+
+    `nuisances` change only the offscreen frames, drawn per episode from its reset seed (see
+    `envs.nuisances`); what an episode drew is `episode_factors`, also the reset `info`'s.
 
     ## Version History
     - v0: first version.
@@ -193,8 +202,16 @@ class AirHockeyEnv(MujocoEnv):
         wrong_button_reward: float = -2.0,
         miss_reward: float = -1.0,
         ctrl_cost_weight: float = 0.01,
+        layout: str | None = None,
+        nuisances: Nuisances | dict[str, Any] | None = None,
     ) -> None:
         self._check_arguments(render_mode, obs_type, width, height, frame_skip, bar_speed)
+        self.nuisances = resolve_nuisances(nuisances)
+        if layout is not None:
+            split_indices(layout)  # raises ValueError for an unknown set
+        self.layout = layout
+        self.layout_index = MJCF_LAYOUT
+        """Index into ``layouts.LAYOUT_TABLE`` of this episode's button layout (-1: the MJCF's)."""
         self.obs_type = obs_type
         self.target_buttons = resolve_target_buttons(target_buttons)
         self.bar_speed = float(bar_speed)
@@ -226,6 +243,9 @@ class AirHockeyEnv(MujocoEnv):
         self._scene_option = mujoco.MjvOption()
         self._renderers: dict[threading.Thread, FrameRenderer] = {}
         self._apply_arguments_to_model()
+        self._nuisances = episode_nuisances(self.nuisances, self.model, self.dt, (self.height, self.width))
+        self.episode_factors: dict[str, float] = {}
+        """What this episode's nuisances drew, name -> number (``{}`` without nuisances)."""
 
         self._index_geoms()
         self.events = np.zeros(len(EVENTS), dtype=bool)
@@ -271,6 +291,7 @@ class AirHockeyEnv(MujocoEnv):
         self._puck_geom = self.model.geom("puck").id
         self._button_geoms = np.array([self.model.geom(f"button{k}").id for k in range(N_BUTTONS)])
         self._button_pos = self.model.geom_pos[self._button_geoms, :2].copy()
+        self._mjcf_button_x = self._button_pos[:, 0].copy()
         # geom id -> button index, -1 for geoms that are not buttons
         self._button_of_geom = np.full(self.model.ngeom, -1, dtype=np.int64)
         self._button_of_geom[self._button_geoms] = np.arange(N_BUTTONS)
@@ -365,16 +386,7 @@ class AirHockeyEnv(MujocoEnv):
         renderer = self._renderers.get(thread)
         if renderer is None:
             renderer = self._renderers[thread] = acquire_renderer(self.model, self.height, self.width)
-        mujoco.mjv_updateScene(
-            self.model,
-            self.data,
-            self._scene_option,
-            None,
-            self._camera,
-            mujoco.mjtCatBit.mjCAT_ALL,
-            renderer.scene,
-        )
-        return renderer.frame(out)
+        return renderer.draw(self.model, self.data, self._scene_option, self._camera, out, self._nuisances)
 
     def render_into(self, out: NDArray[np.uint8]) -> NDArray[np.uint8]:
         """``render()`` written into ``out``, a (height, width, 3) uint8 array (any render mode).
@@ -511,6 +523,8 @@ class AirHockeyEnv(MujocoEnv):
     def _transition(self, ax: float, ay: float) -> tuple[bool, bool]:
         """Advances one control step under a clipped action; returns ``(terminated, missed)``."""
         hit = self._simulate((ax * self.bar_speed, ay * self.bar_speed))
+        if self._nuisances is not None:
+            self._nuisances.advance()
         if hit >= 0 and self.hit_button < 0:
             self.hit_button = hit
             self._light(hit)
@@ -549,12 +563,28 @@ class AirHockeyEnv(MujocoEnv):
         qpos[0] = self.np_random.uniform(-0.3, 0.3)
         qpos[1] = self.np_random.uniform(-0.35, -0.15)
         qpos[2:4] = (0.0, -0.5)
+        if self.layout is not None:  # drawn after the puck's start, so the MJCF layout draws nothing
+            self._place_buttons(draw_layout(self.np_random, self.layout))
         self.set_state(qpos, np.zeros(self.model.nv))
         self._prev_bar_puck_dist, self._prev_puck_target_dist = self._distances()
+        if self._nuisances is not None:  # last: the episode's state is drawn as without nuisances
+            self.episode_factors = self._nuisances.reset(self.model, self.np_random)
         return self._get_obs()
 
+    @property
+    def button_x(self) -> NDArray[np.float64]:
+        """The buttons' centres along x (m) in this episode, shape (5,), buttons 0-4."""
+        return self._button_pos[:, 0].copy()
+
+    def _place_buttons(self, index: int) -> None:
+        """Moves the buttons to layout ``index`` (before ``set_state``, whose forward pass places them)."""
+        self.layout_index = index
+        self._button_pos[:, 0] = layout_x(index, self._mjcf_button_x)
+        self.model.geom_pos[self._button_geoms, 0] = self._button_pos[:, 0]
+        self._target_xy = self._button_pos[self.target].tolist()
+
     def _get_reset_info(self) -> dict[str, Any]:
-        return self._info(dict.fromkeys(REWARD_TERMS, 0.0))
+        return {**self._info(dict.fromkeys(REWARD_TERMS, 0.0)), "episode_factors": dict(self.episode_factors)}
 
     def _info(self, rewards: dict[str, float]) -> dict[str, Any]:
         info: dict[str, Any] = {

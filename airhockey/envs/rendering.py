@@ -12,7 +12,7 @@ import ctypes
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mujoco
 import numpy as np
@@ -20,6 +20,9 @@ from numpy.typing import NDArray
 
 import airhockey
 from airhockey.errors import UserError
+
+if TYPE_CHECKING:
+    from airhockey.envs.nuisances import EpisodeNuisances
 
 
 class FrameRenderer(mujoco.Renderer):
@@ -54,6 +57,28 @@ class FrameRenderer(mujoco.Renderer):
         """
         _ABANDONED.append((self._gl_context, self._mjr_context))
         self._gl_context = self._mjr_context = None
+
+    def draw(
+        self,
+        model: mujoco.MjModel,
+        data: mujoco.MjData,
+        option: mujoco.MjvOption,
+        camera: mujoco.MjvCamera,
+        out: NDArray[np.uint8] | None = None,
+        nuisances: EpisodeNuisances | None = None,
+    ) -> NDArray[np.uint8]:
+        """The frame of ``model`` and ``data`` seen from ``camera``, as ``frame`` returns it.
+
+        With ``nuisances``, the scene is changed by their ``dress`` before it is drawn, and their
+        pixel noise is added to the frame.
+        """
+        mujoco.mjv_updateScene(model, data, option, None, camera, mujoco.mjtCatBit.mjCAT_ALL, self.scene)
+        if nuisances is None:
+            return self.frame(out)
+        nuisances.dress(self.scene)
+        frame = self.frame(out)
+        nuisances.add_noise(frame)
+        return frame
 
     def frame(self, out: NDArray[np.uint8] | None = None) -> NDArray[np.uint8]:
         """The scene as (height, width, 3) uint8 pixels, written into ``out`` when given."""

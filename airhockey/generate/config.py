@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +13,10 @@ from airhockey.agents.files import bundled_for
 from airhockey.errors import UserError
 from airhockey.paths import check_output_dir
 from airhockey.ranges import SEED_MAX, Range, check_fields, set_derived
+from airhockey.tasks import LAYOUTS, Nuisances
+
+NOISY = "noisy:"
+"""Prefix of a noisy policy's spec in ``policy_mix``: ``noisy:<spec>`` plays ``<spec>`` with noise."""
 
 
 @dataclass(frozen=True)
@@ -43,15 +47,39 @@ class GenerateConfig:
     """Episodes per shard file (the last shard may hold fewer), 1 to 10^5."""
     lockstep_envs: Annotated[int, Range(1, 1024)] = 32
     """Envs each shard job plays in lockstep, sharing one batched policy call per step, 1-1,024."""
+    policy_mix: tuple[str, ...] = ()
+    """Policies the episodes are spread over, each episode's chosen from its reset seed and recorded
+    with it: specs as ``policy`` takes, or ``noisy:<spec>`` (that policy's actions plus seeded
+    Gaussian noise and pauses); (): ``policy`` plays every episode."""
+    nuisances: Nuisances = field(default_factory=Nuisances)
+    """Visual nuisances drawn per episode by the env (``airhockey.tasks.Nuisances``); none by default."""
+    layouts: str = "fixed"
+    """Button layouts (``airhockey.tasks.LAYOUTS``): ``fixed`` (the MJCF's), or one drawn per episode
+    from the ``train`` or the ``test`` set, which are disjoint."""
+    task: str | None = None
+    """The task preset these settings come from (``airhockey.tasks.TASKS``), or None."""
+    task_version: Annotated[int, Range(1, 10**6)] | None = None
+    """That preset's version."""
 
     def __post_init__(self) -> None:
         from airhockey.generate.records import LABEL_MODES  # MuJoCo's env constants: not for --help
 
+        if isinstance(self.nuisances, dict):  # as read back from JSON
+            object.__setattr__(self, "nuisances", Nuisances(**self.nuisances))
+        if isinstance(self.policy_mix, list):
+            object.__setattr__(self, "policy_mix", tuple(self.policy_mix))
         check_fields(self)
         if self.labels not in LABEL_MODES:
             raise UserError(f"labels must be one of {sorted(LABEL_MODES)}, got {self.labels!r}")
+        if self.layouts not in LAYOUTS:
+            raise UserError(f"layouts must be one of {list(LAYOUTS)}, got {self.layouts!r}")
+        if not isinstance(self.nuisances, Nuisances):
+            raise UserError(f"nuisances must be a Nuisances, got {self.nuisances!r}")
+        if not all(isinstance(spec, str) and spec.removeprefix(NOISY) for spec in self.policy_mix):
+            raise UserError(f"policy_mix must hold policy specs, got {self.policy_mix!r}")
         if self.policy is None:
-            set_derived(self, "policy", bundled_for(self.labels))
+            first = self.policy_mix[0].removeprefix(NOISY) if self.policy_mix else bundled_for(self.labels)
+            set_derived(self, "policy", first)
 
     @property
     def label_names(self) -> tuple[str, ...]:
@@ -61,23 +89,33 @@ class GenerateConfig:
         return LABEL_NAMES[self.labels]
 
     @property
+    def policies(self) -> tuple[str, ...]:
+        """The policy specs an episode's recorded ``policy`` indexes: ``policy_mix``, or ``(policy,)``."""
+        return self.policy_mix or (str(self.policy),)
+
+    @property
     def num_shards(self) -> int:
         """Shard files in the finished dataset."""
         return -(-self.episodes // self.shard_size)
 
     def env_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``gym.make`` for the env that renders the stored frames."""
-        return {
+        kwargs: dict[str, Any] = {
             "render_mode": "rgb_array",
             "width": self.width,
             "height": self.height,
             "camera_name": self.camera,
             "target_buttons": self.labels,
         }
+        if self.nuisances.active:  # only where set, so a dataset without them has the kwargs it had
+            kwargs["nuisances"] = asdict(self.nuisances)
+        if self.layouts != "fixed":
+            kwargs["layout"] = self.layouts
+        return kwargs
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields, for JSON."""
-        return asdict(self)
+        """The fields, for JSON (as JSON gives them back: ``policy_mix`` a list)."""
+        return {**asdict(self), "policy_mix": list(self.policy_mix)}
 
 
 SHAPES = "shapes"

@@ -103,7 +103,7 @@ def generate(
     if workers < 1:
         raise UserError(f"workers must be at least 1, got {workers}")
     check_settings(config, out_dir)
-    identity = policy_identity(config.policy)
+    identity = policy_identity(config.policy, config.policy_mix)
     jobs = plan_shards(config, identity)
     with _locked(out_dir):
         done = _finished_shards(out_dir, config, identity, jobs, resume)

@@ -12,7 +12,10 @@ A shard is one HDF5 file holding its episodes end to end::
     /actions           (S, 2) float32        S = F - number of episodes
     /episodes/         one (E,) int64 array per field: frame_start, step_start, length, and the
                        scalars of records.SCALAR_FIELDS (id, label, hit_button, target, ...;
-                       strike_frame from format 2 on, derived on read for format 1)
+                       strike_frame from format 2 on, derived on read for format 1; policy and
+                       layout from format 3 on)
+    /episodes/factors  (E, K) float64 (format 3 on): each episode's nuisance factors, column k
+                       named by the attribute factor_names[k] (absent without nuisances)
 
 Episode i is ``frames[frame_start[i] : frame_start[i] + length[i]]`` (and so on for the per-frame
 arrays) and ``actions[step_start[i] : step_start[i] + length[i] - 1]``. Laid end to end, a shard
@@ -38,11 +41,14 @@ from numpy.typing import NDArray
 from airhockey.errors import UserError
 from airhockey.generate.records import (
     ARRAY_FIELDS,
+    EPISODE_FACTORS_VERSION,
     EPISODES_GROUP,
+    FACTORS,
     FORMAT,
     FORMAT_VERSION,
     INDEX_FIELDS,
     JSON_ATTRS,
+    OLD_SCALARS,
     SCALAR_FIELDS,
     EpisodeRecord,
     first_motion_frame,
@@ -224,6 +230,7 @@ class ShardWriter:
         self._file = h5py.File(self.tmp, "w", libver=("v110", "v110"))
         self._columns: dict[str, _Column] = {}
         self._table: dict[str, list[int]] = {name: [] for name in (*INDEX_FIELDS, *SCALAR_FIELDS)}
+        self._factors: list[dict[str, float]] = []
         self._rows = {"frame": 0, "step": 0}
 
     @property
@@ -241,6 +248,7 @@ class ShardWriter:
             *record.scalars().items(),
         ):
             self._table[name].append(value)
+        self._factors.append(record.factors)
         self._rows["frame"] += length
         self._rows["step"] += length - 1
         for name, rows in record.arrays().items():
@@ -260,6 +268,11 @@ class ShardWriter:
         table = self._file.create_group(EPISODES_GROUP)
         for name, values in self._table.items():
             table.create_dataset(name, data=np.array(values, dtype=np.int64))
+        names = sorted({name for factors in self._factors for name in factors})
+        if names:  # none without nuisances
+            factors = [[row.get(name, np.nan) for name in names] for row in self._factors]
+            table.create_dataset(FACTORS, data=np.array(factors, dtype=np.float64))
+        attrs = {**attrs, "factor_names": names}
         for name, value in {"format": FORMAT, "format_version": FORMAT_VERSION, **attrs}.items():
             self._file.attrs[name] = json.dumps(value, sort_keys=True) if name in JSON_ATTRS else value
         self._file.close()
@@ -425,6 +438,9 @@ def episode_table(f: h5py.File) -> dict[str, NDArray[np.int64]]:
     """
     stored = stored_fields(shard_version(f))[1]
     table = {name: f[EPISODES_GROUP][name][()] for name in (*INDEX_FIELDS, *stored)}
+    for name, value in OLD_SCALARS.items():
+        if name not in stored:
+            table[name] = np.full(len(table["length"]), value, dtype=np.int64)
     if "strike_frame" not in stored:
         puck_vel = f["puck_vel"][()]
         table["strike_frame"] = np.array(
@@ -435,6 +451,16 @@ def episode_table(f: h5py.File) -> dict[str, NDArray[np.int64]]:
             dtype=np.int64,
         )
     return {name: table[name] for name in (*INDEX_FIELDS, *SCALAR_FIELDS)}
+
+
+def episode_factors(f: h5py.File) -> dict[str, NDArray[np.float64]]:
+    """Each episode's nuisance factors by name, each (E,) float64 (NaN where an episode lacks
+    one); none without nuisances, or for shards before format 3 (``EPISODE_FACTORS_VERSION``)."""
+    names = shard_attrs(f).get("factor_names") if shard_version(f) >= EPISODE_FACTORS_VERSION else None
+    if not names:
+        return {}
+    values = f[EPISODES_GROUP][FACTORS][()]
+    return {name: values[:, k] for k, name in enumerate(names)}
 
 
 def index_problems(table: dict[str, NDArray[np.int64]], attrs: dict[str, Any] | None = None) -> list[str]:

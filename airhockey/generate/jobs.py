@@ -3,7 +3,8 @@
 ``plan_shards`` splits a run into jobs and ``run_shard`` does one; any executor may run the jobs,
 in any order and any process, and the files come out the same. Classes are balanced by
 construction: episode ``i`` of the dataset has class ``i % n_classes``, so each shard has a quota
-per class, and each new attempt aims at the class furthest from its quota.
+per class, and each new attempt aims at the class furthest from its quota. With a policy mix, an
+attempt's policy is chosen from its reset seed (``policy.mix_choice``).
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ import airhockey
 from airhockey.errors import UserError
 from airhockey.generate.config import GenerateConfig
 from airhockey.generate.hdf5 import FRAME_LAYOUT, FrameLayout, ShardWriter
+from airhockey.generate.policy import load_policies, mix_choice
 from airhockey.generate.records import (
     LABEL_MODES,
     EpisodeRecord,
     first_frame,
     first_lit_frame,
+    flat_factors,
     label_of_button,
 )
-from airhockey.generate.rollout import Attempt, Policy, make_env, play_lockstep
+from airhockey.generate.rollout import Attempt, AttemptPlan, Policy, make_env, play_lockstep
 
 MAX_ATTEMPTS_PER_EPISODE = 20
 """A shard job gives up, naming the class it cannot fill, after this many attempts per episode."""
@@ -129,6 +132,7 @@ class _ClassQuotas:
     def __init__(self, job: ShardJob) -> None:
         self.labels = job.config.labels
         self.buttons = LABEL_MODES[self.labels]
+        self.n_policies = len(job.config.policies)
         self.rng = np.random.default_rng(np.random.SeedSequence([job.config.seed, job.index]))
         self.quotas = np.array(job.quotas)
         self.kept = np.zeros_like(self.quotas)
@@ -139,15 +143,16 @@ class _ClassQuotas:
         self.attempts = 0
         """Attempts finished."""
 
-    def next_attempt(self) -> tuple[int, int] | None:
-        """The next attempt's (reset seed, target button), or None when the attempts being played
-        can fill every quota."""
+    def next_attempt(self) -> AttemptPlan | None:
+        """The next attempt's reset seed, target button and policy, or None when the attempts
+        being played can fill every quota."""
         need = self.quotas - self.kept - self.in_flight
         if need.max() <= 0:
             return None
         cls = int(np.argmax(need))
         self.in_flight[cls] += 1
-        return int(self.rng.integers(2**31)), self.buttons[cls]
+        seed = int(self.rng.integers(2**31))
+        return AttemptPlan(seed, self.buttons[cls], mix_choice(seed, self.n_policies))
 
     def finish(self, attempt: Attempt) -> int | None:
         """Counts a finished attempt: the label to keep it under, or None for a discard."""
@@ -183,7 +188,8 @@ def run_shard(
 
     Args:
         job: the shard's job.
-        policy: the policy named by ``job.config.policy``.
+        policy: the policy named by ``job.config.policy`` (the other policies of a mix are loaded
+            here, once per process).
         out_dir: the dataset directory.
         on_attempt: called after every finished attempt with whether it was kept.
         layout: chunking and compression of the frames.
@@ -197,12 +203,13 @@ def run_shard(
     config = job.config
     env_kwargs = config.env_kwargs()
     envs = _envs(json.dumps(env_kwargs, sort_keys=True), config.lockstep_envs)
+    policies = _policies(config.policies, config.policy, policy)
     quotas = _ClassQuotas(job)
     budget = MAX_ATTEMPTS_PER_EPISODE * job.episodes
     frames = 0
     path = Path(out_dir) / job.filename
     with ShardWriter(path, layout) as writer:
-        for attempt in play_lockstep(envs, policy, quotas.next_attempt, record=True):
+        for attempt in play_lockstep(envs, policies, quotas.next_attempt, record=True):
             label = quotas.finish(attempt)
             if label is not None:
                 record = _record(attempt, job.first_episode + writer.count, label)
@@ -250,6 +257,19 @@ def run_shard(
     )
 
 
+def _policies(specs: tuple[str, ...], spec: str, policy: Policy) -> list[Policy]:
+    """The policies of ``specs``, ``policy`` for ``spec`` and the others loaded once per process."""
+    if specs == (spec,):
+        return [policy]
+    if _LOADED.get("specs") != (specs, spec) or _LOADED.get("base") is not policy:
+        _LOADED.update(specs=(specs, spec), base=policy, policies=load_policies(specs, {spec: policy}))
+    return _LOADED["policies"]
+
+
+_LOADED: dict[str, Any] = {}
+"""Per process: the policies of the last mix loaded, and what they were loaded for."""
+
+
 def _record(attempt: Attempt, episode_id: int, label: int) -> EpisodeRecord:
     """A kept attempt, recorded as it was played, as an episode record."""
     arrays = attempt.arrays
@@ -265,5 +285,8 @@ def _record(attempt: Attempt, episode_id: int, label: int) -> EpisodeRecord:
         strike_frame=first_frame(arrays["bar_contact"]),
         label=label,
         actions=attempt.actions,
+        policy=attempt.policy,
+        layout=attempt.layout,
+        factors=flat_factors(attempt.factors),
         **arrays,
     )

@@ -5,14 +5,16 @@ Every stored episode has the per-frame and per-step arrays of ``ARRAY_FIELDS`` a
 action t, so there are T - 1 actions; the per-frame state arrays are aligned with the frames, and
 the per-frame events say what happened in the physics steps between frame t - 1 and frame t.
 
-Format 1 shards lack the events and ``strike_frame`` (``EVENTS_VERSION``); ``stored_fields`` says
-what a shard of each version holds, and readers derive ``strike_frame`` for older ones
-(``first_motion_frame``).
+Format 1 shards lack the events and ``strike_frame`` (``EVENTS_VERSION``); shards before format 3
+(``EPISODE_FACTORS_VERSION``) lack the per-episode ``policy``, ``layout`` and ``factors``.
+``stored_fields`` says what a shard of each version holds; readers derive ``strike_frame`` for
+format 1 (``first_motion_frame``) and give older shards ``OLD_SCALARS``' values.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,10 +23,12 @@ from airhockey.envs import EVENTS, N_BUTTONS
 
 FORMAT = "airhockey-episodes"
 """The value of the ``format`` attribute of every shard and of the manifest."""
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Bumped whenever the layout changes in a way an old reader would misread."""
 EVENTS_VERSION = 2
 """The format version that added the per-frame contact ``EVENTS`` and ``strike_frame``."""
+EPISODE_FACTORS_VERSION = 3
+"""The format version that added each episode's ``policy``, ``layout`` and nuisance ``factors``."""
 
 # name -> (dtype, trailing shape, per "frame" (T rows) or per "step" (T - 1 rows)).
 ARRAY_FIELDS: dict[str, tuple[np.dtype, tuple[int, ...], str]] = {
@@ -37,13 +41,29 @@ ARRAY_FIELDS: dict[str, tuple[np.dtype, tuple[int, ...], str]] = {
     "buttons_lit": (np.dtype(bool), (N_BUTTONS,), "frame"),
     **{name: (np.dtype(bool), (), "frame") for name in EVENTS},  # bar_contact, rim_contact, button_contact
 }
-SCALAR_FIELDS = ("id", "label", "hit_button", "target", "hit_frame", "strike_frame", "seed")
+SCALAR_FIELDS = (
+    "id",
+    "label",
+    "hit_button",
+    "target",
+    "hit_frame",
+    "strike_frame",
+    "seed",
+    "policy",
+    "layout",
+)
 """Per-episode integers, stored as (E,) arrays under the shard's ``episodes`` group."""
+OLD_SCALARS = {"policy": 0, "layout": -1}
+"""The values of the scalars that shards before ``EPISODE_FACTORS_VERSION`` lack: their one
+policy played every episode, on the MJCF's buttons."""
+FACTORS = "factors"
+"""The (E, K) float64 array under ``episodes`` of each episode's nuisance factors (format 3 on),
+one column per name of the shard's ``factor_names`` attribute."""
 EPISODES_GROUP = "episodes"
 """The shard's group of per-episode arrays."""
 INDEX_FIELDS = ("frame_start", "step_start", "length")
 """Per-episode arrays under ``/episodes`` that locate each episode's rows."""
-JSON_ATTRS = ("env_kwargs", "policy", "config", "discards")
+JSON_ATTRS = ("env_kwargs", "policy", "config", "discards", "factor_names")
 """Shard attributes stored as JSON text (the others are numbers, strings or arrays)."""
 
 
@@ -54,12 +74,26 @@ def stored_fields(version: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
         ``(arrays, scalars)``: names of ``ARRAY_FIELDS`` and ``SCALAR_FIELDS``, in their order;
         before ``EVENTS_VERSION`` without the events and ``strike_frame``.
     """
+    scalars = SCALAR_FIELDS if version >= EPISODE_FACTORS_VERSION else SCALAR_FIELDS[: -len(OLD_SCALARS)]
     if version >= EVENTS_VERSION:
-        return tuple(ARRAY_FIELDS), SCALAR_FIELDS
+        return tuple(ARRAY_FIELDS), scalars
     return (
         tuple(name for name in ARRAY_FIELDS if name not in EVENTS),
-        tuple(name for name in SCALAR_FIELDS if name != "strike_frame"),
+        tuple(name for name in scalars if name != "strike_frame"),
     )
+
+
+def flat_factors(factors: dict[str, Any]) -> dict[str, float]:
+    """An env's ``episode_factors`` as named floats: an array value ``v`` of name ``n`` becomes
+    ``n[0]``, ``n[1]``, ... (in C order)."""
+    out = {}
+    for name, value in factors.items():
+        values = np.asarray(value, dtype=np.float64)
+        if values.ndim == 0:
+            out[name] = float(values)
+        else:
+            out.update({f"{name}[{i}]": float(v) for i, v in enumerate(values.ravel())})
+    return out
 
 
 LABEL_MODES: dict[str, tuple[int, ...]] = {"leftright": (0, N_BUTTONS - 1), "all": tuple(range(N_BUTTONS))}
@@ -149,6 +183,12 @@ class EpisodeRecord:
     """(T,) whether the puck touched a rim in the physics steps since the previous frame."""
     button_contact: NDArray[np.bool_]
     """(T,) whether the puck touched a button in the physics steps since the previous frame."""
+    policy: int = 0
+    """Index into the config's ``policies`` of the policy that played the episode."""
+    layout: int = -1
+    """Index into ``envs.layouts.LAYOUT_TABLE`` of the episode's button layout (-1: the MJCF's)."""
+    factors: dict[str, float] = field(default_factory=dict)
+    """The nuisance factors the env drew for the episode (``flat_factors`` of its ``episode_factors``)."""
 
     def arrays(self) -> dict[str, NDArray]:
         """The array fields, by the names of ``ARRAY_FIELDS``."""

@@ -25,19 +25,25 @@ from airhockey.envs.airhockey_v0 import MODEL_PATH
 class ScriptedPolicy:
     """Corner-strike controller with the ``predict`` interface of a stable-baselines3 policy.
 
-    Stateless: the action depends only on the observation, so a batch of envs in any phase can
-    share one call. Phases, read from the observation: (1) go to a point behind the puck on the
-    line through the puck towards the aim point, (2) once on that line, drive along it through the
-    puck at full speed, (3) once the puck moves, stop.
+    Stateless: the action depends only on the observation (and the buttons' positions, where they
+    are not the MJCF's), so a batch of envs in any phase can share one call. Phases, read from the
+    observation: (1) go to a point behind the puck on the line through the puck towards the aim
+    point, (2) once on that line, drive along it through the puck at full speed, (3) once the puck
+    moves, stop.
 
     Args:
         aim_inset: aim this far (m) from the target button's centre towards the table's middle.
         standoff: distance (m) behind the contact point from which the strike starts.
         gain: proportional gain (action per metre of position error) while positioning.
         line_tolerance: how close (m) to the strike line the bar must be to strike.
+
+    docs/agent.md gives its hit rate per target button.
     """
 
     name = "scripted"
+    reads_layout = True
+    """``predict`` takes the buttons' positions (``button_x``): the observation names the target
+    button, not where it is."""
 
     def __init__(
         self,
@@ -89,6 +95,7 @@ class ScriptedPolicy:
         state: Any = None,
         episode_start: Any = None,
         deterministic: bool = True,
+        button_x: NDArray[np.float64] | None = None,
     ) -> tuple[NDArray[np.float32], None]:
         """Actions for a batch of state observations.
 
@@ -96,6 +103,8 @@ class ScriptedPolicy:
             observation: (N, 13) or (13,) state observations of AirHockey-v0.
             state, episode_start, deterministic: accepted for stable-baselines3 compatibility;
                 the controller is stateless and deterministic.
+            button_x: (N, 5) or (5,) the buttons' centres along x (m) in each env (the env's
+                ``button_x``); None: the MJCF's.
 
         Returns:
             ``(actions, None)``, actions float32 of shape (N, 2), or (2,) for a single observation.
@@ -104,7 +113,8 @@ class ScriptedPolicy:
         single = obs.ndim == 1
         obs = np.atleast_2d(obs)
         bar, puck, puck_vel = obs[:, 0:2], obs[:, 4:6], obs[:, 6:8]
-        target_x = self.button_x[np.argmax(obs[:, 8 : 8 + N_BUTTONS], axis=1)]
+        buttons = np.broadcast_to(self.button_x if button_x is None else button_x, (len(obs), N_BUTTONS))
+        target_x = buttons[np.arange(len(obs)), np.argmax(obs[:, 8 : 8 + N_BUTTONS], axis=1)]
         aim_x = target_x - np.sign(target_x) * self.aim_inset
 
         direction, contact = self._strike_plan(puck, aim_x)

@@ -35,7 +35,9 @@ from airhockey.errors import UserError
 from airhockey.generate.config import GenerateConfig
 from airhockey.generate.records import (
     ARRAY_FIELDS,
+    EPISODE_FACTORS_VERSION,
     EPISODES_GROUP,
+    FACTORS,
     FORMAT_VERSION,
     INDEX_FIELDS,
     JSON_ATTRS,
@@ -149,6 +151,11 @@ def checked_attrs(f: h5py.File, path: Path) -> dict[str, Any]:
         raise _problem(path, f"attributes say {attrs['episodes']} episodes in {attrs['frames']} frames")
     if "discards" in attrs and not all(_is_count(n) for n in attrs["discards"].values()):
         raise _problem(path, "attribute discards holds a count that is not a non-negative integer")
+    names = attrs.get("factor_names")
+    if version >= EPISODE_FACTORS_VERSION and not (
+        isinstance(names, list) and all(isinstance(n, str) for n in names) and len(set(names)) == len(names)
+    ):
+        raise _problem(path, f"attribute factor_names is {names!r}, not a list of distinct names")
     return attrs
 
 
@@ -165,6 +172,8 @@ def schema(attrs: dict[str, Any]) -> dict[str, tuple[np.dtype, tuple[int, ...]]]
         out[name] = (dtype, (frames - episodes if per == "step" else frames, *trailing))
     for name in (*INDEX_FIELDS, *scalars):
         out[f"{EPISODES_GROUP}/{name}"] = (np.dtype(np.int64), (episodes,))
+    if attrs["format_version"] >= EPISODE_FACTORS_VERSION and attrs["factor_names"]:
+        out[f"{EPISODES_GROUP}/{FACTORS}"] = (np.dtype(np.float64), (episodes, len(attrs["factor_names"])))
     return out
 
 

@@ -15,6 +15,7 @@ upper bounds are sanity limits, far above what fits in memory and time.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import types
 import typing
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 from airhockey.errors import UserError
-from airhockey.ranges import SEED_MAX, Range, check_fields, replace_derived, set_derived
+from airhockey.ranges import SEED_MAX, Range, check_fields, derived_fields, replace_derived, set_derived
 
 THRESHOLD = 0.9
 """The accuracy that "converged" and "frames needed" refer to in comparisons and reports."""
@@ -136,6 +137,10 @@ FREEZE_EPOCHS = 3
 """Frozen epochs of a classifier's schedule when ``freeze_epochs`` is not given (at most ``epochs - 1``)."""
 
 
+HEAD_NORMS = ("scaler", "batchnorm")
+"""How a classifier's head normalises the encoder's features (``ClassifyConfig.head_norm``)."""
+
+
 @dataclass(frozen=True)
 class ClassifyConfig:
     """Settings of one classifier training run (the model's sizes are in ``ClassifierConfig``)."""
@@ -181,10 +186,16 @@ class ClassifyConfig:
     precision: str = "fp32"
     """Numeric precision of training, validation and testing, one of ``PRECISIONS``
     (``learn.device``); losses and scores stay float32."""
+    head_norm: str = "scaler"
+    """How the head normalises the encoder's features, one of ``HEAD_NORMS``: 'scaler', a fixed
+    standardisation fit on the training frames as training starts; 'batchnorm', batch
+    normalisation that learns its scale and shift and follows the encoder as it trains."""
 
     def __post_init__(self) -> None:
         check_fields(self)
         check_precision_name(self.precision)
+        if self.head_norm not in HEAD_NORMS:
+            raise ValueError(f"head_norm must be one of {HEAD_NORMS}, got {self.head_norm!r}")
         if self.freeze_epochs is None:
             set_derived(self, "freeze_epochs", min(FREEZE_EPOCHS, self.epochs - 1))
         elif self.freeze_epochs > self.epochs:
@@ -193,6 +204,10 @@ class ClassifyConfig:
 
 SCRATCH = "scratch"
 """The arm name of the supervised baseline: the shared encoder from random weights."""
+PRACTITIONER = "practitioner"
+"""The arm name (and kind) of the practitioner's supervised baseline: a small 2D CNN over the k
+stacked frames and their differences (``learn.nn.stack_cnn``), trained from scratch with the usual
+augmentation, as one would train without pretraining."""
 SCRATCH_SCHEDULES = ("same", "unfrozen")
 VALIDATIONS = ("budget", "split")
 SEARCH_SCHEDULES = ("unfrozen", "frozen_then_unfrozen")
@@ -223,17 +238,28 @@ class CompareConfig:
     selection: fixed epochs); 'split': the split's validation episodes, which no budget counts.
     Selection never reads the test episodes: a value naming them is refused."""
     frames_k: tuple[Annotated[int, Range(1, 256)], ...] = ()
-    """Numbers of context frames k (besides 1; each 1-256) to run ``frames_k_budget`` with, every arm
-    and the oracle: accuracy against k."""
+    """Numbers of context frames k (besides 1; each 1-256) to run every budget with (or
+    ``frames_k_budget``), every arm and the oracle: accuracy against budget at each k."""
     frames_k_budget: Annotated[int, Range(1, 10**7)] | None = None
-    """The budget (one of ``budgets``) the k > 1 runs use; None: the largest. A run's cost grows
-    with k and with its training frames, so a smaller budget keeps accuracy-against-k affordable."""
+    """The one budget (one of ``budgets``) to restrict the k > 1 runs to; None: every budget. A
+    run's cost grows with k and with its training frames, so one small budget is cheaper."""
+    convergence_accuracy: Annotated[float, Range(0, 1, low_open=True)] = 0.85
+    """The validation accuracy, in (0, 1], whose first reaching (in optimiser steps) measures how
+    fast each arm converges; a run that never reaches it is counted as such."""
     search_lrs: tuple[Annotated[float, Range(0, 10, low_open=True)], ...] = ()
     """The same small hyperparameter search for every arm: these head learning rates (each in
-    (0, 10]), each with the
-    schedules of ``SEARCH_SCHEDULES``; () for none (every arm runs ``training``, scratch with
-    ``scratch_schedule``). The choice is each arm's best mean validation accuracy on the first
-    ``search_draws`` draws of ``search_budget`` episodes (validation drawn from them), then fixed."""
+    (0, 10]), each with the schedules of ``SEARCH_SCHEDULES`` (and each of ``search_norms`` and
+    ``search_epochs``); () for none (every arm runs ``training``, scratch with
+    ``scratch_schedule``). The search runs at k = 1 and at each of ``frames_k``, and each k's runs
+    use the choice made at that k: each arm's best mean validation accuracy on the first
+    ``search_draws`` draws of ``search_budget`` episodes (validation drawn from them)."""
+    search_norms: tuple[str, ...] = ()
+    """The head normalisations the search also tries (each of ``HEAD_NORMS``, no repeats); ():
+    ``training.head_norm`` alone, and candidate names without it."""
+    search_epochs: tuple[Annotated[int, Range(1, 10**5)], ...] = ()
+    """The numbers of epochs the search also tries (each 1 to 10^5, no repeats), longer schedules
+    giving a model trained from scratch time to fit; (): ``training.epochs`` alone, and candidate
+    names without it. A derived ``training.freeze_epochs`` is derived again for each."""
     search_budget: Annotated[int, Range(1, 10**7)] = 16
     """Labelled episodes of the search's runs (their validation episodes count against it)."""
     search_draws: Annotated[int, Range(1, 1000)] = 2
@@ -249,6 +275,10 @@ class CompareConfig:
     """Epochs without a better validation accuracy before the oracle's head stops, 1 to 10^5."""
     probes: bool = True
     """Also fit linear probes from each arm's frozen encoder to the true positions and velocity."""
+    practitioner: bool = True
+    """Add the ``PRACTITIONER`` arm beside ``scratch``. It goes through the same search as every arm;
+    without a search it trains end to end from the first epoch at ``lr`` (a randomly initialised
+    CNN is not frozen), whatever ``scratch_schedule`` says. False: the given arms alone."""
     seed: Annotated[int, Range(0, SEED_MAX)] = 0
     """Root of the subsets' and runs' seeds."""
 
@@ -273,30 +303,59 @@ class CompareConfig:
             raise ValueError(
                 f"frames_k_budget must be one of the budgets {self.budgets}, got {self.frames_k_budget}"
             )
+        self._check_search_space()
+
+    def _check_search_space(self) -> None:
+        """Refuses a ``search_norms`` or ``search_epochs`` value no candidate can take."""
+        for name in ("search_norms", "search_epochs"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} lists a value twice: {values}; give each once")
+        bad = [n for n in self.search_norms if n not in HEAD_NORMS]
+        if bad:
+            raise ValueError(f"search_norms must each be one of {HEAD_NORMS}, got {bad[0]!r}")
+        if "freeze_epochs" not in derived_fields(self.training):
+            short = [e for e in self.search_epochs if e < (self.training.freeze_epochs or 0)]
+            if short:
+                raise ValueError(
+                    f"search_epochs {short[0]} is fewer than training.freeze_epochs "
+                    f"({self.training.freeze_epochs}): give more epochs, or leave freeze_epochs unset"
+                )
 
     def candidates(self) -> dict[str, ClassifyConfig]:
-        """The search's candidate schedules by name (``lr=0.001,unfrozen``); {} without a search.
+        """The search's candidate schedules by name; {} without a search.
+
+        Every learning rate of ``search_lrs`` with every schedule of ``SEARCH_SCHEDULES``, head
+        normalisation of ``search_norms`` and number of epochs of ``search_epochs``, in that
+        nesting. A name lists the rate and schedule, then the normalisation and the epochs where
+        the search varies them: ``lr=0.001,unfrozen``, ``lr=0.001,unfrozen,batchnorm,epochs=12``.
 
         'unfrozen': the encoder trains from the first epoch at the head's rate (training from
-        scratch as usual); 'frozen_then_unfrozen': the first ``training.freeze_epochs`` epochs train
-        the head alone, then the encoder at a tenth of the head's rate (fine-tuning as usual).
+        scratch as usual); 'frozen_then_unfrozen': the first ``freeze_epochs`` epochs (those of
+        ``training`` for its number of epochs, at least 1) train the head alone, then the encoder
+        at a tenth of the head's rate (fine-tuning as usual).
         """
+        norms = self.search_norms or (self.training.head_norm,)
+        epoch_counts = self.search_epochs or (self.training.epochs,)
         out = {}
-        for lr in self.search_lrs:
-            for schedule in SEARCH_SCHEDULES:
-                if schedule == "unfrozen":
-                    change = {"lr": lr, "encoder_lr": lr, "freeze_epochs": 0}
-                else:
-                    change = {
-                        "lr": lr,
-                        "encoder_lr": lr / 10,
-                        "freeze_epochs": max(1, self.training.freeze_epochs or 0),
-                    }
-                out[f"lr={lr:g},{schedule}"] = dataclasses.replace(self.training, **change)
+        for lr, schedule, norm, epochs in itertools.product(
+            self.search_lrs, SEARCH_SCHEDULES, norms, epoch_counts
+        ):
+            # A derived freeze_epochs follows the candidate's epochs (at most epochs - 1).
+            base = replace_derived(self.training, epochs=epochs, head_norm=norm)
+            if schedule == "unfrozen":
+                change = {"lr": lr, "encoder_lr": lr, "freeze_epochs": 0}
+            else:
+                change = {"lr": lr, "encoder_lr": lr / 10, "freeze_epochs": max(1, base.freeze_epochs or 0)}
+            name = f"lr={lr:g},{schedule}"
+            name += f",{norm}" if self.search_norms else ""
+            name += f",epochs={epochs}" if self.search_epochs else ""
+            out[name] = dataclasses.replace(base, **change)
         return out
 
     def arm_training(self, arm: str, seed: int, include_after_hit: bool | None = None) -> ClassifyConfig:
-        """The schedule of one run of ``arm`` with ``seed``, by default with ``training``'s hit setting."""
+        """The schedule of one run of an arm of kind ``arm`` (``SCRATCH``, ``PRACTITIONER`` or
+        'pretrained') with ``seed``, by default with ``training``'s hit setting."""
         training = dataclasses.replace(
             self.training,
             seed=seed,
@@ -304,7 +363,7 @@ class CompareConfig:
             if include_after_hit is None
             else include_after_hit,
         )
-        if arm == SCRATCH and self.scratch_schedule == "unfrozen":
+        if arm == PRACTITIONER or (arm == SCRATCH and self.scratch_schedule == "unfrozen"):
             training = dataclasses.replace(training, freeze_epochs=0, encoder_lr=training.lr)
         return training
 

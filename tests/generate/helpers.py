@@ -14,6 +14,15 @@ SMALL = GenerateConfig(episodes=8, width=32, height=32, policy="scripted", shard
 """8 episodes in shards of 3, 3 and 2: the last shard is short and each shard has both classes."""
 
 
+def drop_episode_factors(f: h5py.File) -> None:
+    """Removes what format 3 added to a shard (each episode's policy, layout and factors), as a
+    shard of an older format lacks it."""
+    for name in ("episodes/policy", "episodes/layout", "episodes/factors"):
+        if name in f:
+            del f[name]
+    del f.attrs["factor_names"]
+
+
 def file_digests(path: Path) -> dict[str, str]:
     """SHA-256 of every visible file in a dataset directory."""
     return {

@@ -15,9 +15,10 @@ import pytest
 from airhockey.envs import EVENTS
 from airhockey.errors import UserError
 from airhockey.generate import generate, open_shards, verify_dataset
+from airhockey.generate.records import FORMAT_VERSION
 from airhockey.generate.rollout import make_env, reset_options
 from airhockey.generate.shapes import ShapesConfig, shapes_episode
-from tests.generate.helpers import SMALL, rewrite_shard
+from tests.generate.helpers import SMALL, drop_episode_factors, rewrite_shard
 
 
 def replayed_contacts(episode, monkeypatch: pytest.MonkeyPatch) -> dict[str, np.ndarray]:
@@ -108,6 +109,7 @@ def format1_dataset(small_dataset, tmp_path_factory) -> Path:
     shutil.copytree(small_dataset, data)
 
     def downgrade(f: h5py.File) -> None:
+        drop_episode_factors(f)
         for name in (*EVENTS, "episodes/strike_frame"):
             del f[name]
         f.attrs["format_version"] = 1
@@ -143,7 +145,7 @@ def test_events_of_a_format1_dataset_are_a_one_line_error_saying_how_to_regenera
 def test_resuming_a_format1_dataset_is_refused(format1_dataset, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(format1_dataset, data)
-    with pytest.raises(UserError, match="format version 1, this package writes 2"):
+    with pytest.raises(UserError, match=f"format version 1, this package writes {FORMAT_VERSION}"):
         generate(SMALL, data, workers=1, resume=True, progress=False)
 
 

@@ -21,7 +21,7 @@ from airhockey.envs import EVENTS
 from airhockey.errors import UserError
 from airhockey.generate import open_shards
 from airhockey.generate.export import export_dataset
-from tests.generate.helpers import SMALL, rewrite_shard
+from tests.generate.helpers import SMALL, drop_episode_factors, rewrite_shard
 
 minari = pytest.importorskip("minari")
 datasets = pytest.importorskip("datasets")
@@ -128,6 +128,7 @@ def test_a_format1_dataset_exports_the_events_its_shards_lack_from_the_replay(sm
     shutil.copytree(small_dataset, data)
 
     def downgrade(f: h5py.File) -> None:  # as format 1 wrote it: no events, no strike_frame
+        drop_episode_factors(f)
         for name in (*EVENTS, "episodes/strike_frame"):
             del f[name]
         f.attrs["format_version"] = 1

@@ -24,7 +24,8 @@ def test_round_trip_gives_every_field_with_its_shape_and_dtype(small_dataset):
         assert set(episode) == {
             *("frames", "actions", "bar_pos", "bar_vel", "puck_pos", "puck_vel", "buttons_lit"),
             *("bar_contact", "rim_contact", "button_contact"),
-            *("id", "label", "hit_button", "target", "hit_frame", "strike_frame", "seed", "env_kwargs"),
+            *("id", "label", "hit_button", "target", "hit_frame", "strike_frame", "seed", "policy", "layout"),
+            "env_kwargs",
         }
         assert episode["frames"].shape == (t, 32, 32, 3) and episode["frames"].dtype == np.uint8
         assert episode["actions"].shape == (t - 1, 2) and episode["actions"].dtype == np.float32

@@ -83,6 +83,7 @@ def replay_episode(env: gym.Env, episodes: EpisodeShards, index: int) -> Replaye
     }
     actions = stored["actions"]
     obs, info = env.reset(seed=scalars["seed"], options=reset_options(scalars["target"]))
+    info = {k: v for k, v in info.items() if k != "episode_factors"}  # per episode, stored apart
     observations, infos, physical = [obs], [info], [env.unwrapped.physical_state()]
     rewards, terminations, truncations = [], [], []
     for action in actions:

@@ -3,9 +3,10 @@
 The encoder is any pretext method's ``VideoEncoder`` (``learn.methods.base``), rebuilt through
 the method registry from an ``EncoderSpec``; for k = 1 it reads a single frame from a zero state,
 for k > 1 the k frames ending at the classified one. The head flattens the encoder's feature map
-(B, C, h, w), so that where the puck and bar are stays readable, standardises each feature with
-statistics of the training frames (``FeatureScaler``, the one addition to Han et al.'s head), and
-maps it through one hidden layer to one logit per class. Every arm of a comparison builds this
+(B, C, h, w), so that where the puck and bar are stays readable, normalises each feature (the one
+addition to Han et al.'s head: by default with fixed statistics of the training frames,
+``FeatureScaler``; or by batch normalisation, ``HeadBatchNorm``), and maps it through one hidden
+layer to one logit per class. Every arm of a comparison builds this
 same model: ``build_classifier(config, seed, encoder_state)`` loads a pretext run's encoder
 weights, ``build_classifier(config, seed)`` leaves them random (the scratch arm).
 """
@@ -20,22 +21,27 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from airhockey.learn.config import EncoderConfig, to_dict
+from airhockey.learn.config import HEAD_NORMS, EncoderConfig, from_dict, to_dict
 from airhockey.learn.methods import get_method
 from airhockey.learn.nn.encoder import VideoEncoder
+from airhockey.learn.nn.stack_cnn import FrameStackCNN, StackCNNConfig
 from airhockey.learn.pretext.checkpoint import KIND_CLASSIFIER, load_checkpoint
 
 MODEL_FILE = "model.pt"
 """The trained classifier in a classify run folder (the weights of its best validation epoch)."""
+STACK_CNN = "stack_cnn"
+"""``EncoderSpec.method`` of the practitioner's frame-stack CNN (``learn.nn.stack_cnn``), an encoder
+no pretext method trains."""
 
 
 @dataclass(frozen=True)
 class EncoderSpec:
     """Which encoder a classifier has: a registered method and its config, from which the method
-    builds its encoder (``PretextMethod.build_encoder``)."""
+    builds its encoder (``PretextMethod.build_encoder``), or ``STACK_CNN`` and a ``StackCNNConfig``.
+    Plain data: a spec travels to worker processes and into checkpoints."""
 
     method: str = "next_frame"
-    """The registry name of the method whose encoder this is."""
+    """The registry name of the method whose encoder this is, or ``STACK_CNN``."""
     config: dict[str, Any] = field(default_factory=dict)
     """The method's config as plain data (``PretextMethod.config_dict()``); {} for its defaults."""
 
@@ -45,7 +51,21 @@ class EncoderSpec:
 
     def build(self) -> VideoEncoder:
         """The encoder, with fresh weights from torch's global generator."""
+        if self.method == STACK_CNN:
+            return FrameStackCNN(from_dict(StackCNNConfig, self.config))
         return get_method(self.method).from_dict(self.config).build_encoder()
+
+    def for_frames(self, k: int) -> EncoderSpec:
+        """The spec of this encoder reading k frames: the frame-stack CNN's input is sized for its k,
+        a recurrent encoder reads any number as it is."""
+        if self.method != STACK_CNN:
+            return self
+        return EncoderSpec(self.method, {**self.config, "frames": k})
+
+    @classmethod
+    def stack_cnn(cls, config: StackCNNConfig) -> EncoderSpec:
+        """The practitioner's frame-stack CNN (``FrameStackCNN``) with these sizes."""
+        return cls(STACK_CNN, to_dict(config))
 
     @classmethod
     def shared(cls, encoder: EncoderConfig) -> EncoderSpec:
@@ -66,12 +86,17 @@ class ClassifierConfig:
     """Units of the hidden layer."""
     dropout: float = 0.5
     """Dropout on the encoder's features and on the hidden layer while training."""
+    head_norm: str = "scaler"
+    """The head's normalisation of the features, one of ``HEAD_NORMS`` (``ClassifyConfig.head_norm``);
+    checkpoints written before it was recorded read as 'scaler'."""
 
     def __post_init__(self) -> None:
         if self.num_classes < 2 or self.hidden < 1:
             raise ValueError(f"need num_classes >= 2 and hidden >= 1, got {self.num_classes}, {self.hidden}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.head_norm not in HEAD_NORMS:
+            raise ValueError(f"head_norm must be one of {HEAD_NORMS}, got {self.head_norm!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict of the fields (what checkpoints store)."""
@@ -114,6 +139,28 @@ class FeatureScaler(nn.Module):
         return (x - self.mean) / self.std
 
 
+class HeadBatchNorm(nn.BatchNorm1d):
+    """Batch normalisation of the features, (B, F) -> (B, F): each feature standardised by the
+    batch's statistics while training (by their running averages in eval mode), then scaled and
+    shifted by learnt weights. Unlike ``FeatureScaler`` it needs no fitting and follows the
+    features as the encoder trains, which a model trained from scratch may need. A training batch
+    of one frame (an epoch's last, at some sizes) has no spread to normalise by: it is normalised
+    by the running averages instead, and leaves them as they are.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training and len(x) == 1:
+            return nn.functional.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+            )
+        return super().forward(x)
+
+
+def head_norm(name: str, features: int) -> nn.Module:
+    """The head's normalisation of ``features`` features named ``name`` (one of ``HEAD_NORMS``)."""
+    return FeatureScaler(features) if name == "scaler" else HeadBatchNorm(features)
+
+
 class DirectionClassifier(nn.Module):
     """Video encoder, then one hidden layer, then a softmax over the classes.
 
@@ -127,7 +174,7 @@ class DirectionClassifier(nn.Module):
         features = self.encoder.feature_count
         self.head = nn.Sequential(
             nn.Flatten(),
-            FeatureScaler(features),
+            head_norm(config.head_norm, features),
             nn.Dropout(config.dropout),
             nn.Linear(features, config.hidden),
             nn.ReLU(),
@@ -141,9 +188,11 @@ class DirectionClassifier(nn.Module):
         return self.head(self.encoder(frames))  # encoder: (B, C, h, w)
 
     @property
-    def scaler(self) -> FeatureScaler:
-        """The head's feature standardisation, to ``fit`` before training."""
-        return self.head[1]  # type: ignore[return-value]
+    def scaler(self) -> FeatureScaler | None:
+        """The head's fixed feature standardisation, to ``fit`` before training; None for a head
+        with batch normalisation, which needs no fitting."""
+        norm = self.head[1]
+        return norm if isinstance(norm, FeatureScaler) else None
 
     def set_encoder_trainable(self, trainable: bool) -> None:
         """Freezes (False) or unfreezes (True) the encoder's weights; the head always trains."""

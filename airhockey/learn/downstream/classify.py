@@ -48,14 +48,13 @@ from airhockey.learn.downstream.classifier import (
     build_classifier,
 )
 from airhockey.learn.downstream.labelled import ClassifierData, FrameSet, assert_disjoint
+from airhockey.learn.downstream.scoring import score_predictions
 from airhockey.learn.pretext.checkpoint import KIND_CLASSIFIER, save_checkpoint
 from airhockey.learn.pretext.guards import check_finite, check_out_folder, data_fingerprint, file_sha256
 from airhockey.learn.pretext.run import PretextRun
 from airhockey.tblog import TB_DIR, open_log
 from airhockey.writing import atomic_file
 
-FRACTION_BINS = 10
-"""Equal bins of the fraction of the time to the hit, ``frame_index / hit_frame`` in [0, 1)."""
 RUN_FILES = ("config.json", MODEL_FILE, "log.csv", "metrics.json")
 """The files of a classify run folder: any of them marks the folder as holding a run."""
 HISTORY_FIELDS = (
@@ -279,7 +278,8 @@ def train_classifier(
     # standardisation, and a frozen encoder gives these same features every epoch.
     with precision.autocast_calls(model):
         features = features_in_batches(model.encoder, train, config.context_frames)  # (N, C, h, w)
-    model.scaler.fit(features.flatten(1))
+    if model.scaler is not None:
+        model.scaler.fit(features.flatten(1))
     elapsed = time.perf_counter() - start
     validation = _Validation(model, fixed_subsample(val, config.val_max_frames), config.context_frames)
     best: tuple[float, dict[str, torch.Tensor]] | None = None
@@ -364,42 +364,6 @@ def best_epoch(history: list[dict[str, Any]]) -> int:
     return history[int(np.argmax(scores))]["epoch"]
 
 
-def position_accuracy(correct: NDArray[np.bool_], frames: FrameSet) -> dict[str, Any]:
-    """Accuracy by position in the episode, over the frames before the hit.
-
-    Args:
-        correct: (N,) whether each frame of ``frames`` was classified right.
-        frames: the frames scored.
-
-    Returns:
-        ``by_fraction``: accuracy in each of ``FRACTION_BINS`` equal bins of
-        ``frame_index / hit_frame`` (NaN where a bin is empty), ``fraction_frames``: frames per bin;
-        ``by_frames_before_hit``: accuracy at k = 1, 2, ... frames before the hit, up to the
-        longest episode, ``frames_before_hit_frames``: frames at each k.
-    """
-    before = ~frames.after_hit
-    fraction = frames.frame_index[before] / np.maximum(frames.hit_frame[before], 1)
-    fraction_bin = np.minimum((fraction * FRACTION_BINS).astype(np.int64), FRACTION_BINS - 1)
-    k = (frames.hit_frame - frames.frame_index)[before]
-    ok = correct[before].astype(np.float64)
-
-    def binned(bins: NDArray[np.int64], n: int) -> tuple[list[float], list[int]]:
-        count = np.bincount(bins, minlength=n)[:n]
-        hits = np.bincount(bins, weights=ok, minlength=n)[:n]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (hits / count).tolist(), count.tolist()
-
-    by_fraction, fraction_frames = binned(fraction_bin, FRACTION_BINS)
-    longest = int(k.max()) if k.size else 0
-    by_k, k_frames = binned(k - 1, longest)
-    return {
-        "by_fraction": by_fraction,
-        "fraction_frames": fraction_frames,
-        "by_frames_before_hit": by_k,
-        "frames_before_hit_frames": k_frames,
-    }
-
-
 def score_classifier(
     model: DirectionClassifier, test: FrameSet, include_after_hit: bool, k: int = 1
 ) -> dict[str, Any]:
@@ -409,46 +373,6 @@ def score_classifier(
         ``score_predictions``'s fields.
     """
     return score_predictions(predict(model, test, k) == test.label, test, include_after_hit)
-
-
-def score_predictions(correct: NDArray[np.bool_], test: FrameSet, include_after_hit: bool) -> dict[str, Any]:
-    """The scores of any classifier from whether it got each test frame right.
-
-    Args:
-        correct: (N,) whether each frame of ``test`` was classified right.
-        test: the test frames.
-        include_after_hit: whether ``accuracy`` counts the frames with a lit button.
-
-    Returns:
-        ``accuracy`` (on the frames the setting scores: before the hit unless
-        ``include_after_hit``), ``accuracy_before_hit``, ``accuracy_after_hit``,
-        ``accuracy_all_frames``, ``accuracy_before_strike`` (frames before the bar first touches the
-        puck), ``accuracy_strike_to_hit`` (from the strike to the hit), ``test_frames`` (frames behind
-        ``accuracy``), ``episode_hits`` and
-        ``episode_frames`` (per test episode, in increasing episode index: correct and scored
-        frames, for bootstrap intervals over episodes), and the ``position_accuracy`` fields.
-    """
-    after = test.after_hit
-
-    def mean(mask: NDArray[np.bool_]) -> float:
-        return float(correct[mask].mean()) if mask.any() else math.nan
-
-    scored = np.ones_like(after) if include_after_hit else ~after
-    episodes, which = np.unique(test.episode, return_inverse=True)
-    return {
-        "accuracy": mean(scored),
-        "accuracy_before_hit": mean(~after),
-        "accuracy_after_hit": mean(after),
-        "accuracy_all_frames": mean(np.ones_like(after)),
-        "accuracy_before_strike": mean(test.before_strike & ~after),
-        "accuracy_strike_to_hit": mean(~test.before_strike & ~after),
-        "test_frames": int(scored.sum()),
-        "episode_hits": np.bincount(which, weights=correct & scored, minlength=len(episodes))
-        .astype(int)
-        .tolist(),
-        "episode_frames": np.bincount(which, weights=scored, minlength=len(episodes)).astype(int).tolist(),
-        **position_accuracy(correct, test),
-    }
 
 
 def run_arm(
@@ -468,7 +392,7 @@ def run_arm(
         data: the dataset in memory, with its split.
         labelled: dataset-wide indices of the labelled episodes it trains on.
         config: the schedule.
-        model_config: the model's sizes and encoder.
+        model_config: the model's sizes and encoder (a frame-stack CNN reads ``context_frames``).
         encoder_state: a pretext run's encoder weights, or None for a random encoder.
         val_episodes: the episodes that pick the best epoch: None for the split's validation
             episodes, a subset of a label budget (``labelled_and_validation``) to count them
@@ -486,7 +410,8 @@ def run_arm(
     assert_disjoint(data.split.test, labelled, val_ids)
     train = data.frames.of_episodes(labelled).usable(config.include_after_hit, config.frame_stride)
     val = data.frames.of_episodes(val_ids).usable(config.include_after_hit)
-    model = build_classifier(model_config, config.seed, encoder_state)
+    encoder = model_config.encoder.for_frames(config.context_frames)  # a frame-stack CNN's k
+    model = build_classifier(dataclasses.replace(model_config, encoder=encoder), config.seed, encoder_state)
     history = train_classifier(model, train, val, config, progress=progress, desc=desc)
     test = data.frames.of_episodes(data.split.test)
     with Precision(config.precision, check_device(config.device)).autocast_calls(model):
@@ -559,7 +484,7 @@ def classify_on_dataset(
         spec = EncoderSpec(run.method.name, run.method.config_dict())
     else:
         spec = EncoderSpec.shared(EncoderConfig(image_size=prepared.image_size))
-    model_config = ClassifierConfig(spec, len(prepared.label_names), hidden)
+    model_config = ClassifierConfig(spec, len(prepared.label_names), hidden, head_norm=config.head_norm)
     labelled = prepared.labelled(
         labelled_episodes, np.random.default_rng(np.random.SeedSequence(config.seed))
     )

@@ -52,6 +52,7 @@ from airhockey.learn.methods import get_method
 from airhockey.learn.methods.base import PretextMethod, to_device
 from airhockey.learn.nn.encoder import VideoEncoder
 from airhockey.learn.pretext.checkpoint import BEST, KIND_PRETEXT, LAST, load_checkpoint, save_checkpoint
+from airhockey.learn.pretext.flops import loader_step_flops
 from airhockey.learn.pretext.guards import check_finite, check_out_folder, episodes_fingerprint
 from airhockey.learn.pretext.previews import prediction_image
 from airhockey.tblog import TB_DIR, TBLog, open_log
@@ -452,7 +453,12 @@ class _Training:
         tqdm.write(f"epoch {row['epoch']} (step {row['step']}): train loss {row['train_loss']:.5f}, {shown}")
 
     def finish(
-        self, baselines: dict[str, float], val_samples: int, stop_reason: str, seconds: float
+        self,
+        baselines: dict[str, float],
+        val_samples: int,
+        stop_reason: str,
+        seconds: float,
+        train_set: Dataset,
     ) -> dict[str, Any]:
         """Writes ``metrics.json``: the best validation's metrics, the baselines, and how the run
         ended (``stop_reason``, after ``seconds`` of this session); returns what it holds.
@@ -460,6 +466,8 @@ class _Training:
         ``best_epoch`` is the epoch (1-based) whose validation was best, ``epochs_done`` the epochs
         begun, a last one that a budget ended part-way counted (so ``best_epoch <= epochs_done``),
         ``steps`` the optimiser steps done and ``best_step`` those of the best validation.
+        ``flops_per_step`` is one training step's FLOPs on the first batch of ``train_set``
+        (``pretext.flops``) and ``pretext_flops`` those of all ``steps``.
         """
         method, p = self.method, self.progress
         best = load_checkpoint(self.out, KIND_PRETEXT)
@@ -478,6 +486,10 @@ class _Training:
             "threads": torch.get_num_threads(),
             "parameters": sum(x.numel() for x in self.model.parameters()),
         }
+        loader = sample_loader(train_set, self.config, self.device, epoch=0)
+        flops = loader_step_flops(method, self.model, loader, self.device)
+        metrics["flops_per_step"] = float(flops)
+        metrics["pretext_flops"] = float(flops) * p["step"]
         metrics.update(method.derived_metrics(metrics))
         write_json(self.out / "metrics.json", metrics)
         self.tb.close()
@@ -566,4 +578,5 @@ def train_pretext(
             stop_reason = "early_stopping"
             break
 
-    return training.finish(baselines, len(val_set), stop_reason, round(time.monotonic() - start, 1))  # type: ignore[arg-type]
+    seconds = round(time.monotonic() - start, 1)
+    return training.finish(baselines, len(val_set), stop_reason, seconds, train_set)  # type: ignore[arg-type]

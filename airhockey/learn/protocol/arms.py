@@ -1,9 +1,12 @@
 """The arms of a comparison and its repeats.
 
-An arm is a way to initialise the classifier's encoder: ``scratch`` (random weights, the
-supervised baseline) or a pretext method's runs (any registered method's encoder, through
-``PretextRun``; several runs of one method spread the repeats over them). A repeat fixes, for
-every budget and arm, the order its labelled subsets are drawn in and its training seed.
+An arm is a classifier's encoder and where its weights start: ``scratch`` (the shared encoder
+from random weights, the supervised baseline with the pretrained arms' architecture),
+``practitioner`` (a small CNN over the k stacked frames and their differences, from random
+weights: what one would train without pretraining, ``learn.nn.stack_cnn``) or a pretext method's
+runs (any registered method's encoder, through ``PretextRun``; several runs of one method spread
+the repeats over them). A repeat fixes, for every budget and arm, the order its labelled subsets
+are drawn in and its training seed.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from airhockey.errors import UserError
-from airhockey.learn.config import SCRATCH, CompareConfig, EncoderConfig
+from airhockey.learn.config import PRACTITIONER, SCRATCH, CompareConfig, EncoderConfig
 from airhockey.learn.downstream.classifier import EncoderSpec
+from airhockey.learn.nn.stack_cnn import StackCNNConfig
 from airhockey.learn.pretext.guards import file_sha256
 from airhockey.learn.pretext.run import PretextRun
 from airhockey.learn.protocol.results import ArmDetail, PretextRunSummary
@@ -28,7 +32,8 @@ from airhockey.records import from_json
 
 @dataclass(frozen=True)
 class Arm:
-    """One arm of a comparison: a name, and the pretext runs whose encoder it loads (none: scratch).
+    """One arm of a comparison: a name, and the pretext runs whose encoder it loads (none: scratch or
+    the practitioner, told apart by their names).
 
     An arm with several pretext runs (one method and config, other seeds) spreads its repeats over
     them, repeat r loading run r mod R, and its intervals resample the runs too.
@@ -41,12 +46,14 @@ class Arm:
 
     @property
     def kind(self) -> str:
-        """'scratch' or 'pretrained'."""
-        return "pretrained" if self.runs else SCRATCH
+        """'scratch', 'practitioner' or 'pretrained'."""
+        if self.runs:
+            return "pretrained"
+        return PRACTITIONER if self.name == PRACTITIONER else SCRATCH
 
     @property
     def method(self) -> str | None:
-        """The pretext method's name (None for scratch)."""
+        """The pretext method's name (None for scratch and the practitioner)."""
         return self.runs[0].method.name if self.runs else None
 
     def run_index(self, repeat: int) -> int:
@@ -93,17 +100,20 @@ def resolve_budgets(budgets: Sequence[int | None], available: int) -> list[int]:
 
 
 ArmSource = str | Path | PretextRun | Sequence[str | Path | PretextRun]
-"""An arm as callers name it: ``"scratch"``, a pretext run (folder, checkpoint or opened), several runs
-of one method (a sequence, or one string of comma-separated folders)."""
+"""An arm as callers name it: ``"scratch"``, ``"practitioner"``, a pretext run (folder, checkpoint or
+opened), several runs of one method (a sequence, or one string of comma-separated folders)."""
 
 
 def open_arms(
-    arms: Sequence[ArmSource], reference: str = SCRATCH
+    arms: Sequence[ArmSource], reference: str = SCRATCH, practitioner: bool = False
 ) -> tuple[list[tuple[PretextRun, ...]], list[str]]:
-    """The pretext runs of each arm (none for ``scratch``) and unique arm names, the reference first.
+    """The pretext runs of each arm (none for ``scratch`` and ``practitioner``) and unique arm names,
+    the reference first.
 
-    ``scratch`` is added when it is the reference and not among ``arms``. An arm given as one run is
-    named after its folder, one given as a sequence of runs after their method; repeats get ``-2``...
+    ``scratch`` is added when it is the reference and not among ``arms``, ``practitioner`` (after
+    ``scratch``) when ``practitioner`` is true and it is not among them. An arm given as one run is
+    named after its folder, one given as a sequence of runs after their method; repeats get ``-2``...,
+    and so does a pretext arm whose name would be ``scratch`` or ``practitioner``.
 
     Raises:
         UserError: for a run that cannot be opened, runs of one arm with different methods or
@@ -115,11 +125,11 @@ def open_arms(
         if isinstance(arm, str) and "," in arm:
             arm = [part.strip() for part in arm.split(",") if part.strip()]
         parts = list(arm) if isinstance(arm, (list, tuple)) else [arm]
-        if len(parts) == 1 and str(parts[0]) == SCRATCH:
-            if SCRATCH in names:
+        if len(parts) == 1 and str(parts[0]) in (SCRATCH, PRACTITIONER):
+            name = str(parts[0])
+            if name in names:
                 continue
             runs: tuple[PretextRun, ...] = ()
-            name = SCRATCH
         else:
             runs = tuple(p if isinstance(p, PretextRun) else PretextRun.open(p) for p in parts)
             configs = {(r.method.name, json.dumps(r.method.config_dict(), sort_keys=True)) for r in runs}
@@ -132,13 +142,17 @@ def open_arms(
                 else runs[0].method.name
             )
         unique, k = name, 2
-        while unique in names:
+        while unique in names or (runs and unique in (SCRATCH, PRACTITIONER)):
             unique, k = f"{name}-{k}", k + 1
         opened.append(runs)
         names.append(unique)
     if reference == SCRATCH and SCRATCH not in names:
         opened.insert(0, ())
         names.insert(0, SCRATCH)
+    if practitioner and PRACTITIONER not in names:
+        at = names.index(SCRATCH) + 1 if SCRATCH in names else 0
+        opened.insert(at, ())
+        names.insert(at, PRACTITIONER)
     if reference not in names:
         raise UserError(f"the reference arm {reference!r} is not among the arms: {', '.join(names)}")
     i = names.index(reference)
@@ -151,10 +165,14 @@ def build_arms(
 ) -> list[Arm]:
     """The arms of ``open_arms``'s names and runs, each with its classifier's encoder."""
     scratch = scratch_spec([run for runs in arm_runs for run in runs], image_size)
-    return [
-        Arm(name, runs, EncoderSpec(runs[0].method.name, runs[0].method.config_dict()) if runs else scratch)
-        for name, runs in zip(names, arm_runs, strict=True)
-    ]
+    practitioner = EncoderSpec.stack_cnn(StackCNNConfig(image_size=image_size))
+
+    def spec(name: str, runs: tuple[PretextRun, ...]) -> EncoderSpec:
+        if runs:
+            return EncoderSpec(runs[0].method.name, runs[0].method.config_dict())
+        return practitioner if name == PRACTITIONER else scratch
+
+    return [Arm(name, runs, spec(name, runs)) for name, runs in zip(names, arm_runs, strict=True)]
 
 
 def scratch_spec(runs: Sequence[PretextRun], image_size: tuple[int, int]) -> EncoderSpec:

@@ -14,6 +14,10 @@ Every stage is reused when finished and resumed when interrupted (datasets with 
 pretext runs from ``last.pt``, the comparison from ``runs.jsonl``), so running the same command
 again finishes an interrupted benchmark. Methods are read from the registry: a method added to
 ``learn.methods`` gets its row with no change here.
+
+The data is a task's (``airhockey.tasks.TASKS``, ``BenchmarkConfig.task``); ``learn benchmark
+OUT --tasks a,b`` runs one such benchmark per task in ``OUT/<task>/`` and the leaderboard across
+them (``task_benchmark``).
 """
 
 from __future__ import annotations
@@ -38,12 +42,34 @@ from airhockey.learn.config import (
     check_budgets_possible,
     to_dict,
 )
-from airhockey.learn.protocol.leaderboard import Leaderboard, leaderboard, write_leaderboard
+from airhockey.learn.protocol.leaderboard import (
+    TASK_OF_LABELS,
+    Leaderboard,
+    leaderboard,
+    write_leaderboard,
+)
 from airhockey.learn.protocol.runlog import comparable, finished_results
 from airhockey.records import read_record, to_json
+from airhockey.tasks import DEFAULT_TASK, Task, get_task
 
 STAGES = ("generate", "pretext", "compare")
 """The benchmark's stages, whose wall seconds ``leaderboard.json`` sums over its sessions."""
+
+
+def task_data(task: Task, base: GenerateConfig, split: str) -> GenerateConfig:
+    """The data of ``task`` at an edition's sizes: ``base``'s episodes, seed and frame size.
+
+    Args:
+        task: the task preset.
+        base: the edition's training or test data settings.
+        split: 'train' for the training data, 'test' for the test data (a task with held-out
+            layouts draws the test data's from the test layouts).
+    """
+    made = getattr(task, "generate_config", None)
+    if made is None:
+        return dataclasses.replace(base, labels=task.labels, policy=task.policy)
+    config = made(base.episodes, base.seed, split)
+    return dataclasses.replace(config, width=base.width, height=base.height)
 
 
 @dataclass(frozen=True)
@@ -62,8 +88,11 @@ class BenchmarkConfig:
     """Registered methods to run; () for all of them."""
     pretext_seeds: tuple[int, ...] = (0,)
     """Seeds of each method's pretext runs (the bootstrap resamples them)."""
+    task: str = DEFAULT_TASK
+    """The task (``airhockey.tasks.TASKS``) whose data ``data`` and ``test_data`` are (``with_task``)."""
 
     def __post_init__(self) -> None:
+        get_task(self.task)
         if self.test_data.seed == self.data.seed:
             raise UserError("the test data needs another seed than the training data")
         if self.pretext.steps is None:
@@ -105,11 +134,32 @@ class BenchmarkConfig:
             pretext_seeds=self.pretext_seeds if pretext_seeds is None else pretext_seeds,
         )
 
-    def with_labels(self, labels: str) -> BenchmarkConfig:
-        """A copy for the label set ``labels`` ('leftright' or 'all'), with that set's bundled agent."""
-        data = dataclasses.replace(self.data, labels=labels, policy=None)
-        test = dataclasses.replace(self.test_data, labels=labels, policy=None)
-        return dataclasses.replace(self, data=data, test_data=test)
+    def with_task(self, name: str) -> BenchmarkConfig:
+        """A copy whose data is the task ``name``'s (``task_data``), at this config's sizes.
+
+        Raises:
+            UserError: for a task ``airhockey.tasks.TASKS`` does not know.
+        """
+        task = get_task(name)
+        return dataclasses.replace(
+            self,
+            data=task_data(task, self.data, "train"),
+            test_data=task_data(task, self.test_data, "test"),
+            task=name,
+        )
+
+    def reduced(self) -> BenchmarkConfig:
+        """A reduced edition of this one, for a task added to a benchmark: the smallest and the
+        largest budget only, half the draws (at least 2), the first pretext seed, no k > 1 runs."""
+        budgets = self.compare.budgets
+        compare = dataclasses.replace(
+            self.compare,
+            budgets=tuple(dict.fromkeys((budgets[0], budgets[-1]))),
+            repeats=max(2, self.compare.repeats // 2),
+            frames_k=(),
+            frames_k_budget=None,
+        )
+        return dataclasses.replace(self, compare=compare, pretext_seeds=self.pretext_seeds[:1])
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain data, for ``leaderboard.json``."""
@@ -120,6 +170,7 @@ class BenchmarkConfig:
             "compare": to_dict(self.compare),
             "methods": list(self.methods),
             "pretext_seeds": list(self.pretext_seeds),
+            "task": self.task,
         }
 
 
@@ -128,17 +179,22 @@ CPU = BenchmarkConfig(
     test_data=GenerateConfig(episodes=300, seed=1),
     pretext=PretextConfig(steps=400, epochs=None),
     compare=CompareConfig(
-        budgets=(1, 4, 16, None),
+        budgets=(2, 4, 8, 16, 64),
         repeats=3,
         training=ClassifyConfig(epochs=6, freeze_epochs=2, min_epoch_frames=1024, frame_stride=2),
         after_hit_effect=False,
         frames_k=(4,),
-        search_lrs=(3e-4, 1e-3, 3e-3),
+        search_lrs=(1e-3, 3e-3),
+        search_norms=("scaler", "batchnorm"),
+        search_draws=1,
     ),
+    pretext_seeds=(0, 1, 2),
 )
-"""The default on a machine without a GPU, sized for 150 minutes on 2 CPU cores (see docs/results.md):
-one pretext seed of 400 steps per method, budgets 1, 4, 16 and all, 3 repeats, shorter schedules,
-the search over 3 learning rates x 2 schedules on 2 draws of 16 episodes."""
+"""The default on a machine without a GPU (its run time is in docs/results.md): three pretext
+seeds of 400 steps per method, so that the intervals include the pretext runs' variance; budgets
+2, 4, 8, 16 and 64, each with k = 1 and 4 frames read; 3 repeats, shorter schedules; the search,
+per arm and k, over 2 learning rates x 2 schedules x 2 head normalisations on 1 draw of 16
+episodes."""
 
 FULL = BenchmarkConfig(
     data=GenerateConfig(episodes=300, seed=0),
@@ -151,11 +207,14 @@ FULL = BenchmarkConfig(
         after_hit_effect=False,
         frames_k=(2, 4, 8),
         search_lrs=(3e-4, 1e-3, 3e-3),
+        search_norms=("scaler", "batchnorm"),
+        search_epochs=(10, 30),
     ),
     pretext_seeds=(0, 1, 2),
 )
 """The protocol's full settings on a GPU: 3 pretext seeds of 3,000 steps, budgets 1-64 and
-all, 10 draws each, k up to 8."""
+all, 10 draws each, k up to 8 at every budget; the search, per arm and k, over 3 learning rates x
+2 schedules x 2 head normalisations x 10 or 30 epochs on 2 draws of 16 episodes."""
 
 QUICK = BenchmarkConfig(
     data=GenerateConfig(episodes=50, width=32, height=32, seed=0),
@@ -172,7 +231,8 @@ QUICK = BenchmarkConfig(
         search_draws=1,
     ),
 )
-"""Every output in minutes, to check the machinery: its numbers are not results."""
+"""Every output in minutes, to check the machinery (k = 4 at each of its budgets): its numbers are
+not results."""
 
 
 def check_benchmark(out: str | Path, config: BenchmarkConfig, backend: Backend = LOCAL) -> None:
@@ -347,6 +407,7 @@ def run_benchmark(
         seconds=sessions.total(),
         sessions=sessions.sessions,
         smoke_test=smoke_test,
+        task=config.task,
     )
     write_leaderboard(board, results, out)
     say(f"wrote {out}/leaderboard.md")
@@ -461,5 +522,11 @@ def run_pretext_jobs(
 
 
 def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
-    """A benchmark's settings without the comparison's fields that only add or remove runs."""
-    return {**settings, "compare": comparable({"config": settings["compare"]}, "benchmark.json")["config"]}
+    """A benchmark's settings without the comparison's fields that only add or remove runs; a
+    record older than the task field names the task of its data's labels."""
+    labels = settings.get("data", {}).get("labels") if isinstance(settings.get("data"), dict) else None
+    return {
+        "task": TASK_OF_LABELS.get(labels, DEFAULT_TASK) if isinstance(labels, str) else DEFAULT_TASK,
+        **settings,
+        "compare": comparable({"config": settings["compare"]}, "benchmark.json")["config"],
+    }

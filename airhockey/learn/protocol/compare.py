@@ -2,8 +2,10 @@
 Srivastava, Mansimov and Salakhutdinov 2015, sections 3.3-3.4).
 
 An arm is a way to initialise the classifier's encoder: ``scratch`` (random weights, the
-supervised baseline) or a pretext method's runs (any registered method's encoder, through
-``PretextRun``; several runs of one method spread the repeats over them). For each label budget
+supervised baseline), ``practitioner`` (``CompareConfig.practitioner``: a small CNN over the k
+stacked frames and their differences, trained from scratch) or a pretext method's runs (any
+registered method's encoder, through ``PretextRun``; several runs of one method spread the
+repeats over them). For each label budget
 (a number of labelled training episodes) and each repeat (a different, class-balanced draw of
 episodes and a different seed), every arm is trained on the same frames with the same seed, and
 tested on the same episodes, which no pretext run read (those of a separately generated test
@@ -11,16 +13,20 @@ set with ``test_data``). ``compare_on_dataset`` runs it all and writes the repor
 ``report``), in four named parts: plan the groups of runs, run them, summarise them into a
 ``results.Results``, write the report:
 
-- the same hyperparameter search for every arm (``CompareConfig.candidates``), its choice fixed;
+- the same hyperparameter search for every arm (``CompareConfig.candidates``) at each k run,
+  each k's runs with the choice made at that k;
 - validation (epoch selection) drawn from each run's own budget, so the labels it uses count;
 - accuracy per budget and arm with 95% bootstrap intervals resampling the repeats (pretext runs,
   then draws) and the test episodes (``stats.bootstrap_accuracy``), and the paired difference to
   the reference arm (``scratch`` by default);
 - the oracle: the same head, and boosted trees, on the true state (``probes``), the ceiling;
-- accuracy against the k frames the classifier reads, and by position in the episode: fraction
+- accuracy against the k frames the classifier reads, at every budget (or ``frames_k_budget``),
+  each arm paired with the reference and every other supervised arm; by position in the episode: fraction
   of the time to the hit, frames before the hit, before and after the strike;
 - linear probes of each arm's frozen encoder for the true positions and the puck's velocity;
-- convergence: validation accuracy against epochs and training seconds, and epochs to ``THRESHOLD``;
+- convergence at every budget and k: validation accuracy against steps and training seconds, the
+  area under it, and the steps to ``CompareConfig.convergence_accuracy`` (runs not reaching it
+  counted as such);
 - the effect of frames with a lit button: the largest budget run again with the other setting;
 - every run's record beside its summary (every budget, k and arm, and the oracle's), so that each
   interval can be recomputed from ``results.json`` alone.
@@ -46,8 +52,8 @@ from airhockey.backends import LOCAL, Backend
 from airhockey.errors import UserError
 from airhockey.learn.config import SCRATCH, THRESHOLD, CompareConfig
 from airhockey.learn.device import check_device
-from airhockey.learn.downstream.classify import FRACTION_BINS
 from airhockey.learn.downstream.labelled import VALIDATION_MIN_BUDGET, ClassifierData, assert_disjoint
+from airhockey.learn.downstream.scoring import FRACTION_BINS
 from airhockey.learn.pretext.guards import check_out_folder, data_fingerprint
 from airhockey.learn.protocol.arms import (
     Arm,
@@ -58,6 +64,7 @@ from airhockey.learn.protocol.arms import (
     repeats,
     resolve_budgets,
 )
+from airhockey.learn.protocol.horizon import horizon_summary
 from airhockey.learn.protocol.jobs import (
     ClassifierJob,
     Runner,
@@ -70,12 +77,10 @@ from airhockey.learn.protocol.jobs import (
 from airhockey.learn.protocol.report import write_report
 from airhockey.learn.protocol.results import (
     FORMAT_VERSION,
-    BudgetResult,
     Convergence,
     ConvergenceBudget,
     DataInfo,
     OracleBudget,
-    OracleModels,
     PositionBudget,
     Positions,
     Results,
@@ -87,9 +92,8 @@ from airhockey.learn.protocol.stats import BOOTSTRAP_SAMPLES
 from airhockey.learn.protocol.summaries import (
     Run,
     after_hit_summary,
-    arm_summary,
+    budget_result,
     convergence_summary,
-    paired_difference,
     position_summary,
 )
 
@@ -105,23 +109,36 @@ class Plan:
     """The main budgets, as numbers of episodes."""
     include: bool
     """The default hit setting."""
-    k_budget: int
-    """The budget of the k-frame runs."""
+    k_budgets: list[int]
+    """The budgets of the k-frame runs: every budget, or ``CompareConfig.frames_k_budget``."""
     groups: list[Group]
-    """The main budgets; the largest again with the other hit setting; ``k_budget`` with each k > 1."""
+    """The main budgets; the largest again with the other hit setting; each of ``k_budgets`` with
+    each k > 1."""
     ks: list[int]
     """The k-frame runs' k with 1 (the k = 1 run of their budget); [1] without k-frame runs."""
 
+    @property
+    def at_k(self) -> list[tuple[int, int]]:
+        """Every (budget, k) with the default hit setting: k = 1 first, budget by budget, then each
+        of ``k_budgets`` at each k > 1."""
+        return [(b, 1) for b in self.budgets] + [(b, k) for b in self.k_budgets for k in self.ks if k != 1]
+
 
 def plan_runs(config: CompareConfig, budgets: list[int]) -> Plan:
-    """The comparison's groups of runs."""
+    """The comparison's groups of runs.
+
+    Args:
+        config: the protocol; its ``frames_k_budget`` (one of its budgets, resolved) restricts
+            the k > 1 runs to that budget.
+        budgets: ``config.budgets`` as numbers of episodes (``arms.resolve_budgets``), in order.
+    """
     include = config.training.include_after_hit
     groups = [(b, include, 1) for b in budgets]
     if config.after_hit_effect:
         groups.append((budgets[-1], not include, 1))
-    k_budget = budgets[-1] if config.frames_k_budget is None else config.frames_k_budget
-    groups += [(k_budget, include, k) for k in config.frames_k if k != 1]
-    return Plan(budgets, include, k_budget, groups, sorted({1, *config.frames_k}))
+    k_budgets = budgets if config.frames_k_budget is None else [config.frames_k_budget]
+    groups += [(b, include, k) for b in k_budgets for k in sorted(set(config.frames_k)) if k != 1]
+    return Plan(budgets, include, k_budgets, groups, sorted({1, *config.frames_k}))
 
 
 @dataclass(frozen=True)
@@ -153,9 +170,10 @@ def compare_on_dataset(
 
     Args:
         data: a dataset directory or shard file written by ``airhockey generate``.
-        arms: ``"scratch"`` and pretext runs (folders, checkpoints or opened runs) whose encoders
-            the classifiers load, or sequences of runs of one method (``ArmSource``); all runs must
-            share one split of this dataset.
+        arms: ``"scratch"``, ``"practitioner"`` (added anyway with ``config.practitioner``) and
+            pretext runs (folders, checkpoints or opened runs) whose encoders the classifiers load,
+            or sequences of runs of one method (``ArmSource``); all runs must share one split of
+            this dataset.
         out: the report folder: ``results.json``, the plots and ``report.md``; a folder holding an
             interrupted comparison with the same settings is continued, and a finished one with
             other ``OPTIONAL_RUNS`` (more k, say) is extended: its runs are reused.
@@ -184,7 +202,7 @@ def compare_on_dataset(
     out = Path(out)
     check_out_folder(out, data, test_data)
     start = time.monotonic()
-    arm_runs, names = open_arms(arms, reference)
+    arm_runs, names = open_arms(arms, reference, config.practitioner)
     prepared = ClassifierData.load(data, [r for runs in arm_runs for r in runs], test_data=test_data)
     split = prepared.split
     # classifier_split checked that this is every pretext run's split: they trained on split.train.
@@ -227,7 +245,7 @@ def run_plan(
     their records."""
     reps = repeats(config)
     selection = selection_data(data)
-    chosen, search = run_search(selection, arms, reps, config, runner)
+    chosen, search = run_search(selection, arms, reps, config, runner, plan.ks)
     head_search = oracle_search(selection, reps, config)
     if search is not None and head_search is not None:
         search = dataclasses.replace(search, oracle_head=head_search)
@@ -288,16 +306,17 @@ def _group_jobs(
     labelled: np.ndarray,
     val_ids: np.ndarray | None,
     config: CompareConfig,
-    chosen: dict[str, Any],
+    chosen: dict[tuple[str, int], Any],
     runner: Runner,
 ) -> list[ClassifierJob]:
-    """The jobs of one group and repeat that are not done yet, each arm with its chosen schedule."""
+    """The jobs of one group and repeat that are not done yet, each arm with the schedule the search
+    chose for it at the group's k (``chosen``, by arm and k; without a search, ``config``'s)."""
     budget, after_hit, k = group
     jobs = []
     for i, arm in enumerate(arms):
         if (arm.name, budget, after_hit, rep.index, k, "") in runner.done:
             continue
-        base = chosen.get(arm.name) or config.arm_training(arm.kind, rep.seed, after_hit)
+        base = chosen.get((arm.name, k)) or config.arm_training(arm.kind, rep.seed, after_hit)
         training = dataclasses.replace(
             base,
             seed=rep.seed,
@@ -320,60 +339,57 @@ def summarise(
     command: str,
     start: float,
 ) -> Results:
-    """The results of the runs: accuracy and paired differences per budget, the oracle, accuracy
-    against k, the probes, positions, convergence and the after-hit effect, with the data ``info``,
-    the ``command`` and the seconds since ``start`` (``time.monotonic``)."""
+    """The results of the runs: accuracy and paired differences (to the reference and to every other
+    supervised arm) per budget and k, the oracle, the probes, positions and convergence per budget
+    and k, and the after-hit effect, with the data ``info``, the ``command`` and the seconds since
+    ``start`` (``time.monotonic``)."""
     names = [a.name for a in arms]
-    ref, others = names[0], names[1:]
+    details = {a.name: a.detail() for a in arms}
+    baselines = [n for n in names[1:] if details[n].method is None]
     runs, oracle = measured.runs, measured.oracle
     main = [runs[b, plan.include, 1] for b in plan.budgets]
     n_train = len(data.split.train)
-    at_k = {k: runs[plan.k_budget, plan.include, k] for k in plan.ks} if len(plan.ks) > 1 else {}
+    by_k = {
+        (b, k): budget_result(runs[b, plan.include, k], b, "all" if b == n_train else b, k, baselines)
+        for b, k in plan.at_k
+    }
+    at_k = [(b, k, runs[b, plan.include, k]) for b, k in plan.at_k]
+    target = config.convergence_accuracy
     return Results(
         format_version=FORMAT_VERSION,
         arms=tuple(names),
-        reference=ref,
-        arm_details={a.name: a.detail() for a in arms},
+        reference=names[0],
+        arm_details=details,
         threshold=THRESHOLD,
         smoke_test=smoke_test,
-        budgets=tuple(
-            BudgetResult(
-                b,
-                "all" if b == n_train else b,
-                {name: arm_summary(r[name]) for name in names},
-                {name: paired_difference(r[name], r[ref]) for name in others},
-            )
-            for b, r in zip(plan.budgets, main, strict=True)
-        ),
+        budgets=tuple(r for (_, k), r in by_k.items() if k == 1),
         oracle=tuple(
-            OracleBudget(b, **oracle_summary(oracle[b, 1])) for b in plan.budgets if (b, 1) in oracle
+            OracleBudget(b, 1, **oracle_summary(oracle[b, 1])) for b in plan.budgets if (b, 1) in oracle
         ),
-        frames_k={n: {k: arm_summary(at_k[k][n]) for k in at_k} for n in names} if at_k else None,
-        frames_k_difference=(
-            {n: {k: paired_difference(at_k[k][n], at_k[k][ref]) for k in at_k} for n in others}
-            if at_k
-            else None
+        by_k=tuple(r for (_, k), r in by_k.items() if k != 1),
+        frames_k_budget=config.frames_k_budget if len(plan.ks) > 1 else None,
+        oracle_by_k=tuple(
+            OracleBudget(b, k, **oracle_summary(oracle[b, k]))
+            for b, k in plan.at_k
+            if k != 1 and (b, k) in oracle
         ),
-        frames_k_budget=plan.k_budget,
-        oracle_frames_k={
-            k: OracleModels(**oracle_summary(oracle[plan.k_budget, k]))
-            for k in plan.ks
-            if (plan.k_budget, k) in oracle
-        },
         probes=measured.probes,
         search=measured.search,
         accuracy_by_position=Positions(
             tuple(np.linspace(0.0, 1.0, FRACTION_BINS + 1).tolist()),
             tuple(
-                PositionBudget(b, {n: position_summary(r[n], len(data.split.test)) for n in names})
-                for b, r in zip(plan.budgets, main, strict=True)
+                PositionBudget(b, {n: position_summary(r[n], len(data.split.test)) for n in names}, k)
+                for b, k, r in at_k
             ),
         ),
         convergence=Convergence(
             tuple(
-                ConvergenceBudget(b, {n: convergence_summary(r[n], config.training) for n in names})
-                for b, r in zip(plan.budgets, main, strict=True)
-            )
+                ConvergenceBudget(
+                    b, {n: convergence_summary(r[n], config.training, target) for n in names}, k
+                )
+                for b, k, r in at_k
+            ),
+            config.convergence_accuracy,
         ),
         after_hit=(
             after_hit_summary(
@@ -388,6 +404,7 @@ def summarise(
         data=info,
         command=command,
         seconds=round(time.monotonic() - start, 1),
+        horizon=horizon_summary(plan.budgets, main),
     )
 
 

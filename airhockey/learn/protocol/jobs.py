@@ -25,7 +25,7 @@ from airhockey.backends import Backend, run_tasks
 from airhockey.errors import UserError
 from airhockey.learn.config import ClassifyConfig, CompareConfig
 from airhockey.learn.downstream.classifier import ClassifierConfig, EncoderSpec, build_classifier
-from airhockey.learn.downstream.classify import log_history, run_arm, score_predictions
+from airhockey.learn.downstream.classify import log_history, run_arm
 from airhockey.learn.downstream.labelled import ClassifierData, FrameSet
 from airhockey.learn.downstream.probes import (
     POSITIONS,
@@ -37,12 +37,16 @@ from airhockey.learn.downstream.probes import (
     oracle_features,
     probe_r2,
 )
+from airhockey.learn.downstream.scoring import score_predictions
 from airhockey.learn.protocol.arms import Arm, Repeat
 from airhockey.learn.protocol.results import OracleHeadSearch, Search, SearchChoice, finite
 from airhockey.learn.protocol.runlog import Done, append_run, run_key
 from airhockey.learn.protocol.summaries import arm_summary
 from airhockey.tblog import TB_DIR
 from airhockey.writing import open_append
+
+SCHEDULE_FIELDS = ("lr", "encoder_lr", "freeze_epochs", "epochs", "head_norm")
+"""The ``ClassifyConfig`` fields a run's record names as its ``schedule``: those the search varies."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,7 @@ def run_classifier_job(
             data,
             job.labelled,
             job.training,
-            ClassifierConfig(specs[job.arm_index], n_classes, hidden),
+            ClassifierConfig(specs[job.arm_index], n_classes, hidden, head_norm=job.training.head_norm),
             states[job.arm_index][job.run_index],
             val_episodes=job.val_episodes,
             progress=False,
@@ -134,7 +138,7 @@ def run_classifier_job(
     return {
         "arm": job.arm,
         "search": job.candidate,
-        "schedule": {k: getattr(job.training, k) for k in ("lr", "encoder_lr", "freeze_epochs", "epochs")},
+        "schedule": {k: getattr(job.training, k) for k in SCHEDULE_FIELDS},
         "pretext_run": job.run_index,
         "repeat": job.repeat,
         "include_after_hit": job.include_after_hit,
@@ -217,50 +221,77 @@ class Runner:
 
 
 def run_search(
-    data: ClassifierData, arms: Sequence[Arm], reps: Sequence[Repeat], config: CompareConfig, runner: Runner
-) -> tuple[dict[str, ClassifyConfig], Search | None]:
-    """The same hyperparameter search for every arm (``CompareConfig.candidates``): each candidate on
-    the first ``search_draws`` draws of ``search_budget`` episodes, scored by the mean of each run's
-    best validation accuracy (validation drawn from the budget). Returns each arm's chosen schedule
-    and what was tried and chosen (None without a search)."""
+    data: ClassifierData,
+    arms: Sequence[Arm],
+    reps: Sequence[Repeat],
+    config: CompareConfig,
+    runner: Runner,
+    ks: Sequence[int] = (1,),
+) -> tuple[dict[tuple[str, int], ClassifyConfig], Search | None]:
+    """The same hyperparameter search for every arm (``CompareConfig.candidates``) at each k of
+    ``ks`` (k = 1 and the comparison's ``frames_k``): each candidate reading k frames on the first
+    ``search_draws`` draws of ``search_budget`` episodes, scored by the mean of each run's best
+    validation accuracy (validation drawn from the budget; test never read). The runs already in
+    ``runner.done`` are reused.
+
+    Returns:
+        Each (arm, k)'s chosen schedule, which that arm's runs of that k use, and what was tried
+        and chosen (None without a search).
+    """
     candidates = config.candidates()
     if not candidates:
         return {}, None
     budget = min(config.search_budget, len(data.split.train))
     include = config.training.include_after_hit
+    draws = reps[: config.search_draws]
     jobs = []
-    for rep in reps[: config.search_draws]:
+    for rep in draws:
         labelled, val_ids = data.labelled_and_validation(budget, np.random.default_rng(rep.order_seed))
-        for i, arm in enumerate(arms):
-            for name, candidate in candidates.items():
-                if (arm.name, budget, include, rep.index, 1, name) in runner.done:
-                    continue
-                training = dataclasses.replace(
-                    candidate, seed=rep.seed, context_frames=1, select_best=len(val_ids) > 0
-                )
-                jobs.append(
-                    ClassifierJob.of(
-                        arm, i, rep, budget, labelled, val_ids, training, runner.in_process, name
+        for k in ks:
+            for i, arm in enumerate(arms):
+                for name, candidate in candidates.items():
+                    if (arm.name, budget, include, rep.index, k, name) in runner.done:
+                        continue
+                    training = dataclasses.replace(
+                        candidate, seed=rep.seed, context_frames=k, select_best=len(val_ids) > 0
                     )
-                )
+                    jobs.append(
+                        ClassifierJob.of(
+                            arm, i, rep, budget, labelled, val_ids, training, runner.in_process, name
+                        )
+                    )
     runner.run(jobs, "search")
-    chosen, summary = {}, {}
+    chosen, choices = {}, {}
     for arm in arms:
-        scores = {}
-        for name in candidates:
-            runs = [
-                runner.done[arm.name, budget, include, rep.index, 1, name]
-                for rep in reps[: config.search_draws]
-            ]
-            best = [
-                max((v for h in r["history"] if finite(v := h["val_accuracy"])), default=0.0) for r in runs
-            ]
-            scores[name] = float(np.mean(best))
-        pick = max(scores, key=lambda name: scores[name])  # the first of the best, in candidate order
-        chosen[arm.name] = candidates[pick]
-        summary[arm.name] = SearchChoice(scores, pick)
+        for k in ks:
+            runs = {
+                name: [runner.done[arm.name, budget, include, rep.index, k, name] for rep in draws]
+                for name in candidates
+            }
+            choice = search_choice(runs)
+            chosen[arm.name, k] = candidates[choice.chosen]
+            choices.setdefault(arm.name, {})[k] = choice
     candidates_json = {name: json.loads(json.dumps(dataclasses.asdict(c))) for name, c in candidates.items()}
-    return chosen, Search(budget, min(config.search_draws, len(reps)), candidates_json, summary)
+    frames_k = {arm: {k: c for k, c in by_k.items() if k != 1} for arm, by_k in choices.items()}
+    return chosen, Search(
+        budget,
+        len(draws),
+        candidates_json,
+        {arm: by_k[1] for arm, by_k in choices.items() if 1 in by_k},
+        frames_k=frames_k if any(frames_k.values()) else None,
+    )
+
+
+def search_choice(runs: dict[str, Sequence[dict[str, Any]]]) -> SearchChoice:
+    """The search's choice among candidates from their runs' records (each candidate's runs on the
+    search's draws): each scored by the mean over its runs of the best validation accuracy of any
+    epoch (0 for a run without validation frames); the first of the best, in candidate order."""
+
+    def best(record: dict[str, Any]) -> float:
+        return max((v for h in record["history"] if finite(v := h["val_accuracy"])), default=0.0)
+
+    scores = {name: float(np.mean([best(r) for r in records])) for name, records in runs.items()}
+    return SearchChoice(scores, max(scores, key=lambda name: scores[name]))
 
 
 def oracle_search(
@@ -389,7 +420,7 @@ def ceiling_model(val_accuracy: dict[str, Sequence[float | None]]) -> str:
 
 
 def oracle_summary(records: dict[str, Sequence[dict[str, Any]]]) -> dict[str, Any]:
-    """The fields of an ``OracleModels`` (or ``OracleBudget``) from the oracle's records of one
+    """The fields of an ``OracleBudget`` from the oracle's records of one
     (budget, k) by model: each model's summary with its runs (``summaries.arm_summary``), the
     ceiling (``ceiling_model``: which, and its summary without the runs, which the model's own
     entry holds) and each model's mean validation accuracy where every draw had validation frames.
@@ -467,9 +498,9 @@ def run_probe_job(
         torch.set_num_threads(1)  # a worker process or Ray task: parallelism comes from the tasks
     train = data.frames.of_episodes(data.split.train).usable(job.include_after_hit, job.frame_stride)
     test = data.frames.of_episodes(data.split.test).usable(job.include_after_hit)
-    config = ClassifierConfig(specs[job.arm_index], n_classes, hidden)
-    encoder = build_classifier(config, job.seed, states[job.arm_index][0]).encoder
     k = job.context_frames
+    config = ClassifierConfig(specs[job.arm_index].for_frames(k), n_classes, hidden)
+    encoder = build_classifier(config, job.seed, states[job.arm_index][0]).encoder
     train_x, test_x = encoder_features(encoder, train, k), encoder_features(encoder, test, k)
     r2 = probe_r2(train_x, train.state, test_x, test.state, job.columns, job.solver)
     return {"arm": job.arm, "r2": r2}

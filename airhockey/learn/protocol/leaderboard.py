@@ -2,7 +2,9 @@
 ``leaderboard.json`` (typed records, written and read here), ``leaderboard.md`` and its plots.
 
 Rows are built from the ``results.Results`` and each method's pretext metrics alone, so a method
-added to the registry gets its row with no change here.
+added to the registry gets its row with no change here. Each budget's ``Headroom`` says whether the
+task leaves a method room: whether its ceiling (the oracle) lies above the random-encoder arm
+(scratch) and the practitioner's supervised baseline.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from airhockey.jsonio import write_json
+from airhockey.learn.config import PRACTITIONER, SCRATCH
 from airhockey.learn.protocol.formatting import interval, pct, points
 from airhockey.learn.protocol.plots import figure, plot_accuracy_vs_budget, plot_probes, save
 from airhockey.learn.protocol.report import SMOKE_TEST
@@ -25,8 +28,10 @@ LEADERBOARD_BUDGETS = (1, 4, 16, None)
 LEADERBOARD_K = (1, 4)
 """Context frames the leaderboard shows (those the comparison ran)."""
 ORACLE = "oracle"
-FORMAT_VERSION = 1
-"""The version of ``leaderboard.json`` this module writes."""
+FORMAT_VERSION = 2
+"""The version of ``leaderboard.json`` this module writes (2: ``task`` and ``headroom``)."""
+TASK_OF_LABELS = {"leftright": "leftright", "all": "buttons5"}
+"""The task (``airhockey.tasks.TASKS``) whose data has each label set."""
 LEADERBOARD_FILE = "leaderboard.json"
 ACCURACY_PLOT = "leaderboard_accuracy.png"
 PROBES_PLOT = "leaderboard_probes.png"
@@ -91,6 +96,32 @@ class OracleRow:
 
 
 @dataclass(frozen=True)
+class Headroom:
+    """The room a task leaves a method at one budget: its ceiling against its baselines."""
+
+    random_encoder: Entry
+    """The scratch arm: the same classifier trained from a random encoder."""
+    baseline: Entry | None
+    """The practitioner's supervised baseline (``PRACTITIONER``); None where it did not run."""
+    ceiling: Entry | None
+    """The oracle's ceiling (its head in results older than the ceiling); None without the oracle."""
+    earns_place: bool
+    """Whether the ceiling's whole interval lies above the random encoder's and the baseline's."""
+
+
+def headroom(random_encoder: Entry, baseline: Entry | None, ceiling: Entry | None) -> Headroom:
+    """A task's headroom at one budget: it earns a place when the ceiling's whole 95% interval lies
+    above the random encoder's and above the baseline's (where there is one); overlapping intervals,
+    or a ceiling without an interval, do not."""
+    earns = (
+        ceiling is not None
+        and _above(ceiling, random_encoder)
+        and (baseline is None or _above(ceiling, baseline))
+    )
+    return Headroom(random_encoder, baseline, ceiling, earns)
+
+
+@dataclass(frozen=True)
 class Leaderboard:
     """Everything ``leaderboard.json`` holds."""
 
@@ -110,6 +141,10 @@ class Leaderboard:
     sessions: tuple[dict[str, Any], ...]
     """Each call's command and its stages' seconds."""
     smoke_test: bool
+    task: str
+    """The task (``airhockey.tasks.TASKS``) whose data the benchmark generated."""
+    headroom: dict[str, Headroom]
+    """Per budget (keyed as ``ranks``), the task's headroom; {} without the scratch arm."""
 
 
 def _pick(entries: dict[int, T], largest: int) -> dict[str, T]:
@@ -174,6 +209,7 @@ def leaderboard(
     seconds: dict[str, float],
     sessions: Sequence[dict[str, Any]],
     smoke_test: bool,
+    task: str = "leftright",
 ) -> Leaderboard:
     """The leaderboard of a comparison's results and each method's pretext runs' metrics (by method).
 
@@ -182,7 +218,8 @@ def leaderboard(
     R² for the puck's position and velocity (means of x and y), and the pretext cost (steps, seconds,
     parameters). ``ranks`` per budget: 1 + the number of arms whose whole interval lies above this
     arm's (arms whose intervals overlap share a rank: ties are ties). ``settings``, ``command``,
-    ``seconds``, ``sessions`` and ``smoke_test`` are the benchmark's, recorded as given.
+    ``seconds``, ``sessions``, ``smoke_test`` and ``task`` are the benchmark's, recorded as given;
+    ``headroom`` per budget (``headroom``).
     """
     largest = results.budgets[-1].labelled_episodes
     oracle = {o.labelled_episodes: o for o in results.oracle}
@@ -211,6 +248,13 @@ def leaderboard(
         }
         for key in keys
     }
+    by_arm = {row.arm: row.accuracy for row in rows}
+    ceilings = oracle_row.ceiling or oracle_row.accuracy
+    room = {
+        key: headroom(by_arm[SCRATCH][key], by_arm.get(PRACTITIONER, {}).get(key), ceilings.get(key))
+        for key in keys
+        if key in by_arm.get(SCRATCH, {})
+    }
     return Leaderboard(
         format_version=FORMAT_VERSION,
         rows=tuple(rows),
@@ -224,6 +268,8 @@ def leaderboard(
         seconds=seconds,
         sessions=tuple(sessions),
         smoke_test=smoke_test,
+        task=task,
+        headroom=room,
     )
 
 
@@ -256,8 +302,8 @@ def has_probes(board: Leaderboard) -> bool:
 
 
 def read_leaderboard(path: str | Path) -> Leaderboard:
-    """The leaderboard in ``path`` (a ``leaderboard.json`` or its folder); a file without a format
-    version is read as version 1 with what later writers added filled in.
+    """The leaderboard in ``path`` (a ``leaderboard.json`` or its folder); a file of an older format
+    (version 1, or none) is read with what later writers added filled in.
 
     Raises:
         UserError: in one line naming the file, for one that is missing, not JSON, of an unknown
@@ -266,9 +312,12 @@ def read_leaderboard(path: str | Path) -> Leaderboard:
     path = Path(path)
     if path.is_dir():
         path = path / LEADERBOARD_FILE
+    data = read_json_file(path)
+    if isinstance(data, dict) and data.get("format_version") == 1:
+        data = upgrade_v1(data)
     return versioned_record(
         Leaderboard,
-        read_json_file(path),
+        data,
         path,
         current=FORMAT_VERSION,
         upgrade=upgrade_v0,
@@ -279,12 +328,22 @@ def read_leaderboard(path: str | Path) -> Leaderboard:
 
 
 def upgrade_v0(data: dict[str, Any]) -> dict[str, Any]:
-    """Plain data of a leaderboard.json without ``format_version`` as version 1: the oracle's
-    accuracy at k, which later writers added, is filled in as none."""
-    out = {"format_version": FORMAT_VERSION, **data}
+    """Plain data of a leaderboard.json without ``format_version`` as the current version: the
+    oracle's accuracy at k, which version 1 added, is filled in as none, then ``upgrade_v1``."""
+    out = dict(data)
     if isinstance(out.get("oracle"), dict):
         out["oracle"] = {**out["oracle"], "accuracy_k": out["oracle"].get("accuracy_k", {})}
-    return out
+    return upgrade_v1(out)
+
+
+def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Plain data of a version 1 leaderboard.json as the current version: the task is the one of
+    its data's labels (``TASK_OF_LABELS``), and no headroom was recorded."""
+    settings = data.get("settings")
+    data_settings = settings.get("data") if isinstance(settings, dict) else None
+    labels = data_settings.get("labels") if isinstance(data_settings, dict) else None
+    task = TASK_OF_LABELS.get(labels if isinstance(labels, str) else "leftright", "leftright")
+    return {**data, "format_version": FORMAT_VERSION, "task": task, "headroom": {}}
 
 
 def plot_rollouts(out: Path, results: Results, steps: int = 3, columns: int = 8) -> Path | None:
@@ -365,6 +424,35 @@ def _oracle_line(oracle: OracleRow, keys: Sequence[str]) -> str:
     )
 
 
+def headroom_line(key: str, room: Headroom) -> str:
+    """Whether the task earns a place at budget ``key``, with the numbers that decide it."""
+    baseline = (
+        f" and the {PRACTITIONER}'s {_cell(room.baseline)}"
+        if room.baseline
+        else f" (no {PRACTITIONER} arm ran: judged on {SCRATCH} alone)"
+    )
+    return (
+        f"- {key} labelled episode{'' if key == '1' else 's'}: "
+        f"{'yes' if room.earns_place else 'no'}: ceiling {_cell(room.ceiling)} against "
+        f"{SCRATCH} (random encoder) {_cell(room.random_encoder)}{baseline}."
+    )
+
+
+def headroom_lines(board: Leaderboard) -> list[str]:
+    """The page's headroom section: per budget, whether the task earns a place."""
+    if not board.headroom:
+        return []
+    return [
+        "## Headroom",
+        "",
+        f"Task `{board.task}` earns a place where the ceiling's whole interval lies above both the "
+        f"random-encoder arm's ({SCRATCH}) and the practitioner's baseline's ({PRACTITIONER}).",
+        "",
+        *(headroom_line(key, room) for key, room in board.headroom.items()),
+        "",
+    ]
+
+
 def render_leaderboard(board: Leaderboard, rollouts: bool) -> str:
     """The leaderboard page: the table, the ranks (only where intervals separate), the plots."""
     keys = board.budgets
@@ -396,6 +484,7 @@ def render_leaderboard(board: Leaderboard, rollouts: bool) -> str:
         *(_row_line(row, keys) for row in board.rows),
         _oracle_line(board.oracle, keys),
         "",
+        *headroom_lines(board),
         "## Ranks",
         "",
         "Rank 1 + the number of arms whose whole interval lies above; equal ranks are ties.",

@@ -11,7 +11,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from airhockey.learn.protocol.results import ConvergenceBudget, PositionBudget, Results, finite
+from airhockey.learn.config import SCRATCH
+from airhockey.learn.protocol.results import (
+    BudgetResult,
+    ConvergenceBudget,
+    OracleBudget,
+    PositionBudget,
+    Results,
+    finite,
+)
+from airhockey.learn.protocol.summaries import GOAL_POINTS
 from airhockey.writing import atomic_file
 
 COLORS = (
@@ -38,9 +47,6 @@ PLOTS = {
     "frames_k": "accuracy_vs_frames.png",
     "probes": "probes.png",
 }
-GOAL_POINTS = 5.0
-"""Han, Singh and Kim 2021's goal: a pretrained arm ahead of scratch by this many points at the
-smallest budget."""
 HIGHLIGHT = 2
 """Pretrained arms drawn in colour beside the reference when there are more than ``HIGHLIGHT + 2``
 arms: those furthest ahead of the reference; the others are drawn faded."""
@@ -56,9 +62,10 @@ def arm_styles(results: Results) -> dict[str, dict[str, str]]:
     styles = {}
     for i, name in enumerate(results.arms):
         method = results.arm_details[name].method
-        label = (
-            "scratch (random init)" if method is None else name if name == method else f"{name} ({method})"
-        )
+        if method is None:  # a supervised arm: scratch, or another baseline named as it is
+            label = "scratch (random init)" if name == SCRATCH else name
+        else:
+            label = name if name == method else f"{name} ({method})"
         color = "tab:orange" if i == 0 else COLORS[(i - 1) % len(COLORS)]
         styles[name] = {"label": label, "color": color}
     return styles
@@ -174,23 +181,41 @@ def _errorbars(
     ax.errorbar(x, means, yerr=[lo, hi], marker="o", capsize=3, **style)
 
 
+def budget_rows(results: Results) -> dict[int, list[BudgetResult]]:
+    """Each k run at two budgets or more (k = 1 always), with its budgets' results in order."""
+    rows = {
+        k: [r for b in results.budgets if (r := results.at(b.labelled_episodes, k)) is not None]
+        for k in results.ks
+    }
+    return {k: r for k, r in rows.items() if k == 1 or len(r) > 1}
+
+
 def plot_accuracy_vs_budget(results: Results, path: Path) -> Path:
     """Test accuracy of every arm against labelled episodes (error bars: 95% intervals), and beside
-    it each arm's paired difference to the reference arm.
+    it each arm's paired difference to the reference arm; one row per k read (``budget_rows``).
 
     The reference, the arms furthest ahead of it (``highlighted``) and the oracle are drawn in colour,
     the other arms faded. Budgets whose draws lack a class (``holds_every_class``) are shaded; their
     differences are left out, since a classifier that never saw a class tells nothing about the
     encoder it was trained on.
     """
-    fig, axes = figure(1, 2, width=5.0, height=3.4)
-    left, right = axes[0]
+    by_k = budget_rows(results)
+    fig, axes = figure(len(by_k), 2, width=5.0, height=3.4)
+    for (k, rows), (left, right) in zip(by_k.items(), axes, strict=True):
+        _budget_row(results, k, rows, left, right)
+        if len(by_k) > 1:
+            left.set_title(f"k = {k} frame{'s' if k > 1 else ''} read", fontsize=9)
+    _figure_legend(fig, axes.flat)
+    return save(fig, path)
+
+
+def _budget_row(results: Results, k: int, rows: Sequence[BudgetResult], left: Any, right: Any) -> None:
+    """Accuracy against budget at k frames read (``left``), and the paired differences (``right``)."""
     x = [b.labelled_episodes for b in results.budgets]
-    compared = [b for b in results.budgets if holds_every_class(results, b.labelled_episodes)]
-    _arm_lines(
-        left, results, results.budgets, lambda b, arm: (b.arms[arm].accuracy_mean, b.arms[arm].accuracy_ci95)
-    )
-    _oracle_lines(left, results)
+    compared = [b for b in rows if holds_every_class(results, b.labelled_episodes)]
+    _arm_lines(left, results, rows, lambda b, arm: (b.arms[arm].accuracy_mean, b.arms[arm].accuracy_ci95))
+    oracle = [o for b in rows if (o := results.oracle_at(b.labelled_episodes, k)) is not None]
+    _oracle_lines(left, oracle)
     _accuracy_axis(left, results.threshold)
     left.set_ylabel("test accuracy (mean, 95% interval)")
 
@@ -210,8 +235,6 @@ def plot_accuracy_vs_budget(results: Results, path: Path) -> Path:
         ax.set_xlabel("labelled training episodes")
         ax.grid(alpha=0.3)
     _shade_partial(left, right, results)
-    _figure_legend(fig, (left, right))
-    return save(fig, path)
 
 
 def _arm_lines(
@@ -240,10 +263,10 @@ def _arm_lines(
         _errorbars(ax, [v * offset for v in x], means, cis, styles[arm])
 
 
-def _oracle_lines(ax: Any, results: Results) -> None:
+def _oracle_lines(ax: Any, budgets: Sequence[OracleBudget]) -> None:
     """The oracle's head (solid) and boosted trees (dotted) in black, with the head's 95% band."""
     for oracle, style in (("head", "-"), ("boosting", ":")):
-        rows = [(o.labelled_episodes, getattr(o, oracle)) for o in results.oracle]
+        rows = [(o.labelled_episodes, getattr(o, oracle)) for o in budgets]
         rows = [(n, r) for n, r in rows if r is not None]
         if not rows:
             continue
@@ -370,8 +393,8 @@ def _budget_grid(
     for col, budget in enumerate(budgets):
         top, bottom = axes[:, col]
         draw(top, bottom, budget)
-        n = budget.labelled_episodes
-        title = f"{n} labelled episode{'s' if n != 1 else ''}"
+        n, k = budget.labelled_episodes, budget.context_frames
+        title = f"{n} labelled episode{'s' if n != 1 else ''}" + (f", k = {k}" if k > 1 else "")
         if not holds_every_class(results, budget.labelled_episodes):
             title += "\n(draws lack a class)"
         top.set_title(title)
@@ -386,7 +409,8 @@ def _budget_grid(
 
 def plot_accuracy_by_position(results: Results, path: Path) -> Path:
     """Test accuracy by fraction of the time to the hit (top) and by frames before the hit (bottom),
-    one column per budget; the arms that are not ``highlighted`` faded."""
+    one column per budget at k = 1 (the report's tables give every k); the arms that are not
+    ``highlighted`` faded."""
     position, styles = results.accuracy_by_position, curve_styles(results)
     centres = [(a + b) / 2 for a, b in itertools.pairwise(position.fraction_bin_edges)]
 
@@ -399,7 +423,8 @@ def plot_accuracy_by_position(results: Results, path: Path) -> Path:
         bottom.invert_xaxis()
 
     xlabels = ("fraction of the time to the hit", "frames before the hit")
-    return _budget_grid(results, position.budgets, draw, xlabels, "test accuracy", path)
+    budgets = [b for b in position.budgets if b.context_frames == 1]
+    return _budget_grid(results, budgets, draw, xlabels, "test accuracy", path)
 
 
 def _has_validation(budget: ConvergenceBudget) -> bool:
@@ -410,8 +435,8 @@ def _has_validation(budget: ConvergenceBudget) -> bool:
 
 def plot_learning_curves(results: Results, path: Path) -> Path:
     """Validation accuracy against optimiser steps (top) and training seconds (bottom), one column per
-    budget with validation episodes; the dotted line marks the end of the last epoch with the encoder
-    frozen."""
+    budget and k with validation episodes; the dotted line marks the end of the last epoch with the
+    encoder frozen."""
     styles = curve_styles(results)
 
     def draw(top: Any, bottom: Any, budget: ConvergenceBudget) -> None:

@@ -4,9 +4,10 @@ Every table, plot and conclusion iterates over the comparison's arms (``Results.
 reference arm first), so any number of pretext runs is reported the same way.
 
 REPORT/results.json              everything ``compare_on_dataset`` measured (``results.Results``)
-REPORT/accuracy_vs_budget.png    test accuracy against labelled episodes, 95% intervals; paired differences
+REPORT/accuracy_vs_budget.png    test accuracy against labelled episodes, 95% intervals; paired differences;
+                                 a row per k
 REPORT/accuracy_by_position.png  accuracy by fraction of the time to the hit and by frames before it
-REPORT/learning_curves.png       validation accuracy against epochs and against training seconds
+REPORT/learning_curves.png       validation accuracy against steps and training seconds, per budget and k
 REPORT/report.md                 the tables, the plots, and the conclusions in numbers
 REPORT/runs.jsonl                every run's record as it finished (``runlog``)
 """
@@ -18,17 +19,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from airhockey.learn.protocol.formatting import interval, number, pct, points, whole_interval
-from airhockey.learn.protocol.plots import GOAL_POINTS, plotted, write_plots
+from airhockey.learn.protocol.horizon import render_horizon
+from airhockey.learn.protocol.plots import plotted, write_plots
 from airhockey.learn.protocol.results import (
     AfterHit,
     ConvergenceSummary,
     MeanCI,
     OracleBudget,
-    OracleModels,
     PairedDifference,
     Results,
     write_results,
 )
+from airhockey.learn.protocol.summaries import GOAL_BUDGET, GOAL_POINTS, goal
 from airhockey.writing import write_atomic
 
 SMOKE_TEST = "**A smoke test of the machinery (--quick): its numbers are not results.**"
@@ -70,8 +72,10 @@ def render_markdown(results: Results) -> str:
         *_budget_lines(results),
         *_search_lines(results),
         *_frames_k_lines(results),
+        *_baseline_lines(results),
         *_probe_lines(results),
         *_position_lines(results),
+        *render_horizon(results),
         *_convergence_lines(results),
         "",
         *_after_hit_lines(results.after_hit, results.arms),
@@ -174,7 +178,7 @@ def _budget_lines(results: Results) -> list[str]:
     return lines
 
 
-def _ceiling_name(oracle: OracleModels | OracleBudget) -> str:
+def _ceiling_name(oracle: OracleBudget) -> str:
     """The ceiling's model as the report names it."""
     return "boosted trees" if oracle.ceiling_model == "boosting" else "head"
 
@@ -229,9 +233,11 @@ def _frames_k_lines(results: Results) -> list[str]:
     for arm, by_k in by_arm.items():
         cells = [f"{pct(by_k[k].accuracy_mean)} {interval(by_k[k].accuracy_ci95)}" for k in ks]
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-    for arm, diff in (results.frames_k_difference or {}).items():
-        cells = [f"{points(diff[k].mean)} {interval(diff[k].ci95)}" for k in ks]
-        lines.append(f"| {arm} minus {results.reference} (points) | " + " | ".join(cells) + " |")
+    rows = [r for k in ks if (r := results.at(results.k_budget, k)) is not None]
+    for arm in results.arms[1:]:
+        if all(arm in row.paired_difference for row in rows):
+            cells = [f"{points(d.mean)} {interval(d.ci95)}" for d in (r.paired_difference[arm] for r in rows)]
+            lines.append(f"| {arm} minus {results.reference} (points) | " + " | ".join(cells) + " |")
     if oracle:
         cells = [
             pct(oracle[k].head.accuracy_mean) if k in oracle and oracle[k].head is not None else "n/a"  # type: ignore[union-attr]
@@ -246,6 +252,44 @@ def _frames_k_lines(results: Results) -> list[str]:
         ]
         if any(o.ceiling is not None for o in oracle.values()):  # not in results written before it
             lines.append("| ceiling (the oracle model better on validation) | " + " | ".join(ceilings) + " |")
+    return lines
+
+
+def _baseline_lines(results: Results) -> list[str]:
+    """Every arm against every supervised arm at each budget and k, where there is a supervised arm
+    besides the reference or k > 1 runs at more than one budget (else the tables above hold it)."""
+    baselines = [results.reference, *(b for b in results.supervised if b != results.reference)]
+    if len(baselines) < 2 and len({r.labelled_episodes for r in results.by_k}) < 2:
+        return []
+    rows = sorted((*results.budgets, *results.by_k), key=lambda r: (r.labelled_episodes, r.context_frames))
+    lines = [
+        "",
+        "## Each arm against the supervised baselines, at each budget and k",
+        "",
+        "Accuracy, and paired differences in points (95% intervals), at each budget and k frames read; "
+        "ceiling: the oracle model better on validation at the same budget and k.",
+        "",
+        "| labelled episodes | k | arm | accuracy | "
+        + " | ".join(f"minus {b} (points)" for b in baselines)
+        + " | minus ceiling (points) |",
+        "| --- | --- | --- | --- |" + " --- |" * (len(baselines) + 1),
+    ]
+    for row in rows:
+        oracle = results.oracle_at(row.labelled_episodes, row.context_frames)
+        top = oracle and (oracle.ceiling or oracle.head)
+        for arm in (a for a in results.arms if a in row.arms):
+            accuracy = row.arms[arm]
+            diffs = [
+                "" if d is None else f"{points(d.mean)} {interval(d.ci95)}"
+                for d in (row.difference(arm, b) if arm != b else None for b in baselines)
+            ]
+            gap = "n/a" if not top else points(accuracy.accuracy_mean - top.accuracy_mean)
+            lines.append(
+                f"| {row.labelled_episodes} | {row.context_frames} | {arm} | "
+                f"{pct(accuracy.accuracy_mean)} {interval(accuracy.accuracy_ci95)} | "
+                + " | ".join([*diffs, gap])
+                + " |"
+            )
     return lines
 
 
@@ -290,7 +334,7 @@ def _position_lines(results: Results) -> list[str]:
             f"{p.most_frames_before_hit or 'not reached'} {whole_interval(p.most_frames_before_hit_ci95)}"
             for p in (b.arms[a] for a in arms)
         ]
-        lines.append(f"| {b.labelled_episodes} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_budget_name(b.labelled_episodes, b.context_frames)} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "A fraction f means: from f of the way between the first frame and the hit on; k frames means: "
@@ -309,8 +353,13 @@ def _position_lines(results: Results) -> list[str]:
             f"{_mean_cell(p.before_strike)} / {_mean_cell(p.strike_to_hit)}"
             for p in (b.arms[a] for a in arms)
         ]
-        lines.append(f"| {b.labelled_episodes} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_budget_name(b.labelled_episodes, b.context_frames)} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _budget_name(labelled_episodes: int, k: int) -> str:
+    """A budget as a table's first column names it: '16', or '16 (k = 4)' for k frames read."""
+    return f"{labelled_episodes}" + (f" (k = {k})" if k > 1 else "")
 
 
 def _mean_cell(summary: MeanCI) -> str:
@@ -319,6 +368,8 @@ def _mean_cell(summary: MeanCI) -> str:
 
 def _convergence_lines(results: Results) -> list[str]:
     threshold = f"{results.threshold:.0%}"
+    target = results.convergence.accuracy
+    fixed = f"{target or 0:.0%}"
     lines = [
         "",
         "## Convergence",
@@ -327,17 +378,30 @@ def _convergence_lines(results: Results) -> list[str]:
         "Validation accuracy (on the budget's own validation episodes; none below "
         f"{results.settings.validation_min_budget} episodes) after each epoch; every arm of a budget "
         "runs the same optimiser steps per epoch. Area: the mean of validation accuracy over the steps "
-        "(area under the curve over the steps); steps to 95%: the first step count reaching 95% of the "
-        "run's own final accuracy; means over the repeats with 95% bootstrap intervals.",
+        "(area under the curve over the steps)"
+        + (
+            "; means over the repeats with 95% bootstrap intervals."
+            if target is None
+            else f". Runs reaching {fixed}: the fraction of the repeats whose validation accuracy "
+            "reaches it; steps to it: the median first step count of those that do (a run that does "
+            "not is counted as not reaching it, not given a step count). Intervals: 95% bootstrap "
+            "over the repeats."
+        ),
         "",
-        f"| labelled episodes | arm | final val accuracy | area under curve | steps to 95% of final | "
-        f"epochs to {threshold} (mean) | runs reaching {threshold} | "
+        "| labelled episodes | arm | final val accuracy | area under curve | "
+        + (
+            ""
+            if target is None
+            else f"runs reaching {fixed} | steps to {fixed} (median of runs reaching it) | "
+        )
+        + f"epochs to {threshold} (mean) | runs reaching {threshold} | "
         f"training seconds to {threshold} (mean) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- |" + " --- |" * (3 if target is None else 5),
     ]
     for b in results.convergence.budgets:
+        name = _budget_name(b.labelled_episodes, b.context_frames)
         for arm in results.arms:
-            lines.append(f"| {b.labelled_episodes} | {arm} |" + _convergence_cells(b.arms[arm]))
+            lines.append(f"| {name} | {arm} |" + _convergence_cells(b.arms[arm]))
     return lines
 
 
@@ -345,13 +409,20 @@ def _convergence_cells(c: ConvergenceSummary) -> str:
     """One arm's row of the convergence table, after its budget and name."""
     final = c.val_accuracy_mean[-1]
     if math.isnan(final):
-        return " no validation |" * 6
+        return " no validation |" * (5 if c.to_accuracy is None else 7)
     area = c.area_under_curve or MeanCI(math.nan, None)
-    to_95 = c.steps_to_95pct_of_final or MeanCI(math.nan, None)
+    to, fixed = c.to_accuracy, ""
+    if to is not None:
+        steps = (
+            "not reached"
+            if to.median_steps is None
+            else f"{number(to.median_steps, 0)} {whole_interval(to.median_steps_ci95)}"
+        )
+        fixed = f"{pct(to.reached.mean)} {interval(to.reached.ci95)} | {steps} | "
     return (
-        f" {pct(final)} | {pct(area.mean)} {interval(area.ci95)} | "
-        f"{number(to_95.mean, 0)} {whole_interval(to_95.ci95)} | {number(c.epochs_to_threshold_mean)} | "
-        f"{c.runs_reaching_threshold} of {c.runs} | {number(c.seconds_to_threshold_mean, 0, ' s')} |"
+        f" {pct(final)} | {pct(area.mean)} {interval(area.ci95)} | {fixed}"
+        f"{number(c.epochs_to_threshold_mean)} | {c.runs_reaching_threshold} of {c.runs} | "
+        f"{number(c.seconds_to_threshold_mean, 0, ' s')} |"
     )
 
 
@@ -395,13 +466,22 @@ def _reached(c: ConvergenceSummary) -> str:
     return f"after {c.epochs_to_threshold_mean:.1f} epochs on average ({runs})"
 
 
-def _goal(d: PairedDifference) -> str:
-    """Whether a paired difference at the smallest budget meets ``GOAL_POINTS``."""
-    if d.ci95 is not None and 100 * d.ci95[0] >= GOAL_POINTS:
-        return "met, with the whole interval above it"
-    if 100 * d.mean >= GOAL_POINTS:
-        return "met on the mean, but the interval reaches below it"
-    return "not met"
+def goal_line(results: Results) -> str:
+    """The goal (``summaries.goal``) as one sentence with its numbers."""
+    rule = (
+        f"Goal (a pretrained arm >= {GOAL_POINTS:g} points over the better of the supervised arms "
+        f"({', '.join(results.supervised) or 'none'}) at <= {GOAL_BUDGET} labelled episodes, any k, "
+        "95% interval above 0): "
+    )
+    found = goal(results)
+    if found is None:
+        return f"- {rule}not assessed (no pretrained arm, no supervised arm or no budget that small)."
+    d = found.difference
+    where = (
+        f"{found.arm} at {found.labelled_episodes} labelled episodes, k = {found.context_frames}: "
+        f"{points(d.mean)} points over {found.baseline}, 95% interval {interval(d.ci95)}"
+    )
+    return f"- {rule}" + (f"met by {where}." if found.met else f"not met; the best gap is {where}.")
 
 
 def conclusions(results: Results) -> list[str]:
@@ -416,20 +496,14 @@ def conclusions(results: Results) -> list[str]:
                 f"({points(d.mean)} points, 95% interval {interval(d.ci95)}; "
                 f"{arm} {pct(b.arms[arm].accuracy_mean)}, {ref} {pct(b.arms[ref].accuracy_mean)})."
             )
-    smallest = results.budgets[0]
-    for arm in arms[1:]:
-        d = smallest.paired_difference[arm]
-        out.append(
-            f"- Goal ({arm} ahead of {ref} by >= {GOAL_POINTS:g} points at the smallest budget): {_goal(d)} "
-            f"({points(d.mean)} points at {smallest.labelled_episodes} episodes, 95% interval "
-            f"{interval(d.ci95)})."
-        )
+    out.append(goal_line(results))
     budgets = zip(results.accuracy_by_position.budgets, results.convergence.budgets, strict=True)
     for pos, conv in budgets:
+        k = f", k = {pos.context_frames}" if pos.context_frames > 1 else ""
         frames = ", ".join(f"{pos.arms[a].most_frames_before_hit or 0} ({a})" for a in arms)
         reached = "; ".join(f"{a} {_reached(conv.arms[a])}" for a in arms)
         out.append(
-            f"- {pos.labelled_episodes} labelled episodes: mean accuracy is >= {threshold} over the last "
-            f"{frames} frames before the hit; validation accuracy reached {threshold}: {reached}."
+            f"- {pos.labelled_episodes} labelled episodes{k}: mean accuracy is >= {threshold} over the "
+            f"last {frames} frames before the hit; validation accuracy reached {threshold}: {reached}."
         )
     return out

@@ -1,17 +1,21 @@
 """``results.json``: what a comparison measured, as typed records; the one place that writes and reads it.
 
 ``Results`` holds, for the arms in order (the reference arm first): accuracy per budget and arm
-with each run's record (``BudgetResult``), the paired differences to the reference, the oracle
-(``OracleBudget``), accuracy against the k frames read (``Results.frames_k``, k an int), the
-linear probes, the hyperparameter search (``Search``), accuracy by position (``Positions``),
+with each run's record (``BudgetResult``), the paired differences to the reference and to every
+other supervised arm, the oracle (``OracleBudget``), the same at every budget run with k > 1
+frames read (``Results.by_k``, ``Results.oracle_by_k``; ``Results.at`` gives any budget and k), the
+linear probes, the hyperparameter search (``Search``), accuracy by position (``Positions``) and
+by horizon (``Horizon``),
 convergence (``Convergence``), the effect of frames with a lit button (``AfterHit``), the
 settings and the data. Every ``ArmAccuracy`` keeps the records of the runs behind it
 (``ArmAccuracy.runs``: every budget, k and arm as the run log wrote them, ``runlog``, and the
 oracle's), so that each accuracy interval and paired difference can be recomputed from this file
 alone (``summaries.arm_summary``, ``summaries.paired_difference``).
 
-``FORMAT_VERSION`` is written with every file. A file without one (written before the field
-existed) is read through ``upgrade_v0``; a file of another version is refused.
+``FORMAT_VERSION`` is written with every file. A file of version 1 is read through ``upgrade_v1``,
+one without a version (written before the field existed) through ``upgrade_v0`` then
+``upgrade_v1``; a file of another version is refused. Positions and convergence hold every budget
+and k.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 from airhockey.jsonio import write_json
 from airhockey.records import OMIT, read_json_file, to_json, versioned_record
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """The version of ``results.json`` this module writes."""
 RESULTS_FILE = "results.json"
 
@@ -48,7 +52,7 @@ class ArmAccuracy:
     accuracy_ci95: Interval | None
     runs: tuple[dict[str, Any], ...] | None = field(default=None, metadata=OMIT)
     """Each run's record (``runlog``; the oracle's: its ``repeat``, ``context_frames`` and
-    ``classify.score_predictions`` fields), in repeat order; None in files written before the
+    ``scoring.score_predictions`` fields), in repeat order; None in files written before the
     records of k > 1 and of the oracle were kept."""
 
 
@@ -67,37 +71,36 @@ class PairedDifference:
 
 @dataclass(frozen=True)
 class BudgetResult:
-    """Every arm's accuracy at one budget, and the paired differences to the reference arm."""
+    """Every arm's accuracy at one budget and k, and the paired differences to the reference arm
+    and to the other supervised arms."""
 
     labelled_episodes: int
     budget: int | str
     """As the user names it: a number, or 'all' for every training episode."""
     arms: dict[str, ArmAccuracy]
     paired_difference: dict[str, PairedDifference]
-    """The arms after the reference."""
+    """The arms after the reference, minus the reference."""
+    context_frames: int = 1
+    """The frames k the classifiers read."""
+    to_baselines: dict[str, dict[str, PairedDifference]] = field(default_factory=dict)
+    """Keyed by each supervised arm (no pretext run) but the reference, then by every other arm:
+    that arm minus the baseline, paired; {} with no such arm."""
 
-
-@dataclass(frozen=True)
-class OracleModels:
-    """The oracle's two classifiers of the true state: the arms' head and boosted trees."""
-
-    head: ArmAccuracy | None = field(default=None, metadata=OMIT)
-    boosting: ArmAccuracy | None = field(default=None, metadata=OMIT)
-    ceiling: ArmAccuracy | None = field(default=None, metadata=OMIT)
-    """The ceiling: the one of the two of better mean validation accuracy (``ceiling_model``), its
-    test accuracy and interval (its runs are in its own entry)."""
-    ceiling_model: str | None = field(default=None, metadata=OMIT)
-    """Which of the two ``ceiling`` is, 'head' or 'boosting': chosen on validation frames, never
-    test; the head where no validation frames were held out (``jobs.ceiling_model``)."""
-    val_accuracy: dict[str, float] | None = field(default=None, metadata=OMIT)
-    """Each model's mean validation accuracy over the draws; None without validation frames."""
+    def difference(self, arm: str, baseline: str) -> PairedDifference | None:
+        """``arm`` minus ``baseline`` (the reference or one of ``to_baselines``); None where not kept."""
+        if baseline in self.to_baselines:
+            return self.to_baselines[baseline].get(arm)
+        return self.paired_difference.get(arm)
 
 
 @dataclass(frozen=True)
 class OracleBudget:
-    """The oracle at one budget."""
+    """The oracle at one budget and k: its two classifiers of the true state, the arms' head and
+    boosted trees."""
 
     labelled_episodes: int
+    context_frames: int = 1
+    """The frames k it reads: positions at k = 1, positions and velocities from k = 2."""
     head: ArmAccuracy | None = field(default=None, metadata=OMIT)
     boosting: ArmAccuracy | None = field(default=None, metadata=OMIT)
     ceiling: ArmAccuracy | None = field(default=None, metadata=OMIT)
@@ -134,9 +137,23 @@ class Search:
     budget: int
     draws: int
     candidates: dict[str, dict[str, Any]]
-    """Each candidate's ``ClassifyConfig`` as plain data."""
+    """Each candidate's ``ClassifyConfig`` as plain data (the one read at k = 1; at another k
+    the same with ``context_frames`` = k)."""
     arms: dict[str, SearchChoice]
+    """Each arm's search at k = 1, whose choice runs every budget at k = 1 (and the after-hit run)."""
     oracle_head: OracleHeadSearch | None = field(default=None, metadata=OMIT)
+    frames_k: dict[str, dict[int, SearchChoice]] | None = field(default=None, metadata=OMIT)
+    """Each arm's search at each k > 1 of the k-frame runs, by arm then k, whose choice runs that
+    k; None without k-frame runs, and in files written before the search ran at every k (their
+    k-frame runs used the k = 1 choice)."""
+
+    def by_k(self) -> dict[int, dict[str, SearchChoice]]:
+        """Each arm's search by k (k = 1 first, then the k-frame runs' k in increasing order), then arm."""
+        out = {1: dict(self.arms)}
+        for arm, choices in (self.frames_k or {}).items():
+            for k, choice in choices.items():
+                out.setdefault(k, {})[arm] = choice
+        return dict(sorted(out.items()))
 
 
 @dataclass(frozen=True)
@@ -178,14 +195,58 @@ class PositionSummary:
 class PositionBudget:
     labelled_episodes: int
     arms: dict[str, PositionSummary]
+    context_frames: int = 1
 
 
 @dataclass(frozen=True)
 class Positions:
-    """Accuracy by position in the episode, per budget."""
+    """Accuracy by position in the episode, per budget and k (k = 1 first, budget by budget)."""
 
     fraction_bin_edges: tuple[float, ...]
     budgets: tuple[PositionBudget, ...]
+
+
+@dataclass(frozen=True)
+class OffsetAccuracy:
+    """Accuracy on the frame at one offset from an event, over the test episodes that have it."""
+
+    offset: int
+    """Frames after the event (negative: before it)."""
+    accuracy_mean: float | None
+    """None where no test episode has a scored frame there."""
+    accuracy_ci95: Interval | None
+    episodes: int
+    """Test episodes with a scored frame at the offset."""
+
+
+@dataclass(frozen=True)
+class HorizonSummary:
+    """One arm's accuracy by horizon at one budget (``horizon.horizon_summary``)."""
+
+    overall: MeanCI
+    before_strike: MeanCI | None
+    """On the scored frames before the strike; None where no test episode has one."""
+    after_strike: MeanCI | None
+    """On the scored frames from the strike on."""
+    strike: tuple[OffsetAccuracy, ...]
+    hit: tuple[OffsetAccuracy, ...]
+
+
+@dataclass(frozen=True)
+class HorizonBudget:
+    labelled_episodes: int
+    arms: dict[str, HorizonSummary]
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """Accuracy at fixed offsets from the strike and from the hit, per budget, each with a 95%
+    interval resampling the runs and the test episodes."""
+
+    strike_offsets: tuple[int, ...]
+    hit_offsets: tuple[int, ...]
+    budgets: tuple[HorizonBudget, ...]
+    """The budgets whose runs all recorded their predictions at the offsets."""
 
 
 @dataclass(frozen=True)
@@ -200,23 +261,49 @@ class ConvergenceSummary:
     val_accuracy_ci95: tuple[Interval | None, ...]
     elapsed_s_mean: tuple[float, ...]
     area_under_curve: MeanCI | None
-    steps_to_95pct_of_final: MeanCI | None
     epochs_to_threshold: tuple[float, ...]
     epochs_to_threshold_mean: float
     seconds_to_threshold_mean: float
     runs_reaching_threshold: int
     runs: int
+    to_accuracy: StepsToAccuracy | None = field(default=None, metadata=OMIT)
+    """Optimiser steps to ``Convergence.accuracy`` (None in files older than the field)."""
+    steps_to_95pct_of_final: MeanCI | None = field(default=None, metadata=OMIT)
+    """Steps to 95% of the run's own final accuracy: in older files only (it favours runs that
+    plateau low)."""
+
+
+@dataclass(frozen=True)
+class StepsToAccuracy:
+    """How soon the runs of one arm reach a fixed validation accuracy (``summaries.steps_to_accuracy``).
+
+    A run that never reaches it gets no step count: it counts in ``reached`` as one that did not,
+    and is left out of the median."""
+
+    steps: tuple[int | None, ...]
+    """Each run's first optimiser step count at or above the accuracy; None: not reached."""
+    reached: MeanCI
+    """The fraction of runs reaching it, with its 95% bootstrap interval over the runs."""
+    median_steps: float | None
+    """The median steps of the runs that reached it; None where none did."""
+    median_steps_ci95: Interval | None
+    """95% bootstrap interval of that median, resampling the runs that reached it."""
 
 
 @dataclass(frozen=True)
 class ConvergenceBudget:
     labelled_episodes: int
     arms: dict[str, ConvergenceSummary]
+    context_frames: int = 1
 
 
 @dataclass(frozen=True)
 class Convergence:
+    """Validation curves per budget and k (k = 1 first, budget by budget)."""
+
     budgets: tuple[ConvergenceBudget, ...]
+    accuracy: float | None = field(default=None, metadata=OMIT)
+    """The fixed validation accuracy of ``ConvergenceSummary.to_accuracy`` (None in older files)."""
 
 
 @dataclass(frozen=True)
@@ -306,12 +393,15 @@ class Results:
     threshold: float
     smoke_test: bool
     budgets: tuple[BudgetResult, ...]
+    """Every budget at k = 1."""
     oracle: tuple[OracleBudget, ...]
-    frames_k: dict[str, dict[int, ArmAccuracy]] | None
-    """Each arm's accuracy at each k frames read (with k = 1), at ``frames_k_budget``."""
-    frames_k_difference: dict[str, dict[int, PairedDifference]] | None
+    """The oracle at every budget at k = 1."""
+    by_k: tuple[BudgetResult, ...]
+    """Every budget run with k > 1 frames read, at each such k (budget by budget, k ascending)."""
     frames_k_budget: int | None
-    oracle_frames_k: dict[int, OracleModels]
+    """The one budget the k > 1 runs were restricted to; None: every budget."""
+    oracle_by_k: tuple[OracleBudget, ...]
+    """The oracle at each budget and k of ``by_k``."""
     probes: dict[str, dict[str, float]] | None
     """Each arm's probe R² per true variable."""
     search: Search | None
@@ -323,6 +413,8 @@ class Results:
     command: str
     seconds: float
     """The comparison's wall time."""
+    horizon: Horizon | None = field(default=None, metadata=OMIT)
+    """Accuracy by horizon; None in files written before runs recorded it."""
 
     @property
     def pretrained(self) -> list[str]:
@@ -330,9 +422,46 @@ class Results:
         return [a for a in self.arms if self.arm_details[a].method is not None]
 
     @property
+    def supervised(self) -> list[str]:
+        """The arms that load no pretext run (scratch, and any other supervised baseline)."""
+        return [a for a in self.arms if self.arm_details[a].method is None]
+
+    @property
+    def ks(self) -> list[int]:
+        """Every k run, 1 first."""
+        return sorted({1, *(b.context_frames for b in self.by_k)})
+
+    def at(self, labelled_episodes: int, k: int = 1) -> BudgetResult | None:
+        """Every arm at ``labelled_episodes`` and ``k``; None where that was not run."""
+        rows = self.budgets if k == 1 else self.by_k
+        key = (labelled_episodes, k)
+        return next((b for b in rows if (b.labelled_episodes, b.context_frames) == key), None)
+
+    def oracle_at(self, labelled_episodes: int, k: int = 1) -> OracleBudget | None:
+        """The oracle at ``labelled_episodes`` and ``k``; None where it was not run."""
+        rows = self.oracle if k == 1 else self.oracle_by_k
+        key = (labelled_episodes, k)
+        return next((o for o in rows if (o.labelled_episodes, o.context_frames) == key), None)
+
+    @property
     def k_budget(self) -> int:
-        """The budget of the k > 1 runs (the largest where the file does not say)."""
-        return self.frames_k_budget or self.budgets[-1].labelled_episodes
+        """The largest budget run with k > 1 (the largest budget without such runs)."""
+        return max((b.labelled_episodes for b in self.by_k), default=self.budgets[-1].labelled_episodes)
+
+    @property
+    def frames_k(self) -> dict[str, dict[int, ArmAccuracy]] | None:
+        """Each arm's accuracy at each k (with k = 1) at ``k_budget``; None without k > 1 runs."""
+        rows = [b for k in self.ks if (b := self.at(self.k_budget, k)) is not None]
+        if len(rows) < 2:
+            return None
+        arms = [a for a in self.arms if any(a in b.arms for b in rows)]
+        return {arm: {b.context_frames: b.arms[arm] for b in rows if arm in b.arms} for arm in arms}
+
+    @property
+    def oracle_frames_k(self) -> dict[int, OracleBudget]:
+        """The oracle at each k (with k = 1) at ``k_budget``; {} without k > 1 runs of it."""
+        rows = [o for k in self.ks if (o := self.oracle_at(self.k_budget, k)) is not None]
+        return {o.context_frames: o for o in rows} if len(rows) > 1 else {}
 
 
 def write_results(results: Results, out: str | Path) -> Path:
@@ -355,12 +484,14 @@ def read_results(path: str | Path) -> Results:
 
 def results_of(data: Any, source: str | Path) -> Results:
     """The ``Results`` of plain data read from ``source`` (named in errors)."""
+    if isinstance(data, dict) and data.get("format_version") == 1:
+        data = upgrade_v1(data)
     return versioned_record(
         Results,
         data,
         source,
         current=FORMAT_VERSION,
-        upgrade=upgrade_v0,
+        upgrade=lambda v0: upgrade_v1(upgrade_v0(v0)),
         file="a comparison's results.json",
         kind="results",
         remedy="run the comparison again",
@@ -382,7 +513,7 @@ _ADDED_AFTER_V0 = {
 def upgrade_v0(data: dict[str, Any]) -> dict[str, Any]:
     """Plain data of a results.json without ``format_version`` as version 1: the fields that later
     writers added are filled in as absent (None), and the version is set."""
-    out: dict[str, Any] = {"format_version": FORMAT_VERSION}
+    out: dict[str, Any] = {"format_version": 1}
     out.update({k: v for k, v in data.items() if k != "format_version"})
     for key, value in _ADDED_AFTER_V0.items():
         out.setdefault(key, value)
@@ -398,6 +529,52 @@ def upgrade_v0(data: dict[str, Any]) -> dict[str, Any]:
         for summary in _arm_values(budget):
             summary.setdefault("earliest_fraction_ci95", None)
             summary.setdefault("most_frames_before_hit_ci95", None)
+    return out
+
+
+def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Plain data of a version 1 results.json as version 2: every budget, oracle, position and
+    convergence entry at k = 1 with no other supervised baselines, and the k > 1 runs of the one
+    budget version 1 ran them at (``frames_k``, ``frames_k_difference``, ``oracle_frames_k``) as
+    ``by_k`` and ``oracle_by_k`` entries of that budget. Values that do not fit are passed on for
+    the typed reader to name."""
+    out = {k: v for k, v in data.items() if k not in ("frames_k", "frames_k_difference", "oracle_frames_k")}
+    out["format_version"] = 2
+    for budget in _dicts(out, "budgets"):
+        budget.setdefault("context_frames", 1)
+        budget.setdefault("to_baselines", {})
+    for entries in (_dicts(out, "oracle"), _dicts(out.get("accuracy_by_position"), "budgets")):
+        for entry in entries:
+            entry.setdefault("context_frames", 1)
+    for entry in _dicts(out.get("convergence"), "budgets"):
+        entry.setdefault("context_frames", 1)
+    by_arm, differences, oracle = (
+        value if isinstance(value := data.get(key), dict) else {}
+        for key in ("frames_k", "frames_k_difference", "oracle_frames_k")
+    )
+    budgets = _dicts(out, "budgets")
+    at = data.get("frames_k_budget") or (budgets[-1].get("labelled_episodes") if budgets else None)
+    label = next((b.get("budget") for b in budgets if b.get("labelled_episodes") == at), at)
+    by_arm = {a: v for a, v in by_arm.items() if isinstance(v, dict)}
+    ks = sorted({k for v in by_arm.values() for k in v if str(k).isdigit()}, key=int)
+    out["by_k"] = [
+        {
+            "labelled_episodes": at,
+            "budget": label,
+            "arms": {arm: v[k] for arm, v in by_arm.items() if k in v},
+            "paired_difference": {a: v[k] for a, v in differences.items() if isinstance(v, dict) and k in v},
+            "context_frames": int(k),
+            "to_baselines": {},
+        }
+        for k in ks
+        if int(k) != 1
+    ]
+    out["oracle_by_k"] = [
+        {"labelled_episodes": at, "context_frames": int(k), **models}
+        for k, models in sorted(oracle.items(), key=lambda item: int(item[0]) if item[0].isdigit() else 0)
+        if k.isdigit() and int(k) != 1 and isinstance(models, dict)
+    ]
+    out["frames_k_budget"] = at if out["by_k"] else None
     return out
 
 

@@ -12,6 +12,7 @@ run's checkpoint SHA-256, and every record of ``runs.jsonl`` those it was traine
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -30,6 +31,11 @@ SETTINGS_FILE = "compare.json"
 OPTIONAL_RUNS = ("frames_k", "frames_k_budget", "after_hit_effect")
 """``CompareConfig`` fields that only add or remove groups of runs: a comparison re-run with other
 values of them reuses the runs it already has (each run's record says its k and hit setting)."""
+SUMMARY_ONLY = ("convergence_accuracy",)
+"""``CompareConfig`` fields that change only how the runs are summarised, never a run."""
+LEGACY_VALUES = {"practitioner": False}
+"""What a ``CompareConfig`` field added later was, in effect, in settings written before it (a
+field missing there and not listed here was, in effect, at its default)."""
 KEY_FIELDS = {
     "arm": str,
     "labelled_episodes": int,
@@ -70,7 +76,8 @@ def comparable(settings: dict[str, Any], source: str | Path = SETTINGS_FILE) -> 
     """
     field = "config"
     try:
-        config = {k: v for k, v in settings["config"].items() if k not in OPTIONAL_RUNS}
+        stored = _with_missing_fields(settings["config"], _defaults())
+        config = {k: v for k, v in stored.items() if k not in OPTIONAL_RUNS + SUMMARY_ONLY}
         out = {**settings, "config": config}
         if "arms" in settings:
             field = "arms"
@@ -87,6 +94,22 @@ def comparable(settings: dict[str, Any], source: str | Path = SETTINGS_FILE) -> 
             ]
     except (KeyError, TypeError, AttributeError):
         raise UserError(f"{source}: field {field!r} is missing or damaged: choose another --out") from None
+    return out
+
+
+def _defaults() -> dict[str, Any]:
+    """A default ``CompareConfig`` as ``compare.json`` writes it, with ``LEGACY_VALUES``."""
+    return {**json.loads(json.dumps(json_safe(dataclasses.asdict(CompareConfig())))), **LEGACY_VALUES}
+
+
+def _with_missing_fields(stored: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``stored`` with each field it lacks (in nested settings too) at its value in ``defaults``."""
+    out = dict(stored)
+    for name, value in defaults.items():
+        if name not in out:
+            out[name] = value
+        elif isinstance(value, dict) and isinstance(out[name], dict):
+            out[name] = _with_missing_fields(out[name], value)
     return out
 
 

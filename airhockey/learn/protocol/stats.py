@@ -11,7 +11,8 @@ repeats, with quantiles computed here from the exact CDF for integer degrees of 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -136,13 +137,33 @@ def bootstrap_mean(
 ) -> tuple[float, list[float] | None]:
     """The mean of ``values`` (NaNs left out) and its percentile bootstrap interval (None for fewer
     than two values); the interval stays inside the values' range."""
+    return _bootstrap(values, np.mean, confidence, n_boot, seed)
+
+
+def bootstrap_median(
+    values: Sequence[float], *, confidence: float = 0.95, n_boot: int = BOOTSTRAP_SAMPLES, seed: int = 0
+) -> tuple[float, list[float] | None]:
+    """The median of ``values`` (NaNs left out) and its percentile bootstrap interval (None for
+    fewer than two values); NaN and None for no values."""
+    return _bootstrap(values, np.median, confidence, n_boot, seed)
+
+
+def _bootstrap(
+    values: Sequence[float],
+    statistic: Callable[..., Any],
+    confidence: float,
+    n_boot: int,
+    seed: int,
+) -> tuple[float, list[float] | None]:
+    """``statistic`` (a numpy reduction taking ``axis``) of the values that are not NaN, and its
+    percentile bootstrap interval resampling them."""
     kept = np.asarray([v for v in values if not math.isnan(float(v))], np.float64)
     if not kept.size:
         return math.nan, None
     if kept.size < 2:
-        return float(kept.mean()), None
+        return float(statistic(kept)), None
     rng = np.random.default_rng(seed)
-    means = kept[rng.integers(0, kept.size, (n_boot, kept.size))].mean(axis=1)
+    stats = statistic(kept[rng.integers(0, kept.size, (n_boot, kept.size))], axis=1)
     alpha = (1.0 - confidence) / 2
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(kept.mean()), [float(lo), float(hi)]
+    lo, hi = np.quantile(stats, [alpha, 1.0 - alpha])
+    return float(statistic(kept)), [float(lo), float(hi)]

@@ -1,7 +1,8 @@
 """What a comparison's runs add up to: accuracy per arm, paired differences, accuracy by position,
-convergence, and the effect of frames with a lit button, each as a ``results`` record.
+convergence, and the effect of frames with a lit button, each as a ``results`` record; and whether
+the comparison meets its goal (``goal``).
 
-Every function here reads run records (``runlog``) of one budget and arm and returns means with
+Every function here reads run records (``runlog``) of one budget, k and arm and returns means with
 95% bootstrap intervals (``stats``); intervals over accuracy resample the repeats (pretext runs,
 then draws) and the test episodes.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,7 @@ from airhockey.learn.config import THRESHOLD, ClassifyConfig
 from airhockey.learn.protocol.results import (
     AfterHit,
     ArmAccuracy,
+    BudgetResult,
     ConvergenceSummary,
     FractionCurve,
     FramesBeforeHitCurve,
@@ -26,8 +29,16 @@ from airhockey.learn.protocol.results import (
     MeanCI,
     PairedDifference,
     PositionSummary,
+    Results,
+    StepsToAccuracy,
 )
-from airhockey.learn.protocol.stats import BOOTSTRAP_SAMPLES, bootstrap_accuracy, bootstrap_mean, mean_ci
+from airhockey.learn.protocol.stats import (
+    BOOTSTRAP_SAMPLES,
+    bootstrap_accuracy,
+    bootstrap_mean,
+    bootstrap_median,
+    mean_ci,
+)
 
 Run = dict[str, Any]
 """A classifier run's record, as the run log holds it."""
@@ -146,21 +157,47 @@ def curve_area(steps: Sequence[float], accuracy: Sequence[float]) -> float:
     return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2) / x[-1])
 
 
-def steps_to_fraction_of_final(
-    steps: Sequence[int], accuracy: Sequence[float], fraction: float = 0.95
-) -> float:
-    """The first step count at which validation accuracy reaches ``fraction`` of the run's own final
-    (last epoch's) accuracy; NaN without validation."""
-    if not len(accuracy) or any(math.isnan(a) for a in accuracy):
-        return math.nan
-    target = fraction * accuracy[-1]
-    return float(next(s for s, a in zip(steps, accuracy, strict=True) if a >= target))
+def first_step_reaching(steps: Sequence[int], accuracy: Sequence[float], target: float) -> int | None:
+    """The first step count at which validation accuracy is at or above ``target``; None where no
+    epoch reaches it (or there is no validation: NaN accuracy)."""
+    return next((int(s) for s, a in zip(steps, accuracy, strict=True) if a >= target), None)
 
 
-def convergence_summary(runs: Sequence[Run], training: ClassifyConfig) -> ConvergenceSummary:
+def steps_to_accuracy(
+    steps: Sequence[Sequence[int]], accuracy: Sequence[Sequence[float]], target: float
+) -> StepsToAccuracy | None:
+    """How soon runs reach the fixed validation accuracy ``target``: the fraction of runs that do
+    (a run that never does counts as one that did not; its steps are not guessed), with its 95%
+    bootstrap interval over the runs, and the median steps of those that do, with its interval.
+
+    A fixed target, not a fraction of each run's own final accuracy, so that a run that levels off
+    low is not counted as fast. None without validation (every curve NaN).
+
+    Args:
+        steps: per run, the optimiser steps after each epoch.
+        accuracy: per run, the validation accuracy after each epoch.
+        target: the accuracy, in (0, 1].
+    """
+    if all(math.isnan(a) for curve in accuracy for a in curve):
+        return None
+    first = [first_step_reaching(x, y, target) for x, y in zip(steps, accuracy, strict=True)]
+    reached = [s for s in first if s is not None]
+    median, median_ci = bootstrap_median([float(s) for s in reached])
+    return StepsToAccuracy(
+        steps=tuple(first),
+        reached=mean_summary([float(s is not None) for s in first]),
+        median_steps=median if reached else None,
+        median_steps_ci95=interval(median_ci),
+    )
+
+
+def convergence_summary(
+    runs: Sequence[Run], training: ClassifyConfig, target: float | None = None
+) -> ConvergenceSummary:
     """Validation accuracy by epoch, optimiser steps and training seconds; per run the area under
-    accuracy against steps (``curve_area``), the steps to 95% of its own final accuracy and the
-    epochs and seconds to ``THRESHOLD``, each as a mean with its 95% bootstrap interval over runs.
+    accuracy against steps (``curve_area``), the epochs and seconds to ``THRESHOLD``, each as a mean
+    with its 95% bootstrap interval over runs, and the steps to the fixed validation accuracy
+    ``target`` (``steps_to_accuracy``; None: not measured).
 
     The runs of one budget share their epoch length, so every arm's curve is read at the same
     numbers of optimiser steps."""
@@ -168,6 +205,7 @@ def convergence_summary(runs: Sequence[Run], training: ClassifyConfig) -> Conver
     accuracy = [[h["val_accuracy"] for h in hist] for hist in histories]
     steps = [run_steps(r, training) for r in runs]
     mean, ci = _curve(accuracy)
+    to_accuracy = None if target is None else steps_to_accuracy(steps, accuracy, target)
     epochs = [_first_reaching(h, "epoch") for h in histories]
     seconds = [_first_reaching(h, "elapsed_s") for h in histories]
     pairs = list(zip(steps, accuracy, strict=True))
@@ -180,12 +218,12 @@ def convergence_summary(runs: Sequence[Run], training: ClassifyConfig) -> Conver
         val_accuracy_ci95=ci,
         elapsed_s_mean=tuple(float(np.mean(col)) for col in elapsed),
         area_under_curve=mean_summary([curve_area(x, y) for x, y in pairs]),
-        steps_to_95pct_of_final=mean_summary([steps_to_fraction_of_final(x, y) for x, y in pairs]),
         epochs_to_threshold=tuple(epochs),
         epochs_to_threshold_mean=mean_ci(epochs)[0],
         seconds_to_threshold_mean=mean_ci(seconds)[0],
         runs_reaching_threshold=sum(not math.isnan(e) for e in epochs),
         runs=len(runs),
+        to_accuracy=to_accuracy,
     )
 
 
@@ -224,6 +262,93 @@ def paired_difference(arm: Sequence[Run], reference: Sequence[Run]) -> PairedDif
         ties=sum(d == 0 for d in diffs),
         repeats=len(diffs),
     )
+
+
+def budget_result(
+    runs: dict[str, list[Run]], budget: int, label: int | str, k: int, baselines: Sequence[str]
+) -> BudgetResult:
+    """Every arm's accuracy at one budget and k, and the paired differences to the reference (the
+    first arm of ``runs``) and to each of ``baselines`` (other supervised arms).
+
+    Args:
+        runs: each arm's run records of this budget and k, the reference first.
+        budget: labelled episodes.
+        label: the budget as the user named it (a number or 'all').
+        k: the frames the classifiers read.
+        baselines: the arms after the reference that every other arm is also paired against.
+    """
+    names = list(runs)
+    ref = names[0]
+    return BudgetResult(
+        budget,
+        label,
+        {n: arm_summary(runs[n]) for n in names},
+        {n: paired_difference(runs[n], runs[ref]) for n in names[1:]},
+        k,
+        {b: {n: paired_difference(runs[n], runs[b]) for n in names if n != b} for b in baselines},
+    )
+
+
+@dataclass(frozen=True)
+class Goal:
+    """Whether a pretrained arm meets ``GOAL_POINTS`` over the better supervised arm (``goal``)."""
+
+    met: bool
+    arm: str
+    """The pretrained arm: the one that meets the goal, or the one with the best gap."""
+    labelled_episodes: int
+    context_frames: int
+    baseline: str
+    """The supervised arm of the better mean accuracy there."""
+    difference: PairedDifference
+    """``arm`` minus ``baseline``, paired."""
+
+
+GOAL_POINTS = 5.0
+"""Han, Singh and Kim 2021's goal: a pretrained arm ahead of the supervised baselines by this many
+points (with an interval that excludes 0) at ``GOAL_BUDGET`` labelled episodes or fewer."""
+GOAL_BUDGET = 16
+"""The most labelled episodes the goal counts."""
+
+
+def goal(results: Results) -> Goal | None:
+    """Whether some pretrained arm, at some budget of at most ``GOAL_BUDGET`` episodes and some k,
+    is ahead of the better (by mean accuracy there) of the supervised arms by at least
+    ``GOAL_POINTS`` points on the mean, with a paired 95% interval above 0. Budgets too small for
+    a draw to hold every class (fewer episodes than classes) are not counted: a classifier that
+    never saw a class says little about its encoder.
+
+    Returns:
+        The first (smallest budget, then k, then arm order) that meets it; else the gap with the
+        largest mean (``met`` False); None without pretrained or supervised arms or budgets that small.
+    """
+    best: Goal | None = None
+    for k in results.ks:
+        for b in results.budgets:
+            row = results.at(b.labelled_episodes, k)
+            classes = len(results.data.label_names)
+            if row is None or not classes <= b.labelled_episodes <= GOAL_BUDGET or not results.supervised:
+                continue
+            baseline = max(results.supervised, key=lambda a: row.arms[a].accuracy_mean)
+            for arm in results.pretrained:
+                d = row.difference(arm, baseline)
+                if d is None:
+                    continue
+                met = 100 * d.mean >= GOAL_POINTS and d.ci95 is not None and d.ci95[0] > 0
+                found = Goal(met, arm, b.labelled_episodes, k, baseline, d)
+                if best is None or _better(found, best):
+                    best = found
+    return best
+
+
+def _better(a: Goal, b: Goal) -> bool:
+    """Whether ``a`` reports the goal better than ``b``: met where ``b`` is not; both met, at a
+    smaller budget, or the same budget and a smaller k; neither met, a larger gap."""
+    if a.met != b.met:
+        return a.met
+    if a.met:
+        return (a.labelled_episodes, a.context_frames) < (b.labelled_episodes, b.context_frames)
+    return a.difference.mean > b.difference.mean
 
 
 def after_hit_summary(

@@ -29,13 +29,12 @@ from airhockey.learn.downstream.classify import (
     best_epoch,
     classify_on_dataset,
     features_in_batches,
-    position_accuracy,
     predict,
     run_arm,
-    score_predictions,
     train_classifier,
 )
 from airhockey.learn.downstream.labelled import ClassifierData, FrameSet, budget_order
+from airhockey.learn.downstream.scoring import position_accuracy, score_predictions
 from airhockey.learn.methods import get_method, method_names
 from airhockey.learn.pretext.run import PretextRun
 from tests.learn.tiny import SCHEDULE, TinyRuns, tiny_runs

@@ -87,7 +87,7 @@ def test_the_probes_run_as_tasks_give_the_results_of_the_driver(tmp_path_factory
     )
     here = compare_on_dataset(runs.data, [runs.pretext], tmp_path / "here", config, progress=False)
     pool = compare_on_dataset(runs.data, [runs.pretext], tmp_path / "pool", config, workers=2, progress=False)
-    assert here.probes is not None and list(here.probes) == ["scratch", "pretext"]
+    assert here.probes is not None and list(here.probes) == ["scratch", "practitioner", "pretext"]
     assert list(here.probes["scratch"]) == ["bar_x", "bar_y", "puck_x", "puck_y", "puck_vx", "puck_vy"]
     assert here.probes == pool.probes
     assert here.probes["scratch"] != here.probes["pretext"]

@@ -113,7 +113,9 @@ def test_a_method_defined_in_a_test_runs_pretext_classify_and_compare(registered
         runs.data, tmp_path / "cls", SCHEDULE, pretext=run, labelled_episodes=4, hidden=8, progress=False
     )
     assert 0.0 <= classified["accuracy"] <= 1.0
-    config = CompareConfig(budgets=(2,), repeats=2, training=SCHEDULE, hidden=8, after_hit_effect=False)
+    config = CompareConfig(
+        budgets=(2,), repeats=2, training=SCHEDULE, hidden=8, after_hit_effect=False, practitioner=False
+    )
     results = compare_on_dataset(
         runs.data, ["scratch", run, runs.pretext], tmp_path / "report", config, progress=False
     )

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import re
+import statistics
 from pathlib import Path
 
 import pytest
@@ -18,22 +19,25 @@ from airhockey.learn.protocol import pipeline
 from airhockey.learn.protocol.arms import resolve_budgets
 from airhockey.learn.protocol.compare import compare_on_dataset
 from airhockey.learn.protocol.pipeline import MethodChoice, PipelineConfig, run_pipeline
+from airhockey.learn.protocol.results import read_results
 from airhockey.learn.protocol.summaries import (
     arm_summary,
     convergence_summary,
     curve_area,
     curve_statistic_ci,
     earliest_fraction,
+    first_step_reaching,
     most_frames_before_hit,
     paired_difference,
     run_steps,
-    steps_to_fraction_of_final,
+    steps_to_accuracy,
 )
 from airhockey.records import to_json
 from tests.learn.tiny import DATA, PRETEXT, SCHEDULE, TinyRuns, tiny_runs
 
 runner = CliRunner()
-CONFIG = CompareConfig(budgets=(2, None), repeats=2, training=SCHEDULE, hidden=8)
+CONFIG = CompareConfig(budgets=(2, None), repeats=2, training=SCHEDULE, hidden=8, practitioner=False)
+"""The protocol on two arms (the practitioner's arm: tests/learn/protocol/test_arms.py)."""
 PLOTS = ("accuracy_vs_budget.png", "accuracy_by_position.png", "learning_curves.png")
 ARMS = ("scratch", "pretext")
 """The arms of the tiny comparison: the reference first, then the pretext run (its folder's name)."""
@@ -84,9 +88,12 @@ def test_results_json_has_the_issues_shape(report):
     assert convergence["steps"] == [per_epoch, 2 * per_epoch]
     assert results["convergence"]["budgets"][1]["arms"]["pretext"]["steps"] == convergence["steps"]
     assert_interval(convergence["area_under_curve"], "mean", "ci95")
-    assert convergence["steps_to_95pct_of_final"]["mean"] in (per_epoch, 2 * per_epoch) or (
-        per_epoch < convergence["steps_to_95pct_of_final"]["mean"] < 2 * per_epoch
-    )
+    assert results["convergence"]["accuracy"] == CONFIG.convergence_accuracy
+    to_accuracy = convergence["to_accuracy"]
+    assert len(to_accuracy["steps"]) == 2 and set(to_accuracy["steps"]) <= {None, per_epoch, 2 * per_epoch}
+    reached = [s for s in to_accuracy["steps"] if s is not None]
+    assert to_accuracy["reached"]["mean"] == len(reached) / 2
+    assert to_accuracy["median_steps"] == (statistics.median(reached) if reached else None)
     for arm in ARMS:
         pos = results["accuracy_by_position"]["budgets"][1]["arms"][arm]
         lo, hi = pos["earliest_fraction_ci95"]
@@ -167,14 +174,25 @@ def test_earliest_positions_and_paired_differences_by_hand():
     assert most_frames_before_hit([0.5, 0.99]) is None
 
 
-def test_convergence_by_steps_area_and_steps_to_95_percent_by_hand():
+def test_convergence_by_steps_area_and_steps_to_a_fixed_accuracy_by_hand():
     # Area from step 0 (accuracy taken as the first measurement) to the last step, over the steps.
     assert curve_area([10, 20], [0.5, 1.0]) == pytest.approx((10 * 0.5 + 10 * 0.75) / 20)
     assert curve_area([10, 20, 30], [0.6, 0.6, 0.6]) == pytest.approx(0.6)
     assert math.isnan(curve_area([10, 20], [math.nan, math.nan]))
-    assert steps_to_fraction_of_final([10, 20, 30, 40], [0.5, 0.75, 0.9, 0.8]) == 30  # 0.95 * 0.8 = 0.76
-    assert steps_to_fraction_of_final([10, 20], [0.4, 0.4]) == 10
-    assert math.isnan(steps_to_fraction_of_final([10], [math.nan]))
+    assert first_step_reaching([10, 20, 30, 40], [0.5, 0.75, 0.9, 0.8], 0.85) == 30
+    assert first_step_reaching([10, 20], [0.4, 0.4], 0.85) is None  # levels off low: not reached
+    assert first_step_reaching([10], [math.nan], 0.85) is None
+    # Four runs, one never reaching 0.85: counted as not reaching it, left out of the median.
+    curves = [[0.5, 0.9, 0.9], [0.9, 0.9, 0.9], [0.4, 0.5, 0.86], [0.8, 0.8, 0.8]]
+    to = steps_to_accuracy([[10, 20, 30]] * 4, curves, 0.85)
+    assert to is not None and to.steps == (20, 10, 30, None)
+    assert to.reached.mean == 0.75 and to.median_steps == 20
+    lo, hi = to.median_steps_ci95
+    assert 10 <= lo <= 20 <= hi <= 30
+    none = steps_to_accuracy([[10, 20]] * 2, [[0.5, 0.6], [0.4, 0.8]], 0.85)
+    assert none is not None and none.steps == (None, None) and none.reached.mean == 0.0
+    assert none.median_steps is None and none.median_steps_ci95 is None
+    assert steps_to_accuracy([[10]] * 2, [[math.nan]] * 2, 0.85) is None  # no validation
     history = [{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.7}]
     # Records without per-epoch steps: ceil(max(min_epoch_frames, train_frames) / batch_size) each.
     assert run_steps({"history": history, "train_frames": 100}, SCHEDULE) == [7, 14]  # 100 / 16
@@ -191,10 +209,11 @@ def test_convergence_by_steps_area_and_steps_to_95_percent_by_hand():
         }
         for accuracy in ([0.5, 1.0], [0.5, 0.5])
     ]
-    summary = convergence_summary(runs, SCHEDULE)
+    summary = convergence_summary(runs, SCHEDULE, 0.85)
     assert summary.steps == (5, 10) and summary.val_accuracy_mean == (0.5, 0.75)
     assert summary.area_under_curve.mean == pytest.approx((0.625 + 0.5) / 2)
-    assert summary.steps_to_95pct_of_final.mean == pytest.approx((10 + 5) / 2)
+    assert summary.to_accuracy is not None and summary.to_accuracy.steps == (10, None)
+    assert summary.to_accuracy.median_steps == 10 and summary.to_accuracy.reached.mean == 0.5
 
 
 def test_the_earliest_positions_interval_resamples_the_runs():
@@ -380,15 +399,18 @@ def test_the_k_frame_runs_use_the_budget_chosen_for_them(runs, tmp_path):
     assert results["frames_k_budget"] == 2
     logged = [json.loads(line) for line in (tmp_path / "k" / "runs.jsonl").read_text().splitlines()]
     k2 = [r for r in logged if r["context_frames"] == 2]
-    assert len(k2) == 2 * 2 and {r["labelled_episodes"] for r in k2} == {2}
+    assert len(k2) == 2 * len(results["arms"]) and {r["labelled_episodes"] for r in k2} == {2}
     by_arm = {arm: {r["repeat"]: r["accuracy"] for r in k2 if r["arm"] == arm} for arm in ARMS}
-    difference = results["frames_k_difference"]["pretext"]["2"]  # paired draw by draw with scratch
+    [at_2] = results["by_k"]
+    assert (at_2["labelled_episodes"], at_2["context_frames"]) == (2, 2)
+    difference = at_2["paired_difference"]["pretext"]  # paired draw by draw with scratch
     assert difference["per_repeat"] == pytest.approx(
         [by_arm["pretext"][i] - by_arm["scratch"][i] for i in sorted(by_arm["scratch"])]
     )
     assert "| pretext minus scratch (points) |" in (tmp_path / "k" / "report.md").read_text()
-    k1_at_2 = results["budgets"][0]["arms"]["pretext"]["accuracy_mean"]
-    assert results["frames_k"]["pretext"]["1"]["accuracy_mean"] == k1_at_2
+    typed = read_results(tmp_path / "k")
+    assert typed.frames_k is not None
+    assert typed.frames_k["pretext"][1] == typed.budgets[0].arms["pretext"]
     assert (
         "At 2 labelled episodes, the classifier reading the k" in (tmp_path / "k" / "report.md").read_text()
     )
@@ -403,9 +425,9 @@ def test_the_k_frame_runs_use_the_budget_chosen_for_them(runs, tmp_path):
     more = json.loads((tmp_path / "k" / "results.json").read_text())
     extended = [json.loads(line) for line in (tmp_path / "k" / "runs.jsonl").read_text().splitlines()]
     assert extended[: len(logged)] == logged
-    assert [r["context_frames"] for r in extended[len(logged) :]] == [3] * (2 * 2)
-    assert set(more["frames_k"]["pretext"]) == {"1", "2", "3"}
-    assert more["frames_k"]["pretext"]["2"] == results["frames_k"]["pretext"]["2"]
+    assert [r["context_frames"] for r in extended[len(logged) :]] == [3] * (2 * len(results["arms"]))
+    assert [(b["labelled_episodes"], b["context_frames"]) for b in more["by_k"]] == [(2, 2), (2, 3)]
+    assert more["by_k"][0] == results["by_k"][0]
     with pytest.raises(UserError, match=r"already holds results\.json of this comparison"):
         compare_on_dataset(
             runs.data,

@@ -14,7 +14,7 @@ from airhockey.cli import app
 from airhockey.learn.config import CompareConfig
 from airhockey.learn.downstream.labelled import ClassifierData
 from airhockey.learn.protocol.compare import compare_on_dataset, selection_data
-from airhockey.learn.protocol.results import ArmAccuracy, OracleModels, Results, read_results
+from airhockey.learn.protocol.results import ArmAccuracy, OracleBudget, Results, read_results
 from airhockey.learn.protocol.runlog import RUN_LOG, read_run_log, run_key
 from airhockey.learn.protocol.summaries import arm_summary, paired_difference
 from tests.learn.protocol.test_compare import compare_args
@@ -26,12 +26,12 @@ CONFIG = CompareConfig(
     training=SCHEDULE,
     hidden=8,
     frames_k=(2,),
-    frames_k_budget=8,
     oracle_epochs=10,
     after_hit_effect=False,
     probes=False,
 )
-"""k = 1 and 2 at 8 labelled episodes (6 trained on, 2 validating), the oracle at every budget and k."""
+"""k = 1 and 2 at 2 and 8 labelled episodes (at 8: 6 trained on, 2 validating), the oracle at every
+budget and k."""
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def assert_recomputed(stored: ArmAccuracy, budget: int, k: int) -> None:
     assert arm_summary(stored.runs) == stored
 
 
-def assert_oracle_recomputed(models: OracleModels, budget: int, k: int) -> None:
+def assert_oracle_recomputed(models: OracleBudget, budget: int, k: int) -> None:
     assert models.head is not None and models.boosting is not None
     assert_recomputed(models.head, budget, k)
     assert_recomputed(models.boosting, budget, k)
@@ -69,26 +69,29 @@ def test_every_stored_interval_is_recomputed_from_the_stored_runs(report):
         for arm, difference in budget.paired_difference.items():
             pair = budget.arms[arm].runs, budget.arms[ref].runs
             assert paired_difference(*pair) == difference
-    assert results.frames_k is not None and results.frames_k_difference is not None
-    for arm, by_k in results.frames_k.items():
-        assert set(by_k) == {1, 2}
-        for k, stored in by_k.items():
-            assert_recomputed(stored, results.k_budget, k)
-            if arm != ref:
-                pair = stored.runs, results.frames_k[ref][k].runs
-                assert paired_difference(*pair) == results.frames_k_difference[arm][k]
-    assert [o.labelled_episodes for o in results.oracle] == [2, 8]
-    for oracle in results.oracle:
-        assert_oracle_recomputed(OracleModels(oracle.head, oracle.boosting), oracle.labelled_episodes, 1)
-    assert set(results.oracle_frames_k) == {1, 2}
-    for k, models in results.oracle_frames_k.items():
-        assert_oracle_recomputed(models, results.k_budget, k)
+    # The k-frame runs at every budget (no frames_k_budget), each recomputed from its own runs.
+    assert [(b.labelled_episodes, b.context_frames) for b in results.by_k] == [(2, 2), (8, 2)]
+    assert results.ks == [1, 2]
+    for budget in results.by_k:
+        for stored in budget.arms.values():
+            assert_recomputed(stored, budget.labelled_episodes, 2)
+        for arm, difference in budget.paired_difference.items():
+            pair = budget.arms[arm].runs, budget.arms[ref].runs
+            assert paired_difference(*pair) == difference
+    assert [(o.labelled_episodes, o.context_frames) for o in results.oracle] == [(2, 1), (8, 1)]
+    assert [(o.labelled_episodes, o.context_frames) for o in results.oracle_by_k] == [(2, 2), (8, 2)]
+    for oracle in (*results.oracle, *results.oracle_by_k):
+        assert_oracle_recomputed(oracle, oracle.labelled_episodes, oracle.context_frames)
+    # Positions and convergence at every budget and k.
+    at = [(b.labelled_episodes, b.context_frames) for b in results.convergence.budgets]
+    assert at == [(2, 1), (8, 1), (2, 2), (8, 2)]
+    assert [(b.labelled_episodes, b.context_frames) for b in results.accuracy_by_position.budgets] == at
 
 
 def test_every_run_of_the_log_is_stored_in_results_json(report):
     results = read_results(report)
     stored = [r for b in results.budgets for a in b.arms.values() for r in a.runs or ()]
-    stored += [r for by_k in (results.frames_k or {}).values() for a in by_k.values() for r in a.runs or ()]
+    stored += [r for b in results.by_k for a in b.arms.values() for r in a.runs or ()]
     logged = {key for key in read_run_log(report / RUN_LOG) if not key[-1]}  # not the search's
     assert {run_key(r) for r in stored} == logged
 

@@ -26,6 +26,7 @@ from airhockey.learn.protocol.results import (
     write_results,
 )
 from airhockey.learn.protocol.runlog import read_done, read_run_log
+from airhockey.learn.protocol.summaries import goal
 from airhockey.records import to_json
 from tests.learn.protocol.test_benchmark import by_hand
 
@@ -94,9 +95,7 @@ def test_a_report_links_only_the_plots_it_wrote(tmp_path):
         )
         for b in full.convergence.budgets
     )
-    bare = dataclasses.replace(
-        full, convergence=Convergence(budgets), probes=None, frames_k=None, frames_k_difference=None
-    )
+    bare = dataclasses.replace(full, convergence=Convergence(budgets), probes=None, by_k=(), oracle_by_k=())
     page = write_report(bare, tmp_path / "bare")
     images = linked_images(page)
     assert sorted(p.name for p in images) == ["accuracy_by_position.png", "accuracy_vs_budget.png"]
@@ -131,7 +130,70 @@ def test_a_written_record_reads_back_equal(tmp_path):
     again = read_results(tmp_path)
     assert json.dumps(to_json(again)) == json.dumps(to_json(stored))
     original = json.loads((DOCS / "results.json").read_text())
-    assert list(written) == ["format_version", *original] and written["format_version"] == FORMAT_VERSION
+    # Version 0, upgraded: the k > 1 runs of its one k budget as by_k and oracle_by_k.
+    renamed = {"frames_k": "by_k", "oracle_frames_k": "oracle_by_k"}
+    expected = [renamed.get(key, key) for key in original if key != "frames_k_difference"]
+    assert list(written) == ["format_version", *expected] and written["format_version"] == FORMAT_VERSION
+
+
+def test_a_version_1_file_is_upgraded_to_every_budget_and_k():
+    v1 = by_hand()  # k = 1 and 4 at 4 labelled episodes, the oracle at both
+    results = results_of(v1, "by hand")
+    assert results.format_version == FORMAT_VERSION == 2
+    assert [(b.labelled_episodes, b.context_frames, b.budget) for b in results.by_k] == [(4, 4, 4)]
+    assert results.by_k[0].arms["m"].accuracy_mean == 0.85 and results.by_k[0].to_baselines == {}
+    assert [(o.labelled_episodes, o.context_frames) for o in results.oracle] == [(4, 1), (20, 1)]
+    assert [(o.labelled_episodes, o.context_frames) for o in results.oracle_by_k] == [(4, 4)]
+    assert results.oracle_at(4, 4).boosting.accuracy_mean == 0.98
+    assert results.at(20, 4) is None and results.at(20).budget == "all"
+    assert results.ks == [1, 4] and results.k_budget == 4 and results.frames_k_budget == 4
+    # The view of version 1's fields: k = 1 from the budget itself.
+    assert results.frames_k["m"] == {1: results.budgets[0].arms["m"], 4: results.by_k[0].arms["m"]}
+    assert set(results.oracle_frames_k) == {1, 4}
+    # Without k > 1 runs: no by_k, no restriction recorded.
+    bare = results_of({**v1, "frames_k": None, "oracle_frames_k": {}}, "by hand")
+    assert (
+        bare.by_k == () and bare.oracle_by_k == () and bare.frames_k_budget is None and bare.frames_k is None
+    )
+    # Version 0 (no format_version) goes through both upgrades.
+    v0 = {k: v for k, v in by_hand().items() if k != "format_version"}
+    assert results_of(v0, "by hand") == results
+
+
+def test_the_goal_against_the_better_supervised_arm_at_small_budgets():
+    base = by_hand()
+    base["arm_details"]["p"] = {
+        "name": "p",
+        "kind": "scratch",
+        "method": None,
+        "encoder": {},
+        "pretext_runs": [],
+    }
+    base["arms"] = ["scratch", "m", "p"]
+
+    def difference(mean: float, lo: float) -> dict:
+        return {"mean": mean, "ci95": [lo, lo + 0.1], "per_repeat": [], "wins": 0, "ties": 0, "repeats": 0}
+
+    for budget in base["budgets"]:
+        budget["arms"]["p"] = budget["arms"]["m"]  # the practitioner's arm as good as m
+        budget["paired_difference"]["p"] = difference(0.1, 0.05)
+        budget["to_baselines"] = {"p": {"scratch": difference(-0.1, -0.15), "m": difference(0.0, -0.05)}}
+    base["frames_k"] = None
+    base["oracle_frames_k"] = {}
+    found = goal(results_of(base, "by hand"))
+    # m is 10 points over scratch, but the better supervised arm is p, and m is 0 points over it.
+    assert found is not None and not found.met and found.baseline == "p" and found.arm == "m"
+    assert (found.labelled_episodes, found.context_frames, found.difference.mean) == (4, 1, 0.0)
+    text = render_markdown(results_of(base, "by hand"))
+    assert "not met; the best gap is m at 4 labelled episodes, k = 1: 0.0 points over p" in text
+    assert "## Each arm against the supervised baselines, at each budget and k" in text
+    assert "| minus scratch (points) | minus p (points) |" in text
+    base["budgets"][0]["to_baselines"]["p"]["m"] = difference(0.06, 0.01)  # m ahead of p by 6 points
+    found = goal(results_of(base, "by hand"))
+    assert found is not None and found.met and (found.arm, found.labelled_episodes) == ("m", 4)
+    assert "met by m at 4 labelled episodes, k = 1: +6.0 points over p" in render_markdown(
+        results_of(base, "by hand")
+    )
 
 
 def one_line_error(path: Path) -> str:

@@ -1,0 +1,50 @@
+"""The compute of a pretext step, in floating-point operations, so that methods can be compared at
+equal compute as well as at equal steps (a transformer step and a ConvLSTM step cost differently).
+
+FLOPs are counted by PyTorch's ``torch.utils.flop_counter.FlopCounterMode``: the matrix products and
+convolutions of one forward and backward pass (2 FLOPs per multiply-add), the operations that
+dominate both backbones; element-wise operations (activations, normalisation, the optimiser) are not
+counted, as in the FLOP counts of the papers this registry follows.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
+
+from airhockey.learn.methods.base import PretextMethod, to_device
+from airhockey.learn.nn.encoder import PretextModel
+
+
+def training_step_flops(method: PretextMethod[Any], model: PretextModel, batch: Any) -> int:
+    """FLOPs of one training step of ``method`` on ``batch``: the loss's forward and backward pass.
+
+    The step runs on a copy of ``model`` with torch's random state kept, so neither the model, its
+    gradients nor the run's random stream change.
+
+    Args:
+        method: the pretext method whose ``loss`` is counted.
+        model: its model (on any device; its weights do not change the count).
+        batch: one batch in the method's sample format, on the model's device.
+
+    Returns:
+        The FLOPs counted (an integer >= 0).
+    """
+    clone = copy.deepcopy(model).train()
+    with torch.random.fork_rng(devices=[]), FlopCounterMode(display=False) as counter:
+        loss = method.loss(clone, batch)
+        loss.backward()
+    return int(counter.get_total_flops())
+
+
+def loader_step_flops(
+    method: PretextMethod[Any], model: PretextModel, loader: DataLoader, device: torch.device
+) -> int:
+    """``training_step_flops`` on the first batch of ``loader`` (0 for an empty loader)."""
+    for batch in loader:
+        return training_step_flops(method, model, to_device(batch, device))
+    return 0

@@ -1,0 +1,295 @@
+"""A benchmark over tasks: one benchmark per task, and the leaderboard across them.
+
+``run_tasks_benchmark(out, config, tasks)`` (``airhockey learn benchmark OUT --tasks a,b``) runs
+``benchmark.run_benchmark`` for each task (``airhockey.tasks.TASKS``) in ``OUT/<task>/``: its own
+data, test data, pretext runs, comparison and leaderboard, the first task at the given edition and,
+with ``edition='reduced'``, the others at a reduced one (``BenchmarkConfig.reduced``). It then
+writes ``OUT/leaderboard.json`` (``TasksBoard``, written and read here) and ``OUT/leaderboard.md``:
+each task's table beside its headroom, and a summary across the tasks (each method's mean rank,
+each task's best method).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airhockey.backends import LOCAL, Backend
+from airhockey.errors import UserError
+from airhockey.jsonio import write_json
+from airhockey.learn.config import SCRATCH
+from airhockey.learn.protocol.benchmark import BenchmarkConfig, check_benchmark, run_benchmark
+from airhockey.learn.protocol.formatting import interval, pct
+from airhockey.learn.protocol.leaderboard import (
+    LEADERBOARD_FILE,
+    ORACLE,
+    PRACTITIONER,
+    Entry,
+    Leaderboard,
+    Row,
+    headroom_line,
+)
+from airhockey.learn.protocol.report import SMOKE_TEST
+from airhockey.records import read_json_file, to_json, versioned_record
+from airhockey.tasks import get_task
+from airhockey.writing import write_atomic
+
+TASKS_FORMAT_VERSION = 1
+"""The version of a benchmark-over-tasks ``leaderboard.json`` this module writes."""
+EDITIONS = ("same", "reduced")
+"""How the tasks after the first run: 'same': the benchmark's edition; 'reduced': fewer budgets,
+draws and pretext seeds (``BenchmarkConfig.reduced``)."""
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    """One task of a benchmark over tasks."""
+
+    folder: str
+    """Its benchmark's folder, relative to the benchmark over tasks."""
+    edition: str
+    """'same' or 'reduced' (``EDITIONS``)."""
+    board: Leaderboard
+
+
+@dataclass(frozen=True)
+class TasksBoard:
+    """Everything a benchmark over tasks' ``leaderboard.json`` holds."""
+
+    format_version: int
+    tasks: dict[str, TaskEntry]
+    """By task name, in the order they ran."""
+    mean_rank: dict[str, float]
+    """Each method's rank at its task's largest budget, averaged over the tasks it ran in."""
+    best: dict[str, str | None]
+    """Per task, its method of best rank at the largest budget (ties: the higher mean accuracy);
+    None where no method ran."""
+    smoke_test: bool
+
+
+def parse_tasks(text: str) -> tuple[str, ...]:
+    """``"a,b"`` -> ``("a", "b")``, each a task of ``airhockey.tasks.TASKS``.
+
+    Raises:
+        UserError: for no task, an unknown task or one named twice.
+    """
+    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    if not names:
+        raise UserError("--tasks needs at least one task, e.g. leftright,buttons5")
+    for name in names:
+        get_task(name)
+    if len(set(names)) < len(names):
+        raise UserError(f"--tasks names a task twice: {text!r}")
+    return names
+
+
+def task_configs(config: BenchmarkConfig, tasks: tuple[str, ...], edition: str) -> dict[str, BenchmarkConfig]:
+    """Each task's benchmark settings: ``config`` on the task's data; with ``edition`` 'reduced',
+    the tasks after the first at ``config.reduced()``.
+
+    Raises:
+        UserError: for an edition not in ``EDITIONS`` or an unknown task.
+    """
+    if edition not in EDITIONS:
+        raise UserError(f"--tasks-edition must be one of {', '.join(EDITIONS)}, got {edition!r}")
+    reduce = edition == "reduced"
+    return {
+        name: (config.reduced() if reduce and i else config).with_task(name) for i, name in enumerate(tasks)
+    }
+
+
+def run_tasks_benchmark(
+    out: str | Path,
+    config: BenchmarkConfig,
+    tasks: tuple[str, ...],
+    *,
+    edition: str = "same",
+    smoke_test: bool = False,
+    backend: Backend = LOCAL,
+    workers: int | None = 1,
+    progress: bool = True,
+    command: str = "",
+    say: Callable[[str], None] = print,
+) -> TasksBoard:
+    """Runs (or finishes, or reuses) the benchmark of each task in ``out/<task>/`` and writes the
+    leaderboard over the tasks into ``out``.
+
+    Args:
+        out: the folder of the benchmark over tasks.
+        config: the edition, e.g. ``benchmark.CPU``; each task's data replaces its data's labels,
+            policies, nuisances and layouts (``BenchmarkConfig.with_task``).
+        tasks: task names (``parse_tasks``), in the order they run.
+        edition: 'same' (every task at ``config``) or 'reduced' (the tasks after the first reduced).
+        smoke_test, backend, workers, progress, command, say: as ``benchmark.run_benchmark``.
+
+    Raises:
+        UserError: anything a task's ``benchmark.check_benchmark`` refuses, for every task before
+            anything is written, or an error of any stage.
+    """
+    out = Path(out)
+    configs = task_configs(config, tasks, edition)
+    for name, task_config in configs.items():
+        check_benchmark(out / name, task_config, backend)
+    entries = {}
+    for i, (name, task_config) in enumerate(configs.items()):
+        say(f"task {name}: {out / name}/")
+        board = run_benchmark(
+            out / name,
+            task_config,
+            smoke_test=smoke_test,
+            backend=backend,
+            workers=workers,
+            progress=progress,
+            command=command,
+            say=say,
+        )
+        entries[name] = TaskEntry(name, "reduced" if edition == "reduced" and i else "same", board)
+    summary = tasks_board(entries, smoke_test)
+    write_tasks_board(summary, out)
+    say(f"wrote {out}/leaderboard.md")
+    return summary
+
+
+def _methods(board: Leaderboard) -> list[Row]:
+    return [row for row in board.rows if row.method is not None]
+
+
+def best_method(board: Leaderboard) -> str | None:
+    """The method of best rank at the board's largest budget (ties: the higher mean accuracy)."""
+    if not board.budgets:
+        return None
+    key = board.budgets[-1]
+    rows = [row for row in _methods(board) if key in row.accuracy]
+    ranked = sorted(rows, key=lambda row: (board.ranks[key][row.arm], -row.accuracy[key].accuracy_mean))
+    return ranked[0].arm if ranked else None
+
+
+def tasks_board(tasks: Mapping[str, TaskEntry], smoke_test: bool) -> TasksBoard:
+    """The summary across ``tasks``: each method's mean rank at each task's largest budget, and
+    each task's best method."""
+    ranks: dict[str, list[int]] = {}
+    for entry in tasks.values():
+        board = entry.board
+        if board.budgets:
+            for row in _methods(board):
+                ranks.setdefault(row.arm, []).append(board.ranks[board.budgets[-1]][row.arm])
+    return TasksBoard(
+        format_version=TASKS_FORMAT_VERSION,
+        tasks=dict(tasks),
+        mean_rank={arm: sum(r) / len(r) for arm, r in ranks.items()},
+        best={name: best_method(entry.board) for name, entry in tasks.items()},
+        smoke_test=smoke_test,
+    )
+
+
+def write_tasks_board(board: TasksBoard, out: Path) -> Path:
+    """Writes ``leaderboard.json`` and ``leaderboard.md`` into ``out``; returns the page's path."""
+    write_json(out / LEADERBOARD_FILE, to_json(board))
+    path = out / "leaderboard.md"
+    write_atomic(path, render_tasks_board(board))
+    return path
+
+
+def read_tasks_board(path: str | Path) -> TasksBoard:
+    """The benchmark over tasks in ``path`` (its ``leaderboard.json`` or its folder).
+
+    Raises:
+        UserError: in one line naming the file, for one that is missing, not JSON, of an unknown
+            version, or with a field missing or of the wrong type.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / LEADERBOARD_FILE
+    return versioned_record(
+        TasksBoard,
+        read_json_file(path),
+        path,
+        current=TASKS_FORMAT_VERSION,
+        upgrade=_unversioned,
+        file="the leaderboard.json of a benchmark over tasks",
+        kind="tasks leaderboard",
+        remedy="run the benchmark again",
+    )
+
+
+def _unversioned(data: dict[str, Any]) -> dict[str, Any]:
+    """Every such file has a version: one without is read as the current one, so that a missing
+    field (e.g. a single task's leaderboard.json) is named."""
+    return {**data, "format_version": TASKS_FORMAT_VERSION}
+
+
+def _cell(entry: Entry | None) -> str:
+    return "n/a" if entry is None else f"{pct(entry.accuracy_mean)} {interval(entry.ci95)}"
+
+
+def _edition(entry: TaskEntry) -> str:
+    settings = entry.board.settings
+    compare = settings.get("compare", {})
+    budgets = ", ".join("all" if b is None else str(b) for b in compare.get("budgets", []))
+    seeds = len(settings.get("pretext_seeds", []))
+    edition = "the benchmark's edition" if entry.edition == "same" else "a reduced edition"
+    return (
+        f"Run at {edition}: budgets {budgets}, {compare.get('repeats')} draws each, "
+        f"{seeds} pretext seed{'' if seeds == 1 else 's'} per method."
+    )
+
+
+def _task_lines(name: str, entry: TaskEntry) -> list[str]:
+    """One task's section: its headroom table (random encoder, baseline, methods, ceiling) and verdict."""
+    board = entry.board
+    keys = board.budgets
+    last = keys[-1] if keys else None
+    rows = {row.arm: row for row in board.rows}
+    shown = [(f"{SCRATCH} (random encoder)", rows.get(SCRATCH))]
+    shown += [(f"{PRACTITIONER} (baseline)", rows.get(PRACTITIONER))] if PRACTITIONER in rows else []
+    shown += [(row.arm, row) for row in _methods(board)]
+    ceiling = board.oracle.ceiling or board.oracle.accuracy
+    lines = [
+        f"## Task `{name}`",
+        "",
+        f"{_edition(entry)} Its page: [{entry.folder}/leaderboard.md]({entry.folder}/leaderboard.md).",
+        "",
+        "| arm | " + " | ".join(f"{k} ep." for k in keys) + f" | rank ({last} ep.) |",
+        "| --- |" + " --- |" * (len(keys) + 1),
+    ]
+    for label, row in shown:
+        if row is not None:
+            rank = board.ranks.get(last, {}).get(row.arm, "-") if last else "-"
+            lines.append(
+                f"| {label} | " + " | ".join(_cell(row.accuracy.get(k)) for k in keys) + f" | {rank} |"
+            )
+    lines.append(f"| ceiling ({ORACLE}) | " + " | ".join(_cell(ceiling.get(k)) for k in keys) + " | |")
+    lines += ["", "Earns a place (the ceiling's interval above both baselines'):"]
+    lines += [headroom_line(key, room) for key, room in board.headroom.items()] or ["- n/a (no scratch arm)"]
+    return [*lines, ""]
+
+
+def render_tasks_board(board: TasksBoard) -> str:
+    """The page of a benchmark over tasks: the summary, then one table per task."""
+    lines = ["# Leaderboard over tasks", ""]
+    if board.smoke_test:
+        lines += [SMOKE_TEST, ""]
+    lines += [
+        "Each task ran the same methods through the same protocol on its own data and pretext runs. "
+        "Ranks: 1 + the number of arms whose whole 95% interval lies above, at each task's largest "
+        "budget; equal ranks are ties.",
+        "",
+        "## Summary",
+        "",
+        "| method | mean rank | tasks |",
+        "| --- | --- | --- |",
+    ]
+    for arm, rank in sorted(board.mean_rank.items(), key=lambda item: item[1]):
+        ran = sum(any(row.arm == arm for row in e.board.rows) for e in board.tasks.values())
+        lines.append(f"| {arm} | {rank:.2f} | {ran} |")
+    lines += ["", "| task | best method | earns a place (largest budget) |", "| --- | --- | --- |"]
+    for name, entry in board.tasks.items():
+        room = entry.board.headroom.get(entry.board.budgets[-1]) if entry.board.budgets else None
+        verdict = "n/a" if room is None else "yes" if room.earns_place else "no"
+        lines.append(f"| {name} | {board.best[name] or '-'} | {verdict} |")
+    lines.append("")
+    for name, entry in board.tasks.items():
+        lines += _task_lines(name, entry)
+    return "\n".join(lines)
