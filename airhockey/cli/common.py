@@ -179,3 +179,34 @@ MethodSetOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def parse_budgets(text: str) -> tuple[int | None, ...]:
+    """``"4,16,64,all"`` -> ``(4, 16, 64, None)``.
+
+    Raises:
+        UserError: for anything but positive integers and ``all``.
+    """
+    budgets: list[int | None] = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if part == "all":
+            budgets.append(None)
+        elif part.isdigit() and int(part) > 0:
+            budgets.append(int(part))
+        else:
+            raise UserError(f"budgets must be positive integers or 'all', separated by commas; got {text!r}")
+    return tuple(budgets)
+
+
+def parse_counts(text: str, option: str, minimum: int = 1) -> tuple[int, ...]:
+    """``"2,4,8"`` -> ``(2, 4, 8)``; ``""`` -> ``()``.
+
+    Raises:
+        UserError: naming ``option`` for anything but integers of at least ``minimum``.
+    """
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not all(p.isdigit() and int(p) >= minimum for p in parts):
+        kind = "positive integers" if minimum == 1 else f"integers >= {minimum}"
+        raise UserError(f"{option} takes {kind} separated by commas; got {text!r}")
+    return tuple(int(p) for p in parts)

@@ -113,6 +113,13 @@ def learn_pretext(
     steps: Annotated[
         int | None, typer.Option(min=1, help="Optimiser steps in all: the reproducible budget.")
     ] = PretextConfig.steps,
+    flops: Annotated[
+        float | None,
+        typer.Option(
+            help="Pretext FLOPs in all, e.g. 2e12: equal compute for methods of unlike cost. Converted "
+            "once into steps (a step's FLOPs on the first batch); with --steps the smaller budget wins."
+        ),
+    ] = PretextConfig.flops,
     minutes: Annotated[
         float | None,
         typer.Option(help="Wall-clock budget of this session's training and validations."),
@@ -121,7 +128,8 @@ def learn_pretext(
         int | None,
         typer.Option(
             min=1,
-            help=f"Most epochs in all. Default: {PretextConfig.epochs}; unlimited with --steps or --minutes.",
+            help=f"Most epochs in all. Default: {PretextConfig.epochs}; unlimited with --steps, --flops "
+            "or --minutes.",
             show_default=False,
         ),
     ] = None,
@@ -164,7 +172,8 @@ def learn_pretext(
 
     config = PretextConfig(
         steps=steps,
-        epochs=epochs or (None if (minutes or steps) else PretextConfig.epochs),
+        flops=flops,
+        epochs=epochs or (None if (minutes or steps or flops) else PretextConfig.epochs),
         minutes=minutes,
         batch_size=batch_size,
         lr=lr,

@@ -25,6 +25,8 @@ from airhockey.cli.common import (
     backend_for,
     command_line,
     echo_comparison,
+    parse_budgets,
+    parse_counts,
     set_threads,
     user_errors,
 )
@@ -35,8 +37,6 @@ from airhockey.learn.config import (
     CompareConfig,
     apply_settings,
     field_names,
-    parse_budgets,
-    parse_counts,
 )
 from airhockey.learn.methods import DEFAULT_METHOD
 
@@ -208,6 +208,7 @@ def benchmark_config(
     frames_k_budget: int | None = None,
     scratch_schedule: str | None = None,
     device: str | None = None,
+    pretext_flops: float | None = None,
 ) -> BenchmarkConfig:
     """The benchmark's settings: the edition (``CPU``, ``FULL`` with ``full``, ``QUICK`` with
     ``quick``) with each option given (not None) in the place of the edition's.
@@ -222,6 +223,7 @@ def benchmark_config(
     return (QUICK if quick else FULL if full else CPU).with_overrides(
         methods=parse_methods(methods),
         steps=steps,
+        flops=pretext_flops,
         pretext_seeds=None if seeds is None else parse_counts(seeds, "--seeds", minimum=0),
         device=device,
         budgets=None if budgets is None else parse_budgets(budgets),
@@ -270,12 +272,14 @@ def learn_benchmark(
         ),
     ] = False,
     steps: Annotated[int | None, _override("optimiser steps of every pretext run.", min=1)] = None,
+    pretext_flops: Annotated[float | None, _override("equal pretext FLOPs, not steps, e.g. 2e12.")] = None,
     seeds: Annotated[str | None, _override("pretext seeds per method, comma-separated.")] = None,
     budgets: Annotated[str | None, _override("label budgets, e.g. 1,4,16,all.")] = None,
     repeats: Annotated[int | None, _override("draws per budget and arm.", min=2)] = None,
     frames_k: Annotated[str | None, _override("extra context frames k, e.g. 4.")] = None,
     frames_k_budget: Annotated[
-        int | None, _override("the budget of the k > 1 runs (one of the budgets).", min=1)
+        int | None,
+        _override("the one budget of the k > 1 runs (one of the budgets); default: every budget.", min=1),
     ] = None,
     scratch_schedule: Annotated[
         str | None, _override("the scratch arm's schedule, 'same' or 'unfrozen'.")
@@ -293,11 +297,11 @@ def learn_benchmark(
     """Every pretext method (or --methods) through the comparison protocol: OUT/leaderboard.md.
 
     Generates (or reuses) the training and test data, trains each method's pretext runs for the
-    same number of steps, compares them with scratch and the oracle, and writes the leaderboard,
-    for each task (--tasks) in OUT/TASK/; OUT/leaderboard.md shows every task's table, its headroom
-    and the summary across tasks. Run it again to finish an interrupted benchmark. The editions
-    (the CPU one by default, --full, --quick) and what each sets: docs/results.md, "What the
-    editions reduce"; an option left out keeps the edition's.
+    same number of steps (or FLOPs, --pretext-flops), compares them with scratch and the oracle,
+    and writes the leaderboard, for each task (--tasks) in OUT/TASK/; OUT/leaderboard.md shows
+    every task's table, its headroom and the summary across tasks. Run it again to finish an
+    interrupted benchmark. The editions (the CPU one by default, --full, --quick) and what each
+    sets: docs/results.md, "What the editions reduce"; an option left out keeps the edition's.
     """
     from airhockey.learn.protocol.task_benchmark import parse_tasks, run_tasks_benchmark, task_configs
 
@@ -314,6 +318,7 @@ def learn_benchmark(
         frames_k_budget,
         scratch_schedule,
         device,
+        pretext_flops,
     )
     task_configs(config, names, tasks_edition)  # the edition's name, before anything else
     where = backend_for(backend, ray_address, ray_cpus_per_task, config.compare.training.device)

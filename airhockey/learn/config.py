@@ -89,6 +89,11 @@ class PretextConfig:
 
     steps: Annotated[int, Range(1, 10**9)] | None = None
     """Most optimiser steps in all (1 to 10^9), the budget that makes runs comparable; None for no limit."""
+    flops: Annotated[float, Range(0, 1e21, low_open=True)] | None = None
+    """A compute budget in FLOPs, in (0, 10^21], that makes methods of unlike cost comparable: the
+    trainer converts it once, as a run starts, into ``ceil(flops / flops_per_step)`` steps, a step's
+    FLOPs counted on the first training batch (``learn.pretext.flops``); with ``steps`` too, the
+    smaller budget wins. None for no limit; less than one step's FLOPs is an error."""
     epochs: Annotated[int, Range(1, 10**6)] | None = 30
     """Most passes over the training samples (1 to 10^6); None for no limit (then set ``steps`` or
     ``minutes``)."""
@@ -129,8 +134,9 @@ class PretextConfig:
         check_precision_name(self.precision)
 
 
-RESUMABLE = frozenset({"steps", "epochs", "minutes", "patience", "device", "workers"})
-"""``PretextConfig`` fields that may change when a run is resumed; others would not continue it."""
+RESUMABLE = frozenset({"steps", "flops", "epochs", "minutes", "patience", "device", "workers"})
+"""``PretextConfig`` fields that may change when a run is resumed; others would not continue it; the
+budgets may, so that a finished run can be trained on."""
 
 
 FREEZE_EPOCHS = 3
@@ -204,6 +210,9 @@ class ClassifyConfig:
 
 SCRATCH = "scratch"
 """The arm name of the supervised baseline: the shared encoder from random weights."""
+SCRATCH_TRANSFORMER = "scratch_transformer"
+"""The arm name of the supervised baseline on the video transformer backbone: the transformer of
+the comparison's first pretext arm that trains one, from random weights."""
 PRACTITIONER = "practitioner"
 """The arm name (and kind) of the practitioner's supervised baseline: a small 2D CNN over the k
 stacked frames and their differences (``learn.nn.stack_cnn``), trained from scratch with the usual
@@ -279,6 +288,10 @@ class CompareConfig:
     """Add the ``PRACTITIONER`` arm beside ``scratch``. It goes through the same search as every arm;
     without a search it trains end to end from the first epoch at ``lr`` (a randomly initialised
     CNN is not frozen), whatever ``scratch_schedule`` says. False: the given arms alone."""
+    scratch_per_backbone: bool = True
+    """Add ``SCRATCH_TRANSFORMER`` beside ``scratch`` when a pretext arm's encoder is the video
+    transformer, so that each backbone has its from-scratch baseline (the effect of the objective
+    apart from that of the backbone). It is searched like every arm."""
     seed: Annotated[int, Range(0, SEED_MAX)] = 0
     """Root of the subsets' and runs' seeds."""
 
@@ -559,34 +572,3 @@ def _replace_nested(config: Any, changes: dict[str, Any]) -> Any:
         for name, change in changes.items()
     }
     return replace_derived(config, **values)
-
-
-def parse_budgets(text: str) -> tuple[int | None, ...]:
-    """``"4,16,64,all"`` -> ``(4, 16, 64, None)``.
-
-    Raises:
-        UserError: for anything but positive integers and ``all``.
-    """
-    budgets: list[int | None] = []
-    for part in text.split(","):
-        part = part.strip().lower()
-        if part == "all":
-            budgets.append(None)
-        elif part.isdigit() and int(part) > 0:
-            budgets.append(int(part))
-        else:
-            raise UserError(f"budgets must be positive integers or 'all', separated by commas; got {text!r}")
-    return tuple(budgets)
-
-
-def parse_counts(text: str, option: str, minimum: int = 1) -> tuple[int, ...]:
-    """``"2,4,8"`` -> ``(2, 4, 8)``; ``""`` -> ``()``.
-
-    Raises:
-        UserError: naming ``option`` for anything but integers of at least ``minimum``.
-    """
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not all(p.isdigit() and int(p) >= minimum for p in parts):
-        kind = "positive integers" if minimum == 1 else f"integers >= {minimum}"
-        raise UserError(f"{option} takes {kind} separated by commas; got {text!r}")
-    return tuple(int(p) for p in parts)

@@ -92,7 +92,12 @@ def load_checkpoint(run_or_file: str | Path, kind: str, name: str = BEST) -> dic
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises a variety of types for a corrupt or foreign file
-        raise UserError(f"cannot read checkpoint {str(path)!r}: {err}") from None
+        reason = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        if "weights_only" in reason.lower() or "unpickler" in reason.lower():
+            reason = "it is damaged, or holds objects a weights-only load refuses"
+        raise UserError(
+            f"cannot read checkpoint {str(path)!r}: {reason[:300]}: train the run again or restore the file"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format_version") != FORMAT_VERSION:
         found = ckpt.get("format_version") if isinstance(ckpt, dict) else None
         hint = ": it was written before the method registry, train it again" if found == 1 else ""

@@ -4,18 +4,21 @@ equal compute as well as at equal steps (a transformer step and a ConvLSTM step 
 FLOPs are counted by PyTorch's ``torch.utils.flop_counter.FlopCounterMode``: the matrix products and
 convolutions of one forward and backward pass (2 FLOPs per multiply-add), the operations that
 dominate both backbones; element-wise operations (activations, normalisation, the optimiser) are not
-counted, as in the FLOP counts of the papers this registry follows.
+counted, as in the FLOP counts of the papers this registry follows. ``budget_steps`` converts a
+budget in FLOPs (``PretextConfig.flops``) into the steps it buys.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
+from airhockey.errors import UserError
 from airhockey.learn.methods.base import PretextMethod, to_device
 from airhockey.learn.nn.encoder import PretextModel
 
@@ -44,7 +47,29 @@ def training_step_flops(method: PretextMethod[Any], model: PretextModel, batch: 
 def loader_step_flops(
     method: PretextMethod[Any], model: PretextModel, loader: DataLoader, device: torch.device
 ) -> int:
-    """``training_step_flops`` on the first batch of ``loader`` (0 for an empty loader)."""
-    for batch in loader:
-        return training_step_flops(method, model, to_device(batch, device))
+    """``training_step_flops`` on the first batch of ``loader`` (0 for an empty loader).
+
+    Torch's random state (the CPU's and ``device``'s) is kept: a loader draws its workers' base
+    seed from it, and a run that counts its steps' FLOPs must train as one that does not."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        for batch in loader:
+            return training_step_flops(method, model, to_device(batch, device))
     return 0
+
+
+def budget_steps(flops: float, flops_per_step: int, what: str) -> int:
+    """The optimiser steps a budget of ``flops`` FLOPs buys at ``flops_per_step`` a step:
+    ``ceil(flops / flops_per_step)``, so that a budget of N steps' FLOPs is N steps.
+
+    Raises:
+        UserError: for a budget below one step's FLOPs, or steps whose FLOPs count is 0; ``what``
+            names the step (e.g. the method and the batch size).
+    """
+    if flops_per_step <= 0:
+        raise UserError(f"a training step of {what} counts no FLOPs: give a step budget (--steps) instead")
+    if flops < flops_per_step:
+        raise UserError(
+            f"a budget of {flops:g} FLOPs is less than one training step of {what} "
+            f"({flops_per_step:g} FLOPs): give at least that"
+        )
+    return math.ceil(flops / flops_per_step)

@@ -21,9 +21,10 @@ loses no row. A resumed run is checked against what it continues: its own method
 is no longer a number stops training at once (``guards.check_finite``); the run then has no
 ``metrics.json``.
 
-The budget is a number of optimiser steps (``steps``: reproducible, what comparisons use),
-epochs, or wall-clock minutes, whichever ends first; ``patience`` stops a run that no longer
-improves. ``learn.run.PretextRun`` opens a finished run for the later stages.
+The budget is a number of optimiser steps (``steps``: reproducible, what comparisons use), of
+FLOPs (``flops``: converted once, as the run starts or resumes, into the steps it buys,
+``pretext.flops.budget_steps``), epochs, or wall-clock minutes, whichever ends first; ``patience``
+stops a run that no longer improves. ``learn.run.PretextRun`` opens a finished run for the later stages.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from airhockey.learn.methods import get_method
 from airhockey.learn.methods.base import PretextMethod, to_device
 from airhockey.learn.nn.encoder import VideoEncoder
 from airhockey.learn.pretext.checkpoint import BEST, KIND_PRETEXT, LAST, load_checkpoint, save_checkpoint
-from airhockey.learn.pretext.flops import loader_step_flops
+from airhockey.learn.pretext.flops import budget_steps, loader_step_flops
 from airhockey.learn.pretext.guards import check_finite, check_out_folder, episodes_fingerprint
 from airhockey.learn.pretext.previews import prediction_image
 from airhockey.tblog import TB_DIR, TBLog, open_log
@@ -63,6 +64,7 @@ LOG_FIELDS = ("epoch", "batches", "step", "train_loss", "elapsed_s")
 STOP_REASONS = {
     "epochs": "the epoch budget ran out",
     "steps": "the step budget ran out",
+    "flops": "the FLOPs budget ran out",
     "time": "the time budget ran out",
     "early_stopping": "no better validation for `patience` validations in a row (early stopping)",
 }
@@ -290,6 +292,19 @@ class _Training:
             "best_epoch": -1,
             "stale": 0,  # validations in a row without improvement
         }
+        self.flops_per_step, self.step_budget, self.budget = 0, config.steps, "steps"
+        """A step's FLOPs, the most optimiser steps and the budget that sets them (``set_budget``)."""
+
+    def set_budget(self, train_set: Dataset) -> None:
+        """Counts a training step's FLOPs on the first training batch; given a FLOPs budget, the
+        steps it buys become the step budget where fewer than ``steps`` (UserError below one step)."""
+        loader = sample_loader(train_set, self.config, self.device, epoch=0)
+        self.flops_per_step = loader_step_flops(self.method, self.model, loader, self.device)
+        if self.config.flops is not None:
+            what = f"{self.method.name} at batch size {self.config.batch_size}"
+            steps = budget_steps(self.config.flops, self.flops_per_step, what)
+            if self.step_budget is None or steps < self.step_budget:
+                self.step_budget, self.budget = steps, "flops"
 
     def resume(self, checkpoint: dict[str, Any]) -> None:
         """Continues from ``last.pt``: the model, the optimiser, the progress and the log, whose
@@ -338,14 +353,14 @@ class _Training:
 
         Returns:
             The mean training loss of the batches trained, and the budget that ran out mid-epoch
-            (``"steps"`` or ``"time"``) or None.
+            (``"steps"``, ``"flops"`` or ``"time"``) or None.
         """
-        config, p = self.config, self.progress
+        config, p, budget = self.config, self.progress, self.step_budget
         if hasattr(train_set, "set_epoch"):
             train_set.set_epoch(p["epoch"])
         total = n_batches
-        if config.steps is not None:  # the bar ends where the step budget does
-            total = min(n_batches, p["batch"] + config.steps - p["step"])
+        if budget is not None:  # the bar ends where the step budget does
+            total = min(n_batches, p["batch"] + budget - p["step"])
         bar = tqdm(
             sample_loader(train_set, config, self.device, epoch=p["epoch"], start_batch=p["batch"]),
             total=total,
@@ -370,8 +385,8 @@ class _Training:
             self.tb.scalar("train/loss", loss.item(), p["step"])
             self.tb.scalar("train/lr", self.optimizer.param_groups[0]["lr"], p["step"])
             bar.set_postfix(loss=f"{loss_sum / loss_n:.5f}")
-            if config.steps is not None and p["step"] >= config.steps:
-                budget_out = "steps"
+            if budget is not None and p["step"] >= budget:
+                budget_out = self.budget
             elif time.monotonic() >= deadline:
                 budget_out = "time"
             if budget_out:
@@ -458,7 +473,6 @@ class _Training:
         val_samples: int,
         stop_reason: str,
         seconds: float,
-        train_set: Dataset,
     ) -> dict[str, Any]:
         """Writes ``metrics.json``: the best validation's metrics, the baselines, and how the run
         ended (``stop_reason``, after ``seconds`` of this session); returns what it holds.
@@ -466,8 +480,9 @@ class _Training:
         ``best_epoch`` is the epoch (1-based) whose validation was best, ``epochs_done`` the epochs
         begun, a last one that a budget ended part-way counted (so ``best_epoch <= epochs_done``),
         ``steps`` the optimiser steps done and ``best_step`` those of the best validation.
-        ``flops_per_step`` is one training step's FLOPs on the first batch of ``train_set``
-        (``pretext.flops``) and ``pretext_flops`` those of all ``steps``.
+        ``flops_per_step`` is one training step's FLOPs on the first training batch
+        (``pretext.flops``) and ``pretext_flops`` those of all ``steps``; with a FLOPs budget,
+        ``flops_budget_steps`` is the steps it bought.
         """
         method, p = self.method, self.progress
         best = load_checkpoint(self.out, KIND_PRETEXT)
@@ -486,10 +501,10 @@ class _Training:
             "threads": torch.get_num_threads(),
             "parameters": sum(x.numel() for x in self.model.parameters()),
         }
-        loader = sample_loader(train_set, self.config, self.device, epoch=0)
-        flops = loader_step_flops(method, self.model, loader, self.device)
-        metrics["flops_per_step"] = float(flops)
-        metrics["pretext_flops"] = float(flops) * p["step"]
+        metrics["flops_per_step"] = float(self.flops_per_step)
+        metrics["pretext_flops"] = float(self.flops_per_step) * p["step"]
+        if self.config.flops is not None:
+            metrics["flops_budget_steps"] = budget_steps(self.config.flops, self.flops_per_step, method.name)
         metrics.update(method.derived_metrics(metrics))
         write_json(self.out / "metrics.json", metrics)
         self.tb.close()
@@ -527,8 +542,9 @@ def train_pretext(
     Raises:
         UserError: an existing run without ``resume``, a missing one with it, changed settings or
             other data on resume, ``out`` in the dataset's folder, no method to start a run with, a
-            dataset too small, an unavailable device, or a loss or selection metric that is no
-            longer a number (a diverged run: the message names the step and the learning rate).
+            dataset too small, an unavailable device, a FLOPs budget below one step, or a loss or
+            selection metric that is no longer a number (a diverged run: the message names the step
+            and the learning rate).
     """
     out = Path(out)
     device = check_device(config.device, config.precision)
@@ -537,6 +553,7 @@ def train_pretext(
     if checkpoint is not None:
         _check_resume_data(checkpoint, data_info, out)
     training = _Training(method, config, device, out, data_info)
+    training.set_budget(train_set)  # refuses a FLOPs budget below one step before anything is written
     if checkpoint is not None:
         training.resume(checkpoint)
     else:
@@ -555,8 +572,8 @@ def train_pretext(
     deadline = math.inf if config.minutes is None else start + 60.0 * config.minutes
     stop_reason = "epochs"
     while config.epochs is None or p["epoch"] < config.epochs:
-        if config.steps is not None and p["step"] >= config.steps:
-            stop_reason = "steps"
+        if training.step_budget is not None and p["step"] >= training.step_budget:
+            stop_reason = training.budget
             break
         with training.precision.autocast_calls(training.model):
             train_loss, budget_out = training.train_epoch(train_set, n_batches, deadline, progress)
@@ -579,4 +596,4 @@ def train_pretext(
             break
 
     seconds = round(time.monotonic() - start, 1)
-    return training.finish(baselines, len(val_set), stop_reason, seconds, train_set)  # type: ignore[arg-type]
+    return training.finish(baselines, len(val_set), stop_reason, seconds)  # type: ignore[arg-type]

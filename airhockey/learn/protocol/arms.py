@@ -21,9 +21,16 @@ from typing import Any
 import numpy as np
 
 from airhockey.errors import UserError
-from airhockey.learn.config import PRACTITIONER, SCRATCH, CompareConfig, EncoderConfig
+from airhockey.learn.config import (
+    PRACTITIONER,
+    SCRATCH,
+    SCRATCH_TRANSFORMER,
+    CompareConfig,
+    EncoderConfig,
+)
 from airhockey.learn.downstream.classifier import EncoderSpec
 from airhockey.learn.nn.stack_cnn import StackCNNConfig
+from airhockey.learn.nn.transformer import VideoTransformer
 from airhockey.learn.pretext.guards import file_sha256
 from airhockey.learn.pretext.run import PretextRun
 from airhockey.learn.protocol.results import ArmDetail, PretextRunSummary
@@ -99,19 +106,27 @@ def resolve_budgets(budgets: Sequence[int | None], available: int) -> list[int]:
     return sorted({available if b is None else b for b in budgets})
 
 
+SUPERVISED = (SCRATCH, PRACTITIONER, SCRATCH_TRANSFORMER)
+"""The arms without pretext runs, by name: reserved for them."""
+
 ArmSource = str | Path | PretextRun | Sequence[str | Path | PretextRun]
 """An arm as callers name it: ``"scratch"``, ``"practitioner"``, a pretext run (folder, checkpoint or
 opened), several runs of one method (a sequence, or one string of comma-separated folders)."""
 
 
 def open_arms(
-    arms: Sequence[ArmSource], reference: str = SCRATCH, practitioner: bool = False
+    arms: Sequence[ArmSource],
+    reference: str = SCRATCH,
+    practitioner: bool = False,
+    scratch_per_backbone: bool = False,
 ) -> tuple[list[tuple[PretextRun, ...]], list[str]]:
     """The pretext runs of each arm (none for ``scratch`` and ``practitioner``) and unique arm names,
     the reference first.
 
     ``scratch`` is added when it is the reference and not among ``arms``, ``practitioner`` (after
-    ``scratch``) when ``practitioner`` is true and it is not among them. An arm given as one run is
+    ``scratch``) when ``practitioner`` is true and it is not among them, ``scratch_transformer``
+    (after those) when ``scratch_per_backbone`` is true and a pretext arm's encoder is the video
+    transformer (``uses_transformer``). An arm given as one run is
     named after its folder, one given as a sequence of runs after their method; repeats get ``-2``...,
     and so does a pretext arm whose name would be ``scratch`` or ``practitioner``.
 
@@ -125,7 +140,7 @@ def open_arms(
         if isinstance(arm, str) and "," in arm:
             arm = [part.strip() for part in arm.split(",") if part.strip()]
         parts = list(arm) if isinstance(arm, (list, tuple)) else [arm]
-        if len(parts) == 1 and str(parts[0]) in (SCRATCH, PRACTITIONER):
+        if len(parts) == 1 and str(parts[0]) in SUPERVISED:
             name = str(parts[0])
             if name in names:
                 continue
@@ -142,7 +157,7 @@ def open_arms(
                 else runs[0].method.name
             )
         unique, k = name, 2
-        while unique in names or (runs and unique in (SCRATCH, PRACTITIONER)):
+        while unique in names or (runs and unique in SUPERVISED):
             unique, k = f"{name}-{k}", k + 1
         opened.append(runs)
         names.append(unique)
@@ -153,6 +168,11 @@ def open_arms(
         at = names.index(SCRATCH) + 1 if SCRATCH in names else 0
         opened.insert(at, ())
         names.insert(at, PRACTITIONER)
+    transformer = any(runs and uses_transformer(runs[0]) for runs in opened)
+    if scratch_per_backbone and transformer and SCRATCH_TRANSFORMER not in names:
+        at = max((names.index(n) + 1 for n in (SCRATCH, PRACTITIONER) if n in names), default=0)
+        opened.insert(at, ())
+        names.insert(at, SCRATCH_TRANSFORMER)
     if reference not in names:
         raise UserError(f"the reference arm {reference!r} is not among the arms: {', '.join(names)}")
     i = names.index(reference)
@@ -166,13 +186,25 @@ def build_arms(
     """The arms of ``open_arms``'s names and runs, each with its classifier's encoder."""
     scratch = scratch_spec([run for runs in arm_runs for run in runs], image_size)
     practitioner = EncoderSpec.stack_cnn(StackCNNConfig(image_size=image_size))
+    transformers = [runs[0] for runs in arm_runs if runs and uses_transformer(runs[0])]
 
     def spec(name: str, runs: tuple[PretextRun, ...]) -> EncoderSpec:
         if runs:
             return EncoderSpec(runs[0].method.name, runs[0].method.config_dict())
+        if name == SCRATCH_TRANSFORMER:
+            if not transformers:
+                raise UserError(
+                    f"the arm {SCRATCH_TRANSFORMER!r} needs a pretext arm on the video transformer"
+                )
+            return EncoderSpec(transformers[0].method.name, transformers[0].method.config_dict())
         return practitioner if name == PRACTITIONER else scratch
 
     return [Arm(name, runs, spec(name, runs)) for name, runs in zip(names, arm_runs, strict=True)]
+
+
+def uses_transformer(run: PretextRun) -> bool:
+    """Whether the encoder ``run``'s classifiers load is the video transformer (``VideoTransformer``)."""
+    return isinstance(run.method.build_encoder(), VideoTransformer)
 
 
 def scratch_spec(runs: Sequence[PretextRun], image_size: tuple[int, int]) -> EncoderSpec:

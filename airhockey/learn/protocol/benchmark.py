@@ -5,6 +5,7 @@
     OUT/data/                 the training data (``airhockey generate``)
     OUT/test_data/            separately generated test data (another seed: disjoint episodes)
     OUT/pretext/NAME-sSEED/   one pretext run per method and seed, each the same number of steps
+                              (or, with a FLOPs budget, the same compute)
     OUT/compare/              the comparison: scratch, the oracle and one arm per method (its seeds)
     OUT/leaderboard.json      one row per arm (below), the settings, the cost of each stage
     OUT/leaderboard.md        the table, the ranks, and the plots
@@ -18,6 +19,12 @@ again finishes an interrupted benchmark. Methods are read from the registry: a m
 The data is a task's (``airhockey.tasks.TASKS``, ``BenchmarkConfig.task``); ``learn benchmark
 OUT --tasks a,b`` runs one such benchmark per task in ``OUT/<task>/`` and the leaderboard across
 them (``task_benchmark``).
+
+Methods are compared at equal pretext steps; with ``--pretext-flops F`` (``with_overrides(flops=F)``)
+every pretext run gets a budget of F FLOPs (``PretextConfig.flops``) in the place of the edition's
+steps, each method as many steps as F buys it (a transformer step and a ConvLSTM step cost
+differently). Such a benchmark has other settings than the equal-steps one, so it goes in an OUT of
+its own (an OUT holding the other refuses it, as any change of settings); its folders keep their names.
 """
 
 from __future__ import annotations
@@ -81,7 +88,8 @@ class BenchmarkConfig:
     test_data: GenerateConfig
     """The test data: the same settings but another seed, so its episodes are disjoint."""
     pretext: PretextConfig
-    """The trainer's settings of every pretext run: the same number of steps for every method."""
+    """The trainer's settings of every pretext run: the same number of steps (or of FLOPs, ``flops``)
+    for every method."""
     compare: CompareConfig
     """The comparison's protocol."""
     methods: tuple[str, ...] = ()
@@ -95,8 +103,8 @@ class BenchmarkConfig:
         get_task(self.task)
         if self.test_data.seed == self.data.seed:
             raise UserError("the test data needs another seed than the training data")
-        if self.pretext.steps is None:
-            raise UserError("a benchmark's pretext runs need a number of steps (the equal compute budget)")
+        if self.pretext.steps is None and self.pretext.flops is None:
+            raise UserError("a benchmark's pretext runs need a number of steps or FLOPs (the equal budget)")
         if not self.pretext_seeds:
             raise UserError("give at least one pretext seed")
 
@@ -105,6 +113,7 @@ class BenchmarkConfig:
         *,
         methods: tuple[str, ...] | None = None,
         steps: int | None = None,
+        flops: float | None = None,
         pretext_seeds: tuple[int, ...] | None = None,
         device: str | None = None,
         **compare: Any,
@@ -114,12 +123,16 @@ class BenchmarkConfig:
         Args:
             methods: registered methods to run; () for all of them.
             steps: optimiser steps of every pretext run.
+            flops: a FLOPs budget of every pretext run, in the place of the edition's steps (with
+                ``steps`` too, the smaller budget wins).
             pretext_seeds: seeds of each method's pretext runs.
             device: the torch device of the pretext runs and of the classifiers.
             **compare: ``CompareConfig`` fields, e.g. ``budgets``, ``repeats``, ``frames_k``.
         """
         pretext, compare_config = self.pretext, self.compare
-        if steps is not None:
+        if flops is not None:
+            pretext = dataclasses.replace(pretext, flops=flops, steps=steps)
+        elif steps is not None:
             pretext = dataclasses.replace(pretext, steps=steps)
         if device is not None:
             pretext = dataclasses.replace(pretext, device=device)
@@ -523,10 +536,13 @@ def run_pretext_jobs(
 
 def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
     """A benchmark's settings without the comparison's fields that only add or remove runs; a
-    record older than the task field names the task of its data's labels."""
+    record older than the task field names the task of its data's labels, one older than the
+    FLOPs budget has none."""
     labels = settings.get("data", {}).get("labels") if isinstance(settings.get("data"), dict) else None
+    pretext = settings.get("pretext")
     return {
         "task": TASK_OF_LABELS.get(labels, DEFAULT_TASK) if isinstance(labels, str) else DEFAULT_TASK,
         **settings,
+        "pretext": {"flops": None, **pretext} if isinstance(pretext, dict) else pretext,
         "compare": comparable({"config": settings["compare"]}, "benchmark.json")["config"],
     }

@@ -202,7 +202,7 @@ def compare_on_dataset(
     out = Path(out)
     check_out_folder(out, data, test_data)
     start = time.monotonic()
-    arm_runs, names = open_arms(arms, reference, config.practitioner)
+    arm_runs, names = open_arms(arms, reference, config.practitioner, config.scratch_per_backbone)
     prepared = ClassifierData.load(data, [r for runs in arm_runs for r in runs], test_data=test_data)
     split = prepared.split
     # classifier_split checked that this is every pretext run's split: they trained on split.train.
@@ -347,7 +347,6 @@ def summarise(
     details = {a.name: a.detail() for a in arms}
     baselines = [n for n in names[1:] if details[n].method is None]
     runs, oracle = measured.runs, measured.oracle
-    main = [runs[b, plan.include, 1] for b in plan.budgets]
     n_train = len(data.split.train)
     by_k = {
         (b, k): budget_result(runs[b, plan.include, k], b, "all" if b == n_train else b, k, baselines)
@@ -404,7 +403,7 @@ def summarise(
         data=info,
         command=command,
         seconds=round(time.monotonic() - start, 1),
-        horizon=horizon_summary(plan.budgets, main),
+        horizon=horizon_summary(at_k),
     )
 
 

@@ -91,20 +91,19 @@ def arm_horizon(runs: Sequence[Run]) -> HorizonSummary:
     )
 
 
-def horizon_summary(budgets: Sequence[int], runs: Sequence[dict[str, Sequence[Run]]]) -> Horizon | None:
-    """Accuracy by horizon per budget and arm.
+def horizon_summary(settings: Sequence[tuple[int, int, dict[str, Sequence[Run]]]]) -> Horizon | None:
+    """Accuracy by horizon per budget, k and arm.
 
     Args:
-        budgets: the budgets, in order.
-        runs: per budget, each arm's runs (the main runs: k = 1, the setting's frames).
+        settings: (budget, k, each arm's runs there), k = 1 first, budget by budget.
 
     Returns:
-        Every budget whose runs all recorded their predictions at the offsets; None when none did
+        Every setting whose runs all recorded their predictions at the offsets; None when none did
         (runs reused from a run log written before they were recorded).
     """
     kept = [
-        HorizonBudget(b, {arm: arm_horizon(arm_runs) for arm, arm_runs in by_arm.items()})
-        for b, by_arm in zip(budgets, runs, strict=True)
+        HorizonBudget(b, {arm: arm_horizon(arm_runs) for arm, arm_runs in by_arm.items()}, k)
+        for b, k, by_arm in settings
         if all(has_horizon(r) for arm_runs in by_arm.values() for r in arm_runs)
     ]
     return Horizon(STRIKE_OFFSETS, HIT_OFFSETS, tuple(kept)) if kept else None
@@ -119,32 +118,43 @@ def _cell(value: MeanCI | OffsetAccuracy | None) -> str:
 
 
 def render_horizon(results: Results) -> list[str]:
-    """The markdown section of accuracy by horizon at the largest budget it was measured at: one
-    row per arm, the overall accuracy beside accuracy before and from the strike, at each offset
-    from the strike and at each offset before the hit. No lines for results without it."""
+    """The markdown section of accuracy by horizon at the largest budget it was measured at, one
+    table per k: one row per arm, the overall accuracy beside accuracy before and from the strike,
+    at each offset from the strike and at each offset before the hit. No lines for results
+    without it."""
     horizon = results.horizon
     if horizon is None or not horizon.budgets:
         return []
-    budget = horizon.budgets[-1]
+    largest = max(b.labelled_episodes for b in horizon.budgets)
+    shown = [b for b in horizon.budgets if b.labelled_episodes == largest]
     strike = [f"strike {o:+d}" if o else "strike" for o in horizon.strike_offsets]
     hit = [f"hit {o:+d}" for o in horizon.hit_offsets]
     columns = ["arm", "overall", "before strike", "from strike", *strike, *hit]
     lines = [
         "## Accuracy by horizon",
         "",
-        f"Test accuracy at {budget.labelled_episodes} labelled episodes on the frame a fixed number of "
+        f"Test accuracy at {largest} labelled episodes on the frame a fixed number of "
         "frames from each test episode's strike (the first frame after the bar touched the puck) and "
         "before its hit (the first frame with a lit button), beside the accuracy on all scored frames "
         "and on those before and from the strike; 95% intervals resample the runs and the test "
-        "episodes. An offset counts the test episodes that have a scored frame there.",
+        "episodes. An offset counts the test episodes that have a scored frame there. "
+        "`results.json` holds every budget.",
         "",
-        "| " + " | ".join(columns) + " |",
-        "|" + "---|" * len(columns),
     ]
-    for arm, summary in budget.arms.items():
-        cells = [summary.overall, summary.before_strike, summary.after_strike, *summary.strike, *summary.hit]
-        lines.append(f"| {arm} | " + " | ".join(_cell(c) for c in cells) + " |")
-    first = next(iter(budget.arms.values()))
-    episodes = [p.episodes for p in (*first.strike, *first.hit)]
-    lines += ["| test episodes | | | | " + " | ".join(str(n) for n in episodes) + " |", ""]
+    for budget in shown:
+        if len(shown) > 1:
+            lines += [f"k = {budget.context_frames}:", ""]
+        lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        for arm, summary in budget.arms.items():
+            cells = [
+                summary.overall,
+                summary.before_strike,
+                summary.after_strike,
+                *summary.strike,
+                *summary.hit,
+            ]
+            lines.append(f"| {arm} | " + " | ".join(_cell(c) for c in cells) + " |")
+        first = next(iter(budget.arms.values()))
+        episodes = [p.episodes for p in (*first.strike, *first.hit)]
+        lines += ["| test episodes | | | | " + " | ".join(str(n) for n in episodes) + " |", ""]
     return lines

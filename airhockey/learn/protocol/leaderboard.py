@@ -1,160 +1,51 @@
-"""The leaderboard of a benchmark: one row per arm and one for the oracle, from a comparison's results;
-``leaderboard.json`` (typed records, written and read here), ``leaderboard.md`` and its plots.
+"""The leaderboard of a benchmark, from a comparison's results: ``leaderboard.json`` (its records are
+``leaderboard_records``), ``leaderboard.md`` and its plots.
 
 Rows are built from the ``results.Results`` and each method's pretext metrics alone, so a method
-added to the registry gets its row with no change here. Each budget's ``Headroom`` says whether the
-task leaves a method room: whether its ceiling (the oracle) lies above the random-encoder arm
-(scratch) and the practitioner's supervised baseline.
+added to the registry gets its row with no change here. The page shows, one table per k, each arm's
+accuracy at every budget; each pretrained arm minus the better of the supervised baselines
+(scratch, the practitioner's) at each budget and k; the goal (``summaries.goal``); the headroom
+(whether the task leaves a method room: its ceiling above the random-encoder arm and the
+practitioner's baseline); the ranks; probe R² and each method's pretext cost.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from airhockey.jsonio import write_json
 from airhockey.learn.config import PRACTITIONER, SCRATCH
 from airhockey.learn.protocol.formatting import interval, pct, points
+from airhockey.learn.protocol.leaderboard_records import (
+    FORMAT_VERSION,
+    ORACLE,
+    Cell,
+    Entry,
+    GoalCheck,
+    Headroom,
+    OracleRow,
+    PretextCost,
+    ProbeR2,
+    Row,
+    above,
+    headroom,
+)
+from airhockey.learn.protocol.leaderboard_records import LEADERBOARD_FILE as LEADERBOARD_FILE
+from airhockey.learn.protocol.leaderboard_records import TASK_OF_LABELS as TASK_OF_LABELS
+from airhockey.learn.protocol.leaderboard_records import Leaderboard as Leaderboard
+from airhockey.learn.protocol.leaderboard_records import read_leaderboard as read_leaderboard
 from airhockey.learn.protocol.plots import figure, plot_accuracy_vs_budget, plot_probes, save
 from airhockey.learn.protocol.report import SMOKE_TEST
-from airhockey.learn.protocol.results import ArmAccuracy, DataInfo, Interval, MeanCI, Results
-from airhockey.records import OMIT, read_json_file, to_json, versioned_record
+from airhockey.learn.protocol.results import ArmAccuracy, BudgetResult, MeanCI, Results
+from airhockey.learn.protocol.summaries import GOAL_BUDGET, GOAL_POINTS, goal
+from airhockey.records import to_json
 from airhockey.writing import write_atomic
 
-LEADERBOARD_BUDGETS = (1, 4, 16, None)
-"""Budgets the leaderboard shows (those the comparison ran); None: all training episodes."""
-LEADERBOARD_K = (1, 4)
-"""Context frames the leaderboard shows (those the comparison ran)."""
-ORACLE = "oracle"
-FORMAT_VERSION = 2
-"""The version of ``leaderboard.json`` this module writes (2: ``task`` and ``headroom``)."""
-TASK_OF_LABELS = {"leftright": "leftright", "all": "buttons5"}
-"""The task (``airhockey.tasks.TASKS``) whose data has each label set."""
-LEADERBOARD_FILE = "leaderboard.json"
 ACCURACY_PLOT = "leaderboard_accuracy.png"
 PROBES_PLOT = "leaderboard_probes.png"
 ROLLOUTS_PLOT = "leaderboard_rollouts.png"
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Entry:
-    """An accuracy and its 95% interval."""
-
-    accuracy_mean: float
-    ci95: Interval | None
-
-
-@dataclass(frozen=True)
-class ProbeR2:
-    """Probe R² of an arm's frozen encoder, means of x and y (None without probes)."""
-
-    puck_position: float | None
-    puck_velocity: float | None
-    bar_position: float | None
-
-
-@dataclass(frozen=True)
-class PretextCost:
-    """What an arm's pretext runs cost."""
-
-    runs: int
-    steps: tuple[int | None, ...]
-    seconds: float
-    """Training seconds, summed over the runs."""
-    parameters: int | None
-
-
-@dataclass(frozen=True)
-class Row:
-    """One arm's row; budgets keyed '1', '4', ..., 'all', k as ints."""
-
-    arm: str
-    method: str | None
-    accuracy: dict[str, Entry]
-    difference_to_scratch: dict[str, MeanCI]
-    gap_to_oracle: dict[str, float]
-    accuracy_k: dict[int, Entry]
-    probe_r2: ProbeR2
-    pretext: PretextCost | None
-
-
-@dataclass(frozen=True)
-class OracleRow:
-    """The oracle's row: its head, boosted trees and ceiling (the one better on validation) per
-    budget, and at each k (head and boosting)."""
-
-    arm: str
-    accuracy: dict[str, Entry]
-    boosting: dict[str, Entry]
-    accuracy_k: dict[int, dict[str, Entry]]
-    ceiling: dict[str, Entry] | None = field(default=None, metadata=OMIT)
-    """None in files written before the ceiling was recorded."""
-
-
-@dataclass(frozen=True)
-class Headroom:
-    """The room a task leaves a method at one budget: its ceiling against its baselines."""
-
-    random_encoder: Entry
-    """The scratch arm: the same classifier trained from a random encoder."""
-    baseline: Entry | None
-    """The practitioner's supervised baseline (``PRACTITIONER``); None where it did not run."""
-    ceiling: Entry | None
-    """The oracle's ceiling (its head in results older than the ceiling); None without the oracle."""
-    earns_place: bool
-    """Whether the ceiling's whole interval lies above the random encoder's and the baseline's."""
-
-
-def headroom(random_encoder: Entry, baseline: Entry | None, ceiling: Entry | None) -> Headroom:
-    """A task's headroom at one budget: it earns a place when the ceiling's whole 95% interval lies
-    above the random encoder's and above the baseline's (where there is one); overlapping intervals,
-    or a ceiling without an interval, do not."""
-    earns = (
-        ceiling is not None
-        and _above(ceiling, random_encoder)
-        and (baseline is None or _above(ceiling, baseline))
-    )
-    return Headroom(random_encoder, baseline, ceiling, earns)
-
-
-@dataclass(frozen=True)
-class Leaderboard:
-    """Everything ``leaderboard.json`` holds."""
-
-    format_version: int
-    rows: tuple[Row, ...]
-    oracle: OracleRow
-    ranks: dict[str, dict[str, int]]
-    """Per budget, each arm's rank: 1 + the number of arms whose whole interval lies above its own."""
-    budgets: tuple[str, ...]
-    test_data: DataInfo
-    frames_k_budget: int
-    settings: dict[str, Any]
-    """The benchmark's settings (``BenchmarkConfig.to_dict``, with the methods run)."""
-    command: str
-    seconds: dict[str, float]
-    """Each stage's wall seconds, summed over the sessions."""
-    sessions: tuple[dict[str, Any], ...]
-    """Each call's command and its stages' seconds."""
-    smoke_test: bool
-    task: str
-    """The task (``airhockey.tasks.TASKS``) whose data the benchmark generated."""
-    headroom: dict[str, Headroom]
-    """Per budget (keyed as ``ranks``), the task's headroom; {} without the scratch arm."""
-
-
-def _pick(entries: dict[int, T], largest: int) -> dict[str, T]:
-    """The entries of ``LEADERBOARD_BUDGETS``, keyed '1', '4', ..., 'all'."""
-    picked = {}
-    for b in LEADERBOARD_BUDGETS:
-        key = largest if b is None else b
-        if key in entries:
-            picked["all" if b is None else str(b)] = entries[key]
-    return picked
 
 
 def _entry(summary: ArmAccuracy) -> Entry:
@@ -166,38 +57,70 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return sum(kept) / len(kept) if kept else None
 
 
-def _row(results: Results, arm: str, oracle_head: dict[int, float], metrics: list[dict[str, Any]]) -> Row:
+def pretext_cost(metrics: Sequence[dict[str, Any]]) -> PretextCost | None:
+    """What a method's pretext runs cost, from their ``metrics.json`` ({} for a run not there);
+    None without runs."""
+    if not metrics:
+        return None
+    flops = [m.get("pretext_flops") for m in metrics]
+    return PretextCost(
+        len(metrics),
+        tuple(m.get("steps") for m in metrics),
+        sum(m.get("train_seconds_this_session", 0.0) for m in metrics),
+        metrics[0].get("parameters"),
+        metrics[0].get("flops_per_step"),
+        sum(f for f in flops if f is not None) if all(f is not None for f in flops) else None,
+    )
+
+
+def _cell(results: Results, arm: str, at: BudgetResult) -> Cell:
+    """``arm`` at one budget and k: its accuracy, its differences to the supervised arms, its gap."""
+    difference = {}
+    for baseline in results.supervised:
+        kept = baseline == results.reference or baseline in at.to_baselines
+        if baseline != arm and kept and (d := at.difference(arm, baseline)) is not None:
+            difference[baseline] = MeanCI(d.mean, d.ci95)
+    oracle = results.oracle_at(at.labelled_episodes, at.context_frames)
+    ceiling = None if oracle is None else oracle.ceiling or oracle.head
+    accuracy = at.arms[arm].accuracy_mean
+    return Cell(
+        _entry(at.arms[arm]), difference, None if ceiling is None else accuracy - ceiling.accuracy_mean
+    )
+
+
+def _row(results: Results, arm: str, settings: list[BudgetResult], metrics: list[dict[str, Any]]) -> Row:
     """One arm's row; ``metrics``: its pretext runs' ``metrics.json`` ({} for one not there)."""
-    largest = results.budgets[-1].labelled_episodes
-    by_budget = {b.labelled_episodes: b for b in results.budgets}
-    accuracy = {n: b.arms[arm] for n, b in by_budget.items()}
-    diff = {n: b.paired_difference.get(arm) for n, b in by_budget.items()}
+    cells: dict[str, dict[int, Cell]] = {}
+    for at in settings:
+        if arm in at.arms:
+            cells.setdefault(str(at.budget), {})[at.context_frames] = _cell(results, arm, at)
     probes = (results.probes or {}).get(arm, {})
-    frames_k = (results.frames_k or {}).get(arm, {})
-    method = results.arm_details[arm].method
     return Row(
         arm=arm,
-        method=method,
-        accuracy=_pick({n: _entry(a) for n, a in accuracy.items()}, largest),
-        difference_to_scratch=_pick({n: MeanCI(d.mean, d.ci95) for n, d in diff.items() if d}, largest),
-        gap_to_oracle=_pick(
-            {n: accuracy[n].accuracy_mean - head for n, head in oracle_head.items()}, largest
-        ),
-        accuracy_k={k: _entry(frames_k[k]) for k in LEADERBOARD_K if k in frames_k},
+        method=results.arm_details[arm].method,
+        cells=cells,
         probe_r2=ProbeR2(
             _mean([probes.get("puck_x"), probes.get("puck_y")]),
             _mean([probes.get("puck_vx"), probes.get("puck_vy")]),
             _mean([probes.get("bar_x"), probes.get("bar_y")]),
         ),
-        pretext=PretextCost(
-            len(metrics),
-            tuple(m.get("steps") for m in metrics),
-            sum(m.get("train_seconds_this_session", 0.0) for m in metrics),
-            metrics[0].get("parameters"),
-        )
-        if metrics
-        else None,
+        pretext=pretext_cost(metrics),
     )
+
+
+def _oracle_row(results: Results) -> OracleRow:
+    models: dict[str, dict[str, dict[int, Entry]]] = {"head": {}, "boosting": {}, "ceiling": {}}
+    for b in results.budgets:
+        for k in results.ks:
+            oracle = results.oracle_at(b.labelled_episodes, k)
+            for name, summary in (
+                (("head", oracle.head), ("boosting", oracle.boosting), ("ceiling", oracle.ceiling))
+                if oracle is not None
+                else ()
+            ):
+                if summary is not None:
+                    models[name].setdefault(str(b.budget), {})[k] = _entry(summary)
+    return OracleRow(ORACLE, models["head"], models["boosting"], models["ceiling"] or None)
 
 
 def leaderboard(
@@ -213,56 +136,42 @@ def leaderboard(
 ) -> Leaderboard:
     """The leaderboard of a comparison's results and each method's pretext runs' metrics (by method).
 
-    Each row (an arm, and the oracle): accuracy at ``LEADERBOARD_BUDGETS`` with its interval, the
-    paired difference to scratch, the gap to the oracle, accuracy at ``LEADERBOARD_K`` frames, probe
-    R² for the puck's position and velocity (means of x and y), and the pretext cost (steps, seconds,
-    parameters). ``ranks`` per budget: 1 + the number of arms whose whole interval lies above this
-    arm's (arms whose intervals overlap share a rank: ties are ties). ``settings``, ``command``,
-    ``seconds``, ``sessions``, ``smoke_test`` and ``task`` are the benchmark's, recorded as given;
-    ``headroom`` per budget (``headroom``).
+    Each row (an arm, and the oracle): at every budget and k the comparison ran, the accuracy with
+    its interval, the paired differences to scratch and to the practitioner's baseline, and the gap
+    to the oracle's ceiling; probe R² for the puck's position and velocity and the bar's position
+    (means of x and y); the pretext cost (steps, seconds, parameters, FLOPs). ``ranks`` per budget
+    and k: 1 + the number of arms whose whole interval lies above this arm's (arms whose intervals
+    overlap share a rank: ties are ties); ``headroom`` per budget and k (``headroom``); the goal
+    (``summaries.goal``). ``settings``, ``command``, ``seconds``, ``sessions``, ``smoke_test`` and
+    ``task`` are the benchmark's, recorded as given.
     """
-    largest = results.budgets[-1].labelled_episodes
-    oracle = {o.labelled_episodes: o for o in results.oracle}
-    # The gap to the oracle: to its ceiling, or to its head in results written before the ceiling.
-    heads = {n: c.accuracy_mean for n, o in oracle.items() if (c := o.ceiling or o.head) is not None}
+    ran = [at for b in results.budgets for k in results.ks if (at := results.at(b.labelled_episodes, k))]
     rows = [
-        _row(results, arm, heads, pretext_metrics.get(results.arm_details[arm].method or "", []))
+        _row(results, arm, ran, pretext_metrics.get(results.arm_details[arm].method or "", []))
         for arm in results.arms
     ]
-    oracle_row = OracleRow(
-        arm=ORACLE,
-        accuracy=_pick({n: _entry(o.head) for n, o in oracle.items() if o.head is not None}, largest),
-        boosting=_pick({n: _entry(o.boosting) for n, o in oracle.items() if o.boosting is not None}, largest),
-        ceiling=_pick({n: _entry(o.ceiling) for n, o in oracle.items() if o.ceiling is not None}, largest),
-        # k frames: positions (k = 1), positions and velocities (k > 1), at the k runs' budget.
-        accuracy_k={
-            k: {name: _entry(m) for name, m in (("head", o.head), ("boosting", o.boosting)) if m is not None}
-            for k, o in results.oracle_frames_k.items()
-            if k in LEADERBOARD_K
-        },
-    )
-    keys = list(rows[0].accuracy) if rows else []
-    ranks = {
-        key: {
-            row.arm: 1 + sum(_above(other.accuracy[key], row.accuracy[key]) for other in rows) for row in rows
+    oracle = _oracle_row(results)
+    ranks: dict[str, dict[int, dict[str, int]]] = {}
+    room: dict[str, dict[int, Headroom]] = {}
+    by_arm = {row.arm: row for row in rows}
+    for at in ran:
+        key, k = str(at.budget), at.context_frames
+        cells = {row.arm: cell.accuracy for row in rows if (cell := row.at(key, k)) is not None}
+        ranks.setdefault(key, {})[k] = {
+            arm: 1 + sum(above(other, entry) for other in cells.values()) for arm, entry in cells.items()
         }
-        for key in keys
-    }
-    by_arm = {row.arm: row.accuracy for row in rows}
-    ceilings = oracle_row.ceiling or oracle_row.accuracy
-    room = {
-        key: headroom(by_arm[SCRATCH][key], by_arm.get(PRACTITIONER, {}).get(key), ceilings.get(key))
-        for key in keys
-        if key in by_arm.get(SCRATCH, {})
-    }
+        if SCRATCH in cells:
+            practitioner = by_arm[PRACTITIONER].at(key, k) if PRACTITIONER in by_arm else None
+            baseline = practitioner.accuracy if practitioner is not None else None
+            room.setdefault(key, {})[k] = headroom(cells[SCRATCH], baseline, oracle.best(key, k))
     return Leaderboard(
         format_version=FORMAT_VERSION,
         rows=tuple(rows),
-        oracle=oracle_row,
+        oracle=oracle,
         ranks=ranks,
-        budgets=tuple(keys),
+        budgets=tuple(str(b.budget) for b in results.budgets),
+        ks=tuple(results.ks),
         test_data=results.data,
-        frames_k_budget=results.k_budget,
         settings=settings,
         command=command,
         seconds=seconds,
@@ -270,12 +179,8 @@ def leaderboard(
         smoke_test=smoke_test,
         task=task,
         headroom=room,
+        goal=GoalCheck(tuple(results.supervised), goal(results)),
     )
-
-
-def _above(other: Entry, entry: Entry) -> bool:
-    """Whether ``other``'s whole interval lies above ``entry``'s."""
-    return other.ci95 is not None and entry.ci95 is not None and other.ci95[0] > entry.ci95[1]
 
 
 def write_leaderboard(board: Leaderboard, results: Results, out: Path) -> Path:
@@ -299,51 +204,6 @@ def render_leaderboard_page(board: Leaderboard, results: Results, out: Path, rol
 def has_probes(board: Leaderboard) -> bool:
     """Whether the comparison behind ``board`` ran the linear probes (and so has their plot)."""
     return any(row.probe_r2.puck_position is not None for row in board.rows)
-
-
-def read_leaderboard(path: str | Path) -> Leaderboard:
-    """The leaderboard in ``path`` (a ``leaderboard.json`` or its folder); a file of an older format
-    (version 1, or none) is read with what later writers added filled in.
-
-    Raises:
-        UserError: in one line naming the file, for one that is missing, not JSON, of an unknown
-            version, or with a field missing or of the wrong type.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / LEADERBOARD_FILE
-    data = read_json_file(path)
-    if isinstance(data, dict) and data.get("format_version") == 1:
-        data = upgrade_v1(data)
-    return versioned_record(
-        Leaderboard,
-        data,
-        path,
-        current=FORMAT_VERSION,
-        upgrade=upgrade_v0,
-        file="a benchmark's leaderboard.json",
-        kind="leaderboard",
-        remedy="run the benchmark again",
-    )
-
-
-def upgrade_v0(data: dict[str, Any]) -> dict[str, Any]:
-    """Plain data of a leaderboard.json without ``format_version`` as the current version: the
-    oracle's accuracy at k, which version 1 added, is filled in as none, then ``upgrade_v1``."""
-    out = dict(data)
-    if isinstance(out.get("oracle"), dict):
-        out["oracle"] = {**out["oracle"], "accuracy_k": out["oracle"].get("accuracy_k", {})}
-    return upgrade_v1(out)
-
-
-def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
-    """Plain data of a version 1 leaderboard.json as the current version: the task is the one of
-    its data's labels (``TASK_OF_LABELS``), and no headroom was recorded."""
-    settings = data.get("settings")
-    data_settings = settings.get("data") if isinstance(settings, dict) else None
-    labels = data_settings.get("labels") if isinstance(data_settings, dict) else None
-    task = TASK_OF_LABELS.get(labels if isinstance(labels, str) else "leftright", "leftright")
-    return {**data, "format_version": FORMAT_VERSION, "task": task, "headroom": {}}
 
 
 def plot_rollouts(out: Path, results: Results, steps: int = 3, columns: int = 8) -> Path | None:
@@ -387,59 +247,155 @@ def plot_rollouts(out: Path, results: Results, steps: int = 3, columns: int = 8)
     return save(fig, out / ROLLOUTS_PLOT)
 
 
-def _cell(entry: Entry | None) -> str:
+def cell_text(entry: Entry | None) -> str:
+    """An accuracy with its interval, ``77.2% [74.7, 79.5]``; 'n/a' for none."""
     return "n/a" if not entry else f"{pct(entry.accuracy_mean)} {interval(entry.ci95)}"
 
 
-def _row_line(row: Row, keys: Sequence[str]) -> str:
-    acc = [_cell(row.accuracy.get(k)) for k in keys]
-    diff = [
-        f"{points(d.mean)} {interval(d.ci95)}" if (d := row.difference_to_scratch.get(k)) else "-"
-        for k in keys
+def _episodes(key: str) -> str:
+    return f"{key} labelled episode{'' if key == '1' else 's'}"
+
+
+def columns(board: Leaderboard, k: int) -> list[str]:
+    """The budget keys at which some arm or the oracle ran with ``k`` frames, increasing."""
+    grids = [row.cells for row in board.rows] + [board.oracle.head, board.oracle.boosting]
+    return [key for key in board.budgets if any(k in grid.get(key, {}) for grid in grids)]
+
+
+def _table(header: str, keys: Sequence[str], lines: Sequence[tuple[str, Sequence[str]]]) -> list[str]:
+    """A markdown table: ``header`` then one column per budget key; ``lines``: (label, cells)."""
+    return [
+        f"| {header} | " + " | ".join(f"{key} ep." for key in keys) + " |",
+        "| --- |" + " --- |" * len(keys),
+        *(f"| {label} | " + " | ".join(cells) + " |" for label, cells in lines),
+        "",
     ]
-    gaps = ", ".join(points(row.gap_to_oracle[k]) if k in row.gap_to_oracle else "n/a" for k in keys)
-    ks = " / ".join(_cell(row.accuracy_k.get(k)) for k in LEADERBOARD_K)
-    probe = (row.probe_r2.puck_position, row.probe_r2.puck_velocity)
-    probes = " / ".join("n/a" if v is None else f"{v:.2f}" for v in probe)
-    p = row.pretext
-    cost = "-" if p is None else f"{list(p.steps)}, {p.seconds:.0f} s, {p.parameters:,}"
-    return f"| {row.arm} | " + " | ".join(acc + diff) + f" | {gaps} | {ks} | {probes} | {cost} |"
 
 
-def _oracle_line(oracle: OracleRow, keys: Sequence[str]) -> str:
-    by_k = " / ".join(
-        "; ".join(_cell(oracle.accuracy_k.get(k, {}).get(name)) for name in ("head", "boosting"))
-        for k in LEADERBOARD_K
+def _accuracy_table(board: Leaderboard, k: int) -> list[str]:
+    """Every arm's accuracy at ``k`` by budget, then the oracle's models that ran there."""
+    keys = columns(board, k)
+    oracle = board.oracle
+    models = [("head", oracle.head), ("boosted trees", oracle.boosting)]
+    models += [("ceiling", oracle.ceiling)] if oracle.ceiling else []
+    lines = [
+        (row.arm, [cell_text(c.accuracy if (c := row.at(key, k)) else None) for key in keys])
+        for row in board.rows
+    ]
+    lines += [
+        (f"{ORACLE}: {name}", [cell_text(grid.get(key, {}).get(k)) for key in keys])
+        for name, grid in models
+        if any(k in grid.get(key, {}) for key in keys)
+    ]
+    return [f"## Accuracy, k = {k}", "", *_table("arm", keys, lines)]
+
+
+def _value_tables(
+    board: Leaderboard,
+    rows: Sequence[Row],
+    value: Callable[[Row, str, int], str | None],
+    first: Callable[[str, int], tuple[str, str]] | None = None,
+) -> list[str]:
+    """Per k, a table of ``value(row, key, k)`` for ``rows`` by budget, '-' where it is None; only
+    the budgets (and k) where some row has one. ``first``: a line above the rows, (label, cell)."""
+    lines = []
+    for k in board.ks:
+        cells = {row.arm: {key: value(row, key, k) for key in columns(board, k)} for row in rows}
+        keys = [key for key in columns(board, k) if any(c[key] is not None for c in cells.values())]
+        if keys:
+            top = [(first(keys[0], k)[0], [first(key, k)[1] for key in keys])] if first else []
+            body = [(arm, [c[key] or "-" for key in keys]) for arm, c in cells.items()]
+            lines += [f"k = {k}:", "", *_table("arm", keys, top + body)]
+    return lines
+
+
+def _difference_tables(board: Leaderboard) -> list[str]:
+    """Per k: each pretrained arm minus the better supervised arm at each budget."""
+    if not board.methods or not board.baselines:
+        return []
+    names = ", ".join(row.arm for row in board.baselines)
+
+    def minus(row: Row, key: str, k: int) -> str | None:
+        d = board.minus_better_baseline(row.arm, key, k)
+        return None if d is None else f"{points(d.mean)} {interval(d.ci95)}"
+
+    def better(key: str, k: int) -> tuple[str, str]:
+        return "better baseline", board.better_baseline(key, k) or "-"
+
+    return [
+        "## Pretraining minus the better supervised baseline",
+        "",
+        f"At each budget and k, each pretrained arm minus the supervised arm ({names}) of the higher mean "
+        "accuracy there, in points, paired repeat by repeat, with its 95% interval.",
+        "",
+        *_value_tables(board, board.methods, minus, better),
+    ]
+
+
+def _gap_tables(board: Leaderboard) -> list[str]:
+    """Per k: each arm's mean accuracy minus the oracle's ceiling at each budget."""
+    target = "ceiling" if board.oracle.ceiling else "head"
+
+    def gap(row: Row, key: str, k: int) -> str | None:
+        cell = row.at(key, k)
+        return None if cell is None or cell.gap_to_oracle is None else points(cell.gap_to_oracle)
+
+    tables = _value_tables(board, board.rows, gap)
+    head = [
+        f"## Gap to the oracle's {target}",
+        "",
+        f"Mean accuracy minus the oracle's {target}'s, in points.",
+        "",
+    ]
+    return head + tables if tables else []
+
+
+def goal_lines(board: Leaderboard) -> list[str]:
+    """The goal (``summaries.goal``) as one sentence with its numbers; none in files older than it."""
+    if board.goal is None:
+        return []
+    rule = (
+        f"Goal (a pretrained arm >= {GOAL_POINTS:g} points over the better of the supervised arms "
+        f"({', '.join(board.goal.baselines) or 'none'}) at <= {GOAL_BUDGET} labelled episodes, any k, "
+        "95% interval above 0): "
     )
-    return (
-        f"| {ORACLE} (head; boosted trees{'; ceiling' if oracle.ceiling else ''}) | "
-        + " | ".join(
-            f"{_cell(oracle.accuracy.get(k))}; {_cell(oracle.boosting.get(k))}"
-            + (f"; {_cell(oracle.ceiling.get(k))}" if oracle.ceiling else "")
-            for k in keys
-        )
-        + " |"
-        + " |" * (len(keys) + 1)  # no differences to scratch, no gap to itself
-        + f" {by_k} | | |"
+    found = board.goal.found
+    if found is None:
+        return [
+            "## Goal",
+            "",
+            f"{rule}not assessed (no pretrained arm, no supervised arm or no budget that small).",
+            "",
+        ]
+    d = found.difference
+    where = (
+        f"{found.arm} at {found.labelled_episodes} labelled episodes, k = {found.context_frames}: "
+        f"{points(d.mean)} points over {found.baseline}, 95% interval {interval(d.ci95)}"
     )
+    return [
+        "## Goal",
+        "",
+        rule + (f"met by {where}." if found.met else f"not met; the best gap is {where}."),
+        "",
+    ]
 
 
-def headroom_line(key: str, room: Headroom) -> str:
-    """Whether the task earns a place at budget ``key``, with the numbers that decide it."""
+def headroom_line(key: str, k: int, room: Headroom) -> str:
+    """Whether the task earns a place at budget ``key`` and ``k``, with the numbers that decide it."""
     baseline = (
-        f" and the {PRACTITIONER}'s {_cell(room.baseline)}"
+        f" and the {PRACTITIONER}'s {cell_text(room.baseline)}"
         if room.baseline
         else f" (no {PRACTITIONER} arm ran: judged on {SCRATCH} alone)"
     )
     return (
-        f"- {key} labelled episode{'' if key == '1' else 's'}: "
-        f"{'yes' if room.earns_place else 'no'}: ceiling {_cell(room.ceiling)} against "
-        f"{SCRATCH} (random encoder) {_cell(room.random_encoder)}{baseline}."
+        f"- {_episodes(key)}, k = {k}: {'yes' if room.earns_place else 'no'}: ceiling "
+        f"{cell_text(room.ceiling)} against {SCRATCH} (random encoder) {cell_text(room.random_encoder)}"
+        f"{baseline}."
     )
 
 
 def headroom_lines(board: Leaderboard) -> list[str]:
-    """The page's headroom section: per budget, whether the task earns a place."""
+    """The page's headroom section: per budget and k, whether the task earns a place."""
     if not board.headroom:
         return []
     return [
@@ -448,56 +404,94 @@ def headroom_lines(board: Leaderboard) -> list[str]:
         f"Task `{board.task}` earns a place where the ceiling's whole interval lies above both the "
         f"random-encoder arm's ({SCRATCH}) and the practitioner's baseline's ({PRACTITIONER}).",
         "",
-        *(headroom_line(key, room) for key, room in board.headroom.items()),
+        *(
+            headroom_line(key, k, board.headroom[key][k])
+            for k in board.ks
+            for key in board.budgets
+            if k in board.headroom.get(key, {})
+        ),
         "",
     ]
 
 
-def render_leaderboard(board: Leaderboard, rollouts: bool) -> str:
-    """The leaderboard page: the table, the ranks (only where intervals separate), the plots."""
-    keys = board.budgets
-    lines = ["# Leaderboard: pretext methods through one protocol", ""]
-    if board.smoke_test:
-        lines += [SMOKE_TEST, ""]
-    test = board.test_data
-    lines += [
-        f"Training data `{test.path}` ({test.train_episodes} training episodes); test data "
-        f"`{test.test_path}` ({test.test_episodes} episodes, generated separately). Accuracy on "
-        "the frames before the hit, with 95% bootstrap intervals (repeats, pretext runs and test episodes "
-        "resampled); differences paired with scratch; the oracle is the same head on the true state"
-        + (
-            ", and boosted trees; its ceiling the one better on validation (the gap to the oracle is to it). "
-            if board.oracle.ceiling
-            else ". "
-        )
-        + f"k: the frames the classifier reads, at {board.frames_k_budget} labelled episodes.",
-        "",
-        "| arm | "
-        + " | ".join(f"{k} ep." for k in keys)
-        + " | "
-        + " | ".join(f"minus scratch, {k} ep." for k in keys)
-        + " | gap to oracle ("
-        + ", ".join(keys)
-        + ") | k = 1 / k = 4 | probe R²: puck position / velocity | "
-        "pretext steps, seconds, parameters |",
-        "| --- |" + " --- |" * (2 * len(keys) + 4),
-        *(_row_line(row, keys) for row in board.rows),
-        _oracle_line(board.oracle, keys),
-        "",
-        *headroom_lines(board),
+def _rank_tables(board: Leaderboard) -> list[str]:
+    lines = [
         "## Ranks",
         "",
         "Rank 1 + the number of arms whose whole interval lies above; equal ranks are ties.",
         "",
     ]
-    for key in keys:
-        ranked = sorted(board.ranks[key].items(), key=lambda item: item[1])
-        lines.append(
-            f"- {key} labelled episode{'' if str(key) == '1' else 's'}: "
-            + ", ".join(f"{arm} {rank}" for arm, rank in ranked)
-            + "."
-        )
-    lines += ["", f"![accuracy vs budget]({ACCURACY_PLOT})"]
+    for k in board.ks:
+        keys = [key for key in board.budgets if k in board.ranks.get(key, {})]
+        if keys:
+            ranks = [
+                (row.arm, [str(board.ranks[key][k].get(row.arm, "-")) for key in keys]) for row in board.rows
+            ]
+            lines += [f"k = {k}:", "", *_table("arm", keys, ranks)]
+    return lines
+
+
+def _flops(value: float | None, scale: float) -> str:
+    return "-" if value is None else f"{value / scale:.3g}"
+
+
+def _cost_table(board: Leaderboard) -> list[str]:
+    """Probe R² and each method's pretext cost."""
+    lines = [
+        "## Probes and pretext cost",
+        "",
+        "Probe R² of the frozen encoder (means of x and y); the pretext runs' steps, training seconds "
+        "(summed over the runs), parameters, FLOPs of one training step and of all the runs' steps.",
+        "",
+        "| arm | probe R²: puck position | puck velocity | bar position | pretext runs | steps | seconds "
+        "| parameters | GFLOPs per step | TFLOPs |",
+        "| --- |" + " --- |" * 9,
+    ]
+    for row in board.rows:
+        probe = (row.probe_r2.puck_position, row.probe_r2.puck_velocity, row.probe_r2.bar_position)
+        cells = ["n/a" if v is None else f"{v:.2f}" for v in probe]
+        p = row.pretext
+        if p is None:
+            cells += ["-"] * 6
+        else:
+            steps = sorted({str(s) for s in p.steps})
+            cells += [
+                str(p.runs),
+                ", ".join(steps),
+                f"{p.seconds:.0f}",
+                "-" if p.parameters is None else f"{p.parameters:,}",
+                _flops(p.flops_per_step, 1e9),
+                _flops(p.flops, 1e12),
+            ]
+        lines.append(f"| {row.arm} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def render_leaderboard(board: Leaderboard, rollouts: bool) -> str:
+    """The leaderboard page: accuracy per k, pretraining minus the better supervised baseline, the
+    goal, the headroom, the ranks (only where intervals separate), probes and cost, the plots."""
+    lines = ["# Leaderboard: pretext methods through one protocol", ""]
+    if board.smoke_test:
+        lines += [SMOKE_TEST, ""]
+    test = board.test_data
+    oracle = (
+        "the same head and boosted trees on the true state; its ceiling the one better on validation"
+        if board.oracle.ceiling
+        else "the same head and boosted trees on the true state"
+    )
+    lines += [
+        f"Training data `{test.path}` ({test.train_episodes} training episodes); test data "
+        f"`{test.test_path}` ({test.test_episodes} episodes, generated separately). Accuracy on "
+        "the frames before the hit, with 95% bootstrap intervals (repeats, pretext runs and test episodes "
+        "resampled), by labelled episodes (columns) and the frames k the classifier reads (one table "
+        f"per k); differences are paired repeat by repeat; the oracle is {oracle}.",
+        "",
+    ]
+    for k in board.ks:
+        lines += _accuracy_table(board, k)
+    lines += _difference_tables(board) + _gap_tables(board) + goal_lines(board) + headroom_lines(board)
+    lines += _rank_tables(board) + _cost_table(board)
+    lines += [f"![accuracy vs budget]({ACCURACY_PLOT})"]
     if has_probes(board):
         lines += ["", f"![probe R²]({PROBES_PLOT})"]
     if rollouts:

@@ -236,6 +236,7 @@ class HorizonSummary:
 class HorizonBudget:
     labelled_episodes: int
     arms: dict[str, HorizonSummary]
+    context_frames: int = 1
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,8 @@ class Horizon:
     strike_offsets: tuple[int, ...]
     hit_offsets: tuple[int, ...]
     budgets: tuple[HorizonBudget, ...]
-    """The budgets whose runs all recorded their predictions at the offsets."""
+    """The (budget, k) settings whose runs all recorded their predictions at the offsets, k = 1
+    first, budget by budget."""
 
 
 @dataclass(frozen=True)

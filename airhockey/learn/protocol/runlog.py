@@ -33,7 +33,7 @@ OPTIONAL_RUNS = ("frames_k", "frames_k_budget", "after_hit_effect")
 values of them reuses the runs it already has (each run's record says its k and hit setting)."""
 SUMMARY_ONLY = ("convergence_accuracy",)
 """``CompareConfig`` fields that change only how the runs are summarised, never a run."""
-LEGACY_VALUES = {"practitioner": False}
+LEGACY_VALUES = {"practitioner": False, "scratch_per_backbone": False}
 """What a ``CompareConfig`` field added later was, in effect, in settings written before it (a
 field missing there and not listed here was, in effect, at its default)."""
 KEY_FIELDS = {

@@ -5,8 +5,8 @@
 data, test data, pretext runs, comparison and leaderboard, the first task at the given edition and,
 with ``edition='reduced'``, the others at a reduced one (``BenchmarkConfig.reduced``). It then
 writes ``OUT/leaderboard.json`` (``TasksBoard``, written and read here) and ``OUT/leaderboard.md``:
-each task's table beside its headroom, and a summary across the tasks (each method's mean rank,
-each task's best method).
+a summary across the tasks (each method's mean rank; per task, budget and k the best method and
+whether the task earns a place), then each task's tables beside its headroom.
 """
 
 from __future__ import annotations
@@ -19,25 +19,23 @@ from typing import Any
 from airhockey.backends import LOCAL, Backend
 from airhockey.errors import UserError
 from airhockey.jsonio import write_json
-from airhockey.learn.config import SCRATCH
+from airhockey.learn.config import PRACTITIONER, SCRATCH
 from airhockey.learn.protocol.benchmark import BenchmarkConfig, check_benchmark, run_benchmark
-from airhockey.learn.protocol.formatting import interval, pct
-from airhockey.learn.protocol.leaderboard import (
+from airhockey.learn.protocol.leaderboard import cell_text, columns, headroom_line
+from airhockey.learn.protocol.leaderboard_records import (
     LEADERBOARD_FILE,
     ORACLE,
-    PRACTITIONER,
-    Entry,
     Leaderboard,
-    Row,
-    headroom_line,
+    upgrade_leaderboard,
 )
 from airhockey.learn.protocol.report import SMOKE_TEST
 from airhockey.records import read_json_file, to_json, versioned_record
 from airhockey.tasks import get_task
 from airhockey.writing import write_atomic
 
-TASKS_FORMAT_VERSION = 1
-"""The version of a benchmark-over-tasks ``leaderboard.json`` this module writes."""
+TASKS_FORMAT_VERSION = 2
+"""The version of a benchmark-over-tasks ``leaderboard.json`` this module writes (2: each task's
+leaderboard at every budget and k, its best method at each)."""
 EDITIONS = ("same", "reduced")
 """How the tasks after the first run: 'same': the benchmark's edition; 'reduced': fewer budgets,
 draws and pretext seeds (``BenchmarkConfig.reduced``)."""
@@ -62,9 +60,10 @@ class TasksBoard:
     tasks: dict[str, TaskEntry]
     """By task name, in the order they ran."""
     mean_rank: dict[str, float]
-    """Each method's rank at its task's largest budget, averaged over the tasks it ran in."""
-    best: dict[str, str | None]
-    """Per task, its method of best rank at the largest budget (ties: the higher mean accuracy);
+    """Each method's rank averaged over the tasks it ran in, and in each over every budget and k
+    ranked there."""
+    best: dict[str, dict[str, dict[int, str | None]]]
+    """Per task, budget key and k, its method of best rank there (ties: the higher mean accuracy);
     None where no method ran."""
     smoke_test: bool
 
@@ -152,34 +151,36 @@ def run_tasks_benchmark(
     return summary
 
 
-def _methods(board: Leaderboard) -> list[Row]:
-    return [row for row in board.rows if row.method is not None]
-
-
-def best_method(board: Leaderboard) -> str | None:
-    """The method of best rank at the board's largest budget (ties: the higher mean accuracy)."""
-    if not board.budgets:
-        return None
-    key = board.budgets[-1]
-    rows = [row for row in _methods(board) if key in row.accuracy]
-    ranked = sorted(rows, key=lambda row: (board.ranks[key][row.arm], -row.accuracy[key].accuracy_mean))
-    return ranked[0].arm if ranked else None
+def best_methods(board: Leaderboard) -> dict[str, dict[int, str | None]]:
+    """Per budget key and k the board ranked, the method of best rank there (ties: the higher mean
+    accuracy); None where no method ran there."""
+    best: dict[str, dict[int, str | None]] = {}
+    for key, by_k in board.ranks.items():
+        for k, ranks in by_k.items():
+            ran = [
+                (ranks[row.arm], -cell.accuracy.accuracy_mean, row.arm)
+                for row in board.methods
+                if row.arm in ranks and (cell := row.at(key, k)) is not None
+            ]
+            best.setdefault(key, {})[k] = min(ran)[2] if ran else None
+    return best
 
 
 def tasks_board(tasks: Mapping[str, TaskEntry], smoke_test: bool) -> TasksBoard:
-    """The summary across ``tasks``: each method's mean rank at each task's largest budget, and
-    each task's best method."""
+    """The summary across ``tasks``: each method's mean rank over the tasks and their budgets and k,
+    and each task's best method at each budget and k."""
     ranks: dict[str, list[int]] = {}
     for entry in tasks.values():
-        board = entry.board
-        if board.budgets:
-            for row in _methods(board):
-                ranks.setdefault(row.arm, []).append(board.ranks[board.budgets[-1]][row.arm])
+        for by_k in entry.board.ranks.values():
+            for ranked in by_k.values():
+                for row in entry.board.methods:
+                    if row.arm in ranked:
+                        ranks.setdefault(row.arm, []).append(ranked[row.arm])
     return TasksBoard(
         format_version=TASKS_FORMAT_VERSION,
         tasks=dict(tasks),
         mean_rank={arm: sum(r) / len(r) for arm, r in ranks.items()},
-        best={name: best_method(entry.board) for name, entry in tasks.items()},
+        best={name: best_methods(entry.board) for name, entry in tasks.items()},
         smoke_test=smoke_test,
     )
 
@@ -202,9 +203,12 @@ def read_tasks_board(path: str | Path) -> TasksBoard:
     path = Path(path)
     if path.is_dir():
         path = path / LEADERBOARD_FILE
+    data = read_json_file(path)
+    if isinstance(data, dict) and data.get("format_version") == 1:
+        data = upgrade_v1(data)
     return versioned_record(
         TasksBoard,
-        read_json_file(path),
+        data,
         path,
         current=TASKS_FORMAT_VERSION,
         upgrade=_unversioned,
@@ -220,8 +224,25 @@ def _unversioned(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "format_version": TASKS_FORMAT_VERSION}
 
 
-def _cell(entry: Entry | None) -> str:
-    return "n/a" if entry is None else f"{pct(entry.accuracy_mean)} {interval(entry.ci95)}"
+def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Plain data of a version 1 file as version 2: each task's leaderboard upgraded
+    (``leaderboard_records.upgrade_leaderboard``), its best method as the one at its largest budget
+    at k = 1. Values that do not fit are passed on for the typed reader to name."""
+    out = {**data, "format_version": TASKS_FORMAT_VERSION}
+    tasks, best = data.get("tasks"), data.get("best")
+    if not isinstance(tasks, dict) or not isinstance(best, dict):
+        return out
+    out["tasks"], out["best"] = {}, dict(best)
+    for name, entry in tasks.items():
+        board = entry.get("board") if isinstance(entry, dict) else None
+        if isinstance(board, dict):
+            board = upgrade_leaderboard(board)
+            entry = {**entry, "board": board}
+            budgets = board.get("budgets")
+            if name in best and isinstance(budgets, list) and budgets:
+                out["best"][name] = {budgets[-1]: {"1": best[name]}}
+        out["tasks"][name] = entry
+    return out
 
 
 def _edition(entry: TaskEntry) -> str:
@@ -237,44 +258,49 @@ def _edition(entry: TaskEntry) -> str:
 
 
 def _task_lines(name: str, entry: TaskEntry) -> list[str]:
-    """One task's section: its headroom table (random encoder, baseline, methods, ceiling) and verdict."""
+    """One task's section: per k its table (random encoder, baseline, methods, ceiling) by budget,
+    then whether it earns a place at each budget and k."""
     board = entry.board
-    keys = board.budgets
-    last = keys[-1] if keys else None
     rows = {row.arm: row for row in board.rows}
     shown = [(f"{SCRATCH} (random encoder)", rows.get(SCRATCH))]
     shown += [(f"{PRACTITIONER} (baseline)", rows.get(PRACTITIONER))] if PRACTITIONER in rows else []
-    shown += [(row.arm, row) for row in _methods(board)]
-    ceiling = board.oracle.ceiling or board.oracle.accuracy
+    shown += [(row.arm, row) for row in board.methods]
     lines = [
         f"## Task `{name}`",
         "",
         f"{_edition(entry)} Its page: [{entry.folder}/leaderboard.md]({entry.folder}/leaderboard.md).",
         "",
-        "| arm | " + " | ".join(f"{k} ep." for k in keys) + f" | rank ({last} ep.) |",
-        "| --- |" + " --- |" * (len(keys) + 1),
     ]
-    for label, row in shown:
-        if row is not None:
-            rank = board.ranks.get(last, {}).get(row.arm, "-") if last else "-"
-            lines.append(
-                f"| {label} | " + " | ".join(_cell(row.accuracy.get(k)) for k in keys) + f" | {rank} |"
-            )
-    lines.append(f"| ceiling ({ORACLE}) | " + " | ".join(_cell(ceiling.get(k)) for k in keys) + " | |")
-    lines += ["", "Earns a place (the ceiling's interval above both baselines'):"]
-    lines += [headroom_line(key, room) for key, room in board.headroom.items()] or ["- n/a (no scratch arm)"]
-    return [*lines, ""]
+    for k in board.ks:
+        keys = columns(board, k)
+        lines += [
+            f"k = {k}:",
+            "",
+            "| arm | " + " | ".join(f"{key} ep." for key in keys) + " |",
+            "| --- |" + " --- |" * len(keys),
+        ]
+        for label, row in shown:
+            if row is not None:
+                cells = [cell_text(c.accuracy if (c := row.at(key, k)) else None) for key in keys]
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        ceiling = [cell_text(board.oracle.best(key, k)) for key in keys]
+        lines += [f"| ceiling ({ORACLE}) | " + " | ".join(ceiling) + " |", ""]
+    lines.append("Earns a place (the ceiling's interval above both baselines'):")
+    verdicts = [
+        headroom_line(key, k, by_k[k]) for k in board.ks for key, by_k in board.headroom.items() if k in by_k
+    ]
+    return [*lines, *(verdicts or ["- n/a (no scratch arm)"]), ""]
 
 
 def render_tasks_board(board: TasksBoard) -> str:
-    """The page of a benchmark over tasks: the summary, then one table per task."""
+    """The page of a benchmark over tasks: the summary, then each task's tables."""
     lines = ["# Leaderboard over tasks", ""]
     if board.smoke_test:
         lines += [SMOKE_TEST, ""]
     lines += [
         "Each task ran the same methods through the same protocol on its own data and pretext runs. "
-        "Ranks: 1 + the number of arms whose whole 95% interval lies above, at each task's largest "
-        "budget; equal ranks are ties.",
+        "Ranks: 1 + the number of arms whose whole 95% interval lies above; equal ranks are ties. "
+        "A method's mean rank averages its ranks over the tasks and, in each, over every budget and k.",
         "",
         "## Summary",
         "",
@@ -284,11 +310,17 @@ def render_tasks_board(board: TasksBoard) -> str:
     for arm, rank in sorted(board.mean_rank.items(), key=lambda item: item[1]):
         ran = sum(any(row.arm == arm for row in e.board.rows) for e in board.tasks.values())
         lines.append(f"| {arm} | {rank:.2f} | {ran} |")
-    lines += ["", "| task | best method | earns a place (largest budget) |", "| --- | --- | --- |"]
+    lines += [
+        "",
+        "| task | labelled episodes | k | best method | earns a place |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for name, entry in board.tasks.items():
-        room = entry.board.headroom.get(entry.board.budgets[-1]) if entry.board.budgets else None
-        verdict = "n/a" if room is None else "yes" if room.earns_place else "no"
-        lines.append(f"| {name} | {board.best[name] or '-'} | {verdict} |")
+        for key, by_k in board.best[name].items():
+            for k, best in by_k.items():
+                room = entry.board.headroom.get(key, {}).get(k)
+                verdict = "n/a" if room is None else "yes" if room.earns_place else "no"
+                lines.append(f"| {name} | {key} | {k} | {best or '-'} | {verdict} |")
     lines.append("")
     for name, entry in board.tasks.items():
         lines += _task_lines(name, entry)

@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 
 from airhockey.errors import UserError
-from airhockey.learn.config import PRACTITIONER, SCRATCH, CompareConfig
-from airhockey.learn.downstream.classifier import STACK_CNN
+from airhockey.learn.config import PRACTITIONER, SCRATCH, SCRATCH_TRANSFORMER, CompareConfig, PretextConfig
+from airhockey.learn.downstream.classifier import STACK_CNN, ClassifierConfig, build_classifier
+from airhockey.learn.methods.videomae import VideoMAE, VideoMAEConfig
+from airhockey.learn.nn.transformer import TransformerConfig, VideoTransformer
+from airhockey.learn.pretext.trainer import train_pretext
 from airhockey.learn.protocol.arms import build_arms, open_arms
 from airhockey.learn.protocol.compare import compare_on_dataset
 from airhockey.learn.protocol.results import read_results
@@ -87,3 +90,30 @@ def test_without_the_practitioner_the_arms_are_as_given(runs, tmp_path):
     assert results.arms == (SCRATCH, "pretext")
     assert PRACTITIONER not in results.settings.training
     assert all(json.loads(line)["arm"] != PRACTITIONER for line in (out / RUN_LOG).read_text().splitlines())
+
+
+@pytest.fixture(scope="module")
+def videomae_run(runs: TinyRuns, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-step VideoMAE run with a tiny transformer on the tiny 32x32 dataset."""
+    encoder = TransformerConfig(image_size=(32, 32), patch=8, width=16, depth=1, heads=2)
+    method = VideoMAE(
+        VideoMAEConfig(encoder=encoder, frames=4, clip_stride=4, decoder_width=8, decoder_depth=1)
+    )
+    out = tmp_path_factory.mktemp("videomae") / "videomae"
+    train_pretext(runs.data, out, method, PretextConfig(steps=2, epochs=None, batch_size=4), progress=False)
+    return out
+
+
+def test_a_transformer_arm_brings_its_own_scratch_baseline(runs, videomae_run):
+    assert SCRATCH_TRANSFORMER not in open_arms([runs.pretext], scratch_per_backbone=True)[1]
+    opened, names = open_arms([runs.pretext, videomae_run], practitioner=True, scratch_per_backbone=True)
+    assert names == [SCRATCH, PRACTITIONER, SCRATCH_TRANSFORMER, "pretext", "videomae"]
+    assert SCRATCH_TRANSFORMER not in open_arms([videomae_run], practitioner=True)[1]  # only when asked
+    arms = {arm.name: arm for arm in build_arms(names, opened, (32, 32))}
+    baseline, pretrained = arms[SCRATCH_TRANSFORMER], arms["videomae"]
+    assert baseline.runs == () and baseline.kind == SCRATCH and baseline.method is None
+    assert baseline.spec == pretrained.spec  # the same transformer, from random weights
+    assert arms[SCRATCH].spec.method == "next_frame"  # the ConvLSTM arms keep theirs
+    assert isinstance(
+        build_classifier(ClassifierConfig(baseline.spec, 2, 8), 0, None).encoder, VideoTransformer
+    )

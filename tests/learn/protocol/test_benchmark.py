@@ -37,11 +37,15 @@ def test_a_method_added_to_the_registry_gets_its_row(tmp_path):
         unregister(Reconstruct.name)
     rows = {row.arm: row for row in board.rows}
     assert [row.arm for row in board.rows if row.method] == ["next_frame", "test_reconstruct"]
-    assert set(rows["test_reconstruct"].accuracy) == {"1", "all"} and board.rows[0].arm == "scratch"
+    assert set(rows["test_reconstruct"].cells) == {"1", "all"} and board.rows[0].arm == "scratch"
     assert rows["test_reconstruct"].pretext.steps == (4,) and rows["scratch"].pretext is None
-    assert rows["next_frame"].difference_to_scratch["1"].ci95 is not None
-    assert board.task == "leftright" and set(board.headroom) == {"1", "all"}
-    assert set(board.ranks) == {"1", "all"} and board.oracle.accuracy["all"].accuracy_mean >= 0
+    assert rows["test_reconstruct"].pretext.flops == pytest.approx(
+        4 * rows["test_reconstruct"].pretext.flops_per_step
+    )
+    differences = rows["next_frame"].at("1", 1).difference
+    assert set(differences) == {"scratch", "practitioner"} and differences["scratch"].ci95 is not None
+    assert board.task == "leftright" and set(board.headroom) == {"1", "all"} and board.ks == (1,)
+    assert set(board.ranks) == {"1", "all"} and board.oracle.head["all"][1].accuracy_mean >= 0
     assert read_leaderboard(tmp_path / "bench") == board
     text = (tmp_path / "bench" / "leaderboard.md").read_text()
     assert "smoke test" in text and "| test_reconstruct |" in text
@@ -182,16 +186,19 @@ def test_the_leaderboard_rows_come_from_the_comparisons_results():
     facts = {"settings": {}, "command": "", "sessions": [{}, {}], "smoke_test": False}
     board = leaderboard(results, {}, seconds={"generate": 1.0, "pretext": 2.0, "compare": 3.0}, **facts)
     scratch, m = board.rows
-    assert scratch.pretext is None and scratch.difference_to_scratch == {}
-    assert set(m.accuracy) == {"4", "all"} and m.accuracy["all"].accuracy_mean == pytest.approx(0.9)
-    assert m.gap_to_oracle["4"] == pytest.approx(0.74 - 0.9) and m.accuracy_k[4].accuracy_mean == 0.85
+    assert scratch.pretext is None and scratch.at("4", 1).difference == {}
+    assert board.budgets == ("4", "all") and board.ks == (1, 4)
+    assert set(m.cells) == {"4", "all"} and m.at("all", 1).accuracy.accuracy_mean == pytest.approx(0.9)
+    assert (
+        m.at("4", 1).gap_to_oracle == pytest.approx(0.74 - 0.9)
+        and m.at("4", 4).accuracy.accuracy_mean == 0.85
+    )
+    assert m.at("all", 4) is None and m.at("4", 1).difference["scratch"].mean == 0.1
     assert m.probe_r2.puck_position == pytest.approx(0.7)
     assert m.probe_r2.puck_velocity == pytest.approx(0.4)
-    assert board.oracle.accuracy_k[4]["boosting"].accuracy_mean == 0.98
-    assert board.ranks["4"] == {"scratch": 2, "m": 1}  # m's interval lies above scratch's
-    assert board.frames_k_budget == 4
+    assert board.oracle.boosting["4"][4].accuracy_mean == 0.98
+    assert board.ranks["4"][1] == {"scratch": 2, "m": 1}  # m's interval lies above scratch's
     text = render_leaderboard(board, rollouts=False)
-    oracle_line = next(line for line in text.splitlines() if line.startswith("| oracle"))
-    header = next(line for line in text.splitlines() if line.startswith("| arm"))
-    assert oracle_line.count("|") == header.count("|") and "97.0%" in oracle_line
-    assert "at 4 labelled episodes" in text and "summed over the 2 calls" in text
+    k4 = text[text.index("## Accuracy, k = 4") :].splitlines()
+    assert k4[2] == "| arm | 4 ep. |" and "| oracle: boosted trees | 98.0% [97.0, 99.0] |" in k4
+    assert "summed over the 2 calls" in text

@@ -13,8 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from airhockey.cli import app
+from airhockey.cli.common import parse_budgets, parse_counts
 from airhockey.errors import UserError
-from airhockey.learn.config import CompareConfig, parse_budgets, parse_counts
+from airhockey.learn.config import CompareConfig
 from airhockey.learn.protocol import pipeline
 from airhockey.learn.protocol.arms import resolve_budgets
 from airhockey.learn.protocol.compare import compare_on_dataset

@@ -69,6 +69,7 @@ def test_an_offset_no_episode_reaches_has_no_accuracy_and_old_runs_have_no_horiz
     assert all(p.accuracy_mean is None and p.episodes == 0 for p in summary.strike)
     assert summary.after_strike is None and summary.before_strike.mean == 1.0
     old = {k: v for k, v in run.items() if k != "horizon"}
-    assert horizon_summary([4], [{"scratch": [old, old]}]) is None
-    horizon = horizon_summary([4, 8], [{"scratch": [old, old]}, {"scratch": [run, run]}])
-    assert [b.labelled_episodes for b in horizon.budgets] == [8]
+    assert horizon_summary([(4, 1, {"scratch": [old, old]})]) is None
+    settings = [(4, 1, {"scratch": [old, old]}), (8, 1, {"scratch": [run, run]}), (8, 2, {"scratch": [run]})]
+    horizon = horizon_summary(settings)
+    assert [(b.labelled_episodes, b.context_frames) for b in horizon.budgets] == [(8, 1), (8, 2)]

@@ -45,13 +45,16 @@ def test_two_tasks_each_get_their_folder_and_table(tmp_path):
         assert task_board.task == task and len(task_board.test_data.label_names) == labels
         assert (out / task / "pretext" / "next_frame-s0").is_dir()
         assert set(task_board.headroom) == set(task_board.budgets)
+        assert all(set(by_k) == set(task_board.ks) for by_k in task_board.headroom.values())
         assert "Accuracy by horizon" in (out / task / "compare" / "report.md").read_text()
     assert board.tasks["buttons5"].board.settings["compare"]["repeats"] == 2
-    assert set(board.mean_rank) == {"next_frame"} and board.best == dict.fromkeys(board.tasks, "next_frame")
+    assert set(board.mean_rank) == {"next_frame"}
+    for task in board.tasks:
+        assert board.best[task] == {key: {1: "next_frame"} for key in board.tasks[task].board.budgets}
     assert read_tasks_board(out) == board
     page = (out / "leaderboard.md").read_text()
     assert page.count("## Task `") == 2 and "| ceiling (oracle) |" in page and "a reduced edition" in page
-    assert "| next_frame | 1.00 | 2 |" in page and "| buttons5 | next_frame |" in page
+    assert "| next_frame | 1.00 | 2 |" in page and "| buttons5 | all | 1 | next_frame |" in page
 
 
 @pytest.mark.parametrize(
