@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -265,7 +266,27 @@ _shared: tuple[Any, ...] = ()
 
 def _set_shared(shared: tuple[Any, ...]) -> None:
     global _shared
+    die_with_parent()
     _shared = shared
+
+
+def die_with_parent() -> None:
+    """Makes this worker process end (SIGTERM) when the process that started it ends, on Linux.
+
+    A pool's workers otherwise outlive a driver that was killed (``kill`` reaches the driver
+    alone): they would finish their tasks, writing into run folders that a restarted driver is
+    writing too. Elsewhere it does nothing; call it first thing in a worker's initialiser.
+    """
+    if not sys.platform.startswith("linux"):  # prctl is Linux's
+        return
+    import ctypes
+    import signal
+
+    parent = multiprocessing.parent_process()
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if parent is not None and os.getppid() != parent.pid:  # it ended before the call
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _call_with_shared(fn: Callable[..., R], item: Any) -> R:

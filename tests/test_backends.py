@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +85,40 @@ def test_an_unreachable_cluster_is_an_error_naming_the_address_tried(monkeypatch
 def test_bad_backend_settings_are_user_errors(settings, message):
     with pytest.raises(UserError, match=message):
         Backend(**settings)
+
+
+def _write_pid_and_wait(item: int, folder: str) -> int:
+    """A task that records its worker's pid, then outlasts the test unless its worker is ended."""
+    Path(folder, f"{os.getpid()}.pid").write_text("")
+    time.sleep(60)
+    return item
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state  # a zombie has ended
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's")
+def test_local_workers_end_when_their_driver_is_killed(tmp_path):
+    script = (
+        "import sys; from airhockey.backends import Backend, run_tasks; "
+        "from tests.test_backends import _write_pid_and_wait; "
+        "list(run_tasks(_write_pid_and_wait, [0, 1], backend=Backend(), shared=(sys.argv[1],), workers=2))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    driver = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], env=env)
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("*.pid"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers = [int(p.stem) for p in tmp_path.glob("*.pid")]
+    assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+    driver.kill()  # SIGKILL: the driver cannot stop its pool itself
+    driver.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)

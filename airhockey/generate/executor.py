@@ -33,7 +33,7 @@ from typing import Any
 from tqdm import tqdm
 
 from airhockey.agents.actor import MLPActor
-from airhockey.backends import LOCAL, Backend, available_cpus, connect_ray, run_tasks
+from airhockey.backends import LOCAL, Backend, available_cpus, connect_ray, die_with_parent, run_tasks
 from airhockey.errors import UserError
 from airhockey.generate.config import GenerateConfig, check_settings
 from airhockey.generate.hdf5 import atomic_write_bytes, open_shard, sha256_file, shard_attrs
@@ -298,6 +298,7 @@ def _portable(policy: Policy, spec: str) -> Policy | str:
 
 
 def _init_worker(policy: Policy | str, events: multiprocessing.Queue) -> None:
+    die_with_parent()
     _worker["policy"] = load_policy(policy) if isinstance(policy, str) else policy
     _worker["events"] = events
     if "torch" in sys.modules:

@@ -150,7 +150,8 @@ def _swap_checkpoints(folder: Path, rng: np.random.Generator) -> None:
 
 
 def _any_file(folder: Path, rng: np.random.Generator) -> Path:
-    files = sorted(p for p in folder.iterdir() if p.is_file())
+    """One of the files the run wrote (the empty lock file holds nothing to damage)."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.stat().st_size)
     return files[int(rng.integers(len(files)))]
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import math
 import time
 from collections.abc import Iterator
@@ -46,7 +45,7 @@ from tqdm import tqdm
 from airhockey.errors import UserError
 from airhockey.generate.shards import open_shards
 from airhockey.jsonio import write_json
-from airhockey.learn.config import RESUMABLE, PretextConfig
+from airhockey.learn.config import PretextConfig
 from airhockey.learn.data import split_episodes
 from airhockey.learn.device import Precision, check_device
 from airhockey.learn.methods import get_method
@@ -54,7 +53,14 @@ from airhockey.learn.methods.base import PretextMethod, to_device
 from airhockey.learn.nn.encoder import VideoEncoder
 from airhockey.learn.pretext.checkpoint import BEST, KIND_PRETEXT, LAST, load_checkpoint, save_checkpoint
 from airhockey.learn.pretext.flops import budget_steps, loader_step_flops
-from airhockey.learn.pretext.guards import check_finite, check_out_folder, episodes_fingerprint
+from airhockey.learn.pretext.guards import (
+    check_finite,
+    check_out_folder,
+    check_resume,
+    check_resume_data,
+    episodes_fingerprint,
+    training_lock,
+)
 from airhockey.learn.pretext.previews import prediction_image
 from airhockey.tblog import TB_DIR, TBLog, open_log
 from airhockey.writing import atomic_file, open_append
@@ -71,7 +77,6 @@ STOP_REASONS = {
 """Why a run stopped (``metrics.json`` ``stopped_by``), in words for the console."""
 RUN_FILES = (LAST, BEST, "log.csv", "metrics.json", "config.json")
 """The files of a run folder: any of them marks the folder as holding a run."""
-DATA_CHECKED = ("fingerprint", "split_seed", "train_episodes", "val_episodes", "test_episodes")
 """What a resumed run's data must share with the data it was trained on."""
 
 
@@ -165,39 +170,6 @@ def freeze_encoders(model: torch.nn.Module) -> None:
             module.requires_grad_(False)
 
 
-def _check_resume(stored: dict[str, Any], config: PretextConfig, method: PretextMethod[Any] | None) -> None:
-    if method is not None and (
-        method.name != stored["method"] or method.config_dict() != stored["method_config"]
-    ):
-        raise UserError(
-            "--resume continues a run with its own method and settings: leave --method and --set out"
-        )
-    defaults = dataclasses.asdict(PretextConfig())  # a setting newer than the run had its default
-    changed = {
-        k for k, v in dataclasses.asdict(config).items() if stored["train_config"].get(k, defaults[k]) != v
-    } - RESUMABLE
-    if changed:
-        raise UserError(f"--resume needs the run's own settings; these differ: {', '.join(sorted(changed))}")
-
-
-def _check_resume_data(checkpoint: dict[str, Any], data_info: dict[str, Any], out: Path) -> None:
-    """Refuses to resume a run on other data than it was trained on (another fingerprint or split)."""
-    stored = checkpoint.get("data")
-    if stored is None:  # a checkpoint from before data was stored in it: config.json's record
-        try:
-            stored = json.loads((out / "config.json").read_text()).get("data", {})
-        except (OSError, ValueError, AttributeError):
-            stored = {}
-    if not data_info or not isinstance(stored, dict):
-        return
-    differ = [k for k in DATA_CHECKED if stored.get(k) is not None and stored.get(k) != data_info.get(k)]
-    if differ:
-        raise UserError(
-            f"--resume continues {str(out)!r} on the data it was trained on ({stored.get('path')!r}); "
-            f"{data_info['path']!r} differs in {', '.join(differ)}: pass that dataset, or start a new run"
-        )
-
-
 def _open_run(
     out: Path,
     method: PretextMethod[Any] | None,
@@ -217,7 +189,7 @@ def _open_run(
                 + ("" if held else ", or leave out --resume")
             )
         checkpoint = load_checkpoint(out, KIND_PRETEXT, name=LAST)
-        _check_resume(checkpoint, config, method)
+        check_resume(checkpoint, config, method)
         method = get_method(checkpoint["method"]).from_dict(checkpoint["method_config"])
     elif held:
         hint = "pass --resume to continue it, or" if LAST in held else f"it has no {LAST} to resume;"
@@ -548,10 +520,25 @@ def train_pretext(
     """
     out = Path(out)
     device = check_device(config.device, config.precision)
+    with training_lock(out, None if isinstance(data, tuple) else data):
+        return _train_locked(data, out, method, config, device, resume, progress, command)
+
+
+def _train_locked(
+    data: str | Path | tuple[Dataset, Dataset],
+    out: Path,
+    method: PretextMethod[Any] | None,
+    config: PretextConfig,
+    device: torch.device,
+    resume: bool,
+    progress: bool,
+    command: str,
+) -> dict[str, Any]:
+    """``train_pretext`` with the run folder locked."""
     method, checkpoint = _open_run(out, method, config, resume, None if isinstance(data, tuple) else data)
     train_set, val_set, method, data_info = _training_samples(data, method, config, resume)
     if checkpoint is not None:
-        _check_resume_data(checkpoint, data_info, out)
+        check_resume_data(checkpoint, data_info, out)
     training = _Training(method, config, device, out, data_info)
     training.set_budget(train_set)  # refuses a FLOPs budget below one step before anything is written
     if checkpoint is not None:

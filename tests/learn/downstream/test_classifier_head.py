@@ -17,24 +17,7 @@ from airhockey.learn.downstream.classifier import (
     load_classifier,
 )
 from airhockey.learn.downstream.classify import classify_on_dataset, run_arm
-from airhockey.learn.downstream.labelled import ClassifierData
-from airhockey.learn.pretext.run import PretextRun
-from tests.learn.tiny import SCHEDULE, TinyRuns, tiny_runs
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> TinyRuns:
-    return tiny_runs(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def run(runs: TinyRuns) -> PretextRun:
-    return PretextRun.open(runs.pretext)
-
-
-@pytest.fixture(scope="module")
-def prepared(runs: TinyRuns, run: PretextRun) -> ClassifierData:
-    return ClassifierData.load(runs.data, [run])
+from tests.learn.tiny import SCHEDULE
 
 
 def test_a_batchnorm_head_trains_and_differs_from_the_scaler(prepared, run):

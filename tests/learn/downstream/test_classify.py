@@ -37,24 +37,9 @@ from airhockey.learn.downstream.labelled import ClassifierData, FrameSet, budget
 from airhockey.learn.downstream.scoring import position_accuracy, score_predictions
 from airhockey.learn.methods import get_method, method_names
 from airhockey.learn.pretext.run import PretextRun
-from tests.learn.tiny import SCHEDULE, TinyRuns, tiny_runs
+from tests.learn.tiny import SCHEDULE
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> TinyRuns:
-    return tiny_runs(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def run(runs: TinyRuns) -> PretextRun:
-    return PretextRun.open(runs.pretext)
-
-
-@pytest.fixture(scope="module")
-def prepared(runs: TinyRuns, run: PretextRun) -> ClassifierData:
-    return ClassifierData.load(runs.data, [run])
 
 
 def model_config(run: PretextRun, prepared: ClassifierData) -> ClassifierConfig:

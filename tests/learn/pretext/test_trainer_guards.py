@@ -111,3 +111,28 @@ def test_resume_refuses_other_data_and_out_inside_the_data(runs, tmp_path):
         with pytest.raises(UserError, match="dataset"):
             train_pretext(runs.data, out, NextFrame(TINY_MODEL), PRETEXT, progress=False)
     assert not (runs.data / "run").exists()
+
+
+def test_a_second_process_cannot_train_a_run_folder_another_is_training(tmp_path):
+    import fcntl
+
+    from airhockey.learn.pretext.guards import LOCK_FILE, training_lock
+
+    out = tmp_path / "run"
+    with training_lock(out, None):
+        assert (out / LOCK_FILE).is_file()
+        with open(out / LOCK_FILE) as other, pytest.raises(BlockingIOError):  # as another process would
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(UserError, match="another process is training this run"), training_lock(out, None):
+            pass
+    with training_lock(out, None):  # released when the training ends
+        pass
+
+
+def test_a_training_refused_before_writing_leaves_no_folder(tmp_path):
+    from airhockey.learn.pretext.guards import training_lock
+
+    out = tmp_path / "new" / "run"
+    with pytest.raises(UserError), training_lock(out, None):
+        raise UserError("refused")
+    assert not out.exists()

@@ -18,6 +18,7 @@ from airhockey.learn.protocol.benchmark import QUICK, run_benchmark
 from airhockey.learn.protocol.leaderboard import leaderboard, read_leaderboard, render_leaderboard
 from airhockey.learn.protocol.results import results_of
 from tests.learn.methods.test_registry import Reconstruct
+from tests.learn.protocol.handmade import handmade_rest
 
 TINY = dataclasses.replace(
     QUICK,
@@ -149,35 +150,7 @@ def by_hand() -> dict:
         "probes": {
             "m": {"puck_x": 0.8, "puck_y": 0.6, "puck_vx": 0.5, "puck_vy": 0.3, "bar_x": 1.0, "bar_y": 0.9}
         },
-        "search": None,
-        "accuracy_by_position": {"fraction_bin_edges": [], "budgets": []},
-        "convergence": {"budgets": []},
-        "after_hit": None,
-        "settings": {
-            "budgets": [4, 20],
-            "repeats": 1,
-            "seed": 0,
-            "scratch_schedule": "same",
-            "training": {},
-            "hidden": 8,
-            "include_after_hit": False,
-            "optional_runs": None,
-            "validation": "budget",
-            "validation_min_budget": 4,
-            "bootstrap": "",
-        },
-        "data": {
-            "path": "d",
-            "test_path": "t",
-            "label_names": ["left", "right"],
-            "frame_size": [8, 8],
-            "train_episodes": 20,
-            "val_episodes": 0,
-            "test_episodes": 10,
-            "test_episode_ids": [],
-        },
-        "command": "",
-        "seconds": 0.0,
+        **handmade_rest([4, 20]),
     }
 
 

@@ -14,6 +14,7 @@ from airhockey.learn.protocol.leaderboard_records import FORMAT_VERSION, leaderb
 from airhockey.learn.protocol.results import Results, results_of
 from airhockey.learn.protocol.task_benchmark import TaskEntry, best_methods, read_tasks_board, tasks_board
 from airhockey.records import to_json
+from tests.learn.protocol.handmade import handmade_rest
 
 DOCS = Path(__file__).parents[3] / "docs" / "results"
 ARMS = {"scratch": None, "practitioner": None, "m": "m"}
@@ -97,35 +98,7 @@ def comparison() -> Results:
         "frames_k_budget": None,
         "oracle_by_k": [oracle(n, 2) for n in (2, 4)],
         "probes": None,
-        "search": None,
-        "accuracy_by_position": {"fraction_bin_edges": [], "budgets": []},
-        "convergence": {"budgets": []},
-        "after_hit": None,
-        "settings": {
-            "budgets": [2, 4],
-            "repeats": 1,
-            "seed": 0,
-            "scratch_schedule": "same",
-            "training": {},
-            "hidden": 8,
-            "include_after_hit": False,
-            "optional_runs": None,
-            "validation": "budget",
-            "validation_min_budget": 4,
-            "bootstrap": "",
-        },
-        "data": {
-            "path": "d",
-            "test_path": "t",
-            "label_names": ["left", "right"],
-            "frame_size": [8, 8],
-            "train_episodes": 20,
-            "val_episodes": 0,
-            "test_episodes": 10,
-            "test_episode_ids": [],
-        },
-        "command": "",
-        "seconds": 0.0,
+        **handmade_rest([2, 4]),
     }
     return results_of(data, "by hand")
 
