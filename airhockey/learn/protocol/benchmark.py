@@ -56,6 +56,7 @@ from airhockey.learn.protocol.leaderboard import (
     write_leaderboard,
 )
 from airhockey.learn.protocol.runlog import comparable, finished_results
+from airhockey.learn.protocol.summaries import GOAL_BUDGET
 from airhockey.records import read_record, to_json
 from airhockey.tasks import DEFAULT_TASK, Task, get_task
 
@@ -162,14 +163,16 @@ class BenchmarkConfig:
         )
 
     def reduced(self) -> BenchmarkConfig:
-        """A reduced edition of this one, for a task added to a benchmark: the smallest and the
-        largest budget only, half the draws (at least 2), the first pretext seed, no k > 1 runs."""
-        budgets = self.compare.budgets
+        """A reduced edition of this one, for a task added to a benchmark: one budget, the one the
+        goal is judged at (the largest of at most ``GOAL_BUDGET`` episodes, else the smallest), with
+        every k; half the draws (at least 2); the first pretext seed."""
+        budgets = [b for b in self.compare.budgets if b is not None]
+        scarce = [b for b in budgets if b <= GOAL_BUDGET]
+        budget = max(scarce) if scarce else (min(budgets) if budgets else None)
         compare = dataclasses.replace(
             self.compare,
-            budgets=tuple(dict.fromkeys((budgets[0], budgets[-1]))),
+            budgets=(budget,),
             repeats=max(2, self.compare.repeats // 2),
-            frames_k=(),
             frames_k_budget=None,
         )
         return dataclasses.replace(self, compare=compare, pretext_seeds=self.pretext_seeds[:1])

@@ -54,7 +54,8 @@ def test_two_tasks_each_get_their_folder_and_table(tmp_path):
     assert read_tasks_board(out) == board
     page = (out / "leaderboard.md").read_text()
     assert page.count("## Task `") == 2 and "| ceiling (oracle) |" in page and "a reduced edition" in page
-    assert "| next_frame | 1.00 | 2 |" in page and "| buttons5 | all | 1 | next_frame |" in page
+    assert board.tasks["buttons5"].board.budgets == ("1",)  # reduced: the goal's budget alone
+    assert "| next_frame | 1.00 | 2 |" in page and "| buttons5 | 1 | 1 | next_frame |" in page
 
 
 @pytest.mark.parametrize(
