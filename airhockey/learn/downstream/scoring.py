@@ -15,6 +15,8 @@ from airhockey.learn.downstream.offsets import horizon_record
 
 FRACTION_BINS = 10
 """Equal bins of the fraction of the time to the hit, ``frame_index / hit_frame`` in [0, 1)."""
+STRIKE_WINDOW = (-40, 40)
+"""Offsets from the strike (first and last, in frames) at which accuracy is kept per run."""
 
 
 def position_accuracy(correct: NDArray[np.bool_], frames: FrameSet) -> dict[str, Any]:
@@ -28,7 +30,10 @@ def position_accuracy(correct: NDArray[np.bool_], frames: FrameSet) -> dict[str,
         ``by_fraction``: accuracy in each of ``FRACTION_BINS`` equal bins of
         ``frame_index / hit_frame`` (NaN where a bin is empty), ``fraction_frames``: frames per bin;
         ``by_frames_before_hit``: accuracy at k = 1, 2, ... frames before the hit, up to the
-        longest episode, ``frames_before_hit_frames``: frames at each k.
+        longest episode, ``frames_before_hit_frames``: frames at each k;
+        ``by_frames_from_strike``: accuracy at each offset from the strike in ``STRIKE_WINDOW``
+        (-40 ... +40 frames; episodes without a strike left out), ``frames_from_strike_frames``:
+        frames at each offset.
     """
     before = ~frames.after_hit
     fraction = frames.frame_index[before] / np.maximum(frames.hit_frame[before], 1)
@@ -36,20 +41,28 @@ def position_accuracy(correct: NDArray[np.bool_], frames: FrameSet) -> dict[str,
     k = (frames.hit_frame - frames.frame_index)[before]
     ok = correct[before].astype(np.float64)
 
-    def binned(bins: NDArray[np.int64], n: int) -> tuple[list[float], list[int]]:
+    def binned(
+        bins: NDArray[np.int64], n: int, right: NDArray[np.float64] = ok
+    ) -> tuple[list[float], list[int]]:
         count = np.bincount(bins, minlength=n)[:n]
-        hits = np.bincount(bins, weights=ok, minlength=n)[:n]
+        hits = np.bincount(bins, weights=right, minlength=n)[:n]
         with np.errstate(invalid="ignore", divide="ignore"):
             return (hits / count).tolist(), count.tolist()
 
     by_fraction, fraction_frames = binned(fraction_bin, FRACTION_BINS)
     longest = int(k.max()) if k.size else 0
     by_k, k_frames = binned(k - 1, longest)
+    first, last = STRIKE_WINDOW
+    offset = (frames.frame_index - frames.strike_frame)[before]
+    inside = (frames.strike_frame[before] >= 0) & (offset >= first) & (offset <= last)
+    by_offset, offset_frames = binned(offset[inside] - first, last - first + 1, ok[inside])
     return {
         "by_fraction": by_fraction,
         "fraction_frames": fraction_frames,
         "by_frames_before_hit": by_k,
         "frames_before_hit_frames": k_frames,
+        "by_frames_from_strike": by_offset,
+        "frames_from_strike_frames": offset_frames,
     }
 
 

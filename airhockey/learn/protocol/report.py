@@ -27,6 +27,7 @@ from airhockey.learn.protocol.results import (
     MeanCI,
     OracleBudget,
     PairedDifference,
+    PositionSummary,
     Results,
     write_results,
 )
@@ -315,15 +316,26 @@ def _probe_lines(results: Results) -> list[str]:
     return lines
 
 
+def _from_strike_cell(summary: PositionSummary) -> str:
+    """`` / o [lo, hi]``: the earliest offset from the strike, where the results hold it."""
+    if summary.by_frames_from_strike is None:
+        return ""
+    found = summary.earliest_from_strike
+    shown = "not reached" if found is None else f"{found:+d}"
+    return f" / {shown} {whole_interval(summary.earliest_from_strike_ci95)}"
+
+
 def _position_lines(results: Results) -> list[str]:
     arms, budgets = results.arms, results.accuracy_by_position.budgets
+    strike = any(p.by_frames_from_strike is not None for b in budgets for p in b.arms.values())
     lines = [
         "",
         "## How many frames each needs",
         "",
         *_image(results, "position", "accuracy by position"),
         f"Earliest position from which mean test accuracy stays at or above {results.threshold:.0%} "
-        "(fraction of the time to the hit / frames before the hit):",
+        "(fraction of the time to the hit / frames before the hit"
+        + (" / frames from the strike):" if strike else "):"),
         "",
         "| labelled episodes | " + " | ".join(arms) + " |",
         "| --- |" + " --- |" * len(arms),
@@ -332,15 +344,22 @@ def _position_lines(results: Results) -> list[str]:
         cells = [
             f"{number(p.earliest_fraction)} {interval(p.earliest_fraction_ci95, 1.0)} / "
             f"{p.most_frames_before_hit or 'not reached'} {whole_interval(p.most_frames_before_hit_ci95)}"
+            + _from_strike_cell(p)
             for p in (b.arms[a] for a in arms)
         ]
         lines.append(f"| {_budget_name(b.labelled_episodes, b.context_frames)} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "A fraction f means: from f of the way between the first frame and the hit on; k frames means: "
-        "from k frames before the hit on ('not reached': not even the last frame before the hit). "
-        "Intervals: 95% bootstrap over the repeats, a resample that does not reach the threshold counted "
-        "as 1.0 / 0 frames.",
+        "from k frames before the hit on ('not reached': not even the last frame before the hit)"
+        + (
+            "; an offset o from the strike: from o frames after the bar first touched the puck on "
+            "(negative: before it; where half the test episodes have a frame). "
+            if strike
+            else ". "
+        )
+        + "Intervals: 95% bootstrap over the repeats, a resample that does not reach the threshold counted "
+        "as 1.0 / 0 frames" + (" / the window's end (+40)." if strike else "."),
         "",
         "Accuracy before the bar first touches the puck (the puck rests: only the bar's approach tells) and "
         "from that strike to the hit, mean over repeats (95% bootstrap interval):",

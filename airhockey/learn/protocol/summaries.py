@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from airhockey.learn.config import THRESHOLD, ClassifyConfig
+from airhockey.learn.downstream.scoring import STRIKE_WINDOW
 from airhockey.learn.protocol.results import (
     AfterHit,
     ArmAccuracy,
@@ -31,6 +32,7 @@ from airhockey.learn.protocol.results import (
     PositionSummary,
     Results,
     StepsToAccuracy,
+    StrikeCurve,
 )
 from airhockey.learn.protocol.stats import (
     BOOTSTRAP_SAMPLES,
@@ -84,6 +86,20 @@ def most_frames_before_hit(curve: Sequence[float]) -> int | None:
     return k or None
 
 
+def earliest_from_strike(curve: Sequence[float]) -> int | None:
+    """The earliest offset from the strike (``STRIKE_WINDOW``) from which accuracy is >=
+    ``THRESHOLD`` at every later offset of the window that holds frames (NaN offsets, with no
+    frames, are passed over); None where the last such offset is below it."""
+    start = None
+    for i in range(len(curve) - 1, -1, -1):
+        if math.isnan(curve[i]):
+            continue
+        if curve[i] < THRESHOLD:
+            break
+        start = STRIKE_WINDOW[0] + i
+    return start
+
+
 def curve_statistic_ci(
     rows: Sequence[Sequence[float]],
     statistic: Callable[[list[float]], float | None],
@@ -132,7 +148,34 @@ def position_summary(runs: Sequence[Run], test_episodes: int) -> PositionSummary
         most_frames_before_hit_ci95=interval(curve_statistic_ci(k_rows, most_frames_before_hit, 0)),
         before_strike=mean_summary([r["accuracy_before_strike"] for r in runs]),
         strike_to_hit=mean_summary([r["accuracy_strike_to_hit"] for r in runs]),
+        **_from_strike(runs, test_episodes),
     )
+
+
+def _from_strike(runs: Sequence[Run], test_episodes: int) -> dict[str, Any]:
+    """``PositionSummary``'s strike fields: accuracy at each offset of ``STRIKE_WINDOW`` that at
+    least half of the test episodes reach, and the earliest offset from which it stays at or above
+    ``THRESHOLD`` (with its interval over the runs: a resample that never gets there counts as the
+    window's end). Empty for records written before runs kept it."""
+    if not all("by_frames_from_strike" in r for r in runs):
+        return {}
+    counts = runs[0]["frames_from_strike_frames"]
+    kept = [i for i, n in enumerate(counts) if 2 * n >= test_episodes]
+    if not kept:
+        return {}
+    lo, hi = kept[0], kept[-1] + 1
+    rows = [r["by_frames_from_strike"][lo:hi] for r in runs]
+    mean, ci = _curve(rows)
+    offsets = tuple(range(STRIKE_WINDOW[0] + lo, STRIKE_WINDOW[0] + hi))
+
+    def earliest(curve: Sequence[float]) -> int | None:  # on the kept offsets, placed in the window
+        return earliest_from_strike([math.nan] * lo + list(curve))
+
+    return {
+        "by_frames_from_strike": StrikeCurve(offsets, mean, ci, tuple(counts[lo:hi])),
+        "earliest_from_strike": earliest(mean),
+        "earliest_from_strike_ci95": interval(curve_statistic_ci(rows, earliest, STRIKE_WINDOW[1])),
+    }
 
 
 def run_steps(record: Run, training: ClassifyConfig) -> list[int]:

@@ -3,12 +3,15 @@ each run recorded."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from airhockey.learn.downstream.labelled import FrameSet
-from airhockey.learn.downstream.scoring import score_predictions
+from airhockey.learn.downstream.scoring import STRIKE_WINDOW, position_accuracy, score_predictions
 from airhockey.learn.protocol.horizon import arm_horizon, horizon_summary
+from airhockey.learn.protocol.summaries import earliest_from_strike
 
 # Three test episodes of 30 frames: (strike, hit); the third has no strike and no lit button.
 EPISODES = ((10, 25), (4, 12), (-1, 30))
@@ -73,3 +76,18 @@ def test_an_offset_no_episode_reaches_has_no_accuracy_and_old_runs_have_no_horiz
     settings = [(4, 1, {"scratch": [old, old]}), (8, 1, {"scratch": [run, run]}), (8, 2, {"scratch": [run]})]
     horizon = horizon_summary(settings)
     assert [(b.labelled_episodes, b.context_frames) for b in horizon.budgets] == [(8, 1), (8, 2)]
+
+
+def test_accuracy_at_every_offset_from_the_strike_and_where_it_stays_high():
+    test = frame_set()
+    record = position_accuracy(run_a(test), test)
+    first = STRIKE_WINDOW[0]
+    by_offset, counts = record["by_frames_from_strike"], record["frames_from_strike_frames"]
+    # Frames before the hit of the two struck episodes: offsets -10..14 (episode 0), -4..7 (episode 1).
+    assert counts[-10 - first] == 1 and counts[0 - first] == 2 and counts[8 - first] == 1
+    assert sum(counts) == 25 + 12
+    assert by_offset[-2 - first] == 1.0  # both right: episode 0 at frame 8, episode 1 at frame 2
+    assert by_offset[-3 - first] == 0.5 and math.isnan(by_offset[-11 - first])
+    assert earliest_from_strike(by_offset) == 3  # episode 1 wrong at its frame 6 (offset 2)
+    assert earliest_from_strike([math.nan, 0.5, 0.95, math.nan, 0.92]) == first + 2
+    assert earliest_from_strike([0.95, 0.5]) is None
