@@ -336,13 +336,14 @@ def train_classifier(
 
 
 def log_history(
-    folder: Path, history: list[dict[str, Any]], lr: float, encoder_lr: float, test: float
+    folder: Path, history: list[dict[str, Any]], lr: float, encoder_lr: float, test: float | None
 ) -> None:
     """Writes a trained classifier's epochs as TensorBoard event files into ``folder`` (nothing,
     after a one-line note, without the ``tensorboard`` extra), at its optimiser steps.
 
     Tags: ``train/loss``, ``train/accuracy``, ``val/accuracy`` and ``lr/head``, ``lr/encoder`` (0 while
-    the encoder is frozen; the rate each epoch ends at) per epoch; ``test/accuracy`` at the last step.
+    the encoder is frozen; the rate each epoch ends at) per epoch; ``test/accuracy`` at the last step
+    (none for a run that was not tested, ``test`` None).
     """
     with open_log(folder) as tb:
         for row in history:
@@ -352,7 +353,8 @@ def log_history(
             tb.scalar("val/accuracy", row["val_accuracy"], step)
             tb.scalar("lr/head", lr, step)
             tb.scalar("lr/encoder", 0.0 if row["encoder_frozen"] else encoder_lr, step)
-        tb.scalar("test/accuracy", test, history[-1]["steps"])
+        if test is not None:
+            tb.scalar("test/accuracy", test, history[-1]["steps"])
 
 
 def best_epoch(history: list[dict[str, Any]]) -> int:
@@ -385,6 +387,7 @@ def run_arm(
     val_episodes: NDArray[np.int64] | None = None,
     progress: bool = True,
     desc: str = "",
+    test: bool = True,
 ) -> tuple[DirectionClassifier, dict[str, Any]]:
     """Builds, trains and tests one classifier on labelled training episodes.
 
@@ -399,12 +402,14 @@ def run_arm(
             against it, or an empty array for none.
         progress: show a progress bar.
         desc: the progress bar's label.
+        test: score the trained model on the test episodes; False for a run that only its
+            validation is read of (a hyperparameter search's), whose record then has no scores.
 
     Returns:
         The trained model, and its record: ``labelled_episodes`` (trained on and validated on),
         ``episodes``, ``val_episodes``, ``train_frames``, ``seed``, ``history`` (see
         ``train_classifier``), ``train_seconds``, ``best_epoch`` (the epoch whose weights were
-        tested) and the ``score_classifier`` fields.
+        tested) and, with ``test``, the ``score_classifier`` fields.
     """
     val_ids = data.split.val if val_episodes is None else val_episodes
     assert_disjoint(data.split.test, labelled, val_ids)
@@ -413,9 +418,11 @@ def run_arm(
     encoder = model_config.encoder.for_frames(config.context_frames)  # a frame-stack CNN's k
     model = build_classifier(dataclasses.replace(model_config, encoder=encoder), config.seed, encoder_state)
     history = train_classifier(model, train, val, config, progress=progress, desc=desc)
-    test = data.frames.of_episodes(data.split.test)
-    with Precision(config.precision, check_device(config.device)).autocast_calls(model):
-        scores = score_classifier(model, test, config.include_after_hit, config.context_frames)
+    scores = {}
+    if test:
+        test_frames = data.frames.of_episodes(data.split.test)
+        with Precision(config.precision, check_device(config.device)).autocast_calls(model):
+            scores = score_classifier(model, test_frames, config.include_after_hit, config.context_frames)
     own_val = val_episodes is not None
     record = {
         "labelled_episodes": len(labelled) + (len(val_ids) if own_val else 0),

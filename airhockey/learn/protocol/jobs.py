@@ -130,6 +130,7 @@ def run_classifier_job(
             states[job.arm_index][job.run_index],
             val_episodes=job.val_episodes,
             progress=False,
+            test=not job.candidate,  # a search candidate is read by its validation alone
         )
     except UserError as err:
         run = f"arm {job.arm!r}, budget {job.budget}, draw {job.repeat + 1}, k = {job.context_frames}"
@@ -144,7 +145,7 @@ def run_classifier_job(
         "include_after_hit": job.include_after_hit,
         "context_frames": job.context_frames,
         **record,
-        "seconds": round(time.perf_counter() - start, 3),  # training and testing, wall clock
+        "seconds": round(time.perf_counter() - start, 3),  # training and testing (not a search's), wall
     }
 
 
@@ -213,7 +214,9 @@ class Runner:
                 self.done[run_key(record)] = record
                 schedule = record["schedule"]
                 tb = self.log.parent / TB_DIR / tb_run_name(record)
-                log_history(tb, record["history"], schedule["lr"], schedule["encoder_lr"], record["accuracy"])
+                log_history(
+                    tb, record["history"], schedule["lr"], schedule["encoder_lr"], record.get("accuracy")
+                )
         by_arm: dict[str, dict[str, float]] = {}
         for index in sorted(probes):
             by_arm.setdefault(probes[index]["arm"], {}).update(probes[index]["r2"])

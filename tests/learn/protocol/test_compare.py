@@ -364,6 +364,8 @@ def test_every_arm_runs_the_same_search_and_then_its_choice(runs, tmp_path):
     logged = [json.loads(line) for line in (tmp_path / "report" / "runs.jsonl").read_text().splitlines()]
     searched = [r for r in logged if r["search"]]
     assert len(searched) == 2 * len(names)  # every arm, every candidate, one draw
+    assert not any("accuracy" in r or "test_frames" in r for r in searched)  # read by validation alone
+    assert all("accuracy" in r for r in logged if not r["search"])
     for arm in ARMS:
         row = search["arms"][arm]
         assert row["chosen"] == max(names, key=lambda n: row["mean_best_val_accuracy"][n])
