@@ -220,8 +220,9 @@ def versioned_record(
     kind: str,
     remedy: str,
 ) -> R:
-    """The record ``cls`` of a versioned file's plain data: a file without ``format_version`` goes
-    through ``upgrade`` (version 0 to ``current``), any version but those two is refused.
+    """The record ``cls`` of a versioned file's plain data: a file of an older version (one without
+    ``format_version`` is version 0) goes through ``upgrade`` (to ``current``), a newer or unknown
+    version is refused.
 
     Args:
         file: what the file is, for the message (e.g. "a comparison's results.json").
@@ -235,7 +236,8 @@ def versioned_record(
     if not isinstance(data, dict):
         raise UserError(f"{source} is not {file} (not a JSON object)")
     version = data.get("format_version", 0)
-    if version == 0:
+    older = isinstance(version, int) and not isinstance(version, bool) and 0 <= version < current
+    if older:
         data = upgrade(data)
     elif version != current:
         raise UserError(

@@ -229,8 +229,6 @@ def read_leaderboard(path: str | Path) -> Leaderboard:
 def leaderboard_of(data: Any, source: str | Path) -> Leaderboard:
     """The ``Leaderboard`` of plain data read from ``source`` (named in errors), upgraded from an
     older version."""
-    if isinstance(data, dict) and data.get("format_version") in (1, 2):
-        data = upgrade_leaderboard(data)
     return versioned_record(
         Leaderboard,
         data,

@@ -12,10 +12,9 @@ settings and the data. Every ``ArmAccuracy`` keeps the records of the runs behin
 oracle's), so that each accuracy interval and paired difference can be recomputed from this file
 alone (``summaries.arm_summary``, ``summaries.paired_difference``).
 
-``FORMAT_VERSION`` is written with every file. A file of version 1 is read through ``upgrade_v1``,
-one without a version (written before the field existed) through ``upgrade_v0`` then
-``upgrade_v1``; a file of another version is refused. Positions and convergence hold every budget
-and k.
+``FORMAT_VERSION`` is written with every file. An older file (version 1, or one without a
+version, written before the field existed) is read through ``results_upgrade.upgrade_results``; a
+file of another version is refused. Positions and convergence hold every budget and k.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from airhockey.jsonio import write_json
-from airhockey.learn.protocol.results_upgrade import upgrade_v0, upgrade_v1
+from airhockey.learn.protocol.results_upgrade import upgrade_results
 from airhockey.records import OMIT, read_json_file, to_json, versioned_record
 
 FORMAT_VERSION = 2
@@ -503,14 +502,12 @@ def read_results(path: str | Path) -> Results:
 
 def results_of(data: Any, source: str | Path) -> Results:
     """The ``Results`` of plain data read from ``source`` (named in errors)."""
-    if isinstance(data, dict) and data.get("format_version") == 1:
-        data = upgrade_v1(data)
     return versioned_record(
         Results,
         data,
         source,
         current=FORMAT_VERSION,
-        upgrade=lambda v0: upgrade_v1(upgrade_v0(v0)),
+        upgrade=upgrade_results,
         file="a comparison's results.json",
         kind="results",
         remedy="run the comparison again",

@@ -7,6 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
+
+def upgrade_results(data: dict[str, Any]) -> dict[str, Any]:
+    """Plain data of a results.json of version 0 (no ``format_version``) or 1 as version 2."""
+    if data.get("format_version", 0) == 0:
+        data = upgrade_v0(data)
+    if data.get("format_version") == 1:
+        data = upgrade_v1(data)
+    return data
+
+
 _ADDED_AFTER_V0 = {
     "frames_k_budget": None,
     "frames_k_difference": None,

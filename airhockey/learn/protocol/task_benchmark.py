@@ -204,23 +204,24 @@ def read_tasks_board(path: str | Path) -> TasksBoard:
     if path.is_dir():
         path = path / LEADERBOARD_FILE
     data = read_json_file(path)
-    if isinstance(data, dict) and data.get("format_version") == 1:
-        data = upgrade_v1(data)
     return versioned_record(
         TasksBoard,
         data,
         path,
         current=TASKS_FORMAT_VERSION,
-        upgrade=_unversioned,
+        upgrade=_upgrade,
         file="the leaderboard.json of a benchmark over tasks",
         kind="tasks leaderboard",
         remedy="run the benchmark again",
     )
 
 
-def _unversioned(data: dict[str, Any]) -> dict[str, Any]:
-    """Every such file has a version: one without is read as the current one, so that a missing
-    field (e.g. a single task's leaderboard.json) is named."""
+def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 as the current version (``upgrade_v1``). Every such file has a version: one without
+    is read as the current one, so that a missing field (e.g. a single task's leaderboard.json) is
+    named."""
+    if data.get("format_version") == 1:
+        return upgrade_v1(data)
     return {**data, "format_version": TASKS_FORMAT_VERSION}
 
 

@@ -50,7 +50,7 @@ def test_the_ceiling_fields_are_written_and_read_back_and_older_files_still_read
     plain = json.loads(json.dumps(json_safe(to_json(budget))))
     again = from_json(OracleBudget, plain)
     assert again.ceiling_model == "head" and again.ceiling == budget.ceiling
-    # As results.upgrade_v1 gives an older entry: at k = 1, without the ceiling's fields.
+    # As results_upgrade.upgrade_v1 gives an older entry: at k = 1, without the ceiling's fields.
     older = {"labelled_episodes": 16, "context_frames": 1, **{m: plain[m] for m in ("head", "boosting")}}
     read = from_json(OracleBudget, older)
     assert read.ceiling is None and read.ceiling_model is None and read.val_accuracy is None
