@@ -254,8 +254,11 @@ def learn_classify(
         float, typer.Option(help="AdamW learning rate of the encoder once unfrozen.")
     ] = ClassifyConfig.encoder_lr,
     frame_stride: Annotated[
-        int, typer.Option(min=1, help="Train on every N-th frame of each episode (testing reads all).")
+        int, typer.Option(min=1, help="Train on every N-th frame of each episode.")
     ] = ClassifyConfig.frame_stride,
+    test_frame_stride: Annotated[
+        int, typer.Option(min=1, max=10**4, help="Score every N-th frame of each test episode (1: all).")
+    ] = ClassifyConfig.test_frame_stride,
     batch_size: Annotated[
         int, typer.Option(min=1, help="Frames per optimiser step.")
     ] = ClassifyConfig.batch_size,

@@ -172,7 +172,8 @@ class ClassifyConfig:
     """Frames an epoch draws at least (1 to 10^8), passing over a small training set several times,
     so that a run on a few labelled episodes still takes enough optimiser steps to train."""
     frame_stride: Annotated[int, Range(1, 10**4)] = 1
-    """Train on every ``frame_stride``-th frame of each episode (validation and test read all)."""
+    """Train on every ``frame_stride``-th frame of each episode (validation reads all; test reads
+    every ``test_frame_stride``-th)."""
     include_after_hit: bool = False
     """Train, validate and score on frames with a lit button too (they give the label away)."""
     context_frames: Annotated[int, Range(1, 256)] = 1
@@ -185,6 +186,10 @@ class ClassifyConfig:
     val_max_frames: Annotated[int, Range(1, 10**8)] | None = None
     """Validate each epoch on at most this many validation frames, a fixed subsample spread evenly
     over them (the same every epoch and for every seed); None (the default) validates on all."""
+    test_frame_stride: Annotated[int, Range(1, 10**4)] = 1
+    """Score every ``test_frame_stride``-th frame of each test episode (frame indices divisible
+    by it), 1-10,000; 1 scores them all. Consecutive frames are nearly alike, so 2 halves the
+    cost of testing a k-frame classifier and keeps every episode and phase scored."""
     seed: Annotated[int, Range(0, SEED_MAX)] = 0
     """Seed of the initial weights, the order of the frames and dropout."""
     device: str = "cpu"

@@ -420,7 +420,7 @@ def run_arm(
     history = train_classifier(model, train, val, config, progress=progress, desc=desc)
     scores = {}
     if test:
-        test_frames = data.frames.of_episodes(data.split.test)
+        test_frames = data.frames.of_episodes(data.split.test).usable(True, config.test_frame_stride)
         with Precision(config.precision, check_device(config.device)).autocast_calls(model):
             scores = score_classifier(model, test_frames, config.include_after_hit, config.context_frames)
     own_val = val_episodes is not None

@@ -91,6 +91,30 @@ def time_mask(times: Tensor) -> Tensor:
     return (times[:, None, :] <= times[:, :, None]).unsqueeze(1)
 
 
+def frame_causal_attention(q: Tensor, k: Tensor, v: Tensor, frame_tokens: int) -> Tensor:
+    """Block-causal attention over time-major frames of ``frame_tokens`` tokens each, a frame's
+    queries reading the keys of that frame and the ones before it: what ``time_mask`` allows,
+    computed one query frame at a time on just those keys, so the masked-out part (3/8 of the
+    scores at 4 frames) is never computed.
+
+    Args:
+        q: (B, heads, Q, d) the queries of the last Q tokens (Q a multiple of ``frame_tokens``).
+        k, v: (B, heads, L, d) every token's keys and values, L a multiple of ``frame_tokens``.
+        frame_tokens: tokens N of one frame.
+
+    Returns:
+        (B, heads, Q, d), equal to ``scaled_dot_product_attention`` with ``time_mask`` on those
+        queries (up to float rounding).
+    """
+    start = k.shape[2] - q.shape[2]
+    out = []
+    for s in range(0, q.shape[2], frame_tokens):
+        end = start + s + frame_tokens
+        queries = q[:, :, s : s + frame_tokens]
+        out.append(F.scaled_dot_product_attention(queries, k[:, :, :end], v[:, :, :end]))
+    return torch.cat(out, dim=2)
+
+
 class Block(nn.Module):
     """A pre-norm transformer block: x + attention(norm(x)), then x + MLP(norm(x)).
 
@@ -111,12 +135,32 @@ class Block(nn.Module):
             nn.Linear(width, mlp_ratio * width), nn.GELU(), nn.Linear(mlp_ratio * width, width)
         )
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """(B, L, D), and a boolean mask (B, 1, L, L) of the keys each query may read (None: all)."""
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        frame_tokens: int | None = None,
+        queries: int | None = None,
+    ) -> Tensor:
+        """(B, L, D) -> (B, L, D), or (B, queries, D): the last ``queries`` tokens' outputs alone.
+
+        Args:
+            x: the tokens.
+            mask: a boolean mask (B, 1, L, L) of the keys each query may read (None: all).
+            frame_tokens: instead of ``mask``, block-causal attention over time-major frames of
+                this many tokens (``frame_causal_attention``).
+            queries: compute only the last this many tokens' outputs (a multiple of
+                ``frame_tokens``; needs it); every token still serves as a key.
+        """
         b, n, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, heads, L, D / heads)
-        x = x + self.proj(attended.transpose(1, 2).reshape(b, n, d))
+        if frame_tokens is None:
+            attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, heads, L, D / heads)
+        else:
+            if queries is not None:
+                q, x = q[:, :, n - queries :], x[:, n - queries :]
+            attended = frame_causal_attention(q, k, v, frame_tokens)
+        x = x + self.proj(attended.transpose(1, 2).reshape(b, x.shape[1], d))
         return x + self.mlp(self.norm2(x))
 
 
@@ -132,10 +176,14 @@ class Blocks(nn.Module):
         self.blocks = nn.ModuleList(Block(width, heads, mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """(B, L, D) -> (B, L, D); ``mask`` as ``Block``'s."""
-        for block in self.blocks:
-            x = block(x, mask)
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, frame_tokens: int | None = None, last: int | None = None
+    ) -> Tensor:
+        """(B, L, D) -> (B, L, D), or (B, last, D) with ``last``; ``mask`` and ``frame_tokens`` as
+        ``Block``'s. With ``last`` (and ``frame_tokens``) the final block computes the last
+        ``last`` tokens' outputs alone: all that a reader of the last frame needs."""
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, frame_tokens, last if i == len(self.blocks) - 1 else None)
         return self.norm(x)
 
 
@@ -176,10 +224,8 @@ class VideoTransformer(VideoEncoder):
             (B, L, D) output tokens in the order of ``keep`` (all tokens, time-major, without it).
         """
         if keep is None:
-            x = tokens
-            keep = torch.arange(tokens.shape[1], device=tokens.device).expand(tokens.shape[0], -1)
-        else:
-            x = tokens.gather(1, keep[..., None].expand(-1, -1, tokens.shape[-1]))
+            return self.blocks(tokens, frame_tokens=self.config.patches) if causal else self.blocks(tokens)
+        x = tokens.gather(1, keep[..., None].expand(-1, -1, tokens.shape[-1]))
         mask = time_mask(torch.div(keep, self.config.patches, rounding_mode="floor")) if causal else None
         return self.blocks(x, mask)
 
@@ -200,3 +246,19 @@ class VideoTransformer(VideoEncoder):
     def encode(self, frames: Tensor) -> Tensor:
         """Feature maps after each frame: (B, T, 3, H, W) in [0, 1] -> (B, T, width, h, w)."""
         return self.encode_frame_features(self.frame_features(frames))
+
+    def encode_last(self, features: Tensor) -> Tensor:
+        """The feature map after the last frame alone, from patches (B, T, N, 3 patch^2) ->
+        (B, width, h, w): ``encode_frame_features(features)[:, -1]`` (up to float rounding), with
+        the final block run on the last frame's tokens only."""
+        n = self.config.patches
+        out = self.blocks(self.tokens(features), frame_tokens=n, last=n)  # (B, N, D)
+        return out.view(features.shape[0], *self.feature_size, -1).permute(0, 3, 1, 2)
+
+    def forward(self, frames: Tensor) -> Tensor:
+        """The features after the last frame: (B, 3, H, W) or (B, T, 3, H, W) -> (B, width, h, w)."""
+        return self.encode_last(self.frame_features(frames if frames.dim() == 5 else frames.unsqueeze(1)))
+
+    def encode_windows(self, frames: Tensor, windows: Tensor) -> Tensor:
+        """``VideoEncoder.encode_windows`` by ``encode_last``: (M, 3, H, W), (B, k) -> (B, D, h, w)."""
+        return self.encode_last(self.frame_features(frames)[windows])

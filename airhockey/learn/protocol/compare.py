@@ -250,7 +250,7 @@ def run_plan(
     if search is not None and head_search is not None:
         search = dataclasses.replace(search, oracle_head=head_search)
     oracle_lr = None if head_search is None else head_search.chosen
-    test_frames = data.frames.of_episodes(data.split.test)
+    test_frames = data.frames.of_episodes(data.split.test).usable(True, config.training.test_frame_stride)
     oracle: dict[tuple[int, int], dict[str, list[Run]]] = {}
     jobs: list[ClassifierJob] = []
     for budget, after_hit, k in plan.groups:

@@ -16,6 +16,7 @@ from airhockey.learn.downstream.classifier import ClassifierConfig, EncoderSpec,
 from airhockey.learn.downstream.classify import (
     features_in_batches,
     fixed_subsample,
+    predict,
     run_arm,
     train_classifier,
 )
@@ -99,3 +100,25 @@ def test_classify_records_its_precision_and_refuses_one_the_cpu_lacks_in_one_lin
     result = runner.invoke(app, ["learn", "classify", str(runs.data), "--out", str(out), *common])
     assert result.exit_code == 0, result.output
     assert '"precision": "fp32"' in (out / "config.json").read_text()
+
+
+def test_testing_every_other_frame_scores_those_frames_and_trains_the_same(prepared, run):
+    labelled = prepared.labelled(4, np.random.default_rng(1))
+    schedule = dataclasses.replace(SCHEDULE, context_frames=2)
+    (_, a), (model_b, b) = (
+        run_arm(
+            prepared,
+            labelled,
+            dataclasses.replace(schedule, test_frame_stride=stride),
+            model_config(run, prepared),
+            run.encoder_state(),
+            progress=False,
+        )
+        for stride in (1, 2)
+    )
+    assert [{**h, "elapsed_s": 0} for h in a["history"]] == [{**h, "elapsed_s": 0} for h in b["history"]]
+    test = prepared.frames.of_episodes(prepared.split.test)
+    scored = test.usable(False, 2)
+    assert b["test_frames"] == len(scored) < a["test_frames"] == len(test.usable(False))
+    assert set(scored.frame_index % 2) == {0} and set(scored.episode) == set(test.episode)
+    assert b["accuracy"] == pytest.approx(np.mean(predict(model_b, scored, 2) == scored.label))

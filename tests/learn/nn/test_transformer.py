@@ -9,7 +9,13 @@ import torch.nn.functional as F
 
 from airhockey.learn.config import to_dict
 from airhockey.learn.downstream.classifier import ClassifierConfig, EncoderSpec, build_classifier
-from airhockey.learn.nn.transformer import TransformerConfig, VideoTransformer, patchify, time_mask
+from airhockey.learn.nn.transformer import (
+    TransformerConfig,
+    VideoTransformer,
+    frame_causal_attention,
+    patchify,
+    time_mask,
+)
 
 TINY = TransformerConfig(image_size=(16, 16), patch=4, width=16, depth=2, heads=2)
 
@@ -79,6 +85,39 @@ def test_a_token_subset_reads_only_its_own_tokens():
         )
         full = model.encode_tokens(frames, keep, causal=False)
     assert not torch.allclose(full[:, :2], subset[:, :2])  # frame 0 reads later frames when not causal
+
+
+@pytest.mark.parametrize("queries", [12, 4])
+def test_attention_frame_by_frame_is_the_masked_attention(queries):
+    """Three frames of four tokens: each query frame read on its own keys gives what the block-causal
+    mask gives, for every query or for the last frame's alone."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 12, 8) for _ in range(3))
+    masked = F.scaled_dot_product_attention(q, k, v, attn_mask=time_mask(torch.arange(12)[None] // 4))
+    frame_by_frame = frame_causal_attention(q[:, :, 12 - queries :], k, v, 4)
+    torch.testing.assert_close(frame_by_frame, masked[:, :, 12 - queries :], rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(F.scaled_dot_product_attention(q, k, v), masked)  # the mask matters
+
+
+def test_the_last_frame_alone_gives_the_features_and_gradients_of_every_frame():
+    """``forward`` and ``encode_windows`` run the final block on the last frame's tokens only: their
+    features and the weights' gradients are those of ``encode`` cut to the last step."""
+    model = encoder().train()
+    frames = torch.rand(2, 4, 3, 16, 16)
+    model.encode(frames)[:, -1].square().sum().backward()
+    full = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    last = model(frames)
+    last.square().sum().backward()
+    torch.testing.assert_close(last, model.encode(frames)[:, -1], rtol=1e-5, atol=1e-6)
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(param.grad, full[name], rtol=1e-4, atol=1e-6, msg=name)
+    windows = torch.tensor([[0, 1, 2, 3], [2, 3, 4, 5], [5, 5, 5, 5]])
+    pool = torch.rand(6, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model.encode_windows(pool, windows), model.encode(pool[windows])[:, -1], rtol=1e-5, atol=1e-6
+        )
 
 
 def test_every_parameter_gets_a_gradient():
