@@ -42,6 +42,7 @@ from airhockey.learn.methods import DEFAULT_METHOD
 
 if TYPE_CHECKING:
     from airhockey.learn.protocol.benchmark import BenchmarkConfig
+    from airhockey.learn.protocol.leaderboard_records import Leaderboard
     from airhockey.learn.protocol.pipeline import PipelineConfig
 
 SMOKE_TEST = "--quick: a smoke test of the machinery; its numbers are not results"
@@ -338,9 +339,24 @@ def learn_benchmark(
         say=typer.echo,
     )
     for name, entry in summary.tasks.items():
-        for row in entry.board.rows:
-            cells = ", ".join(f"{k}: {100 * v.accuracy_mean:.1f}%" for k, v in row.accuracy.items())
-            typer.echo(f"{name} {row.arm}: {cells}")
+        for line in board_lines(name, entry.board):
+            typer.echo(line)
+
+
+def board_lines(task: str, board: Leaderboard) -> list[str]:
+    """A leaderboard on the console: per k, each arm's mean accuracy at each budget it ran,
+    e.g. ``leftright k=4 scratch: 2: 61.0%, 4: 66.2%``."""
+    lines = []
+    for k in board.ks:
+        for row in board.rows:
+            cells = [
+                f"{key}: {100 * cell.accuracy.accuracy_mean:.1f}%"
+                for key in board.budgets
+                if (cell := row.at(key, k)) is not None
+            ]
+            if cells:
+                lines.append(f"{task} k={k} {row.arm}: {', '.join(cells)}")
+    return lines
 
 
 LABEL_TASKS = {"leftright": "leftright", "all": "buttons5", "both": "leftright,buttons5"}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from airhockey.cli.study import board_lines
 from airhockey.errors import UserError
 from airhockey.learn.protocol.leaderboard import leaderboard, render_leaderboard
 from airhockey.learn.protocol.leaderboard_records import FORMAT_VERSION, leaderboard_of, read_leaderboard
@@ -149,6 +150,16 @@ def test_every_budget_and_k_with_differences_to_each_baseline_and_the_oracle():
     room = board.headroom["4"][1]
     assert room.earns_place and room.baseline.accuracy_mean == 0.75 and room.ceiling.accuracy_mean == 0.97
     assert board.goal.baselines == ("scratch", "practitioner") and board.goal.found.met
+
+
+def test_the_console_shows_every_k_of_every_arm():
+    board = board_of(comparison())
+    lines = board_lines("leftright", board)
+    assert lines[0] == "leftright k=1 scratch: 2: 60.0%, 4: 62.0%"
+    assert lines[-1] == "leftright k=2 m: 2: 60.0%, 4: 95.0%"  # m.at("4", 2) is 0.95
+    assert [line.split(":")[0] for line in lines] == [
+        f"leftright k={k} {arm}" for k in (1, 2) for arm in ("scratch", "practitioner", "m")
+    ]
 
 
 def test_pretraining_is_measured_against_the_better_baseline_at_each_setting():
