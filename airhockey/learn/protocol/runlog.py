@@ -97,6 +97,12 @@ def comparable(settings: dict[str, Any], source: str | Path = SETTINGS_FILE) -> 
     return out
 
 
+def stored_config(stored: dict[str, Any]) -> dict[str, Any]:
+    """A ``CompareConfig`` as ``compare.json`` stored it, each field added since at the value it had
+    in effect (``LEGACY_VALUES``, else its default): plain data for ``config.from_dict``."""
+    return _with_missing_fields(stored, _defaults())
+
+
 def _defaults() -> dict[str, Any]:
     """A default ``CompareConfig`` as ``compare.json`` writes it, with ``LEGACY_VALUES``."""
     return {**json.loads(json.dumps(json_safe(dataclasses.asdict(CompareConfig())))), **LEGACY_VALUES}
