@@ -214,6 +214,14 @@ def learn_predict(
     typer.echo(f"wrote {path} (truth | one step ahead | {steps} steps ahead, predictions fed back)")
 
 
+FrameStrideOption = Annotated[
+    int, typer.Option(min=1, max=10**4, help="Train on every N-th frame of each episode.")
+]
+TestFrameStrideOption = Annotated[
+    int, typer.Option(min=1, max=10**4, help="Score every N-th frame of each test episode (1: all).")
+]
+
+
 @learn_app.command("classify")
 @user_errors
 def learn_classify(
@@ -253,12 +261,8 @@ def learn_classify(
     encoder_lr: Annotated[
         float, typer.Option(help="AdamW learning rate of the encoder once unfrozen.")
     ] = ClassifyConfig.encoder_lr,
-    frame_stride: Annotated[
-        int, typer.Option(min=1, help="Train on every N-th frame of each episode.")
-    ] = ClassifyConfig.frame_stride,
-    test_frame_stride: Annotated[
-        int, typer.Option(min=1, max=10**4, help="Score every N-th frame of each test episode (1: all).")
-    ] = ClassifyConfig.test_frame_stride,
+    frame_stride: FrameStrideOption = ClassifyConfig.frame_stride,
+    test_frame_stride: TestFrameStrideOption = ClassifyConfig.test_frame_stride,
     batch_size: Annotated[
         int, typer.Option(min=1, help="Frames per optimiser step.")
     ] = ClassifyConfig.batch_size,
