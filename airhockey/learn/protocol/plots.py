@@ -48,8 +48,8 @@ PLOTS = {
     "probes": "probes.png",
 }
 HIGHLIGHT = 2
-"""Pretrained arms drawn in colour beside the reference when there are more than ``HIGHLIGHT + 2``
-arms: those furthest ahead of the reference; the others are drawn faded."""
+"""Pretrained arms drawn in colour beside the supervised arms when there are more than ``HIGHLIGHT``
++ 1 of them: those furthest ahead of the better supervised arm; the others are drawn faded."""
 FADED = {"color": "0.6", "lw": 0.8, "alpha": 0.6}
 """How the arms that are not highlighted are drawn."""
 DPI = 110
@@ -114,22 +114,39 @@ def holds_every_class(results: Results, labelled_episodes: int) -> bool:
     return labelled_episodes >= len(results.data.label_names)
 
 
+def supervised_arms(results: Results) -> list[str]:
+    """The arms without a pretext run (scratch, the practitioner, ...), the reference first."""
+    return [arm for arm in results.arms if results.arm_details[arm].method is None]
+
+
+def better_baseline(results: Results, budget: BudgetResult) -> str:
+    """The supervised arm of the higher mean accuracy at ``budget`` (its k): what the goal and the
+    leaderboard measure pretraining against."""
+    arms = [arm for arm in supervised_arms(results) if arm in budget.arms] or [results.arms[0]]
+    return max(arms, key=lambda arm: budget.arms[arm].accuracy_mean)
+
+
+def baseline_difference(results: Results, budget: BudgetResult, arm: str) -> Any:
+    """``arm`` minus ``better_baseline`` at ``budget``, paired (``PairedDifference``)."""
+    return budget.difference(arm, better_baseline(results, budget)) or budget.paired_difference[arm]
+
+
 def highlighted(results: Results) -> list[str]:
-    """The arms drawn in colour: the reference and the ``HIGHLIGHT`` pretrained arms with the largest
-    mean paired difference to it over the budgets whose draws hold every class (all arms when there
-    are few)."""
-    arms = list(results.arms)
-    if len(arms) <= HIGHLIGHT + 2:
+    """The arms drawn in colour: every supervised arm and the ``HIGHLIGHT`` pretrained arms with the
+    largest mean paired difference to the better supervised arm over the budgets whose draws hold
+    every class (all arms when there are few)."""
+    arms, baselines = list(results.arms), supervised_arms(results)
+    if len(arms) <= HIGHLIGHT + len(baselines) + 1:
         return arms
     budgets = [b for b in results.budgets if holds_every_class(results, b.labelled_episodes)]
     budgets = budgets or list(results.budgets)
 
     def ahead(arm: str) -> float:
-        diffs = [b.paired_difference[arm].mean for b in budgets]
+        diffs = [baseline_difference(results, b, arm).mean for b in budgets]
         return sum(diffs) / len(diffs)
 
-    best = sorted(arms[1:], key=ahead, reverse=True)[:HIGHLIGHT]
-    return [arm for arm in arms if arm == arms[0] or arm in best]
+    best = sorted((a for a in arms if a not in baselines), key=ahead, reverse=True)[:HIGHLIGHT]
+    return [arm for arm in arms if arm in baselines or arm in best]
 
 
 def save(fig: Any, path: Path) -> Path:
@@ -192,9 +209,10 @@ def budget_rows(results: Results) -> dict[int, list[BudgetResult]]:
 
 def plot_accuracy_vs_budget(results: Results, path: Path) -> Path:
     """Test accuracy of every arm against labelled episodes (error bars: 95% intervals), and beside
-    it each arm's paired difference to the reference arm; one row per k read (``budget_rows``).
+    it each pretrained arm's paired difference to the better supervised arm at each budget (the
+    goal's measure, ``better_baseline``); one row per k read (``budget_rows``).
 
-    The reference, the arms furthest ahead of it (``highlighted``) and the oracle are drawn in colour,
+    The supervised arms, the arms furthest ahead of them (``highlighted``) and the oracle are drawn in colour,
     the other arms faded. Budgets whose draws lack a class (``holds_every_class``) are shaded; their
     differences are left out, since a classifier that never saw a class tells nothing about the
     encoder it was trained on.
@@ -220,13 +238,15 @@ def _budget_row(results: Results, k: int, rows: Sequence[BudgetResult], left: An
     left.set_ylabel("test accuracy (mean, 95% interval)")
 
     def difference(b: Any, arm: str) -> tuple[float, Any]:
-        d = b.paired_difference[arm]
+        d = baseline_difference(results, b, arm)
         return 100 * d.mean, d.ci95 and [100 * d.ci95[0], 100 * d.ci95[1]]
 
-    _arm_lines(right, results, compared, difference, skip_reference=True)
+    baselines = supervised_arms(results)
+    _arm_lines(right, results, compared, difference, skip=baselines)
     right.axhline(0.0, color="grey", lw=0.8)
     right.axhline(GOAL_POINTS, color="tab:green", lw=0.8, ls="--", label=f"goal: +{GOAL_POINTS:g} points")
-    right.set_ylabel(f"minus {results.reference} (points)")
+    which = "the better supervised arm" if len(baselines) > 1 else results.reference
+    right.set_ylabel(f"minus {which} (points)")
     for ax in (left, right):
         ax.set_xscale("log")
         ax.set_xlim(x[0] / 1.5, x[-1] * 1.5)
@@ -242,12 +262,13 @@ def _arm_lines(
     results: Results,
     budgets: Sequence[Any],
     value: Callable[[Any, str], tuple[float, Any]],
-    skip_reference: bool = False,
+    skip: Sequence[str] = (),
 ) -> None:
-    """One line per arm over ``budgets``, ``value(budget, arm)`` giving (mean, 95% interval): the
-    highlighted arms in colour with error bars, a little apart along x, the others faded."""
+    """One line per arm but those in ``skip`` over ``budgets``, ``value(budget, arm)`` giving (mean,
+    95% interval): the highlighted arms in colour with error bars, a little apart along x, the
+    others faded."""
     styles, shown = arm_styles(results), highlighted(results)
-    arms = list(results.arms[1:] if skip_reference else results.arms)
+    arms = [arm for arm in results.arms if arm not in skip]
     if not budgets:
         return
     x = [b.labelled_episodes for b in budgets]

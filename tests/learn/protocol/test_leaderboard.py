@@ -12,6 +12,12 @@ from airhockey.cli.study import board_lines
 from airhockey.errors import UserError
 from airhockey.learn.protocol.leaderboard import leaderboard, render_leaderboard
 from airhockey.learn.protocol.leaderboard_records import FORMAT_VERSION, leaderboard_of, read_leaderboard
+from airhockey.learn.protocol.plots import (
+    baseline_difference,
+    better_baseline,
+    plot_accuracy_vs_budget,
+    supervised_arms,
+)
 from airhockey.learn.protocol.results import Results, results_of
 from airhockey.learn.protocol.task_benchmark import TaskEntry, best_methods, read_tasks_board, tasks_board
 from airhockey.records import to_json
@@ -160,6 +166,16 @@ def test_the_console_shows_every_k_of_every_arm():
     assert [line.split(":")[0] for line in lines] == [
         f"leftright k={k} {arm}" for k in (1, 2) for arm in ("scratch", "practitioner", "m")
     ]
+
+
+def test_the_plot_measures_pretraining_against_the_better_baseline(tmp_path):
+    results = comparison()
+    at_2, at_4 = results.at(2, 2), results.at(4, 2)
+    assert better_baseline(results, at_2) == "practitioner" and better_baseline(results, at_4) == "scratch"
+    assert baseline_difference(results, at_2, "m") == at_2.difference("m", "practitioner")
+    assert baseline_difference(results, at_4, "m").mean == pytest.approx(0.15)
+    assert supervised_arms(results) == ["scratch", "practitioner"]
+    assert plot_accuracy_vs_budget(results, tmp_path / "budget.png").stat().st_size > 0
 
 
 def test_pretraining_is_measured_against_the_better_baseline_at_each_setting():
