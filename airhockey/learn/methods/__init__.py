@@ -33,6 +33,23 @@ METHODS: dict[str, str | type[PretextMethod]] = {
     "contrastive": "airhockey.learn.methods.contrastive:Contrastive",
 }
 """Registered methods: a name, and the class or where to import it from (``module:Class``)."""
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "seeds": (
+        "next_frame",
+        "lvln",
+        "composite",
+        "order_verification",
+        "sorting",
+        "odd_one_out",
+        "clip_order",
+        "skip_clip",
+    ),
+    "current": ("videomae", "vjepa", "contrastive"),
+}
+"""Method families the leaderboard compares as families: 'seeds', the methods of the seed papers
+(prediction and reconstruction, frame and clip order: 2015-2021), and 'current', the families that
+lead video self-supervision today (masked video modelling, latent prediction, contrastive clips:
+2021-2024)."""
 DEFAULT_METHOD = "next_frame"
 """The method a pretext run or a pipeline trains when none is named."""
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from airhockey.jsonio import write_json
 from airhockey.learn.config import PRACTITIONER, SCRATCH
+from airhockey.learn.protocol.families import compare_families, family_lines
 from airhockey.learn.protocol.formatting import interval, pct, points
 from airhockey.learn.protocol.leaderboard_records import (
     FORMAT_VERSION,
@@ -180,6 +181,7 @@ def leaderboard(
         task=task,
         headroom=room,
         goal=GoalCheck(tuple(results.supervised), goal(results)),
+        families=compare_families(results) or None,
     )
 
 
@@ -469,7 +471,8 @@ def _cost_table(board: Leaderboard) -> list[str]:
 
 def render_leaderboard(board: Leaderboard, rollouts: bool) -> str:
     """The leaderboard page: accuracy per k, pretraining minus the better supervised baseline, the
-    goal, the headroom, the ranks (only where intervals separate), probes and cost, the plots."""
+    method families, the gap to the oracle, the goal, the headroom, the ranks (only where intervals
+    separate), probes and cost, the plots."""
     lines = ["# Leaderboard: pretext methods through one protocol", ""]
     if board.smoke_test:
         lines += [SMOKE_TEST, ""]
@@ -489,7 +492,10 @@ def render_leaderboard(board: Leaderboard, rollouts: bool) -> str:
     ]
     for k in board.ks:
         lines += _accuracy_table(board, k)
-    lines += _difference_tables(board) + _gap_tables(board) + goal_lines(board) + headroom_lines(board)
+    lines += _difference_tables(board)
+    if board.families:
+        lines += [*family_lines(board.families, board.budgets), ""]
+    lines += _gap_tables(board) + goal_lines(board) + headroom_lines(board)
     lines += _rank_tables(board) + _cost_table(board)
     lines += [f"![accuracy vs budget]({ACCURACY_PLOT})"]
     if has_probes(board):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from airhockey.learn.config import SCRATCH
+from airhockey.learn.protocol.families import FamilyComparison
 from airhockey.learn.protocol.results import DataInfo, Interval, MeanCI
 from airhockey.learn.protocol.summaries import Goal
 from airhockey.records import OMIT, read_json_file, versioned_record
@@ -181,6 +182,9 @@ class Leaderboard:
     """By budget key and k, the task's headroom; {} without the scratch arm."""
     goal: GoalCheck | None = field(default=None, metadata=OMIT)
     """None in files written before the goal was recorded."""
+    families: tuple[FamilyComparison, ...] | None = field(default=None, metadata=OMIT)
+    """The current method families against the seeds' (``families.compare_families``) at each
+    budget and k where both ran; None without both, or in files written before it was recorded."""
 
     @property
     def baselines(self) -> list[Row]:
