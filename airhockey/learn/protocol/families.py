@@ -129,10 +129,12 @@ def family_lines(comparisons: Sequence[FamilyComparison], budgets: Sequence[str]
         for i, name in enumerate((first, second)):
             cells = [f"{100 * at[key].means[i]:.1f}% (best: {at[key].best[i]})" for key in keys]
             lines.append(f"| {name} | {' | '.join(cells)} |")
-        cells = []
-        for key in keys:
-            d = at[key].difference
-            ci = f" [{100 * d.ci95[0]:+.1f}, {100 * d.ci95[1]:+.1f}]" if d.ci95 else ""
-            cells.append(f"{100 * d.mean:+.1f}{ci}")
+        cells = [points(at[key].difference) for key in keys]
         lines.append(f"| {first} minus {second} | {' | '.join(cells)} |")
     return lines
+
+
+def points(d: MeanCI) -> str:
+    """A difference of accuracies in points with its interval: ``+1.2 [-0.3, +2.8]``."""
+    ci = f" [{100 * d.ci95[0]:+.1f}, {100 * d.ci95[1]:+.1f}]" if d.ci95 else ""
+    return f"{100 * d.mean:+.1f}{ci}"

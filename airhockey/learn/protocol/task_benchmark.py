@@ -21,6 +21,7 @@ from airhockey.errors import UserError
 from airhockey.jsonio import write_json
 from airhockey.learn.config import PRACTITIONER, SCRATCH
 from airhockey.learn.protocol.benchmark import BenchmarkConfig, check_benchmark, run_benchmark
+from airhockey.learn.protocol.families import points
 from airhockey.learn.protocol.leaderboard import cell_text, columns, headroom_line
 from airhockey.learn.protocol.leaderboard_records import (
     LEADERBOARD_FILE,
@@ -322,7 +323,28 @@ def render_tasks_board(board: TasksBoard) -> str:
                 room = entry.board.headroom.get(key, {}).get(k)
                 verdict = "n/a" if room is None else "yes" if room.earns_place else "no"
                 lines.append(f"| {name} | {key} | {k} | {best or '-'} | {verdict} |")
-    lines.append("")
+    lines += ["", *_family_summary(board)]
     for name, entry in board.tasks.items():
         lines += _task_lines(name, entry)
     return "\n".join(lines)
+
+
+def _family_summary(board: TasksBoard) -> list[str]:
+    """Per task, budget and k: the current method families minus the seeds' (``families``); [] where
+    no task ran both."""
+    rows = [
+        f"| {name} | {c.budget} | {c.k} | {points(c.difference)} | {c.best[0]} | {c.best[1]} |"
+        for name, entry in board.tasks.items()
+        for c in entry.board.families or ()
+    ]
+    if not rows:
+        return []
+    return [
+        "The current method families against the seeds' (each family's mean over its arms, paired "
+        "draw by draw; points, 95% interval; each task's page has the means):",
+        "",
+        "| task | labelled episodes | k | current minus seeds | best current | best of the seeds |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+    ]

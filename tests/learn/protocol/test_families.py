@@ -115,3 +115,16 @@ def test_the_families_on_the_page_and_in_leaderboard_json(tmp_path):
     assert "| seeds | 75.0% (best: skip_clip) |" in page
     (tmp_path / "leaderboard.json").write_text(json.dumps(to_json(board)))
     assert read_leaderboard(tmp_path) == board
+
+
+def test_the_tasks_page_sums_up_the_families_of_every_task():
+    from airhockey.learn.protocol.task_benchmark import TaskEntry, render_tasks_board, tasks_board
+
+    with_both = TaskEntry("a", "same", board_of(results()))
+    seeds_only = TaskEntry(
+        "b", "reduced", board_of(dataclasses.replace(results(), arms=("scratch", "skip_clip")))
+    )
+    page = render_tasks_board(tasks_board({"a": with_both, "b": seeds_only}, smoke_test=False))
+    rows = [line for line in page.splitlines() if line.startswith("| a | 4 | 1 | +10.0 [")]
+    assert len(rows) == 1 and rows[0].endswith("| videomae | skip_clip |")
+    assert not any(line.startswith("| b | 4 | 1 | +") for line in page.splitlines())
