@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+import tempfile
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
@@ -21,6 +24,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from airhockey.errors import UserError
 from airhockey.learn.methods.base import PretextMethod, to_device
 from airhockey.learn.nn.encoder import PretextModel
+
+if TYPE_CHECKING:
+    from airhockey.learn.config import PretextConfig
 
 
 def training_step_flops(method: PretextMethod[Any], model: PretextModel, batch: Any) -> int:
@@ -73,3 +79,38 @@ def budget_steps(flops: float, flops_per_step: int, what: str) -> int:
             f"({flops_per_step:g} FLOPs): give at least that"
         )
     return math.ceil(flops / flops_per_step)
+
+
+def synthetic_step_flops(
+    methods: Sequence[str], config: PretextConfig, size: tuple[int, int]
+) -> dict[str, int]:
+    """Each method's FLOPs of one training step at ``config.batch_size`` on frames of ``size`` (H, W),
+    counted on moving-shapes episodes written to a temporary folder: a step's tensor shapes, and so
+    its FLOPs, depend on the sizes alone, so a FLOPs budget can be checked before any data exists.
+
+    Raises:
+        UserError: a method that cannot read frames of ``size``.
+    """
+    from airhockey.generate.config import ShapesConfig
+    from airhockey.generate.shapes import generate_shapes
+    from airhockey.generate.shards import open_shards
+    from airhockey.learn.methods import get_method
+    from airhockey.learn.pretext.trainer import sample_loader
+
+    episodes = 2 * config.batch_size  # enough samples for a whole first batch in every method
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="airhockey-flops-") as tmp:
+        generate_shapes(ShapesConfig(episodes=episodes, length=64, width=size[1], height=size[0]), tmp)
+        shards = open_shards(tmp)
+        for name in methods:
+            try:
+                method = get_method(name)().with_image_size(size)
+            except ValueError as err:
+                raise UserError(f"method {name} cannot read {size[1]}x{size[0]} frames: {err}") from None
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                model = method.build_model()
+            samples = method.samples(shards, np.arange(episodes), config.seed, training=True)
+            loader = sample_loader(samples, config, torch.device("cpu"), epoch=0)
+            out[name] = loader_step_flops(method, model, loader, torch.device("cpu"))
+    return out

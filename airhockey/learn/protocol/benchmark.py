@@ -257,7 +257,8 @@ not results."""
 def check_benchmark(out: str | Path, config: BenchmarkConfig, backend: Backend = LOCAL) -> None:
     """Everything a benchmark can check before it writes anything, so that a refused command leaves
     nothing behind (and its corrected form is not refused as "other settings"): the methods and
-    their settings against the data's frame size, the devices, the budgets against the training
+    their settings against the data's frame size, the devices, a FLOPs budget against one step of
+    each method, the budgets against the training
     episodes the data will have, that the env renders, that ``out`` can be written, and the backend.
 
     Raises:
@@ -278,6 +279,12 @@ def check_benchmark(out: str | Path, config: BenchmarkConfig, backend: Backend =
             raise UserError(f"method {name} cannot read {size[1]}x{size[0]} frames: {err}") from None
     check_device(config.pretext.device, config.pretext.precision)
     check_device(config.compare.training.device, config.compare.training.precision)
+    if config.pretext.flops is not None:  # a budget below one step of a method, before the data
+        from airhockey.learn.pretext.flops import budget_steps, synthetic_step_flops
+
+        steps = synthetic_step_flops(resolve_methods(config.methods), config.pretext, size)
+        for name, flops in steps.items():
+            budget_steps(config.pretext.flops, flops, f"{name} at batch size {config.pretext.batch_size}")
     check_budgets_possible(config.compare, config.data.episodes, len(LABEL_NAMES[config.data.labels]))
     check_settings(config.data, out / "data")
     check_backend(backend)

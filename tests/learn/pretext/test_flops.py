@@ -18,7 +18,12 @@ from airhockey.errors import UserError
 from airhockey.generate import generate
 from airhockey.learn.config import EncoderConfig, PretextConfig
 from airhockey.learn.methods.next_frame import NextFrame, NextFrameConfig
-from airhockey.learn.pretext.flops import budget_steps, loader_step_flops, training_step_flops
+from airhockey.learn.pretext.flops import (
+    budget_steps,
+    loader_step_flops,
+    synthetic_step_flops,
+    training_step_flops,
+)
 from airhockey.learn.pretext.trainer import train_pretext
 from airhockey.learn.protocol.benchmark import QUICK, Sessions
 from tests.learn.pretext.test_pretext_cli import DATA, TINY, assert_one_line_error
@@ -184,4 +189,22 @@ def test_a_benchmark_gives_every_method_a_flops_budget_in_its_own_folder(tmp_pat
         app, ["learn", "benchmark", str(tmp_path / "b"), "--quick", "--pretext-flops", "-1"]
     )
     assert_one_line_error(result, "flops")
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("method", ["skip_clip", "videomae"])
+def test_a_step_counted_on_synthetic_shapes_counts_what_a_run_on_the_data_counts(dataset, tmp_path, method):
+    config = PretextConfig(steps=1, epochs=None, batch_size=4)
+    args = ["learn", "pretext", str(dataset), "--method", method, "--steps", "1", "--batch-size", "4"]
+    result = CliRunner().invoke(app, [*args, "--threads", "1", "--no-progress", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    per_step = json.loads((tmp_path / "r" / "metrics.json").read_text())["flops_per_step"]
+    assert synthetic_step_flops([method], config, (DATA.height, DATA.width)) == {method: per_step}
+
+
+def test_a_benchmark_refuses_a_flops_budget_below_a_step_before_it_writes(tmp_path):
+    result = CliRunner().invoke(
+        app, ["learn", "benchmark", str(tmp_path / "b"), "--quick", "--pretext-flops", "1e6"]
+    )
+    assert_one_line_error(result, "less than one training step of")
     assert not (tmp_path / "b").exists()
