@@ -2,11 +2,13 @@
 
     python benchmarks/protocol_cost.py runs/bench_cpu [--limit-minutes 150]
 
-Reads ``benchmark.json`` / ``leaderboard.json`` (the stages' wall seconds), each pretext run's
-``metrics.json`` (its steps and training seconds) and the comparison's ``runs.jsonl`` (every
-classifier run's training seconds and, where recorded, its wall seconds with testing), and prints
-one table: what each part took, the medians per run, and the whole run's wall time against the
-limit it is sized for (the ratio must stay below 1).
+Reads ``leaderboard.json`` (or, for a benchmark still running, ``benchmark.json``: the stages'
+wall seconds so far), each pretext run's ``metrics.json`` (its steps and training seconds) and
+the comparison's ``runs.jsonl`` (every classifier run's training seconds and, where recorded,
+its wall seconds with testing), and prints one table: what each part took, the search's and
+the main runs' seconds per k and budget with their medians, each arm's share of the classifier
+runs' seconds, and the whole run's wall time against the limit it is sized for (the ratio must
+stay below 1).
 Timings are those of the run itself, on whatever else the machine was doing then.
 """
 
@@ -21,6 +23,7 @@ from pathlib import Path
 from common import print_table
 
 from airhockey.learn.protocol.leaderboard import read_leaderboard
+from airhockey.records import read_json_file
 
 
 def main() -> None:
@@ -30,10 +33,10 @@ def main() -> None:
         "--limit-minutes", type=float, default=150.0, help="the wall-time limit it is sized for"
     )
     args = parser.parse_args()
-    seconds = read_leaderboard(args.run).seconds
+    seconds = stage_seconds(args.run)
     rows: list[list[object]] = []
     for stage in ("generate", "pretext", "compare"):
-        rows.append([f"stage: {stage}", "", seconds[stage], ""])
+        rows.append([f"stage: {stage}", "", seconds.get(stage, 0.0), "" if stage in seconds else "not done"])
     for metrics in sorted((args.run / "pretext").glob("*/metrics.json")):
         m = json.loads(metrics.read_text())
         rows.append(
@@ -50,9 +53,11 @@ def main() -> None:
         if line.strip()
     ]
     groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    by_arm: dict[str, float] = defaultdict(float)
     for r in runs:
-        kind = "search" if r.get("search") else f"k = {r['context_frames']}"
+        kind = f"{'search' if r.get('search') else 'main'}, k = {r['context_frames']}"
         groups[(kind, r["labelled_episodes"])].append(r)
+        by_arm[r["arm"]] += r.get("seconds", r["train_seconds"])
     for (kind, budget), group in sorted(groups.items()):
         train = [r["train_seconds"] for r in group]
         # "seconds" (training and testing, wall clock) is in records written since it was added.
@@ -61,6 +66,9 @@ def main() -> None:
         if wall:
             note += f", {statistics.median(wall):.1f} s with testing"
         rows.append([f"classifier runs, {kind}, {budget} episodes", f"{len(group)} runs", sum(train), note])
+    every = sum(by_arm.values())
+    for arm, spent in sorted(by_arm.items(), key=lambda item: -item[1]):
+        rows.append([f"classifier runs of {arm}", "", spent, f"{spent / every:.0%} of the runs' seconds"])
     total = sum(seconds.values())
     rows.append(
         [
@@ -71,6 +79,19 @@ def main() -> None:
         ]
     )
     print_table(f"protocol cost of {args.run}", ["part", "count", "seconds", "note"], rows)
+
+
+def stage_seconds(run: Path) -> dict[str, float]:
+    """Each stage's wall seconds: the finished benchmark's (``leaderboard.json``), else those its
+    calls recorded so far in ``benchmark.json`` (a stage not begun left out)."""
+    if (run / "leaderboard.json").is_file():
+        return read_leaderboard(run).seconds
+    sessions = read_json_file(run / "benchmark.json").get("sessions", [])
+    out: dict[str, float] = defaultdict(float)
+    for session in sessions:
+        for stage, value in session.get("seconds", {}).items():
+            out[stage] += value
+    return dict(out)
 
 
 if __name__ == "__main__":
