@@ -153,8 +153,9 @@ def parse_ray_address(address: str) -> tuple[str, int] | None:
 
 
 def _check_reachable(address: str) -> None:
-    """Fails within ``CONNECT_TIMEOUT_S`` where ``HOST:PORT`` is malformed, does not resolve or
-    refuses connections: ``ray.init`` would retry for minutes. The name is resolved in a
+    """Fails within ``CONNECT_TIMEOUT_S`` where ``HOST:PORT`` is malformed, does not resolve,
+    refuses connections or answers as no gRPC server does (``_answers_http2``): ``ray.init`` would
+    retry for minutes, or for ever. The name is resolved in a
     daemon thread, since ``getaddrinfo`` takes no timeout of its own."""
     parsed = parse_ray_address(address)
     if parsed is None:
@@ -182,6 +183,8 @@ def _check_reachable(address: str) -> None:
             with socket.socket(family, kind, proto) as sock:
                 sock.settimeout(max(0.1, deadline - time.monotonic()))
                 sock.connect(target)
+                if not _answers_http2(sock, deadline):
+                    problem = "it answers, but not as a Ray head's gRPC server does: is it Ray's port?"
         except OSError as err:
             problem = err.strerror or str(err) or "timed out"
     if problem is not None:
@@ -189,6 +192,28 @@ def _check_reachable(address: str) -> None:
             f"cannot reach the Ray cluster at --ray-address {address} ({problem}): "
             "check that its head is running ('ray start --head' prints the address) and reachable"
         )
+
+
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+"""What an HTTP/2 client sends first (RFC 9113, section 3.4): the preface and an empty SETTINGS frame."""
+
+
+def _answers_http2(sock: socket.socket, deadline: float) -> bool:
+    """Whether the server on ``sock`` answers the HTTP/2 preface with a SETTINGS frame, as every
+    gRPC server does (a Ray head's GCS and its client server are gRPC servers) and as other
+    servers on a mistyped port do not; ``ray.init`` on such a port would wait forever."""
+    sock.sendall(HTTP2_PREFACE)
+    header = b""
+    while len(header) < 9:
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(9 - len(header))
+        except TimeoutError:
+            return False
+        if not chunk:
+            return False
+        header += chunk
+    return header[3] == 4  # the frame type: SETTINGS
 
 
 def run_tasks(

@@ -6,12 +6,13 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from airhockey.backends import Backend, connect_ray, run_tasks
+from airhockey.backends import Backend, check_backend, connect_ray, run_tasks
 from airhockey.errors import UserError
 
 RAY = Backend("ray")
@@ -72,6 +73,37 @@ def test_an_unreachable_cluster_is_an_error_naming_the_address_tried(monkeypatch
     address = f"127.0.0.1:{closed_port()}"
     with pytest.raises(UserError, match=f"^cannot reach the Ray cluster at --ray-address {address} "):
         connect_ray(address)
+
+
+def serve_once(answer: bytes) -> tuple[int, threading.Thread]:
+    """A server on a free local port that reads what one client sends and answers ``answer``."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with server:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(64)
+                conn.sendall(answer)
+                time.sleep(0.2)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return server.getsockname()[1], thread
+
+
+def test_a_port_that_answers_but_not_as_a_ray_head_is_refused_at_once():
+    pytest.importorskip("ray")
+    port, thread = serve_once(b"HTTP/1.0 400 Bad Request\r\n\r\n")  # a web server on a mistyped port
+    start = time.monotonic()
+    with pytest.raises(UserError, match=r"not as a Ray head's gRPC server does"):
+        check_backend(Backend("ray", ray_address=f"127.0.0.1:{port}"))
+    assert time.monotonic() - start < 5
+    thread.join(5)
+    # A gRPC server (as Ray's GCS) answers the HTTP/2 preface with a SETTINGS frame: accepted.
+    port, thread = serve_once(bytes([0, 0, 0x18, 4, 0, 0, 0, 0, 0]))
+    check_backend(Backend("ray", ray_address=f"127.0.0.1:{port}"))
+    thread.join(5)
 
 
 @pytest.mark.parametrize(
