@@ -74,8 +74,23 @@ def frames_sha(camera: str, seed: int, **kwargs) -> str:
     return digest.hexdigest()
 
 
+def gl_renderer() -> str:
+    """The OpenGL renderer that draws the env's frames (its ``GL_RENDERER`` string)."""
+    from OpenGL import GL
+
+    env = make(render_mode="rgb_array")
+    env.reset(seed=0)
+    env.render()  # makes the env's context current
+    name = GL.glGetString(GL.GL_RENDERER).decode()
+    env.close()
+    return name
+
+
 @pytest.mark.parametrize(("camera", "seed"), list(PINNED))
 def test_without_nuisances_the_frames_are_the_pixels_rendered_before_nuisances_existed(camera, seed):
+    renderer = gl_renderer()
+    if "llvmpipe" not in renderer:  # another rasteriser may round a pixel's colour otherwise
+        pytest.skip(f"the pinned frames are Mesa llvmpipe's; this machine renders with {renderer}")
     assert frames_sha(camera, seed) == PINNED[camera, seed]
     assert frames_sha(camera, seed, nuisances={}) == PINNED[camera, seed]
     assert frames_sha(camera, seed, nuisances=Nuisances()) == PINNED[camera, seed]
