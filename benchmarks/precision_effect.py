@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=8, help="runs drawn at each k (default 8)")
     parser.add_argument("--precision", default="bf16", help="the precision against fp32 (default bf16)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draw of runs")
+    parser.add_argument("--ks", default="", help="the k to measure, e.g. 1,4 (default: every k run)")
     args = parser.parse_args()
     if args.runs < 2:
         parser.error("--runs must be at least 2 (an interval needs two runs)")
@@ -73,7 +74,13 @@ def main() -> None:
         parser.error(f"{args.report} holds no tested run yet")
     rng = np.random.default_rng(args.seed)
     rows = []
-    for k in sorted({r["context_frames"] for r in tested}):
+    ks = sorted({r["context_frames"] for r in tested})
+    if args.ks:
+        wanted = sorted({int(k) for k in args.ks.split(",")})
+        if not set(wanted) <= set(ks):
+            parser.error(f"--ks {args.ks}: the comparison's tested runs have k = {ks}")
+        ks = wanted
+    for k in ks:
         runs = sample(tested, k, args.runs, rng)
         fp32, other, same, seconds = [], [], 0, defaultdict(float)
         for i, record in enumerate(runs, 1):
