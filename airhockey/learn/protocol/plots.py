@@ -134,15 +134,16 @@ def baseline_difference(results: Results, budget: BudgetResult, arm: str) -> Any
 def highlighted(results: Results) -> list[str]:
     """The arms drawn in colour: every supervised arm and the ``HIGHLIGHT`` pretrained arms with the
     largest mean paired difference to the better supervised arm over the budgets whose draws hold
-    every class (all arms when there are few)."""
+    every class, at every k (all arms when there are few)."""
     arms, baselines = list(results.arms), supervised_arms(results)
     if len(arms) <= HIGHLIGHT + len(baselines) + 1:
         return arms
     budgets = [b for b in results.budgets if holds_every_class(results, b.labelled_episodes)]
     budgets = budgets or list(results.budgets)
+    settings = [at for b in budgets for k in results.ks if (at := results.at(b.labelled_episodes, k))]
 
     def ahead(arm: str) -> float:
-        diffs = [baseline_difference(results, b, arm).mean for b in budgets]
+        diffs = [baseline_difference(results, at, arm).mean for at in settings if arm in at.arms]
         return sum(diffs) / len(diffs)
 
     best = sorted((a for a in arms if a not in baselines), key=ahead, reverse=True)[:HIGHLIGHT]
