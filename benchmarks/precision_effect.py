@@ -15,7 +15,6 @@ and the CPU seconds of each with the ratio.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -67,7 +66,6 @@ def main() -> None:
     if args.precision == "bf16" and not cpu_has_bf16():
         parser.error("this CPU has no bfloat16 instructions: --precision bf16 cannot run here")
     torch.set_num_threads(1)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     stored = StoredComparison.open(args.report)
     tested = stored.tested()
     if not tested:
